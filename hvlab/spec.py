@@ -1,0 +1,439 @@
+"""The lab specification: one YAML file describing a whole Hyper-V training lab.
+
+Structure is checked by pydantic (all field errors at once); cross-references and Windows
+naming rules are checked afterwards by :func:`check_lab` (all problems at once). Both kinds of
+problem are reported as :class:`SpecIssue` with the YAML path and line, see :mod:`hvlab.specfile`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+
+from hvlab.units import MB, format_size, parse_size
+
+# Characters Windows rejects in computer, VM, switch and share names (and shell metacharacters
+# that have no business in a lab object name).
+_FORBIDDEN = set('\\/:*?"<>|;&\'`$%,=+')
+_SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*)$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _name_problem(value: str, *, limit: int) -> str | None:
+    bad = sorted({ch for ch in value if ch in _FORBIDDEN})
+    if bad:
+        return f"{value!r} contains {' '.join(bad)}, which Windows does not allow in a name"
+    if value != value.strip() or not value:
+        return f"{value!r} must not be empty or start/end with a space"
+    if len(value) > limit:
+        return f"{value!r} is {len(value)} characters long; the limit is {limit}"
+    return None
+
+
+def _check_name(value: str, limit: int) -> str:
+    problem = _name_problem(value, limit=limit)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# NetBIOS computer names: at most 15 characters.
+HostName = Annotated[str, StringConstraints(min_length=1, max_length=15)]
+ObjectName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def _memory(value: Any) -> int:
+    size = parse_size(value)
+    if size < 32 * MB:
+        raise ValueError(f"{format_size(size)} is below the 32MB Hyper-V minimum")
+    if size % (2 * MB):
+        raise ValueError(f"{size} bytes is not a multiple of 2MB, which Hyper-V requires")
+    return size
+
+
+MemorySize = Annotated[int, PlainSerializer(format_size, return_type=str)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class HostRole(StrEnum):
+    dc = "dc"
+    hyperv = "hyperv"
+
+
+class Transport(StrEnum):
+    https = "https"
+    http = "http"
+
+
+class AuthKind(StrEnum):
+    kerberos = "kerberos"
+    ntlm = "ntlm"
+    credssp = "credssp"
+    basic = "basic"
+
+
+class SwitchType(StrEnum):
+    External = "External"
+    Internal = "Internal"
+    Private = "Private"
+
+
+class Credential(_Model):
+    """A user name and a reference to where its secret lives (never the secret itself)."""
+
+    username: str = Field(min_length=1)
+    secret: str = Field(description="env:VARIABLE or file:/path/to/file")
+
+    @field_validator("secret")
+    @classmethod
+    def _is_reference(cls, value: str) -> str:
+        if not _SECRET_REF.match(value):
+            raise ValueError(
+                "must be a reference 'env:VARIABLE' or 'file:/path'; "
+                "never write the password itself in the lab file"
+            )
+        return value
+
+
+class Domain(_Model):
+    fqdn: str = Field(pattern=r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+    netbios: str = Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9-]+$")
+    dc: str = Field(description="name of the host with role dc")
+    admin_credential: str = Field(description="credential with Domain Admin rights")
+
+
+class Connection(_Model):
+    address: str = Field(min_length=1)
+    port: Port | None = None
+    transport: Transport = Transport.https
+    auth: AuthKind = AuthKind.kerberos
+    credential: str
+    validate_certificate: bool = True
+    insecure: bool = Field(
+        default=False, description="allow Basic/HTTP to a non-loopback address (rehearsal only)"
+    )
+
+    @property
+    def effective_port(self) -> int:
+        """The WinRM port: 5986 for HTTPS, 5985 for HTTP unless given."""
+        if self.port is not None:
+            return self.port
+        return 5986 if self.transport is Transport.https else 5985
+
+
+class Switch(_Model):
+    name: ObjectName
+    type: SwitchType
+    adapter: str | None = Field(default=None, description="physical adapter (External only)")
+    allow_management_os: bool = False
+    subnet: ipaddress.IPv4Network | None = Field(
+        default=None, description="IPv4 subnet of the network behind this switch, if any"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, 100)
+
+
+class HostPaths(_Model):
+    virtual_machines: str | None = None
+    virtual_hard_disks: str | None = None
+
+
+class MigrationAuth(StrEnum):
+    Kerberos = "Kerberos"
+    CredSSP = "CredSSP"
+
+
+class MigrationPerformance(StrEnum):
+    TCPIP = "TCPIP"
+    Compression = "Compression"
+    SMB = "SMB"
+
+
+class MigrationSettings(_Model):
+    enabled: bool = True
+    authentication: MigrationAuth = MigrationAuth.Kerberos
+    performance: MigrationPerformance = MigrationPerformance.Compression
+    max_concurrent: int = Field(default=2, ge=1, le=64)
+    max_storage: int = Field(default=2, ge=1, le=64)
+    networks: list[ipaddress.IPv4Network] = Field(default_factory=list)
+    use_any_network: bool = False
+
+
+class Host(_Model):
+    name: HostName
+    role: HostRole
+    connection: Connection
+    join_domain: bool = True
+    folders: list[str] = Field(default_factory=list)
+    paths: HostPaths = Field(default_factory=HostPaths)
+    switches: list[Switch] = Field(default_factory=list)
+    migration: MigrationSettings | None = None
+    memory: MemorySize | None = Field(default=None, description="physical memory (simulation)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, 15)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        return None if value is None else parse_size(value)
+
+
+class OsFamily(StrEnum):
+    windows = "windows"
+    windows_legacy = "windows-legacy"
+    linux = "linux"
+
+
+class GoldenImage(_Model):
+    name: ObjectName
+    path: str = Field(description="VHDX path on each Hyper-V host, or a UNC path")
+    generation: Literal[1, 2]
+    sysprepped: bool = True
+    os: OsFamily = OsFamily.windows
+    size: MemorySize = Field(default=8 * 1024**3, description="file size (simulation)")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        return parse_size(value)
+
+
+class DiskMode(StrEnum):
+    copy = "copy"
+    differencing = "differencing"
+
+
+class Disk(_Model):
+    golden: str
+    mode: DiskMode = DiskMode.copy
+    path: str | None = Field(
+        default=None, description="VHDX path; default <host VHD folder>\\<vm>.vhdx; UNC for SMB"
+    )
+
+
+class Nic(_Model):
+    name: ObjectName
+    switch: str
+    ipv4: ipaddress.IPv4Interface | None = None
+    gateway: ipaddress.IPv4Address | None = None
+    dns: list[ipaddress.IPv4Address] = Field(default_factory=list)
+    legacy: bool = False
+
+
+class TelnetUser(_Model):
+    name: str = Field(min_length=1, max_length=20)
+    credential: str
+
+
+class TelnetRole(_Model):
+    users: list[TelnetUser] = Field(default_factory=list)
+    group: str = "TelnetClients"
+
+
+class RdpRole(_Model):
+    port: Port = 3389
+
+
+class Guest(_Model):
+    os: OsFamily
+    credential: str | None = None
+    telnet: TelnetRole | None = None
+    rdp: RdpRole | None = None
+
+
+class Vm(_Model):
+    name: ObjectName
+    host: str
+    generation: Literal[1, 2] = 2
+    memory: MemorySize
+    processors: int = Field(default=1, ge=1, le=240)
+    path: str | None = Field(default=None, description="configuration folder; UNC for SMB")
+    disk: Disk
+    nics: list[Nic] = Field(default_factory=list)
+    guest: Guest
+    start: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, 100)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> int:
+        return _memory(value)
+
+
+class NatKind(StrEnum):
+    rras_in_guest = "rras-in-guest"
+    host_netnat = "host-netnat"
+
+
+class Protocol(StrEnum):
+    tcp = "tcp"
+    udp = "udp"
+
+
+class PortForward(_Model):
+    protocol: Protocol = Protocol.tcp
+    external_port: Port
+    to_vm: str | None = None
+    to_ip: ipaddress.IPv4Address | None = None
+    internal_port: Port
+
+
+class NatGateway(_Model):
+    name: ObjectName
+    kind: NatKind
+    vm: str | None = Field(default=None, description="router VM (rras-in-guest)")
+    host: str | None = Field(default=None, description="Hyper-V host (host-netnat)")
+    external: str = Field(description="NIC name (rras) or interface alias (netnat)")
+    internal: list[str] = Field(min_length=1)
+    internal_prefix: ipaddress.IPv4Network | None = None
+    forwards: list[PortForward] = Field(default_factory=list)
+
+
+class Access(StrEnum):
+    Full = "Full"
+    Change = "Change"
+    Read = "Read"
+
+
+class Grant(_Model):
+    account: str = Field(min_length=1)
+    access: Access = Access.Full
+
+
+class Share(_Model):
+    host: str
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    path: str
+    grants: list[Grant] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, 80)
+
+
+MIGRATION_SERVICE = "Microsoft Virtual System Migration Service"
+
+
+class DelegationTarget(_Model):
+    target: str
+    services: list[str] = Field(min_length=1)
+
+
+class Delegation(_Model):
+    host: str
+    protocol_transition: bool = True
+    to: list[DelegationTarget] = Field(min_length=1)
+
+
+class ReplicaAuth(StrEnum):
+    Kerberos = "Kerberos"
+    Certificate = "Certificate"
+
+
+class Replication(_Model):
+    vm: str
+    primary: str
+    replica: str
+    port: Port = 80
+    auth: ReplicaAuth = ReplicaAuth.Kerberos
+    frequency: int = 300
+    storage: str = "C:\\Hyper-V\\Replica"
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: int) -> int:
+        if value not in (30, 300, 900):
+            raise ValueError(f"{value} is not a Hyper-V Replica frequency; use 30, 300 or 900")
+        return value
+
+
+class Checkpoint(_Model):
+    name: ObjectName
+    vms: list[str] | Literal["all"] = "all"
+
+
+class ResetPolicy(_Model):
+    checkpoint: str
+    cron: str = Field(pattern=r"^\S+( \S+){4}$", description="five-field cron expression")
+    timezone: str = "UTC"
+
+
+class LabSpec(_Model):
+    """A whole lab."""
+
+    lab: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="lab id for workflow ids")
+    domain: Domain
+    credentials: dict[str, Credential]
+    hosts: list[Host] = Field(min_length=1)
+    golden_images: list[GoldenImage] = Field(default_factory=list)
+    vms: list[Vm] = Field(default_factory=list)
+    nat: list[NatGateway] = Field(default_factory=list)
+    shares: list[Share] = Field(default_factory=list)
+    delegation: list[Delegation] = Field(default_factory=list)
+    replication: list[Replication] = Field(default_factory=list)
+    checkpoints: list[Checkpoint] = Field(default_factory=list)
+    reset: ResetPolicy | None = None
+
+    def host(self, name: str) -> Host:
+        """The host of that name (case-insensitive); KeyError if absent."""
+        for host in self.hosts:
+            if host.name.lower() == name.lower():
+                return host
+        raise KeyError(name)
+
+    def vm(self, name: str) -> Vm:
+        """The VM of that name (case-insensitive); KeyError if absent."""
+        for vm in self.vms:
+            if vm.name.lower() == name.lower():
+                return vm
+        raise KeyError(name)
+
+    def golden(self, name: str) -> GoldenImage:
+        for image in self.golden_images:
+            if image.name == name:
+                return image
+        raise KeyError(name)
+
+    @property
+    def hyperv_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.role is HostRole.hyperv]
+
+    def vm_disk_path(self, vm: Vm) -> str:
+        """Where the VM's VHDX lives: the lab file's path or the host's VHD folder."""
+        if vm.disk.path:
+            return vm.disk.path
+        host = self.host(vm.host)
+        folder = host.paths.virtual_hard_disks or "C:\\Hyper-V\\VHDs"
+        return f"{folder}\\{vm.name}.vhdx"
+
+    def vm_config_path(self, vm: Vm) -> str:
+        """The VM's configuration folder root (New-VM -Path)."""
+        if vm.path:
+            return vm.path
+        host = self.host(vm.host)
+        return host.paths.virtual_machines or "C:\\Hyper-V"

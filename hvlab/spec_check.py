@@ -1,0 +1,339 @@
+"""Cross-reference checks of a structurally valid lab: every problem, each with its path."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from hvlab.spec import (
+    MIGRATION_SERVICE,
+    HostRole,
+    LabSpec,
+    NatKind,
+    Nic,
+    OsFamily,
+    SwitchType,
+    Vm,
+)
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    loc: Loc
+    message: str
+
+
+def check_lab(spec: LabSpec) -> list[Problem]:
+    """All cross-reference problems of the lab, in file order."""
+    checks = (
+        _duplicates,
+        _domain,
+        _credentials_used,
+        _hosts,
+        _vms,
+        _addresses,
+        _nat,
+        _shares,
+        _delegation,
+        _replication,
+        _checkpoints,
+    )
+    return [problem for check in checks for problem in check(spec)]
+
+
+def _dupes(items: Iterable[tuple[Loc, str]], what: str) -> Iterator[Problem]:
+    seen: dict[str, Loc] = {}
+    for loc, name in items:
+        key = name.lower()
+        if key in seen:
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in seen[key])
+            yield Problem(loc, f"duplicate {what} {name!r} (first defined at {where.lstrip('.')})")
+        else:
+            seen[key] = loc
+
+
+def _duplicates(spec: LabSpec) -> Iterator[Problem]:
+    yield from _dupes(((("hosts", i, "name"), h.name) for i, h in enumerate(spec.hosts)), "host")
+    yield from _dupes(((("vms", i, "name"), v.name) for i, v in enumerate(spec.vms)), "VM")
+    yield from _dupes(
+        ((("golden_images", i, "name"), g.name) for i, g in enumerate(spec.golden_images)),
+        "golden image",
+    )
+    yield from _dupes(
+        ((("shares", i, "name"), f"{s.host}\\{s.name}") for i, s in enumerate(spec.shares)),
+        "share",
+    )
+    yield from _dupes(((("nat", i, "name"), n.name) for i, n in enumerate(spec.nat)), "NAT")
+    yield from _dupes(
+        ((("checkpoints", i, "name"), c.name) for i, c in enumerate(spec.checkpoints)),
+        "checkpoint",
+    )
+    for hi, host in enumerate(spec.hosts):
+        yield from _dupes(
+            ((("hosts", hi, "switches", si, "name"), s.name) for si, s in enumerate(host.switches)),
+            f"switch on {host.name}",
+        )
+    for vi, vm in enumerate(spec.vms):
+        yield from _dupes(
+            ((("vms", vi, "nics", ni, "name"), n.name) for ni, n in enumerate(vm.nics)),
+            f"NIC on {vm.name}",
+        )
+
+
+def _host_names(spec: LabSpec) -> dict[str, HostRole]:
+    return {h.name.lower(): h.role for h in spec.hosts}
+
+
+def _unknown(loc: Loc, kind: str, name: str, known: Iterable[str]) -> Problem:
+    options = ", ".join(sorted(known)) or "none defined"
+    return Problem(loc, f"unknown {kind} {name!r} (known: {options})")
+
+
+def _credential_ref(spec: LabSpec, loc: Loc, name: str | None) -> Iterator[Problem]:
+    if name is not None and name not in spec.credentials:
+        yield _unknown(loc, "credential", name, spec.credentials)
+
+
+def _domain(spec: LabSpec) -> Iterator[Problem]:
+    roles = _host_names(spec)
+    dc = spec.domain.dc.lower()
+    if dc not in roles:
+        yield _unknown(("domain", "dc"), "host", spec.domain.dc, (h.name for h in spec.hosts))
+    elif roles[dc] is not HostRole.dc:
+        yield Problem(("domain", "dc"), f"host {spec.domain.dc!r} must have role dc")
+    yield from _credential_ref(spec, ("domain", "admin_credential"), spec.domain.admin_credential)
+
+
+def _credentials_used(spec: LabSpec) -> Iterator[Problem]:
+    for i, host in enumerate(spec.hosts):
+        yield from _credential_ref(spec, ("hosts", i, "connection", "credential"),
+                                   host.connection.credential)
+    for i, vm in enumerate(spec.vms):
+        yield from _credential_ref(spec, ("vms", i, "guest", "credential"), vm.guest.credential)
+        if vm.guest.telnet:
+            for u, user in enumerate(vm.guest.telnet.users):
+                yield from _credential_ref(
+                    spec, ("vms", i, "guest", "telnet", "users", u, "credential"), user.credential
+                )
+
+
+def _hosts(spec: LabSpec) -> Iterator[Problem]:
+    for i, host in enumerate(spec.hosts):
+        if host.role is HostRole.dc and (host.switches or host.migration):
+            yield Problem(("hosts", i, "role"), "a dc host has no Hyper-V switches or migration")
+        for s, switch in enumerate(host.switches):
+            loc: Loc = ("hosts", i, "switches", s)
+            if switch.type is SwitchType.External and not switch.adapter:
+                yield Problem((*loc, "adapter"), "an External switch needs the physical adapter")
+            if switch.type is not SwitchType.External and switch.adapter:
+                yield Problem((*loc, "adapter"), f"a {switch.type} switch takes no adapter")
+
+
+def _vms(spec: LabSpec) -> Iterator[Problem]:
+    hosts = {h.name.lower(): h for h in spec.hosts}
+    goldens = {g.name: g for g in spec.golden_images}
+    for i, vm in enumerate(spec.vms):
+        host = hosts.get(vm.host.lower())
+        if host is None:
+            yield _unknown(("vms", i, "host"), "host", vm.host, (h.name for h in spec.hosts))
+        elif host.role is not HostRole.hyperv:
+            yield Problem(("vms", i, "host"), f"{vm.host} is not a Hyper-V host (role dc)")
+        golden = goldens.get(vm.disk.golden)
+        if golden is None:
+            yield _unknown(("vms", i, "disk", "golden"), "golden image", vm.disk.golden, goldens)
+        elif golden.generation != vm.generation:
+            yield Problem(
+                ("vms", i, "generation"),
+                f"generation {vm.generation} does not match golden image {golden.name!r} "
+                f"(generation {golden.generation})",
+            )
+        yield from _unc_paths(spec, ("vms", i, "path"), vm.path)
+        yield from _unc_paths(spec, ("vms", i, "disk", "path"), vm.disk.path)
+        if host is not None:
+            switches = {s.name.lower() for s in host.switches}
+            for n, nic in enumerate(vm.nics):
+                if nic.switch.lower() not in switches:
+                    yield Problem(
+                        ("vms", i, "nics", n, "switch"),
+                        f"switch {nic.switch!r} is not defined on {host.name} "
+                        f"(defined: {', '.join(s.name for s in host.switches) or 'none'})",
+                    )
+        if vm.guest.telnet and vm.guest.os is OsFamily.linux:
+            yield Problem(("vms", i, "guest", "telnet"), "the Telnet server role needs Windows")
+
+
+def _unc_paths(spec: LabSpec, loc: Loc, path: str | None) -> Iterator[Problem]:
+    if not path or not path.startswith("\\\\"):
+        return
+    parts = path[2:].split("\\")
+    if len(parts) < 2 or not parts[1]:
+        yield Problem(loc, f"{path!r} is not a \\\\HOST\\share path")
+        return
+    known = {(s.host.lower(), s.name.lower()) for s in spec.shares}
+    if (parts[0].lower(), parts[1].lower()) not in known:
+        yield Problem(loc, f"share \\\\{parts[0]}\\{parts[1]} is not defined under shares")
+
+
+def _nic_subnet(spec: LabSpec, vm: Vm, nic: Nic) -> ipaddress.IPv4Network | None:
+    try:
+        host = spec.host(vm.host)
+    except KeyError:
+        return None
+    for switch in host.switches:
+        if switch.name.lower() == nic.switch.lower():
+            return switch.subnet
+    return None
+
+
+def _addresses(spec: LabSpec) -> Iterator[Problem]:
+    seen: dict[ipaddress.IPv4Address, str] = {}
+    for i, host in enumerate(spec.hosts):
+        try:
+            seen[ipaddress.IPv4Address(host.connection.address)] = host.name
+        except ValueError:
+            continue  # a DNS name
+    for i, vm in enumerate(spec.vms):
+        for n, nic in enumerate(vm.nics):
+            yield from _nic_addresses(spec, vm, nic, ("vms", i, "nics", n), seen)
+
+
+def _nic_addresses(
+    spec: LabSpec, vm: Vm, nic: Nic, loc: Loc, seen: dict[ipaddress.IPv4Address, str]
+) -> Iterator[Problem]:
+    if nic.ipv4 is None:
+        return
+    address = nic.ipv4.ip
+    if address in seen:
+        yield Problem((*loc, "ipv4"), f"{address} is already used by {seen[address]}")
+    seen[address] = f"{vm.name}/{nic.name}"
+    subnet = _nic_subnet(spec, vm, nic)
+    if subnet is not None and address not in subnet:
+        yield Problem(
+            (*loc, "ipv4"), f"{address} is outside subnet {subnet} of switch {nic.switch!r}"
+        )
+    if nic.gateway is not None and nic.gateway not in nic.ipv4.network:
+        yield Problem(
+            (*loc, "gateway"), f"gateway {nic.gateway} is outside {nic.ipv4.network}"
+        )
+    if nic.ipv4.ip in (nic.ipv4.network.network_address, nic.ipv4.network.broadcast_address):
+        yield Problem((*loc, "ipv4"), f"{nic.ipv4} is a network or broadcast address")
+
+
+def _nat(spec: LabSpec) -> Iterator[Problem]:
+    vms = {v.name.lower(): v for v in spec.vms}
+    for i, nat in enumerate(spec.nat):
+        loc: Loc = ("nat", i)
+        if nat.kind is NatKind.rras_in_guest:
+            yield from _nat_rras(spec, nat.vm, nat.external, nat.internal, loc, vms)
+        else:
+            yield from _nat_host(spec, nat.host, nat.internal_prefix, loc)
+        for f, forward in enumerate(nat.forwards):
+            floc: Loc = (*loc, "forwards", f)
+            if (forward.to_vm is None) == (forward.to_ip is None):
+                yield Problem(floc, "give exactly one of to_vm or to_ip")
+            elif forward.to_vm is not None and forward.to_vm.lower() not in vms:
+                yield _unknown((*floc, "to_vm"), "VM", forward.to_vm, (v.name for v in spec.vms))
+        yield from _dupes(
+            (((*loc, "forwards", f, "external_port"), f"{fw.protocol}/{fw.external_port}")
+             for f, fw in enumerate(nat.forwards)),
+            "port forward",
+        )
+
+
+def _nat_rras(
+    spec: LabSpec, vm_name: str | None, external: str, internal: list[str], loc: Loc,
+    vms: dict[str, Vm],
+) -> Iterator[Problem]:
+    if vm_name is None:
+        yield Problem((*loc, "vm"), "rras-in-guest needs the router VM")
+        return
+    vm = vms.get(vm_name.lower())
+    if vm is None:
+        yield _unknown((*loc, "vm"), "VM", vm_name, (v.name for v in spec.vms))
+        return
+    nics = {n.name.lower() for n in vm.nics}
+    if external.lower() not in nics:
+        yield Problem((*loc, "external"), f"{vm.name} has no NIC named {external!r}")
+    for k, name in enumerate(internal):
+        if name.lower() not in nics:
+            yield Problem((*loc, "internal", k), f"{vm.name} has no NIC named {name!r}")
+
+
+def _nat_host(
+    spec: LabSpec, host: str | None, prefix: ipaddress.IPv4Network | None, loc: Loc
+) -> Iterator[Problem]:
+    if host is None:
+        yield Problem((*loc, "host"), "host-netnat needs the Hyper-V host")
+    elif host.lower() not in _host_names(spec):
+        yield _unknown((*loc, "host"), "host", host, (h.name for h in spec.hosts))
+    if prefix is None:
+        yield Problem((*loc, "internal_prefix"), "host-netnat needs the internal prefix")
+
+
+def _shares(spec: LabSpec) -> Iterator[Problem]:
+    hosts = _host_names(spec)
+    for i, share in enumerate(spec.shares):
+        if share.host.lower() not in hosts:
+            yield _unknown(("shares", i, "host"), "host", share.host, (h.name for h in spec.hosts))
+        for g, grant in enumerate(share.grants):
+            account = grant.account
+            if account.endswith("$") and "\\" in account:
+                computer = account.split("\\", 1)[1][:-1]
+                if computer.lower() not in hosts:
+                    yield Problem(
+                        ("shares", i, "grants", g, "account"),
+                        f"computer account {account!r} is not a host of this lab",
+                    )
+
+
+def _delegation(spec: LabSpec) -> Iterator[Problem]:
+    hosts = _host_names(spec)
+    for i, entry in enumerate(spec.delegation):
+        if entry.host.lower() not in hosts:
+            yield _unknown(("delegation", i, "host"), "host", entry.host, hosts)
+        for t, target in enumerate(entry.to):
+            loc: Loc = ("delegation", i, "to", t)
+            if target.target.lower() not in hosts:
+                yield _unknown((*loc, "target"), "host", target.target, hosts)
+            for s, service in enumerate(target.services):
+                if service not in ("cifs", MIGRATION_SERVICE, "HOST", "http"):
+                    yield Problem(
+                        (*loc, "services", s),
+                        f"unknown service {service!r}; use cifs or {MIGRATION_SERVICE!r}",
+                    )
+
+
+def _replication(spec: LabSpec) -> Iterator[Problem]:
+    roles = _host_names(spec)
+    vms = {v.name.lower(): v for v in spec.vms}
+    for i, rep in enumerate(spec.replication):
+        loc: Loc = ("replication", i)
+        for field in ("primary", "replica"):
+            name = getattr(rep, field)
+            if name.lower() not in roles:
+                yield _unknown((*loc, field), "host", name, (h.name for h in spec.hosts))
+            elif roles[name.lower()] is not HostRole.hyperv:
+                yield Problem((*loc, field), f"{name} is not a Hyper-V host")
+        if rep.primary.lower() == rep.replica.lower():
+            yield Problem((*loc, "replica"), "the replica must be another host than the primary")
+        vm = vms.get(rep.vm.lower())
+        if vm is None:
+            yield _unknown((*loc, "vm"), "VM", rep.vm, (v.name for v in spec.vms))
+        elif vm.host.lower() != rep.primary.lower():
+            yield Problem((*loc, "primary"), f"{vm.name} lives on {vm.host}, not {rep.primary}")
+
+
+def _checkpoints(spec: LabSpec) -> Iterator[Problem]:
+    vms = {v.name.lower() for v in spec.vms}
+    for i, checkpoint in enumerate(spec.checkpoints):
+        if checkpoint.vms == "all":
+            continue
+        for k, name in enumerate(checkpoint.vms):
+            if name.lower() not in vms:
+                yield _unknown(("checkpoints", i, "vms", k), "VM", name, (v.name for v in spec.vms))
+    if spec.reset and spec.reset.checkpoint not in {c.name for c in spec.checkpoints}:
+        yield _unknown(("reset", "checkpoint"), "checkpoint", spec.reset.checkpoint,
+                       (c.name for c in spec.checkpoints))

@@ -1,0 +1,147 @@
+"""Reading and writing lab files: YAML with line numbers, every problem reported at once."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from hvlab.spec import LabSpec
+from hvlab.spec_check import Loc, check_lab
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in a lab file: dotted YAML path, 1-based line (if known), message."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.path or '<file>'}: {self.message}"
+
+
+class SpecError(Exception):
+    """The lab file is invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, source: str, issues: Sequence[SpecIssue]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"{source}: {len(self.issues)} problem(s)\n{lines}")
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(tree: Any, loc: Loc) -> int | None:
+    """The 1-based line of the deepest node of ``loc`` that exists in the parsed YAML."""
+    node, line = tree, None
+    for part in loc:
+        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    if line is None and hasattr(tree, "lc"):
+        return int(tree.lc.line) + 1
+    return line
+
+
+def _pydantic_issues(error: ValidationError, tree: Any) -> list[SpecIssue]:
+    issues = []
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function")))
+        loc = _strip_union_tags(loc)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see `hvlab schema`)"
+        elif _echo_input(item, loc):
+            message = f"{message} (got {item['input']!r})"
+        issues.append(SpecIssue(_dotted(loc), _line_of(tree, loc), message))
+    return issues
+
+
+def _strip_union_tags(loc: tuple[Any, ...]) -> Loc:
+    # pydantic adds union member tags such as 'list[str]' or "literal['all']" to a loc
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("int", "str"))))
+
+
+def _echo_input(item: Any, loc: Loc) -> bool:
+    """Show the offending value, except for missing fields and anything under a secret."""
+    if item["type"] == "missing" or "input" not in item or "secret" in loc:
+        return False
+    value = item["input"]
+    return isinstance(value, str | int | float | bool) or value is None
+
+
+def parse_lab(text: str, source: str = "<lab>") -> LabSpec:
+    """Parse and validate lab YAML; raise SpecError listing every problem."""
+    yaml = YAML(typ="rt")
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise SpecError(source, [SpecIssue("", line, f"YAML syntax error: {exc.problem}")]) from None
+    except YAMLError as exc:
+        raise SpecError(source, [SpecIssue("", None, f"YAML error: {exc}")]) from None
+    if not isinstance(tree, CommentedMap):
+        raise SpecError(source, [SpecIssue("", 1, "a lab file must be a YAML mapping")])
+    try:
+        spec = LabSpec.model_validate(_plain(tree))
+    except ValidationError as exc:
+        raise SpecError(source, _pydantic_issues(exc, tree)) from None
+    problems = check_lab(spec)
+    if problems:
+        issues = [SpecIssue(_dotted(p.loc), _line_of(tree, p.loc), p.message) for p in problems]
+        raise SpecError(source, issues)
+    return spec
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def load_lab(path: str | Path) -> LabSpec:
+    """Read a lab file; raise SpecError (also for a missing or unreadable file)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(source, [SpecIssue("", None, f"cannot read file: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise SpecError(source, [SpecIssue("", None, "file is not UTF-8 text")]) from None
+    return parse_lab(text, source)
+
+
+def dump_lab(spec: LabSpec) -> str:
+    """The lab as YAML; ``parse_lab(dump_lab(spec)) == spec``."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    data = {"lab": spec.lab, **data}
+    buffer = io.StringIO()
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
