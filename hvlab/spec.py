@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -65,7 +66,16 @@ def _memory(value: Any) -> int:
     return size
 
 
-MemorySize = Annotated[int, PlainSerializer(format_size, return_type=str)]
+_SIZE_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+\s*([KkMmGgTt]?[Bb])?\s*$"},
+    ],
+    "description": "bytes, or a number with KB/MB/GB/TB such as 512MB",
+}
+MemorySize = Annotated[
+    int, PlainSerializer(format_size, return_type=str), WithJsonSchema(_SIZE_SCHEMA)
+]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 

@@ -1,0 +1,132 @@
+"""The ``hvlab`` command line (Typer + Rich).
+
+Exit codes: 0 success, 1 the operation failed, 2 bad input (invalid lab file, bad option,
+unknown id). ``main`` ends the process with ``os._exit`` after flushing: a temporalio Client in
+a short process can otherwise crash at interpreter shutdown (SIGSEGV/SIGABRT under load).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hvlab.plan import BuildPlan, build_plan
+from hvlab.spec import LabSpec
+from hvlab.specfile import SpecError, load_lab
+
+app = typer.Typer(
+    name="hvlab",
+    help="Build and operate Hyper-V training labs as durable Temporal workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+LabFile = Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)]
+
+
+class UsageProblem(Exception):
+    """Bad input that is not a lab-file problem; printed as one line, exit 2."""
+
+
+def fail_usage(message: str) -> NoReturn:
+    raise UsageProblem(message)
+
+
+def load_or_exit(path: Path) -> LabSpec:
+    """Load a lab file; SpecError is reported by ``main`` (exit 2)."""
+    return load_lab(path)
+
+
+@app.command()
+def plan(
+    file: LabFile,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+) -> None:
+    """Validate FILE and print the build DAG: units, their order and their steps."""
+    spec = load_or_exit(file)
+    build = build_plan(spec)
+    if as_json:
+        out.print_json(build.model_dump_json())
+        return
+    _print_plan(spec, build)
+
+
+def _print_plan(spec: LabSpec, build: BuildPlan) -> None:
+    hosts = ", ".join(f"{h.name} ({h.role})" for h in spec.hosts)
+    out.print(f"[bold]lab {spec.lab}[/]  domain {spec.domain.fqdn}  hosts: {hosts}")
+    out.print("VMs: " + ", ".join(f"{v.name} on {v.host}" for v in spec.vms))
+    for unit in build.order():
+        after = ", ".join(unit.depends_on) or "-"
+        out.print(f"\n[bold cyan]{unit.id}[/]  phase {unit.phase}  after: {after}")
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for number, step in enumerate(unit.steps, 1):
+            table.add_row(f"  {number:>2}.", step.host, step.title)
+        out.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the lab file."""
+    sys.stdout.write(json.dumps(LabSpec.model_json_schema(), indent=2) + "\n")
+
+
+def _mount_subcommands() -> None:
+    """Register the command groups that live in their own modules."""
+    from starter import runtime_cli, sim_cli
+
+    runtime_cli.register(app)
+    app.add_typer(sim_cli.sim_app, name="sim")
+
+
+def _report_spec_error(exc: SpecError) -> int:
+    err.print(f"[red]invalid lab file[/] {exc.source}: {len(exc.issues)} problem(s)")
+    for issue in exc.issues:
+        err.print(f"  {issue}", markup=False)
+    return 2
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (never raises)."""
+    try:
+        _mount_subcommands()
+        result = app(args=argv, standalone_mode=False, prog_name="hvlab")
+        return result if isinstance(result, int) else 0
+    except SpecError as exc:
+        return _report_spec_error(exc)
+    except UsageProblem as exc:
+        err.print(f"[red]error:[/] {exc}", markup=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if os.environ.get("HVLAB_DEBUG"):
+            raise
+        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", markup=True)
+        return 1
+
+
+def main() -> NoReturn:
+    """Console-script entry point: run, flush, and leave without interpreter teardown."""
+    code = run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
