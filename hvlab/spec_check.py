@@ -190,7 +190,7 @@ def _nic_subnet(spec: LabSpec, vm: Vm, nic: Nic) -> ipaddress.IPv4Network | None
 
 def _addresses(spec: LabSpec) -> Iterator[Problem]:
     seen: dict[ipaddress.IPv4Address, str] = {}
-    for i, host in enumerate(spec.hosts):
+    for host in spec.hosts:
         try:
             seen[ipaddress.IPv4Address(host.connection.address)] = host.name
         except ValueError:

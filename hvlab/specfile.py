@@ -99,7 +99,8 @@ def parse_lab(text: str, source: str = "<lab>") -> LabSpec:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise SpecError(source, [SpecIssue("", line, f"YAML syntax error: {exc.problem}")]) from None
+        issue = SpecIssue("", line, f"YAML syntax error: {exc.problem}")
+        raise SpecError(source, [issue]) from None
     except YAMLError as exc:
         raise SpecError(source, [SpecIssue("", None, f"YAML error: {exc}")]) from None
     if not isinstance(tree, CommentedMap):
@@ -129,7 +130,8 @@ def load_lab(path: str | Path) -> LabSpec:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError(source, [SpecIssue("", None, f"cannot read file: {exc.strerror}")]) from None
+        issue = SpecIssue("", None, f"cannot read file: {exc.strerror}")
+        raise SpecError(source, [issue]) from None
     except UnicodeDecodeError:
         raise SpecError(source, [SpecIssue("", None, "file is not UTF-8 text")]) from None
     return parse_lab(text, source)
@@ -140,8 +142,7 @@ def dump_lab(spec: LabSpec) -> str:
     data = spec.model_dump(mode="json", exclude_defaults=True)
     data = {"lab": spec.lab, **data}
     buffer = io.StringIO()
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML(typ="rt")
     yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
     yaml.dump(data, buffer)
     return buffer.getvalue()
