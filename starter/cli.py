@@ -117,7 +117,7 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+    except Exception as exc:
         if os.environ.get("HVLAB_DEBUG"):
             raise
         err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", markup=True)

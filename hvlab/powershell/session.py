@@ -1,0 +1,331 @@
+"""PSRP sessions: one pypsrp RunspacePool per (host, credential) per worker process.
+
+Pools are opened on first use, reused by every activity, and rebuilt after a failure (a host
+reboot kills the remote shell). pypsrp objects are not thread-safe, so each pool has a lock;
+remote steps are short, and long work runs as host-side jobs polled by short calls. A pipeline
+runs with ``begin_invoke``/``poll_invoke`` so the caller can heartbeat while it waits and stop
+the remote pipeline on cancellation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+import requests
+from pypsrp.complex_objects import GenericComplexObject, PSCredential, PSInvocationState
+from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import WSMan
+
+from hvlab.powershell.command import CredentialRef, Pipeline, Script, Switch
+from hvlab.powershell.credentials import ResolvedCredential
+from hvlab.powershell.errors import (
+    AuthenticationFailed,
+    HostRebooting,
+    HostUnreachable,
+    InsecureTransport,
+    RemoteError,
+    TransientRemoteError,
+    classify_message,
+)
+
+_UNKNOWN_SHELL = 2150858843
+_INT32 = range(-(2**31), 2**31)
+_INT_TAGS = {"Int64": "I64", "UInt64": "U64", "UInt32": "U32", "UInt16": "U16", "Int16": "I16"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How to reach one host: address, WinRM transport and which lab credential to use."""
+
+    host: str
+    address: str
+    port: int
+    scheme: Literal["http", "https"] = "https"
+    auth: str = "kerberos"
+    credential: str = ""
+    validate_certificate: bool = True
+    insecure: bool = False
+
+    def check_transport(self) -> None:
+        """Refuse Basic or plain HTTP to a non-loopback address unless marked insecure."""
+        if self.insecure or _is_loopback(self.address):
+            return
+        if self.scheme == "http" and self.auth not in ("kerberos", "ntlm", "negotiate"):
+            raise InsecureTransport(self.host, "", f"{self.auth} over plain HTTP is refused")
+        if self.auth == "basic" and self.scheme == "http":
+            raise InsecureTransport(self.host, "", "Basic authentication over HTTP is refused")
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+@dataclass
+class RunResult:
+    """Output objects converted to plain Python values, plus warnings."""
+
+    output: list[Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+CredentialLookup = Callable[[str], ResolvedCredential]
+ParamType = Callable[[str, str], str | None]
+
+
+def _script_text(name: str) -> str:
+    package = resources.files("hvlab.powershell").joinpath("scripts")
+    return package.joinpath(f"{name}.ps1").read_text(encoding="utf-8")
+
+
+def to_plain(value: Any) -> Any:
+    """A PSObject (and anything nested) as dicts, lists, strings and numbers."""
+    if isinstance(value, GenericComplexObject):
+        props = {**value.adapted_properties, **value.extended_properties}
+        if not props:
+            return str(value) if value.to_string is not None else None
+        return {k: to_plain(v) for k, v in props.items()}
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    return value
+
+
+class _Pool:
+    def __init__(self, runspace: RunspacePool) -> None:
+        self.runspace = runspace
+        self.keys_exchanged = False
+        self.lock = threading.Lock()
+
+
+class SessionPool:
+    """The worker's PSRP sessions, keyed by (host, credential)."""
+
+    def __init__(
+        self,
+        credentials: CredentialLookup,
+        param_type: ParamType | None = None,
+        *,
+        operation_timeout: int = 20,
+        connection_timeout: int = 10,
+        on_open: Callable[[str, int], None] | None = None,
+        on_request: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._credentials = credentials
+        self._param_type = param_type or (lambda cmdlet, name: None)
+        self._operation_timeout = operation_timeout
+        self._connection_timeout = connection_timeout
+        self._pools: dict[tuple[str, str], _Pool] = {}
+        self._guard = threading.Lock()
+        self._on_open = on_open or (lambda host, delta: None)
+        self._on_request = on_request or (lambda host, outcome: None)
+
+    # -- pool lifecycle -------------------------------------------------------------------
+    def _open(self, endpoint: Endpoint) -> _Pool:
+        endpoint.check_transport()
+        cred = self._credentials(endpoint.credential)
+        wsman = WSMan(
+            endpoint.address, port=endpoint.port, ssl=endpoint.scheme == "https",
+            username=cred.username, password=cred.password.value,
+            auth="negotiate" if endpoint.auth == "kerberos" else endpoint.auth,
+            cert_validation=endpoint.validate_certificate,
+            connection_timeout=self._connection_timeout,
+            operation_timeout=self._operation_timeout,
+            read_timeout=self._operation_timeout + 10, no_proxy=True,
+        )
+        runspace = RunspacePool(wsman)
+        runspace.open()
+        self._on_open(endpoint.host, 1)
+        return _Pool(runspace)
+
+    def _get(self, endpoint: Endpoint) -> _Pool:
+        key = (endpoint.host.lower(), endpoint.credential)
+        with self._guard:
+            pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        pool = self._open(endpoint)
+        with self._guard:
+            existing = self._pools.setdefault(key, pool)
+        if existing is not pool:
+            self._close_quietly(pool)
+        return existing
+
+    def discard(self, endpoint: Endpoint) -> None:
+        """Forget the host's pool (after a failure or a reboot); the next call reopens."""
+        with self._guard:
+            pool = self._pools.pop((endpoint.host.lower(), endpoint.credential), None)
+        if pool is not None:
+            self._close_quietly(pool)
+
+    def _close_quietly(self, pool: _Pool) -> None:
+        self._on_open("", 0)
+        with contextlib.suppress(Exception):
+            pool.runspace.close()
+
+    def close(self) -> None:
+        with self._guard:
+            pools, self._pools = list(self._pools.items()), {}
+        for (host, _), pool in pools:
+            self._on_open(host, -1)
+            self._close_quietly(pool)
+
+    # -- running pipelines ----------------------------------------------------------------
+    def run(
+        self,
+        endpoint: Endpoint,
+        pipeline: Pipeline,
+        *,
+        heartbeat: Callable[[], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        poll_seconds: int = 5,
+    ) -> RunResult:
+        """Run a pipeline on the host; raise a classified RemoteError on any failure.
+
+        A dead session (host rebooted, shell gone) is rebuilt once before giving up.
+        """
+        description = pipeline.describe()
+        for attempt in (1, 2):
+            try:
+                pool = self._get(endpoint)
+                with pool.lock:
+                    result = self._invoke(pool, endpoint, pipeline, heartbeat, cancelled,
+                                          poll_seconds)
+                self._on_request(endpoint.host, "ok")
+                return result
+            except RemoteError as exc:
+                self._on_request(endpoint.host, "error" if not exc.retryable else "transient")
+                raise
+            except WSManFaultError as exc:
+                self.discard(endpoint)
+                if exc.code == _UNKNOWN_SHELL and attempt == 1:
+                    continue
+                self._on_request(endpoint.host, "transient")
+                raise TransientRemoteError(endpoint.host, description, str(exc)) from None
+            except Exception as exc:
+                self.discard(endpoint)
+                error = _transport_error(endpoint, description, exc)
+                self._on_request(endpoint.host, "transient" if error.retryable else "error")
+                raise error from None
+        raise AssertionError("unreachable")
+
+    def _invoke(
+        self, pool: _Pool, endpoint: Endpoint, pipeline: Pipeline,
+        heartbeat: Callable[[], None] | None, cancelled: Callable[[], bool] | None,
+        poll_seconds: int,
+    ) -> RunResult:
+        ps = PowerShell(pool.runspace)
+        self._build(pool, ps, pipeline)
+        ps.begin_invoke()
+        while ps.state == PSInvocationState.RUNNING:
+            if cancelled is not None and cancelled():
+                ps.stop()
+                raise TransientRemoteError(endpoint.host, pipeline.describe(), "cancelled")
+            ps.poll_invoke(timeout=poll_seconds)
+            if heartbeat is not None:
+                heartbeat()
+        ps.end_invoke()
+        return self._result(ps, endpoint, pipeline)
+
+    def _result(self, ps: PowerShell, endpoint: Endpoint, pipeline: Pipeline) -> RunResult:
+        # pypsrp 0.9 leaves had_errors False for non-terminating errors: read the stream too.
+        if ps.had_errors or ps.streams.error:
+            record = ps.streams.error[0] if ps.streams.error else None
+            message = str(record) if record is not None else "the pipeline failed"
+            error_id = getattr(record, "fq_error", "") or ""
+            raise classify_message(endpoint.host, pipeline.describe(), message, error_id)
+        warnings = [str(getattr(w, "message", w)) for w in ps.streams.warning]
+        return RunResult(output=[to_plain(o) for o in ps.output], warnings=warnings)
+
+    def _build(self, pool: _Pool, ps: PowerShell, pipeline: Pipeline) -> None:
+        for item in pipeline.commands:
+            if isinstance(item, Script):
+                ps.add_script(_script_text(item.name))
+                cmdlet = ""
+            else:
+                ps.add_cmdlet(item.cmdlet)
+                cmdlet = item.cmdlet
+            for name, value in item.parameters.items():
+                self._add_parameter(pool, ps, cmdlet, name, value)
+
+    def _add_parameter(
+        self, pool: _Pool, ps: PowerShell, cmdlet: str, name: str, value: Any
+    ) -> None:
+        if isinstance(value, Switch):
+            if value.value:
+                ps.add_parameter(name)
+            else:
+                ps.add_parameter(name, False)
+            return
+        ps.add_parameter(name, self._value(pool, cmdlet, name, value))
+
+    def _value(self, pool: _Pool, cmdlet: str, name: str, value: Any) -> Any:
+        if isinstance(value, CredentialRef):
+            if not pool.keys_exchanged:
+                pool.runspace.exchange_keys()
+                pool.keys_exchanged = True
+            cred = self._credentials(value.name)
+            return PSCredential(  # type: ignore[no-untyped-call]
+                username=cred.username, password=cred.password.value
+            )
+        if isinstance(value, bool | str | float) or value is None:
+            return value
+        if isinstance(value, int):
+            return _int_value(self._param_type(cmdlet, name), value)
+        if isinstance(value, list | tuple):
+            return [self._value(pool, cmdlet, name, v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._value(pool, cmdlet, name, v) for k, v in value.items()}
+        return str(value)
+
+
+def _int_value(declared: str | None, value: int) -> Any:
+    """An int as the .NET type the parameter declares (a new element for every send)."""
+    base = (declared or "").removeprefix("System.").removesuffix("[]")
+    tag = _INT_TAGS.get(base)
+    if tag is None and value not in _INT32:
+        tag = "I64"
+    if tag is None:
+        return value
+    element = ET.Element(tag)
+    element.text = str(value)
+    return element
+
+
+def _transport_error(endpoint: Endpoint, description: str, exc: Exception) -> RemoteError:
+    host = endpoint.host
+    if isinstance(exc, AuthenticationError):
+        return AuthenticationFailed(host, "", "the host rejected the credentials (HTTP 401)")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = "connection refused" if "refused" in str(exc).lower() else "connection failed"
+        return HostUnreachable(host, description, f"{reason} at {endpoint.address}:{endpoint.port}")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return HostUnreachable(host, description, "the host did not answer in time")
+    if isinstance(exc, WinRMTransportError):
+        if exc.code in (502, 503):
+            return HostRebooting(host, description, f"HTTP {exc.code} from WinRM")
+        return TransientRemoteError(host, description, f"WinRM HTTP {exc.code}")
+    return TransientRemoteError(host, description, f"{type(exc).__name__}: {exc}")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` passes; returns the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
