@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,7 +16,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HVLAB_", extra="ignore")
 
     home: Path = Field(default=Path("~/.hvlab"), description="state dir: dev db, sim, pid files")
-    temporal_address: str = "127.0.0.1:7233"
+    temporal_address: str = Field(
+        default="127.0.0.1:7233",
+        description="frontend host:port; when unset it follows dev_port (127.0.0.1:<dev_port>)",
+    )
     namespace: str = "default"
     task_queue: str = "hvlab"
     temporal_tls_cert: Path | None = None
@@ -26,10 +29,28 @@ class Settings(BaseSettings):
     temporal_api_key: str | None = Field(default=None, repr=False)
     ui_port: int = 8233
     dev_port: int = 7233
-    metrics_address: str = "127.0.0.1:9464"
+    metrics_address: str = Field(
+        default="127.0.0.1:9464",
+        description="worker's Prometheus endpoint (/metrics, /healthz); empty disables it",
+    )
+    dev_http_port: int = Field(default=7243, description="dev server HTTP API port")
+    dev_metrics_port: int = Field(default=7244, description="dev server's own /metrics port")
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds to reach Temporal")
+    max_concurrent_activities: int = Field(default=64, ge=1, description="per worker")
+    graceful_shutdown_seconds: float = Field(
+        default=20.0, ge=0, description="how long a stopping worker lets activities finish"
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     secrets_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _address_follows_dev_port(cls, data: Any) -> Any:
+        """Without an explicit ``temporal_address``, point at the dev server's port."""
+        if isinstance(data, dict) and not data.get("temporal_address") and data.get("dev_port"):
+            return {**data, "temporal_address": f"127.0.0.1:{data['dev_port']}"}
+        return data
 
     @property
     def home_dir(self) -> Path:
