@@ -103,3 +103,25 @@ class Handler(Protocol):
 
     def invoke(self, invocation: Invocation, ctx: PipelineContext) -> None:
         """Run the pipeline; raise TerminatingError to fail it."""
+
+
+class PipelineStopped(Exception):
+    """Raised by a :class:`PipelineContext` write once the pipeline was stopped or closed.
+
+    Handlers need not catch it: the server treats it as the normal end of a stopped pipeline.
+    """
+
+
+def secret_text(value: Any) -> str:
+    """Plaintext of a SecureString parameter value.
+
+    SecureString values (e.g. the ``Password`` of a PSCredential) arrive still encrypted with
+    the runspace pool's session key; this decrypts them. Any other value is returned as ``str``.
+    """
+    decrypt = getattr(value, "decrypt", None)
+    return str(decrypt()) if callable(decrypt) else str(value)
+
+
+def credential_parts(value: Any) -> tuple[str, str]:
+    """``(UserName, plaintext password)`` of a PSCredential parameter value."""
+    return str(value.UserName), secret_text(value.Password)

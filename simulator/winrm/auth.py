@@ -1,0 +1,212 @@
+"""HTTP authentication for the simulated WinRM listener: NTLM/Negotiate with message encryption,
+and Basic on loopback.
+
+NTLM is connection-based, exactly as on Windows: every TCP connection carries its own acceptor
+context (pyspnego ``spnego.server(protocol="negotiate")``, which accepts raw NTLM tokens as
+pypsrp's ``auth="ntlm"`` sends them and SPNEGO-wrapped ones from ``auth="negotiate"``).
+
+pyspnego's pure-Python NTLM acceptor reads account hashes from the file named by the
+``NTLM_USER_FILE`` environment variable. That variable is process-global while every simulated
+host has its own accounts, so each acceptor step runs under one module lock with the variable
+pointing at a scratch file holding exactly the account the client's AUTHENTICATE message
+names (its domain as sent, the password of the matching local user). Any domain is accepted;
+the user part is matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import spnego
+from pypsrp.encryption import WinRMEncryption
+from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
+from spnego._ntlm_raw.messages import Authenticate
+from spnego.exceptions import SpnegoError
+
+ENCRYPTED_CONTENT_TYPE = (
+    'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";'
+    'boundary="Encrypted Boundary"'
+)
+_NTLM_AUTHENTICATE = b"NTLMSSP\x00\x03\x00\x00\x00"
+_NTLM_NEGOTIATE = b"NTLMSSP\x00\x01\x00\x00\x00"
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+
+_NTLM_LOCK = threading.Lock()
+_store_path: str | None = None
+
+
+class AuthFailed(Exception):
+    """Credentials were rejected: answer HTTP 401."""
+
+
+def user_part(name: str) -> str:
+    """``user`` of ``DOMAIN\\user``, ``user@realm`` or ``user``."""
+    return name.rsplit("\\", 1)[-1].split("@", 1)[0]
+
+
+class UserDirectory:
+    """The local accounts of one simulated host (username -> password)."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = {user_part(name).lower(): (name, pw) for name, pw in users.items()}
+
+    def lookup(self, name: str) -> tuple[str, str] | None:
+        """``(configured username, password)`` for a client-supplied name, if it exists."""
+        return self._users.get(user_part(name).lower())
+
+    def check(self, name: str, password: str) -> str | None:
+        """The configured username when ``password`` is right for ``name``."""
+        entry = self.lookup(name)
+        if entry is None or not hmac.compare_digest(entry[1].encode(), password.encode()):
+            return None
+        return entry[0]
+
+
+def _store() -> str:
+    global _store_path
+    if _store_path is None:
+        fd, _store_path = tempfile.mkstemp(prefix="hvlab-sim-ntlm-", suffix=".txt")
+        os.close(fd)
+    return _store_path
+
+
+def _authenticate_identity(token: bytes) -> tuple[str, str] | None:
+    """``(domain, user)`` named by an NTLM AUTHENTICATE message in a raw or SPNEGO token."""
+    start = token.find(_NTLM_AUTHENTICATE)
+    if start < 0:
+        return None
+    try:
+        msg = Authenticate.unpack(token[start:])
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    return msg.domain_name or "", msg.user_name or ""
+
+
+def _smbpasswd_line(domain: str, user: str, password: str) -> str:
+    """One smbpasswd-format entry (hashes avoid any escaping issue with the password)."""
+    name = f"{domain}\\{user}" if domain else user
+    lm = base64.b16encode(lmowfv1(password)).decode()
+    nt = base64.b16encode(ntowfv1(password)).decode()
+    return f"{name}:0:{lm}:{nt}:[U]:LCT-00000000\n"
+
+
+@contextlib.contextmanager
+def _user_file(content: str) -> Iterator[None]:
+    """Hold the module lock with NTLM_USER_FILE pointing at ``content``."""
+    with _NTLM_LOCK:
+        path = _store()
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(content)
+        previous = os.environ.get("NTLM_USER_FILE")
+        os.environ["NTLM_USER_FILE"] = path
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("NTLM_USER_FILE", None)
+            else:
+                os.environ["NTLM_USER_FILE"] = previous
+
+
+@dataclass
+class AuthStep:
+    """Result of feeding one ``Authorization`` header to the connection."""
+
+    authenticated: bool
+    out_token: bytes | None = None
+
+
+class ConnectionAuth:
+    """Authentication and message-encryption state of one TCP connection."""
+
+    def __init__(self, users: UserDirectory, allow_basic: bool) -> None:
+        self._users = users
+        self._allow_basic = allow_basic
+        self._context: Any = None
+        self._encryption: WinRMEncryption | None = None
+        self.username: str | None = None
+
+    @property
+    def negotiated(self) -> bool:
+        """True once an NTLM/Negotiate context completed on this connection."""
+        return self._encryption is not None
+
+    def authorize(self, header: str | None) -> AuthStep:
+        """Process an ``Authorization`` header (None: rely on the connection's context)."""
+        if not header:
+            return AuthStep(self.negotiated)
+        scheme, _, value = header.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            return self._basic(value.strip())
+        if scheme in ("negotiate", "ntlm"):
+            return self._negotiate(_b64(value.strip()))
+        raise AuthFailed(f"unsupported scheme {scheme}")
+
+    def _basic(self, value: str) -> AuthStep:
+        if not self._allow_basic:
+            raise AuthFailed("Basic authentication is disabled")
+        user, sep, password = _b64(value).decode("utf-8", "replace").partition(":")
+        name = self._users.check(user, password) if sep else None
+        if name is None:
+            raise AuthFailed("bad Basic credentials")
+        self.username = name
+        return AuthStep(True)
+
+    def _negotiate(self, token: bytes) -> AuthStep:
+        identity = _authenticate_identity(token)
+        content = ""
+        if identity is not None:
+            entry = self._users.lookup(identity[1])
+            if entry is not None:
+                content = _smbpasswd_line(identity[0], identity[1], entry[1])
+        with _user_file(content):
+            if self._context is None or _NTLM_NEGOTIATE in token:
+                self._context = spnego.server(protocol="negotiate")
+                self._encryption = None
+                self.username = None
+            try:
+                out = self._context.step(token)
+            except SpnegoError as exc:
+                self._context = None
+                raise AuthFailed(str(exc)) from exc
+        if not self._context.complete:
+            return AuthStep(False, out)
+        entry = self._users.lookup(identity[1]) if identity else None
+        if entry is None:  # defensive: pyspnego only completes for a known account
+            self._context = None
+            raise AuthFailed("unknown account")
+        self.username = entry[0]
+        self._encryption = WinRMEncryption(self._context, WinRMEncryption.SPNEGO)
+        return AuthStep(True, out)
+
+    def unwrap(self, body: bytes, content_type: str) -> bytes:
+        """Decrypt a ``multipart/encrypted`` request body."""
+        if self._encryption is None:
+            raise AuthFailed("encrypted body without a negotiated context")
+        match = _BOUNDARY.search(content_type)
+        boundary = match.group(1) if match else "Encrypted Boundary"
+        return bytes(self._encryption.unwrap_message(body, boundary))
+
+    def wrap(self, body: bytes) -> tuple[str, bytes]:
+        """Encrypt a response body; returns ``(content type, payload)``."""
+        if self._encryption is None:
+            raise AuthFailed("no negotiated context to encrypt with")
+        return ENCRYPTED_CONTENT_TYPE, bytes(self._encryption.wrap_message(body)[1])
+
+
+def _b64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AuthFailed("malformed authorization token") from exc

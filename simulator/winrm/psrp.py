@@ -1,0 +1,551 @@
+"""Glue between WS-Man shells and psrpcore's server-side PSRP state machines.
+
+One :class:`PsrpShell` per runspace pool (WS-Man shell). psrpcore produces all outgoing PSRP
+data into one buffer; :meth:`PsrpShell._flush` routes it into per-target queues (the pool, or
+each pipeline) from which WS-Man Receive requests are answered. Each pipeline runs the host's
+:class:`~simulator.protocol.Handler` in its own worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import threading
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psrpcore import (
+    CreatePipelineEvent,
+    EndOfPipelineInputEvent,
+    GetAvailableRunspacesEvent,
+    GetCommandMetadataEvent,
+    PipelineInputEvent,
+    PSRPPayload,
+    ResetRunspaceStateEvent,
+    ServerPipeline,
+    ServerRunspacePool,
+    SetMaxRunspacesEvent,
+    SetMinRunspacesEvent,
+    StreamType,
+)
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorCategoryInfo,
+    ErrorRecord,
+    NETException,
+    PSInvocationState,
+    PSRPMessageType,
+    PSVersion,
+    WarningRecord,
+)
+
+from simulator.protocol import (
+    CommandCall,
+    Handler,
+    Invocation,
+    Parameter,
+    PipelineStopped,
+    TerminatingError,
+)
+from simulator.winrm.soap import WSManFault, shell_not_found, timed_out
+
+RUNTIME_EXCEPTION = "System.Management.Automation.RuntimeException"
+_RUNTIME_HRESULT = -2146233087
+_ENVELOPE_OVERHEAD = 2048  # bytes of a Receive response besides its stream payloads
+_STREAM_OVERHEAD = 128  # bytes of one <rsp:Stream ...></rsp:Stream> wrapper
+_MIN_FRAGMENT = 256
+_FINAL_STATES = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+
+
+def receive_budget(max_envelope_size: int) -> int:
+    """Base64 bytes of stream payload one Receive response may carry."""
+    return max(_MIN_FRAGMENT * 2, max_envelope_size - _ENVELOPE_OVERHEAD)
+
+
+def fragment_size(max_envelope_size: int) -> int:
+    """Largest raw PSRP payload that still fits one Receive once base64-encoded."""
+    return max(_MIN_FRAGMENT, (receive_budget(max_envelope_size) - _STREAM_OVERHEAD) * 3 // 4)
+
+
+def application_private_data() -> dict[str, Any]:
+    """What a Windows PowerShell 5.1 endpoint advertises when a pool opens."""
+    return {
+        "DebugMode": 1,
+        "DebugStop": False,
+        "DebugBreakpointCount": 0,
+        "PSVersionTable": {
+            "PSVersion": PSVersion("5.1.20348.2652"),
+            "PSEdition": "Desktop",
+            "BuildVersion": PSVersion("10.0.20348.2652"),
+            "CLRVersion": PSVersion("4.0.30319.42000"),
+            "WSManStackVersion": PSVersion("3.0"),
+            "PSRemotingProtocolVersion": PSVersion("2.3"),
+            "SerializationVersion": PSVersion("1.1.0.1"),
+        },
+    }
+
+
+def plain(value: Any) -> Any:
+    """Turn psrpcore's deserialized primitives into plain Python values.
+
+    Strings, integers, floats, lists and hashtables become ``str``/``int``/``float``/``list``/
+    ``dict``; enums, SecureStrings, PSCredentials and other objects are kept as psrpcore gives
+    them (see :func:`simulator.protocol.credential_parts`).
+    """
+    if value is None or isinstance(value, (bool, enum.Enum)):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def build_invocation(host: str, metadata: Any, inputs: list[Any], username: str) -> Invocation:
+    """An :class:`Invocation` from a psrpcore ``PowerShell`` (CreatePipeline) object."""
+    statements: list[tuple[CommandCall, ...]] = []
+    current: list[CommandCall] = []
+    for cmd in metadata.commands:
+        params = tuple(Parameter(name, plain(value)) for name, value in cmd.parameters)
+        current.append(CommandCall(str(cmd.command_text), bool(cmd.is_script), params))
+        if cmd.end_of_statement:
+            statements.append(tuple(current))
+            current = []
+    if current:
+        statements.append(tuple(current))
+    return Invocation(
+        host=host,
+        statements=tuple(statements),
+        input=tuple(plain(i) for i in inputs),
+        username=username,
+    )
+
+
+def error_record(
+    message: str,
+    error_id: str,
+    category: str,
+    exception_type: str = RUNTIME_EXCEPTION,
+    target: str | None = None,
+    activity: str = "",
+) -> ErrorRecord:
+    """An ErrorRecord shaped like PowerShell's.
+
+    pypsrp shows it as: ``str(record)`` -> ``message``; ``record.fq_error`` -> ``error_id``;
+    ``record.category`` -> the ErrorCategory number; ``record.reason`` -> the exception's short
+    type name; ``record.message`` -> the category line, e.g.
+    ``ObjectNotFound: (vm1:String) [Get-VM], VirtualizationException``.
+    """
+    exc = _exception(message, exception_type)
+    info = ErrorCategoryInfo(
+        Category=ErrorCategory[category]
+        if category in ErrorCategory.__members__
+        else ErrorCategory.NotSpecified,
+        Activity=activity,
+        Reason=exception_type.rsplit(".", 1)[-1],
+        TargetName=target or "",
+        TargetType="String" if target is not None else "",
+    )
+    record = ErrorRecord(
+        Exception=exc,
+        CategoryInfo=info,
+        TargetObject=target,
+        FullyQualifiedErrorId=error_id,
+    )
+    record.PSObject.to_string = message
+    return record
+
+
+def _exception(message: str, exception_type: str) -> NETException:
+    exc = NETException(Message=message, HResult=_RUNTIME_HRESULT)
+    names = [exception_type]
+    if exception_type != RUNTIME_EXCEPTION and exception_type.startswith(
+        "System.Management.Automation."
+    ):
+        names.append(RUNTIME_EXCEPTION)
+    names += [
+        n for n in ("System.SystemException", "System.Exception", "System.Object") if n not in names
+    ]
+    exc.PSObject.type_names = names
+    exc.PSObject.to_string = f"{exception_type}: {message}"
+    return exc
+
+
+@dataclass(eq=False)
+class PipelineRun:
+    """Server-side state of one pipeline (WS-Man command)."""
+
+    pipeline: ServerPipeline
+    command_id: str
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    inputs: list[Any] = field(default_factory=list)
+    metadata_only: bool = False
+    ready: bool = False
+    finished: bool = False
+    closed: bool = False
+
+    @property
+    def pipeline_id(self) -> uuid.UUID:
+        """The PSRP pipeline id (equal to the WS-Man CommandId)."""
+        return self.pipeline.pipeline_id
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        """Command names of the pipeline, once CreatePipeline arrived."""
+        return tuple(str(c.command_text) for c in getattr(self.pipeline.metadata, "commands", ()))
+
+
+class PipelineContext:
+    """The :class:`simulator.protocol.PipelineContext` a handler writes through."""
+
+    def __init__(self, shell: PsrpShell, run: PipelineRun, activity: str) -> None:
+        self._shell = shell
+        self._run = run
+        self._activity = activity
+
+    def output(self, obj: Any) -> None:
+        """Write one object to the output stream."""
+        self._shell.write(self._run, lambda p: p.write_output(obj))
+
+    def error(
+        self,
+        message: str,
+        error_id: str = "RuntimeException",
+        category: str = "NotSpecified",
+        target: str | None = None,
+    ) -> None:
+        """Write a non-terminating error record."""
+        rec = error_record(message, error_id, category, target=target, activity=self._activity)
+        self._shell.write(
+            self._run, lambda p: p.prepare_message(rec, message_type=PSRPMessageType.ErrorRecord)
+        )
+
+    def warning(self, message: str) -> None:
+        """Write a warning record."""
+        record = WarningRecord(Message=message)
+        record.serialize_extended_info = False
+        record.PSObject.to_string = message
+        self._shell.write(
+            self._run,
+            lambda p: p.prepare_message(record, message_type=PSRPMessageType.WarningRecord),
+        )
+
+    def progress(self, activity: str, percent: int, status: str = "") -> None:
+        """Write a progress record."""
+        self._shell.write(
+            self._run,
+            lambda p: p.write_progress(
+                activity, 0, status or "Processing", percent_complete=percent
+            ),
+        )
+
+    def stopping(self) -> bool:
+        """True once the client asked to stop the pipeline."""
+        return self._run.stop_event.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; False as soon as the pipeline is being stopped."""
+        return not self._run.stop_event.wait(seconds)
+
+
+class PsrpShell:
+    """A PowerShell runspace pool exposed as a WS-Man shell."""
+
+    def __init__(
+        self,
+        shell_id: str,
+        resource_uri: str,
+        owner: str,
+        host: str,
+        handler: Handler,
+        max_envelope_size: int,
+    ) -> None:
+        self.shell_id = shell_id
+        self.resource_uri = resource_uri
+        self.owner = owner
+        self.host = host
+        self.handler = handler
+        self.pool = ServerRunspacePool(application_private_data=application_private_data())
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.queues: defaultdict[uuid.UUID | None, deque[bytes]] = defaultdict(deque)
+        self.runs: dict[uuid.UUID, PipelineRun] = {}
+        self.closed = False
+        self.fragment_size = fragment_size(max_envelope_size)
+
+    # -- input -------------------------------------------------------------------------------
+
+    def set_envelope(self, max_envelope_size: int | None) -> None:
+        """Size future fragments for the client's current MaxEnvelopeSize."""
+        if max_envelope_size:
+            with self.lock:
+                self.fragment_size = fragment_size(max_envelope_size)
+
+    def create_pipeline(self, command_id: str) -> PipelineRun:
+        """Register the pipeline a Command request announces (before its data is fed)."""
+        with self.lock:
+            self._check_open()
+            try:
+                pid = uuid.UUID(command_id)
+            except ValueError as exc:
+                raise WSManFault(0x80338000, f"Invalid CommandId {command_id}") from exc
+            if pid in self.runs:
+                raise WSManFault(0x80338000, f"A command with CommandId {command_id} exists.")
+            run = PipelineRun(ServerPipeline(self.pool, pid), command_id.upper())
+            self.runs[pid] = run
+            return run
+
+    def run_for(self, command_id: str) -> PipelineRun:
+        """The pipeline of a CommandId; WSManFault when unknown."""
+        with self.lock:
+            self._check_open()
+            try:
+                run = self.runs.get(uuid.UUID(command_id))
+            except ValueError:
+                run = None
+            if run is None:
+                raise WSManFault(
+                    0x8033805B,
+                    f"The request for the command with CommandId {command_id} failed because "
+                    "the command was not found in shell " + self.shell_id + ".",
+                    "w:InvalidSelectors",
+                )
+            return run
+
+    def feed(
+        self, data: bytes, run: PipelineRun | None, stream: str = "stdin"
+    ) -> list[PipelineRun]:
+        """Feed PSRP fragments; returns pipelines that became ready to start (not started)."""
+        stream_type = StreamType.prompt_response if stream == "pr" else StreamType.default
+        pid = run.pipeline_id if run is not None else None
+        with self.lock:
+            self._check_open()
+            self.pool.receive_data(PSRPPayload(data, stream_type, pid))
+            ready: list[PipelineRun] = []
+            while True:
+                try:
+                    event = self.pool.next_event()
+                except Exception as exc:  # malformed data, e.g. an <I32> that overflows
+                    self._reject(run, exc)
+                    continue
+                if event is None:
+                    break
+                became_ready = self._on_event(event)
+                if became_ready is not None:
+                    ready.append(became_ready)
+            self._flush()
+            return ready
+
+    def _reject(self, run: PipelineRun | None, exc: Exception) -> None:
+        if run is None or run.ready:
+            raise WSManFault(0x80338000, f"Invalid PowerShell remoting data: {exc}") from exc
+        run.ready = True
+        self._set_running(run)
+        record = error_record(
+            f"The PowerShell remoting data could not be processed: {exc}",
+            "PSRemotingDataStructureException",
+            "InvalidData",
+            "System.Management.Automation.Remoting.PSRemotingDataStructureException",
+        )
+        run.pipeline._change_state(PSInvocationState.Failed, record)
+        run.finished = True
+
+    def _on_event(self, event: Any) -> PipelineRun | None:
+        run = self.runs.get(event.pipeline_id) if event.pipeline_id is not None else None
+        if isinstance(event, (SetMaxRunspacesEvent, SetMinRunspacesEvent, ResetRunspaceStateEvent)):
+            self.pool.runspace_availability_response(event.ci, True)
+        elif isinstance(event, GetAvailableRunspacesEvent):
+            busy = sum(1 for r in self.runs.values() if r.ready and not r.finished)
+            self.pool.runspace_availability_response(
+                event.ci, max(self.pool.max_runspaces - busy, 0)
+            )
+        elif run is None:
+            return None
+        elif isinstance(event, GetCommandMetadataEvent):
+            run.metadata_only = True
+            return self._mark_ready(run)
+        elif isinstance(event, CreatePipelineEvent):
+            # psrpcore already parsed event.pipeline into the metadata; it re-parses per access
+            if run.pipeline.metadata is not None and run.pipeline.metadata.no_input:
+                return self._mark_ready(run)
+        elif isinstance(event, PipelineInputEvent):
+            run.inputs.append(event.data)
+        elif isinstance(event, EndOfPipelineInputEvent):
+            return self._mark_ready(run)
+        return None
+
+    @staticmethod
+    def _mark_ready(run: PipelineRun) -> PipelineRun | None:
+        if run.ready:
+            return None
+        run.ready = True
+        return run
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def start(self, runs: list[PipelineRun], username: str) -> None:
+        """Start ready pipelines, each in its own daemon worker thread."""
+        for run in runs:
+            with self.lock:
+                if run.closed or run.finished:
+                    continue
+                self._set_running(run)
+            threading.Thread(
+                target=self._execute,
+                args=(run, username),
+                name=f"psrp-{run.command_id[:8]}",
+                daemon=True,
+            ).start()
+
+    def discard(self, runs: list[PipelineRun]) -> None:
+        """Forget pipelines as if the request that announced them never arrived."""
+        with self.lock:
+            for run in runs:
+                self._close_run(run)
+            self._flush()
+
+    def _set_running(self, run: PipelineRun) -> None:
+        # Windows does not announce the Running state; psrpcore's start() would.
+        run.pipeline._change_state(PSInvocationState.Running, emit=False)
+
+    def _execute(self, run: PipelineRun, username: str) -> None:
+        meta = run.pipeline.metadata
+        commands = getattr(meta, "commands", None) or []
+        activity = "" if not commands or commands[0].is_script else str(commands[0].command_text)
+        error: ErrorRecord | None = None
+        try:
+            if run.metadata_only:
+                raise TerminatingError("GetCommandMetadata is not supported by the simulator.")
+            invocation = build_invocation(self.host, meta, run.inputs, username)
+            self.handler.invoke(invocation, PipelineContext(self, run, activity))
+        except PipelineStopped:
+            pass
+        except TerminatingError as exc:
+            error = error_record(
+                exc.message, exc.error_id, exc.category, exc.exception_type, exc.target, activity
+            )
+        except Exception as exc:
+            error = error_record(str(exc) or type(exc).__name__, "RuntimeException", "NotSpecified")
+        self._finish(run, error)
+
+    def _finish(self, run: PipelineRun, error: ErrorRecord | None) -> None:
+        with self.lock:
+            if not run.closed and run.pipeline.state == PSInvocationState.Running:
+                if error is None:
+                    run.pipeline.complete()
+                else:  # psrpcore 0.3.1 has no public way to fail a pipeline
+                    run.pipeline._change_state(PSInvocationState.Failed, error)
+            run.finished = True
+            self._flush()
+
+    def write(self, run: PipelineRun, action: Callable[[ServerPipeline], None]) -> None:
+        """Apply a psrpcore write to a running pipeline and publish the data."""
+        with self.lock:
+            if (
+                run.closed
+                or run.stop_event.is_set()
+                or (run.pipeline.state != PSInvocationState.Running)
+            ):
+                raise PipelineStopped()
+            action(run.pipeline)
+            self._flush()
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        while (payload := self.pool.data_to_send(self.fragment_size)) is not None:
+            pid = payload.pipeline_id
+            if pid is None or pid in self.runs:
+                self.queues[pid].append(payload.data)
+        self.cond.notify_all()
+
+    def receive(
+        self, run: PipelineRun | None, max_envelope_size: int, wait: float
+    ) -> tuple[list[str], bool]:
+        """Long-poll output: ``(base64 payloads, command done)``.
+
+        Blocks until output is queued, the pipeline finished or the shell closed; raises the
+        OperationTimeout fault after ``wait`` seconds with nothing to send.
+        """
+        pid = run.pipeline_id if run is not None else None
+        with self.cond:
+            self._check_open()
+            queue = self.queues[pid]
+
+            def ready() -> bool:
+                return (
+                    self.closed or bool(queue) or (run is not None and (run.finished or run.closed))
+                )
+
+            if not self.cond.wait_for(ready, wait):
+                raise timed_out()
+            self._check_open()
+            payloads = self._take(queue, receive_budget(max_envelope_size))
+            done = run is not None and (run.finished or run.closed) and not queue
+            return payloads, done
+
+    @staticmethod
+    def _take(queue: deque[bytes], budget: int) -> list[str]:
+        payloads: list[str] = []
+        used = 0
+        while queue:
+            encoded = base64.b64encode(queue[0]).decode()
+            cost = len(encoded) + _STREAM_OVERHEAD
+            if payloads and used + cost > budget:
+                break
+            queue.popleft()
+            payloads.append(encoded)
+            used += cost
+        return payloads
+
+    # -- signals and teardown ----------------------------------------------------------------
+
+    def stop(self, run: PipelineRun) -> None:
+        """Stop a pipeline (Signal ctrl_c): PipelineState Stopped, handler sees stopping()."""
+        with self.lock:
+            run.stop_event.set()
+            state = run.pipeline.state
+            if state == PSInvocationState.NotStarted:
+                self._set_running(run)
+                state = PSInvocationState.Running
+            if state == PSInvocationState.Running:
+                run.pipeline.stop()
+                run.finished = True
+            self._flush()
+
+    def terminate(self, run: PipelineRun) -> None:
+        """Close a pipeline (Signal Terminate): stop it if running and drop its output."""
+        with self.lock:
+            if run.pipeline.state not in _FINAL_STATES:
+                self.stop(run)
+            self._close_run(run)
+            self.cond.notify_all()
+
+    def _close_run(self, run: PipelineRun) -> None:
+        run.stop_event.set()
+        run.closed = True
+        self.runs.pop(run.pipeline_id, None)
+        self.pool.pipeline_table.pop(run.pipeline_id, None)
+        self.queues.pop(run.pipeline_id, None)
+
+    def close(self) -> None:
+        """Delete the shell: stop every pipeline and wake blocked Receives."""
+        with self.lock:
+            self.closed = True
+            for run in list(self.runs.values()):
+                self._close_run(run)
+            self.queues.clear()
+            self.cond.notify_all()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise shell_not_found(self.shell_id)
