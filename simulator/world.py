@@ -182,7 +182,9 @@ class Guest(_M):
     nat: GuestNat = Field(default_factory=GuestNat)
     firewall_ports: list[str] = Field(default_factory=list)
 
-    RDP_KEY: ClassVar[str] = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp"
+    RDP_KEY: ClassVar[str] = (
+        "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp"
+    )
 
     @property
     def rdp_port(self) -> int | None:
@@ -367,7 +369,9 @@ class Host(_M):
 
     @property
     def pending_reboot(self) -> bool:
-        return bool(self.pending_features or self.pending_removal or self.pending_domain is not None)
+        return bool(
+            self.pending_features or self.pending_removal or self.pending_domain is not None
+        )
 
     # -- files
     def folder_exists(self, path: str) -> bool:
@@ -500,7 +504,9 @@ class Job(_M):
     cim_class: str = "Msvm_MigrationJob"
     job_type: int = 305
     migration_type: int | None = None
-    state: int = 4  # JobState: 2 New, 3 Starting, 4 Running, 7 Completed, 8 Terminated, 10 Exception
+    state: int = (
+        4  # JobState: 2 New, 3 Starting, 4 Running, 7 Completed, 8 Terminated, 10 Exception
+    )
     percent: int = 0
     vm_id: str = ""
     vm_name: str = ""
@@ -591,8 +597,10 @@ class World(_M):
                     out.append(ace)
             first = False
             p = parent_path(p)
-        return out + [Ace(account="BUILTIN\\Administrators", right="FullControl"),
-                      Ace(account="NT AUTHORITY\\SYSTEM", right="FullControl")]
+        return out + [
+            Ace(account="BUILTIN\\Administrators", right="FullControl"),
+            Ace(account="NT AUTHORITY\\SYSTEM", right="FullControl"),
+        ]
 
     def computer_can_write(self, client: Host, unc: str) -> bool:
         """Does ``client``'s computer account (DOMAIN\\HOST$) have share+NTFS write on ``unc``?"""
@@ -607,8 +615,10 @@ class World(_M):
             names = {account, "everyone"}
             return any(a.account.lower() in names and a.right.lower() in writes for a in aces)
 
-        return client.domain is not None and grants(share.share_acl) and grants(
-            self.ntfs_acl(server, local)
+        return (
+            client.domain is not None
+            and grants(share.share_acl)
+            and grants(self.ntfs_acl(server, local))
         )
 
     def delegates(self, source: str, service: str, target: str, *, transition: bool = True) -> bool:

@@ -57,16 +57,25 @@ DC_SERVICES = {"NTDS": "Running", "DNS": "Running", "Netlogon": "Running", "Kdc"
 BASE_FOLDERS = ["C:\\Windows", "C:\\Windows\\System32", "C:\\Users", "C:\\Program Files"]
 BASE_RULES = [
     FirewallRule(
-        name="WINRM-HTTP-In-TCP", display_name="Windows Remote Management (HTTP-In)",
-        enabled=True, local_port="5985", group="Windows Remote Management",
+        name="WINRM-HTTP-In-TCP",
+        display_name="Windows Remote Management (HTTP-In)",
+        enabled=True,
+        local_port="5985",
+        group="Windows Remote Management",
     ),
     FirewallRule(
-        name="FPS-SMB-In-TCP", display_name="File and Printer Sharing (SMB-In)",
-        enabled=True, local_port="445", group="File and Printer Sharing",
+        name="FPS-SMB-In-TCP",
+        display_name="File and Printer Sharing (SMB-In)",
+        enabled=True,
+        local_port="445",
+        group="File and Printer Sharing",
     ),
     FirewallRule(
-        name="FPS-ICMP4-ERQ-In", display_name="File and Printer Sharing (Echo Request - ICMPv4-In)",
-        enabled=False, protocol="ICMPv4", group="File and Printer Sharing",
+        name="FPS-ICMP4-ERQ-In",
+        display_name="File and Printer Sharing (Echo Request - ICMPv4-In)",
+        enabled=False,
+        protocol="ICMPv4",
+        group="File and Printer Sharing",
     ),
 ]
 
@@ -114,7 +123,8 @@ def _directory(spec: LabSpec) -> Directory:
     ad.add_computer(d.dc, ou="OU=Domain Controllers")
     base = ad.base_dn
     ad.users["Administrator"] = AdUser(
-        name="Administrator", sam_account_name="Administrator",
+        name="Administrator",
+        sam_account_name="Administrator",
         distinguished_name=f"CN=Administrator,CN=Users,{base}",
     )
     for group, members in (("Domain Admins", ["Administrator"]), ("Domain Computers", [])):
@@ -127,8 +137,13 @@ def _directory(spec: LabSpec) -> Directory:
 def _place_golden(world: World, spec: LabSpec) -> None:
     for image in spec.golden_images:
         path = norm_path(image.path)
-        file = SimFile(path=path, size=image.size, vhd_type="Dynamic",
-                       virtual_size=max(image.size, 40 * 1024**3), os=image.os.value)
+        file = SimFile(
+            path=path,
+            size=image.size,
+            vhd_type="Dynamic",
+            virtual_size=max(image.size, 40 * 1024**3),
+            os=image.os.value,
+        )
         if path.startswith("\\\\"):
             _place_unc_golden(world, path, file)
             continue
@@ -144,8 +159,11 @@ def _place_unc_golden(world: World, path: str, file: SimFile) -> None:
         return
     share = world.share(server.name, share_name)
     if share is None:
-        share = Share(name=share_name, path=f"C:\\{share_name}",
-                      share_acl=[Ace(account="Everyone", right="Read")])
+        share = Share(
+            name=share_name,
+            path=f"C:\\{share_name}",
+            share_acl=[Ace(account="Everyone", right="Read")],
+        )
         world.shares.setdefault(server.name, {})[share_name] = share
         server.add_folder(share.path)
     local = "\\".join([share.path, *rest])
@@ -161,10 +179,16 @@ def world_from_spec(spec: LabSpec) -> World:
     if dc is not None:
         dc.add_folder("C:\\Windows\\SYSVOL\\sysvol")
         world.shares[dc.name] = {
-            "NETLOGON": Share(name="NETLOGON", path=f"C:\\Windows\\SYSVOL\\sysvol\\{spec.domain.fqdn}\\SCRIPTS",
-                              share_acl=[Ace(account="Everyone", right="Read")]),
-            "SYSVOL": Share(name="SYSVOL", path="C:\\Windows\\SYSVOL\\sysvol",
-                            share_acl=[Ace(account="Everyone", right="Read")]),
+            "NETLOGON": Share(
+                name="NETLOGON",
+                path=f"C:\\Windows\\SYSVOL\\sysvol\\{spec.domain.fqdn}\\SCRIPTS",
+                share_acl=[Ace(account="Everyone", right="Read")],
+            ),
+            "SYSVOL": Share(
+                name="SYSVOL",
+                path="C:\\Windows\\SYSVOL\\sysvol",
+                share_acl=[Ace(account="Everyone", right="Read")],
+            ),
         }
     _place_golden(world, spec)
     return world
@@ -173,13 +197,25 @@ def world_from_spec(spec: LabSpec) -> World:
 def hyperv_rules() -> list[FirewallRule]:
     """Firewall rules the Hyper-V role creates (the replica listeners disabled)."""
     return [
-        FirewallRule(name="VIRT-HVRHTTPL-In-TCP-NoScope", display_name="Hyper-V Replica HTTP Listener (TCP-In)",
-                     local_port="80", group="Hyper-V Replica HTTP"),
-        FirewallRule(name="VIRT-HVRHTTPSL-In-TCP-NoScope",
-                     display_name="Hyper-V Replica HTTPS Listener (TCP-In)",
-                     local_port="443", group="Hyper-V Replica HTTPS"),
-        FirewallRule(name="VIRT-MIGL-In-TCP-NoScope", display_name=MIGRATION_RULE,
-                     enabled=True, local_port="6600", group="Hyper-V"),
+        FirewallRule(
+            name="VIRT-HVRHTTPL-In-TCP-NoScope",
+            display_name="Hyper-V Replica HTTP Listener (TCP-In)",
+            local_port="80",
+            group="Hyper-V Replica HTTP",
+        ),
+        FirewallRule(
+            name="VIRT-HVRHTTPSL-In-TCP-NoScope",
+            display_name="Hyper-V Replica HTTPS Listener (TCP-In)",
+            local_port="443",
+            group="Hyper-V Replica HTTPS",
+        ),
+        FirewallRule(
+            name="VIRT-MIGL-In-TCP-NoScope",
+            display_name=MIGRATION_RULE,
+            enabled=True,
+            local_port="6600",
+            group="Hyper-V",
+        ),
     ]
 
 
@@ -193,7 +229,9 @@ def _vm_view(vm: Vm) -> dict[str, Any]:
         "path": vm.path,
         "config_location": vm.config_location,
         "disks": [{"path": d.path, "controller_type": d.controller_type} for d in vm.disks],
-        "nics": [{"name": n.name, "switch": n.switch, "mac": n.mac, "legacy": n.legacy} for n in vm.nics],
+        "nics": [
+            {"name": n.name, "switch": n.switch, "mac": n.mac, "legacy": n.legacy} for n in vm.nics
+        ],
         "memory": vm.memory_startup,
         "generation": vm.generation,
         "processors": vm.processor_count,
@@ -233,9 +271,14 @@ def _host_view(host: Host) -> dict[str, Any]:
         guests[key] = _guest_view(vm)
         if vm.replication:
             r = vm.replication
-            replication[key] = {"mode": r.mode, "state": r.state, "health": r.health,
-                                "peer": r.replica if r.mode == "Primary" else r.primary,
-                                "frequency": r.frequency, "port": r.port}
+            replication[key] = {
+                "mode": r.mode,
+                "state": r.state,
+                "health": r.health,
+                "peer": r.replica if r.mode == "Primary" else r.primary,
+                "frequency": r.frequency,
+                "port": r.port,
+            }
     return {
         "address": host.address,
         "domain": host.domain,
@@ -245,9 +288,14 @@ def _host_view(host: Host) -> dict[str, Any]:
         "memory_total": host.memory_total,
         "memory_free": host.memory_free(),
         "vms": vms,
-        "switches": {s.name: {"type": s.type, "adapter": s.adapter,
-                              "allow_management_os": s.allow_management_os}
-                     for s in host.switches.values()},
+        "switches": {
+            s.name: {
+                "type": s.type,
+                "adapter": s.adapter,
+                "allow_management_os": s.allow_management_os,
+            }
+            for s in host.switches.values()
+        },
         "replication": replication,
         "guests": guests,
         "netnat": {n.name: n.model_dump() for n in host.netnat.values()},
@@ -266,24 +314,40 @@ def state_json(world: World) -> dict[str, Any]:
         "lab": world.lab,
         "hosts": {h.name: _host_view(h) for h in world.hosts.values()},
         "shares": {
-            host: {s.name: {"path": s.path,
-                            "share_acl": [a.model_dump() for a in s.share_acl],
-                            "ntfs_acl": _ntfs_view(world, host, s.path)}
-                   for s in shares.values()}
+            host: {
+                s.name: {
+                    "path": s.path,
+                    "share_acl": [a.model_dump() for a in s.share_acl],
+                    "ntfs_acl": _ntfs_view(world, host, s.path),
+                }
+                for s in shares.values()
+            }
             for host, shares in world.shares.items()
         },
         "ad": {
-            "computers": {c.name: {"allowed_to_delegate_to": list(c.allowed_to_delegate_to),
-                                   "trusted_to_auth_for_delegation": c.trusted_to_auth_for_delegation,
-                                   "dns_host_name": c.dns_host_name}
-                          for c in world.ad.computers.values()},
+            "computers": {
+                c.name: {
+                    "allowed_to_delegate_to": list(c.allowed_to_delegate_to),
+                    "trusted_to_auth_for_delegation": c.trusted_to_auth_for_delegation,
+                    "dns_host_name": c.dns_host_name,
+                }
+                for c in world.ad.computers.values()
+            },
             "users": sorted(world.ad.users),
             "groups": {g.name: list(g.members) for g in world.ad.groups.values()},
         },
         "counters": {h: dict(c) for h, c in world.counters.items()},
-        "jobs": {j.id: {"host": j.host, "kind": j.kind, "vm": j.vm_name, "state": j.state,
-                        "percent": j.percent, "error": j.error_description}
-                 for j in world.jobs.values()},
+        "jobs": {
+            j.id: {
+                "host": j.host,
+                "kind": j.kind,
+                "vm": j.vm_name,
+                "state": j.state,
+                "percent": j.percent,
+                "error": j.error_description,
+            }
+            for j in world.jobs.values()
+        },
     }
 
 
