@@ -84,6 +84,19 @@ CredentialLookup = Callable[[str], ResolvedCredential]
 ParamType = Callable[[str, str], str | None]
 
 
+def catalog_param_type(cmdlet: str, name: str) -> str | None:
+    """The declared element type of a cmdlet parameter (``Int64``), from the catalogue."""
+    from hvlab.powershell.catalog import BindingError, Catalog
+
+    if not cmdlet:
+        return None
+    try:
+        info = Catalog.load().cmdlet(cmdlet).match(name)
+    except BindingError:
+        return None
+    return info.type.element if info is not None else None
+
+
 def _script_text(name: str) -> str:
     package = resources.files("hvlab.powershell").joinpath("scripts")
     return package.joinpath(f"{name}.ps1").read_text(encoding="utf-8")
@@ -124,7 +137,7 @@ class SessionPool:
         on_request: Callable[[str, str], None] | None = None,
     ) -> None:
         self._credentials = credentials
-        self._param_type = param_type or (lambda cmdlet, name: None)
+        self._param_type = param_type or catalog_param_type
         self._operation_timeout = operation_timeout
         self._connection_timeout = connection_timeout
         self._pools: dict[tuple[str, str], _Pool] = {}
