@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from hvlab.powershell.catalog import BindingError, Bound, Catalog
 from simulator.clock import Clock
+from simulator.faults import SimFaults
 from simulator.protocol import (
     CommandCall,
     Invocation,
@@ -263,8 +264,8 @@ class Sim:
         self.state_path = state_path
         self.on_host_down: Callable[[str], None] = lambda name: None
         self.on_host_up: Callable[[str], None] = lambda name: None
-        self.on_command: Callable[[Host, str], None] = lambda host, name: None
-        self.job_progress: Callable[[Job], None] = lambda job: None
+        self.faults = SimFaults()
+        self.on_command: Callable[[Host, str], None] = self._fault_reboot
         self._job_events: dict[str, threading.Event] = {}
 
     def save(self) -> None:
@@ -303,6 +304,64 @@ class Sim:
                 event.set()
 
         threading.Thread(target=run, name=f"sim-job-{job.number}", daemon=True).start()
+
+    def run_job(
+        self,
+        job: Job,
+        sim_seconds: float,
+        complete: Callable[[Job], None],
+        abort: Callable[[Job], None] = lambda job: None,
+    ) -> None:
+        """Start a background job that progresses over ``sim_seconds`` of simulated time.
+
+        ``complete(job)`` / ``abort(job)`` run under the world lock at the end; a cancel
+        request (RequestStateChange 4, Stop-Job) ends it as Terminated, an injected fault as
+        Exception. The job goes on if the client that started it disconnects.
+        """
+        job.started = self.clock.now()
+        self.start_job(job, lambda j: self._progress(j, sim_seconds, complete, abort))
+
+    def _progress(self, job: Job, seconds: float, complete: Callable[[Job], None],
+                  abort: Callable[[Job], None]) -> None:  # fmt: skip
+        steps = max(1, self.clock.d.job_steps)
+        for step in range(1, steps + 1):
+            self.clock.sleep(seconds / steps)
+            with self.lock:
+                if self._interrupted(job, step * 100 // steps):
+                    abort(job)
+                    break
+                job.percent = step * 100 // steps if step < steps else 99
+        else:
+            with self.lock:
+                try:
+                    complete(job)
+                    job.state, job.percent = 7, 100
+                except TerminatingError as exc:
+                    job.state, job.error_code, job.error_description = 10, 32768, exc.message
+                    abort(job)
+        with self.lock:
+            job.finished = self.clock.now()
+        self.save()
+
+    def _interrupted(self, job: Job, percent: int) -> bool:
+        if job.cancel_requested:
+            job.state, job.error_code = 8, 32768
+            job.error_description = "The operation was cancelled."
+            return True
+        if self.faults.job_fails(job, percent):
+            job.state, job.error_code = 10, 32768
+            job.error_description = (
+                f"{job.command} operation for '{job.vm_name}' failed at {percent} percent "
+                "(injected fault)."
+            )
+            return True
+        return False
+
+    def _fault_reboot(self, host: Host, name: str) -> None:
+        if self.faults.reboot_due(host.name, name):
+            from simulator import boot
+
+            boot.restart(self, host)
 
     def job_done(self, job_id: str, timeout: float) -> bool:
         event = self._job_events.get(job_id)

@@ -1,0 +1,251 @@
+"""A running simulated fleet: the world, one WinRM server per host, endpoints and a control API.
+
+Each host listens on its own loopback address 127.0.0.(10+i) (port 5985 when free, else an
+ephemeral port; ``port=0`` always asks for an ephemeral one). The credentials of the lab file
+all get one generated password per fleet, written with the endpoints to
+``$HVLAB_HOME/sim/endpoints.json`` (mode 0600). A small HTTP control API on 127.0.0.1 (port and
+token in ``$HVLAB_HOME/sim/control.json``) serves state/reset/faults/stop for ``hvlab sim``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from hvlab.spec import LabSpec
+from simulator.clock import Clock
+from simulator.engine import Sim
+from simulator.faults import FaultPlan, SimFaults, install
+from simulator.winrm.faults import FaultHooks
+from simulator.winrm.server import WinRMServer
+from simulator.world import World
+from simulator.world_build import state_json, world_from_spec
+
+WINRM_PORT = 5985
+
+
+def sim_dir(home: Path) -> Path:
+    return home / "sim"
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+class Fleet:
+    """Builds or reloads the world and serves every host of the lab over WinRM."""
+
+    def __init__(
+        self,
+        spec: LabSpec,
+        home: Path,
+        speed: float = 0.0,
+        faults: FaultPlan | None = None,
+        fresh: bool = False,
+        *,
+        port: int | None = None,
+        control: bool = True,
+        max_receive_wait: float = 20.0,
+        password: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.home = Path(home)
+        self.dir = sim_dir(self.home)
+        self.state_path = self.dir / "world.json"
+        self.plan = faults or FaultPlan()
+        self.password = password or secrets.token_urlsafe(18)
+        self.port = port
+        self.max_receive_wait = max_receive_wait
+        self.sim = Sim(self._world(fresh), Clock(speed), state_path=self.state_path)
+        self.sim.faults = SimFaults(self.plan)
+        self.sim.on_host_down = self._down
+        self.sim.on_host_up = self._up
+        self.servers: dict[str, WinRMServer] = {}
+        self.hooks: dict[str, FaultHooks] = {}
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self._control: ThreadingHTTPServer | None = None
+        self._want_control = control
+        self.stopped = threading.Event()
+
+    # -- world
+    def _world(self, fresh: bool) -> World:
+        if not fresh and self.state_path.exists():
+            world = World.load(self.state_path)
+            if world.lab == self.spec.lab:
+                return world
+        world = world_from_spec(self.spec)
+        world.save(self.state_path)
+        return world
+
+    @property
+    def world(self) -> World:
+        return self.sim.world
+
+    def state(self) -> dict[str, Any]:
+        with self.sim.lock:
+            return state_json(self.sim.world)
+
+    def reset(self) -> None:
+        """Back to the lab's initial state; every open session is dropped."""
+        with self.sim.lock:
+            self.sim.world = world_from_spec(self.spec)
+            self.sim.save()
+        for server in self.servers.values():
+            server.go_down()
+            server.come_up()
+
+    def set_faults(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self.sim.faults.replace(plan)
+        for name, hooks in self.hooks.items():
+            install(hooks, plan, name)
+        self._schedule_timed_reboots()
+
+    # -- serving
+    def users(self) -> dict[str, str]:
+        return {cred.username: self.password for cred in self.spec.credentials.values()}
+
+    def start(self) -> Fleet:
+        for index, host in enumerate(self.spec.hosts):
+            address = f"127.0.0.{10 + index}"
+            hooks = FaultHooks()
+            install(hooks, self.plan, host.name)
+            server = self._serve(address, host.name, hooks)
+            self.servers[host.name], self.hooks[host.name] = server, hooks
+            self.endpoints[host.name] = {
+                "address": address, "port": server.port, "scheme": "http", "auth": "ntlm",
+                "username": self.spec.credentials[host.connection.credential].username,
+                "password": self.password,
+            }  # fmt: skip
+        _write_private(self.dir / "endpoints.json", {"hosts": self.endpoints})
+        if self._want_control:
+            self._start_control()
+        self._schedule_timed_reboots()
+        return self
+
+    def _serve(self, address: str, name: str, hooks: FaultHooks) -> WinRMServer:
+        ports = [self.port] if self.port is not None else [WINRM_PORT, 0]
+        error: OSError | None = None
+        for port in ports:
+            server = WinRMServer(address, port, name, self.sim.handler(name), self.users(),
+                                 faults=hooks, max_receive_wait=self.max_receive_wait)  # fmt: skip
+            try:
+                server.start()
+                return server
+            except OSError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    def _down(self, name: str) -> None:
+        server = self.servers.get(name)
+        if server is not None:
+            server.go_down()
+
+    def _up(self, name: str) -> None:
+        server = self.servers.get(name)
+        if server is not None and not self.stopped.is_set():
+            server.come_up()
+
+    def _schedule_timed_reboots(self) -> None:
+        from simulator import boot
+
+        for fault in self.sim.faults.timed_reboots():
+            host = self.world.host(fault.host or "")
+            if host is None or fault.fired:
+                continue
+            fault.fired = 1
+
+            def fire(name: str = host.name) -> None:
+                with self.sim.lock:
+                    boot.restart(self.sim, self.sim.host(name))
+
+            timer = threading.Timer(self.sim.clock.real(fault.at or 0), fire)
+            timer.daemon = True
+            timer.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for server in self.servers.values():
+            server.stop()
+        if self._control is not None:
+            self._control.shutdown()
+            self._control.server_close()
+            self._control = None
+        self.sim.save()
+
+    def __enter__(self) -> Fleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- control API
+    def _start_control(self) -> None:
+        token = secrets.token_urlsafe(18)
+        handler = _control_handler(self, token)
+        self._control = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._control.daemon_threads = True
+        port = int(self._control.server_address[1])
+        threading.Thread(
+            target=self._control.serve_forever, name="sim-control", daemon=True
+        ).start()
+        _write_private(
+            self.dir / "control.json", {"port": port, "token": token, "pid": os.getpid()}
+        )
+
+
+def _control_handler(fleet: Fleet, token: str) -> type[BaseHTTPRequestHandler]:
+    class Control(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _answer(self, code: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorised(self) -> bool:
+            if secrets.compare_digest(self.headers.get("X-Hvlab-Token", ""), token):
+                return True
+            self._answer(403, {"error": "bad token"})
+            return False
+
+        def do_GET(self) -> None:
+            if self._authorised():
+                if self.path == "/state":
+                    self._answer(200, fleet.state())
+                else:
+                    self._answer(404, {"error": "unknown"})
+
+        def do_POST(self) -> None:
+            if not self._authorised():
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"null") if length else None
+            if self.path == "/reset":
+                fleet.reset()
+                self._answer(200, {"ok": True})
+            elif self.path == "/faults":
+                fleet.set_faults(FaultPlan.parse(body))
+                self._answer(200, {"ok": True})
+            elif self.path == "/stop":
+                self._answer(200, {"ok": True})
+                threading.Thread(target=fleet.stop, daemon=True).start()
+            else:
+                self._answer(404, {"error": "unknown"})
+
+    return Control

@@ -1,0 +1,177 @@
+"""Fixtures for simulator tests.
+
+- ``lab_spec``: the seed lab (examples/classroom-lab.yaml).
+- ``sim``: an in-process :class:`simulator.engine.Sim` of the seed lab at instant speed (no
+  network); ``run(sim, host, "Cmdlet", **params)`` executes one command and returns a
+  :class:`Result` (output, errors, warnings, terminating error).
+- ``fleet``: a started :class:`simulator.fleet.Fleet` of the seed lab at instant speed on
+  ephemeral ports under a temp HVLAB_HOME; ``ps(fleet, "SVR1")`` opens a real pypsrp
+  RunspacePool to a host and returns a :class:`PS` helper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hvlab.spec import LabSpec
+from hvlab.specfile import load_lab
+from simulator.clock import Clock
+from simulator.engine import Sim
+from simulator.fleet import Fleet
+from simulator.protocol import CommandCall, Invocation, Parameter, TerminatingError
+from simulator.world_build import world_from_spec
+
+SEED = Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml"
+GB = 1024**3
+MB = 1024**2
+
+
+@pytest.fixture(scope="session")
+def lab_spec() -> LabSpec:
+    return load_lab(SEED)
+
+
+@dataclass
+class Result:
+    output: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    error_ids: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    terminating: TerminatingError | None = None
+
+    @property
+    def failure(self) -> str:
+        """The terminating error message, else the first error, else ''."""
+        if self.terminating is not None:
+            return self.terminating.message
+        return self.errors[0] if self.errors else ""
+
+    @property
+    def ok(self) -> bool:
+        return self.terminating is None and not self.errors
+
+
+class Ctx:
+    """A PipelineContext collecting everything (no network)."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+
+    def output(self, obj: Any) -> None:
+        self.result.output.append(obj)
+
+    def error(self, message: str, error_id: str = "", category: str = "",
+              target: str | None = None) -> None:  # fmt: skip
+        self.result.errors.append(message)
+        self.result.error_ids.append(error_id)
+
+    def warning(self, message: str) -> None:
+        self.result.warnings.append(message)
+
+    def progress(self, activity: str, percent: int, status: str = "") -> None:
+        return
+
+    def stopping(self) -> bool:
+        return False
+
+    def sleep(self, seconds: float) -> bool:
+        return True
+
+
+def call(name: str, **params: Any) -> CommandCall:
+    return CommandCall(name, False, tuple(Parameter(k, v) for k, v in params.items()))
+
+
+def run_pipeline(
+    sim: Sim, host: str, *commands: CommandCall, inputs: tuple[Any, ...] = ()
+) -> Result:
+    result = Result()
+    try:
+        sim.handler(host).invoke(Invocation(host, (tuple(commands),), inputs), Ctx(result))
+    except TerminatingError as exc:
+        result.terminating = exc
+    return result
+
+
+def run(sim: Sim, host: str, name: str, **params: Any) -> Result:
+    """Run one command on ``host``; switches are given as None (as pypsrp sends them)."""
+    return run_pipeline(sim, host, call(name, **params))
+
+
+@pytest.fixture
+def sim(lab_spec: LabSpec) -> Sim:
+    return Sim(world_from_spec(lab_spec), Clock(0))
+
+
+def hyperv_ready(sim: Sim, *hosts: str) -> None:
+    """Install Hyper-V with tools and reboot, create folders/paths and the four switches."""
+    for host in hosts:
+        assert run(sim, host, "Install-WindowsFeature", Name="Hyper-V",
+                   IncludeManagementTools=None).ok  # fmt: skip
+        assert run(sim, host, "Restart-Computer", Force=None).ok
+        assert run(sim, host, "New-Item", ItemType="Directory",
+                   Path=["C:\\Hyper-V", "C:\\Hyper-V\\VHDs"]).ok  # fmt: skip
+        assert run(sim, host, "Set-VMHost", VirtualMachinePath="C:\\Hyper-V",
+                   VirtualHardDiskPath="C:\\Hyper-V\\VHDs").ok  # fmt: skip
+        assert run(sim, host, "New-VMSwitch", Name="External", NetAdapterName="Ethernet0",
+                   AllowManagementOS=True).ok  # fmt: skip
+        for name, kind in (("Internal", "Internal"), ("Private", "Private"),
+                           ("Internal2", "Internal")):  # fmt: skip
+            assert run(sim, host, "New-VMSwitch", Name=name, SwitchType=kind).ok
+
+
+def join_domain(sim: Sim, *hosts: str) -> None:
+    """Point DNS at the DC, join the domain and reboot."""
+    dc = sim.world.dc()
+    for name in hosts:
+        host = sim.host(name)
+        for adapter in host.adapters.values():
+            adapter.dns = [dc.address]
+        assert run(sim, name, "Add-Computer", DomainName="kosa.vm", Force=None).ok
+        assert run(sim, name, "Restart-Computer", Force=None).ok
+
+
+@pytest.fixture
+def fleet(lab_spec: LabSpec, tmp_path: Path) -> Iterator[Fleet]:
+    with Fleet(lab_spec, tmp_path, speed=0, fresh=True, port=0, control=False,
+               max_receive_wait=2.0) as running:  # fmt: skip
+        yield running
+
+
+class PS:
+    """A real pypsrp RunspacePool to one simulated host."""
+
+    def __init__(self, endpoint: dict[str, Any]) -> None:
+        from pypsrp.powershell import RunspacePool
+        from pypsrp.wsman import WSMan
+
+        self.wsman = WSMan(endpoint["address"], port=endpoint["port"], username=endpoint["username"],
+                           password=endpoint["password"], ssl=False, auth="ntlm",
+                           cert_validation=False, connection_timeout=5, read_timeout=30)  # fmt: skip
+        self.pool = RunspacePool(self.wsman)
+        self.pool.open()
+
+    def run(self, name: str, **params: Any) -> Any:
+        from pypsrp.powershell import PowerShell
+
+        ps = PowerShell(self.pool)
+        ps.add_cmdlet(name)
+        for key, value in params.items():
+            ps.add_parameter(key, value)
+        output = ps.invoke()
+        ps.errors = [str(e) for e in ps.streams.error]  # type: ignore[attr-defined]
+        ps.output_objects = output  # type: ignore[attr-defined]
+        return ps
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def props(obj: Any) -> dict[str, Any]:
+    """adapted + extended properties of an object pypsrp returned."""
+    return {**getattr(obj, "adapted_properties", {}), **getattr(obj, "extended_properties", {})}
