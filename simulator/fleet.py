@@ -76,6 +76,8 @@ class Fleet:
         self._control: ThreadingHTTPServer | None = None
         self._want_control = control
         self.stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._finished = False
 
     # -- world
     def _world(self, fresh: bool) -> World:
@@ -175,6 +177,11 @@ class Fleet:
             timer.start()
 
     def stop(self) -> None:
+        """Stop serving (idempotent) and save the world."""
+        with self._stop_lock:
+            if self._finished:
+                return
+            self._finished = True
         self.stopped.set()
         for server in self.servers.values():
             server.stop()

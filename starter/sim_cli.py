@@ -1,0 +1,204 @@
+"""``hvlab sim``: serve a simulated Windows fleet for a lab file, inspect, reset and stop it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hvlab.specfile import SpecError, load_lab
+
+sim_app = typer.Typer(help="Simulated Windows fleet (WinRM/PSRP on loopback) for a lab file.")
+out = Console()
+err = Console(stderr=True)
+DETACH_TIMEOUT = 60.0
+
+
+def home() -> Path:
+    """$HVLAB_HOME (default ~/.hvlab)."""
+    try:
+        from hvlab.settings import get_settings
+
+        return get_settings().home_dir
+    except ImportError:  # pragma: no cover - settings module missing
+        return Path(os.environ.get("HVLAB_HOME", "~/.hvlab")).expanduser()
+
+
+def sim_home() -> Path:
+    return home() / "sim"
+
+
+def _load(file: Path) -> Any:
+    try:
+        return load_lab(file)
+    except SpecError as exc:
+        err.print(f"[red]invalid lab file[/] {exc.source}: {len(exc.issues)} problem(s)")
+        for issue in exc.issues:
+            err.print(f"  {issue}", markup=False)
+        raise typer.Exit(2) from None
+
+
+def _print_endpoints(endpoints: dict[str, Any]) -> None:
+    table = Table(title="simulated hosts")
+    for column in ("host", "endpoint", "user"):
+        table.add_column(column)
+    for name, ep in endpoints.items():
+        table.add_row(name, f"http://{ep['address']}:{ep['port']}/wsman", ep["username"])
+    out.print(table)
+    out.print(f"credentials and ports: {sim_home() / 'endpoints.json'}")
+
+
+@sim_app.command()
+def serve(
+    file: Annotated[Path, typer.Argument(help="lab file (YAML)")],
+    speed: Annotated[
+        float, typer.Option(help="simulated seconds per real second; 0 = instant")
+    ] = 60.0,
+    faults: Annotated[Path | None, typer.Option(help="fault plan (YAML or JSON)")] = None,
+    fresh: Annotated[bool, typer.Option(help="start from the lab's initial state")] = False,
+    detach: Annotated[bool, typer.Option(help="run in the background")] = False,
+    port: Annotated[
+        int | None, typer.Option(help="WinRM port (default 5985, else ephemeral)")
+    ] = None,
+) -> None:
+    """Serve every host of FILE over WinRM until stopped."""
+    spec = _load(file)
+    if detach:
+        _detach(file, speed, faults, fresh, port)
+        return
+    from simulator.faults import FaultPlan
+    from simulator.fleet import Fleet
+
+    plan = FaultPlan.load(faults) if faults else None
+    (sim_home() / "endpoints.json").unlink(missing_ok=True)
+    fleet = Fleet(spec, home(), speed=speed, faults=plan, fresh=fresh, port=port).start()
+    (sim_home() / "sim.pid").write_text(str(os.getpid()))
+    _print_endpoints(fleet.endpoints)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set() and not fleet.stopped.is_set():
+        stop.wait(0.2)
+    fleet.stop()
+    (sim_home() / "sim.pid").unlink(missing_ok=True)
+    out.print("simulated fleet stopped")
+
+
+def _detach(file: Path, speed: float, faults: Path | None, fresh: bool, port: int | None) -> None:
+    directory = sim_home()
+    directory.mkdir(parents=True, exist_ok=True)
+    endpoints = directory / "endpoints.json"
+    endpoints.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "starter.sim_cli", "serve", str(file), "--speed", str(speed)]
+    argv += (["--faults", str(faults)] if faults else []) + (["--fresh"] if fresh else [])
+    argv += ["--port", str(port)] if port is not None else []
+    log = (directory / "serve.log").open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "HVLAB_HOME": str(home())})  # fmt: skip
+    deadline = time.monotonic() + DETACH_TIMEOUT
+    while not endpoints.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            err.print(f"[red]the simulator did not start[/]; see {directory / 'serve.log'}")
+            raise typer.Exit(1)
+        time.sleep(0.05)
+    (directory / "sim.pid").write_text(str(proc.pid))
+    _print_endpoints(json.loads(endpoints.read_text())["hosts"])
+    out.print(f"running in the background, pid {proc.pid}")
+
+
+def _control(method: str, path: str, body: Any = None) -> Any:
+    info_path = sim_home() / "control.json"
+    if not info_path.exists():
+        err.print("no simulated fleet is running (start one with `hvlab sim serve FILE`)")
+        raise typer.Exit(1)
+    info = json.loads(info_path.read_text())
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{info['port']}{path}", data=data, method=method,
+        headers={"X-Hvlab-Token": info["token"], "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except OSError as exc:
+        err.print(f"the simulated fleet does not answer: {exc}")
+        raise typer.Exit(1) from None
+
+
+@sim_app.command()
+def state(
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON state")] = False,
+) -> None:
+    """Show the simulated world."""
+    world = _control("GET", "/state")
+    if as_json:
+        sys.stdout.write(json.dumps(world, indent=2) + "\n")
+        return
+    table = Table(title=f"lab {world.get('lab', '')}")
+    for column in ("host", "domain", "features", "switches", "vms"):
+        table.add_column(column)
+    for name, host in world["hosts"].items():
+        vms = ", ".join(f"{vm} ({v['state']})" for vm, v in host["vms"].items())
+        hv = "Hyper-V" if "Hyper-V" in host["features"] else ""
+        table.add_row(name, host["domain"] or "workgroup", hv, ", ".join(host["switches"]), vms)
+    out.print(table)
+
+
+@sim_app.command()
+def reset() -> None:
+    """Put the simulated lab back to its initial state."""
+    _control("POST", "/reset")
+    out.print("simulated lab reset")
+
+
+@sim_app.command()
+def faults(file: Annotated[Path, typer.Argument(help="fault plan (YAML or JSON)")]) -> None:
+    """Replace the running fleet's fault plan."""
+    from ruamel.yaml import YAML
+
+    text = file.read_text()
+    data = json.loads(text) if file.suffix == ".json" else YAML(typ="safe").load(text)
+    _control("POST", "/faults", data)
+    out.print("fault plan installed")
+
+
+@sim_app.command()
+def stop() -> None:
+    """Stop the running simulated fleet."""
+    _control("POST", "/stop")
+    pid_file = sim_home() / "sim.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text())
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid_file.unlink(missing_ok=True)
+    (sim_home() / "control.json").unlink(missing_ok=True)
+    out.print("simulated fleet stopped")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # reap our own child (serve --detach from this process)
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+if __name__ == "__main__":
+    sim_app()
