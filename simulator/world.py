@@ -109,6 +109,7 @@ class SimFile(_M):
     virtual_size: int = 0
     parent: str | None = None  # differencing parent (path on the same host or UNC)
     os: str | None = None  # guest OS family installed on this disk (golden images)
+    first_boot: dict[str, Any] | None = None  # offline guest config applied at the next boot
 
 
 class Ace(_M):
@@ -181,6 +182,7 @@ class Guest(_M):
     features: list[str] = Field(default_factory=list)
     nat: GuestNat = Field(default_factory=GuestNat)
     firewall_ports: list[str] = Field(default_factory=list)
+    adapter_names: dict[str, str] = Field(default_factory=dict)  # MAC -> connection name
 
     RDP_KEY: ClassVar[str] = (
         "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp"
@@ -362,6 +364,7 @@ class Host(_M):
     replica_server: ReplicaServer = Field(default_factory=ReplicaServer)
     mac_counter: int = 0
     host_octet: int = 1
+    tickets_purged_at: float = 0.0  # klist purge -li 0x3e7 (machine ticket cache)
 
     # -- feature state
     def has_feature(self, name: str) -> bool:
@@ -444,6 +447,8 @@ class AdComputer(_M):
     principals_allowed_to_delegate: list[str] = Field(default_factory=list)
     distinguished_name: str = ""
     sid: str = ""
+    # [{"at": time, "spns": [...], "trusted": bool}]: delegation as of each change (KCD cache)
+    delegation_history: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class AdUser(_M):
