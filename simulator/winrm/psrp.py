@@ -9,7 +9,6 @@ each pipeline) from which WS-Man Receive requests are answered. Each pipeline ru
 from __future__ import annotations
 
 import base64
-import enum
 import threading
 import uuid
 from collections import defaultdict, deque
@@ -32,32 +31,27 @@ from psrpcore import (
     StreamType,
 )
 from psrpcore.types import (
-    ErrorCategory,
-    ErrorCategoryInfo,
     ErrorRecord,
-    NETException,
     PSInvocationState,
     PSRPMessageType,
-    PSVersion,
     WarningRecord,
+    add_note_property,
 )
 
-from simulator.protocol import (
-    CommandCall,
-    Handler,
-    Invocation,
-    Parameter,
-    PipelineStopped,
-    TerminatingError,
+from simulator.protocol import Handler, PipelineStopped, TerminatingError
+from simulator.winrm.records import (
+    NULL,
+    application_private_data,
+    build_invocation,
+    error_record,
 )
 from simulator.winrm.soap import WSManFault, shell_not_found, timed_out
 
-RUNTIME_EXCEPTION = "System.Management.Automation.RuntimeException"
-_RUNTIME_HRESULT = -2146233087
 _ENVELOPE_OVERHEAD = 2048  # bytes of a Receive response besides its stream payloads
 _STREAM_OVERHEAD = 128  # bytes of one <rsp:Stream ...></rsp:Stream> wrapper
 _MIN_FRAGMENT = 256
 _FINAL_STATES = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+_KEEP_DRAINED = 64  # finished pipelines whose output was delivered, kept for late Signals
 
 
 def receive_budget(max_envelope_size: int) -> int:
@@ -70,114 +64,26 @@ def fragment_size(max_envelope_size: int) -> int:
     return max(_MIN_FRAGMENT, (receive_budget(max_envelope_size) - _STREAM_OVERHEAD) * 3 // 4)
 
 
-def application_private_data() -> dict[str, Any]:
-    """What a Windows PowerShell 5.1 endpoint advertises when a pool opens."""
-    return {
-        "DebugMode": 1,
-        "DebugStop": False,
-        "DebugBreakpointCount": 0,
-        "PSVersionTable": {
-            "PSVersion": PSVersion("5.1.20348.2652"),
-            "PSEdition": "Desktop",
-            "BuildVersion": PSVersion("10.0.20348.2652"),
-            "CLRVersion": PSVersion("4.0.30319.42000"),
-            "WSManStackVersion": PSVersion("3.0"),
-            "PSRemotingProtocolVersion": PSVersion("2.3"),
-            "SerializationVersion": PSVersion("1.1.0.1"),
-        },
-    }
+class _ServerPool(ServerRunspacePool):
+    """psrpcore's server pool, reading the call id of SetMax/SetMinRunspaces case-insensitively.
 
-
-def plain(value: Any) -> Any:
-    """Turn psrpcore's deserialized primitives into plain Python values.
-
-    Strings, integers, floats, lists and hashtables become ``str``/``int``/``float``/``list``/
-    ``dict``; enums, SecureStrings, PSCredentials and other objects are kept as psrpcore gives
-    them (see :func:`simulator.protocol.credential_parts`).
+    pypsrp sends it as ``CI`` (MS-PSRP says ``ci``); PowerShell's property lookup ignores case,
+    psrpcore's does not.
     """
-    if value is None or isinstance(value, (bool, enum.Enum)):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
+    @staticmethod
+    def _fix_ci(event: Any) -> None:
+        obj = event._ps_object
+        if getattr(obj, "ci", None) is None and getattr(obj, "CI", None) is not None:
+            add_note_property(obj, "ci", obj.CI)
 
-def build_invocation(host: str, metadata: Any, inputs: list[Any], username: str) -> Invocation:
-    """An :class:`Invocation` from a psrpcore ``PowerShell`` (CreatePipeline) object."""
-    statements: list[tuple[CommandCall, ...]] = []
-    current: list[CommandCall] = []
-    for cmd in metadata.commands:
-        params = tuple(Parameter(name, plain(value)) for name, value in cmd.parameters)
-        current.append(CommandCall(str(cmd.command_text), bool(cmd.is_script), params))
-        if cmd.end_of_statement:
-            statements.append(tuple(current))
-            current = []
-    if current:
-        statements.append(tuple(current))
-    return Invocation(
-        host=host,
-        statements=tuple(statements),
-        input=tuple(plain(i) for i in inputs),
-        username=username,
-    )
+    def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:
+        self._fix_ci(event)
+        super()._process_SetMaxRunspaces(event)
 
-
-def error_record(
-    message: str,
-    error_id: str,
-    category: str,
-    exception_type: str = RUNTIME_EXCEPTION,
-    target: str | None = None,
-    activity: str = "",
-) -> ErrorRecord:
-    """An ErrorRecord shaped like PowerShell's.
-
-    pypsrp shows it as: ``str(record)`` -> ``message``; ``record.fq_error`` -> ``error_id``;
-    ``record.category`` -> the ErrorCategory number; ``record.reason`` -> the exception's short
-    type name; ``record.message`` -> the category line, e.g.
-    ``ObjectNotFound: (vm1:String) [Get-VM], VirtualizationException``.
-    """
-    exc = _exception(message, exception_type)
-    info = ErrorCategoryInfo(
-        Category=ErrorCategory[category]
-        if category in ErrorCategory.__members__
-        else ErrorCategory.NotSpecified,
-        Activity=activity,
-        Reason=exception_type.rsplit(".", 1)[-1],
-        TargetName=target or "",
-        TargetType="String" if target is not None else "",
-    )
-    record = ErrorRecord(
-        Exception=exc,
-        CategoryInfo=info,
-        TargetObject=target,
-        FullyQualifiedErrorId=error_id,
-    )
-    record.PSObject.to_string = message
-    return record
-
-
-def _exception(message: str, exception_type: str) -> NETException:
-    exc = NETException(Message=message, HResult=_RUNTIME_HRESULT)
-    names = [exception_type]
-    if exception_type != RUNTIME_EXCEPTION and exception_type.startswith(
-        "System.Management.Automation."
-    ):
-        names.append(RUNTIME_EXCEPTION)
-    names += [
-        n for n in ("System.SystemException", "System.Exception", "System.Object") if n not in names
-    ]
-    exc.PSObject.type_names = names
-    exc.PSObject.to_string = f"{exception_type}: {message}"
-    return exc
+    def _process_SetMinRunspaces(self, event: SetMinRunspacesEvent) -> None:
+        self._fix_ci(event)
+        super()._process_SetMinRunspaces(event)
 
 
 @dataclass(eq=False)
@@ -214,7 +120,8 @@ class PipelineContext:
 
     def output(self, obj: Any) -> None:
         """Write one object to the output stream."""
-        self._shell.write(self._run, lambda p: p.write_output(obj))
+        value = NULL if obj is None else obj
+        self._shell.write(self._run, lambda p: p.write_output(value))
 
     def error(
         self,
@@ -274,11 +181,12 @@ class PsrpShell:
         self.owner = owner
         self.host = host
         self.handler = handler
-        self.pool = ServerRunspacePool(application_private_data=application_private_data())
+        self.pool = _ServerPool(application_private_data=application_private_data())
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.queues: defaultdict[uuid.UUID | None, deque[bytes]] = defaultdict(deque)
         self.runs: dict[uuid.UUID, PipelineRun] = {}
+        self.drained: deque[PipelineRun] = deque()
         self.closed = False
         self.fragment_size = fragment_size(max_envelope_size)
 
@@ -304,14 +212,19 @@ class PsrpShell:
             self.runs[pid] = run
             return run
 
-    def run_for(self, command_id: str) -> PipelineRun:
-        """The pipeline of a CommandId; WSManFault when unknown."""
+    def find_run(self, command_id: str) -> PipelineRun | None:
+        """The pipeline of a CommandId, if the shell still knows it."""
         with self.lock:
             self._check_open()
             try:
-                run = self.runs.get(uuid.UUID(command_id))
+                return self.runs.get(uuid.UUID(command_id))
             except ValueError:
-                run = None
+                return None
+
+    def run_for(self, command_id: str) -> PipelineRun:
+        """The pipeline of a CommandId; WSManFault when unknown."""
+        with self.lock:
+            run = self.find_run(command_id)
             if run is None:
                 raise WSManFault(
                     0x8033805B,
@@ -491,7 +404,18 @@ class PsrpShell:
             self._check_open()
             payloads = self._take(queue, receive_budget(max_envelope_size))
             done = run is not None and (run.finished or run.closed) and not queue
+            if done and run is not None:
+                self._retire(run)
             return payloads, done
+
+    def _retire(self, run: PipelineRun) -> None:
+        """Forget the oldest pipelines whose output was fully delivered (pypsrp's invoke()
+        never sends Signal Terminate, so they would pile up)."""
+        if run in self.drained:
+            return
+        self.drained.append(run)
+        while len(self.drained) > _KEEP_DRAINED:
+            self._close_run(self.drained.popleft())
 
     @staticmethod
     def _take(queue: deque[bytes], budget: int) -> list[str]:
@@ -544,6 +468,7 @@ class PsrpShell:
             for run in list(self.runs.values()):
                 self._close_run(run)
             self.queues.clear()
+            self.drained.clear()
             self.cond.notify_all()
 
     def _check_open(self) -> None:
