@@ -6,7 +6,12 @@ from simulator.engine import Registry
 
 
 def register(registry: Registry) -> None:
-    from simulator.cmdlets import hyperv_host, hyperv_switch, hyperv_vm
+    from simulator.cmdlets import (
+        hyperv_host,
+        hyperv_migration,
+        hyperv_switch,
+        hyperv_vm,
+    )
 
-    for module in (hyperv_host, hyperv_switch, hyperv_vm):
+    for module in (hyperv_host, hyperv_switch, hyperv_vm, hyperv_migration):
         module.register(registry)

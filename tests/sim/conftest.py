@@ -132,8 +132,15 @@ def join_domain(sim: Sim, *hosts: str) -> None:
         host = sim.host(name)
         for adapter in host.adapters.values():
             adapter.dns = [dc.address]
-        assert run(sim, name, "Add-Computer", DomainName="kosa.vm", Force=None).ok
+        assert run(sim, name, "Add-Computer", DomainName="kosa.vm", Credential=domain_admin(),
+                   Force=None).ok  # fmt: skip
         assert run(sim, name, "Restart-Computer", Force=None).ok
+
+
+def domain_admin() -> Any:
+    from psrpcore.types import PSCredential, PSSecureString
+
+    return PSCredential(UserName="KOSA\\Administrator", Password=PSSecureString("secret"))
 
 
 @pytest.fixture
@@ -175,3 +182,59 @@ class PS:
 def props(obj: Any) -> dict[str, Any]:
     """adapted + extended properties of an object pypsrp returned."""
     return {**getattr(obj, "adapted_properties", {}), **getattr(obj, "extended_properties", {})}
+
+
+class StepClock(Clock):
+    """A non-instant clock whose waits block until the test releases them (no real sleeps)."""
+
+    def __init__(self) -> None:
+        super().__init__(speed=1.0)
+        import threading
+
+        self.gate = threading.Semaphore(0)
+        self.waiting = threading.Semaphore(0)
+        self.held = False
+
+    def sleep(self, sim_seconds: float) -> None:
+        self.waiting.release()
+        self.gate.acquire()
+
+    def step(self, n: int = 1, settle: bool = True) -> None:
+        """Release ``n`` sleeps one after the other; with ``settle`` wait until the worker
+        sleeps again, so everything it does between sleeps has happened."""
+        for _ in range(n):
+            if not self.held:
+                assert self.waiting.acquire(timeout=10)
+            self.held = False
+            self.gate.release()
+        if settle:
+            assert self.waiting.acquire(timeout=10)
+            self.held = True
+
+
+def lab_with_vm(sim: Sim, vm: str = "Linux01", host: str = "SVR2") -> None:
+    """Both hosts ready, domain-joined, migration on with Kerberos, the seed's KCD, and a
+    running VM from the golden disk on ``host``."""
+    join_domain(sim, "SVR1", "SVR2")
+    hyperv_ready(sim, "SVR1", "SVR2")
+    for name in ("SVR1", "SVR2"):
+        assert run(sim, name, "Enable-VMMigration").ok
+        assert run(sim, name, "Set-VMHost", VirtualMachineMigrationAuthenticationType="Kerberos").ok
+    delegate(sim, "SVR1", "SVR2")
+    delegate(sim, "SVR2", "SVR1")
+    disk = f"C:\\Hyper-V\\VHDs\\{vm}.vhdx"
+    assert run(sim, host, "Copy-Item", Path="C:\\Golden\\linux01.vhdx", Destination=disk).ok
+    assert run(sim, host, "New-VM", Name=vm, Generation=2, MemoryStartupBytes=GB,
+               VHDPath=disk, SwitchName="External").ok  # fmt: skip
+    assert run(sim, host, "Start-VM", Name=vm).ok
+
+
+def delegate(sim: Sim, src: str, dst: str, transition: bool = True) -> None:
+    """The seed's KCD: src may delegate to dst (migration + cifs) and to DC1 (cifs)."""
+    comp = sim.world.ad.computer(src)
+    assert comp is not None
+    fqdn = sim.world.ad.fqdn
+    for spn in ("Microsoft Virtual System Migration Service", "cifs"):
+        comp.allowed_to_delegate_to += [f"{spn}/{dst}", f"{spn}/{dst}.{fqdn}"]
+    comp.allowed_to_delegate_to += ["cifs/DC1", f"cifs/DC1.{fqdn}"]
+    comp.trusted_to_auth_for_delegation = transition
