@@ -7,6 +7,7 @@ Files under ``$HVLAB_HOME`` (default ``~/.hvlab``):
 | ``dev/temporal.db`` | the dev server's SQLite database (workflows survive restarts) |
 | ``dev/temporal.log``, ``dev/temporal.pid`` | server output and pid |
 | ``dev/worker.log``, ``dev/worker.pid`` | worker output (JSON lines) and pid |
+| ``dev/stack.json`` | the ports and names the stack was last started with |
 | ``sim/fleet.pid`` | a simulated fleet (written by the simulator); :func:`stop` stops it too |
 
 A pid file holds one decimal pid. Every process is started in its own session, so its pid is
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -150,6 +153,21 @@ class DevConfig:
     def log_file(self, name: str) -> Path:
         """``dev/<name>.log``."""
         return self.dev_dir / f"{name}.log"
+
+    def save(self) -> None:
+        """Record this config in ``dev/stack.json`` (read by status and stop)."""
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k != "home"}
+        self.dev_dir.mkdir(parents=True, exist_ok=True)
+        (self.dev_dir / "stack.json").write_text(json.dumps(data, indent=2) + "\n")
+
+    @classmethod
+    def saved(cls, home: Path) -> DevConfig | None:
+        """The config the stack in ``home`` was last started with, if recorded."""
+        try:
+            data = json.loads((home / "dev" / "stack.json").read_text())
+            return cls(home=home, **data)
+        except (OSError, ValueError, TypeError):
+            return None
 
     def client_settings(self) -> Settings:
         """Settings to reach this dev server (plain gRPC, no TLS or API key)."""
@@ -501,8 +519,20 @@ def _start_worker(cfg: DevConfig) -> int:
     return pid
 
 
+def _ensure_same_ports(cfg: DevConfig, running: StackStatus) -> None:
+    """A live stack started with other ports cannot be reused by this config."""
+    saved = DevConfig.saved(cfg.home)
+    if saved is not None and running.server.alive and saved != cfg:
+        raise DevStackError(
+            f"a dev stack from {cfg.home} already runs with other settings (gRPC port "
+            f"{saved.port}, UI port {saved.ui_port}): run `hvlab dev stop` first"
+        )
+
+
 async def _start(cfg: DevConfig, timeout: float, started: list[str]) -> None:
     before = status(cfg)
+    _ensure_same_ports(cfg, before)
+    cfg.save()
     server_pid = before.server.pid
     if not before.server.alive:
         server_pid = _start_server(cfg)

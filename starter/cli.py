@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -107,12 +106,16 @@ def run(argv: list[str] | None = None) -> int:
     except UsageProblem as exc:
         err.print(f"[red]error:[/] {exc}", markup=True)
         return 2
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"[red]error:[/] {exc}")
         return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         return 130
     except KeyboardInterrupt:

@@ -63,6 +63,14 @@ def _dev_config(port: int | None = None, ui_port: int | None = None) -> DevConfi
     return DevConfig.from_settings(get_settings(), port=port, ui_port=ui_port)
 
 
+def _current_config() -> DevConfig:
+    """The config the stack in ``$HVLAB_HOME`` was started with (else from settings)."""
+    from hvlab.devstack import DevConfig
+
+    cfg = _dev_config()
+    return DevConfig.saved(cfg.home) or cfg
+
+
 def _describe(state: StackStatus, elapsed: float) -> None:
     cfg = state.config
     verb = {True: "started", False: "already running"}
@@ -160,7 +168,7 @@ def dev(
 @dev_app.command("stop")
 def dev_stop() -> None:
     """Stop the worker, a simulated fleet and the dev server; no process is left."""
-    _stop_and_report(_dev_config())
+    _stop_and_report(_current_config())
     raise typer.Exit(0)
 
 
@@ -169,7 +177,7 @@ def dev_status() -> None:
     """Show the stack's processes; exit 0 when server and worker run, else 1."""
     from hvlab.devstack import status
 
-    current = status(_dev_config())
+    current = status(_current_config())
     table = Table("process", "pid", "state", "log")
     for proc in current.processes():
         state = "[green]running[/]" if proc.alive else "[dim]stopped[/]"
@@ -185,7 +193,7 @@ def dev_status() -> None:
 
 
 def worker_command() -> None:
-    """Run the Temporal worker in the foreground (same as ``python worker.py``)."""
+    """Run the Temporal worker in the foreground (same as: python worker.py)."""
     import worker
 
     raise typer.Exit(worker.run(get_settings()))
