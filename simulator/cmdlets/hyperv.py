@@ -9,9 +9,10 @@ def register(registry: Registry) -> None:
     from simulator.cmdlets import (
         hyperv_host,
         hyperv_migration,
+        hyperv_replica,
         hyperv_switch,
         hyperv_vm,
     )
 
-    for module in (hyperv_host, hyperv_switch, hyperv_vm, hyperv_migration):
+    for module in (hyperv_host, hyperv_switch, hyperv_vm, hyperv_migration, hyperv_replica):
         module.register(registry)

@@ -103,10 +103,6 @@ def _accounts(call: Call, names: list[Any]) -> list[str]:
     return out
 
 
-def qualify_cim(call: Call, error_id: str) -> str:
-    return f"{error_id},{call.name}"
-
-
 # ---------------------------------------------------------------- shares
 
 

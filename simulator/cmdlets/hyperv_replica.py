@@ -1,0 +1,418 @@
+"""Hyper-V Replica: replica server settings, enabling, initial replication, planned failover,
+reverse replication, test failover, suspend/resume and removal (reference §13)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.cmdlets import host_jobs
+from simulator.cmdlets.common import as_list
+from simulator.cmdlets.hyperv_common import HV, hv_cmdlet, target_vms
+from simulator.engine import Call, Registry
+from simulator.pstypes import (
+    RecoveryAuthenticationType,
+    ReplicationAuthenticationType,
+    VMReplicationHealthState,
+    VMReplicationMode,
+    VMReplicationRelationshipType,
+    VMReplicationState,
+    guid,
+    member,
+    ps_object,
+)
+from simulator.world import Host, Replication, SimFile, Vm, World, join_path, leaf, new_guid
+
+CONNECT = ("Hyper-V failed to enable replication for virtual machine '{vm}': The connection with "
+           "the Replica server '{replica}' on port {port} could not be established. Verify that "
+           "the Replica server is configured to receive replication with {auth} authentication "
+           "on that port and that its firewall allows it. (0x00002EFD)")  # [UNCONF] # fmt: skip
+OK_TEXT = (
+    "The connection to the specified Replica server with the specified parameters was successful."
+)
+BAD_STATE = "The operation cannot be performed while the object is in its current state."
+NOT_ENABLED = "Replication is not enabled for virtual machine '{vm}'."  # [UNCONF]
+FREQUENCIES = (30, 300, 900)
+
+
+def register(registry: Registry) -> None:
+    hv_cmdlet(registry, "Get-VMReplicationServer")(get_server)
+    hv_cmdlet(registry, "Set-VMReplicationServer")(set_server)
+    hv_cmdlet(registry, "Test-VMReplicationConnection")(test_connection)
+    hv_cmdlet(registry, "Enable-VMReplication")(enable_replication)
+    hv_cmdlet(registry, "Start-VMInitialReplication")(start_initial)
+    hv_cmdlet(registry, "Get-VMReplication")(get_replication)
+    hv_cmdlet(registry, "Set-VMReplication")(set_replication)
+    hv_cmdlet(registry, "Remove-VMReplication")(remove_replication)
+    hv_cmdlet(registry, "Suspend-VMReplication", "Resume-VMReplication")(suspend_resume)
+    hv_cmdlet(registry, "Start-VMFailover")(start_failover)
+    hv_cmdlet(registry, "Stop-VMFailover")(stop_failover)
+    hv_cmdlet(registry, "Complete-VMFailover")(complete_failover)
+
+
+def fqdn(host: Host) -> str:
+    return f"{host.name}.{host.domain}".lower() if host.domain else host.name
+
+
+# ---------------------------------------------------------------- replica server
+
+
+def server_object(host: Host) -> Any:
+    s = host.replica_server
+    return ps_object(
+        [HV + "VMReplicationServer"],
+        ComputerName=host.name, ReplicationEnabled=s.enabled,
+        AllowedAuthenticationType=member(RecoveryAuthenticationType, s.auth),
+        KerberosAuthenticationPort=s.kerberos_port, CertificateAuthenticationPort=s.certificate_port,
+        ReplicationAllowedFromAnyServer=s.allow_any_server,
+        DefaultStorageLocation=s.default_storage or None, MonitoringInterval=s.monitoring_interval,
+    )  # fmt: skip
+
+
+def get_server(call: Call) -> None:
+    call.out(server_object(call.host))
+
+
+def set_server(call: Call) -> None:
+    s = call.host.replica_server
+    fields = {"ReplicationEnabled": "enabled", "AllowedAuthenticationType": "auth",
+              "KerberosAuthenticationPort": "kerberos_port",
+              "CertificateAuthenticationPort": "certificate_port",
+              "ReplicationAllowedFromAnyServer": "allow_any_server",
+              "DefaultStorageLocation": "default_storage"}  # fmt: skip
+    updated = s.model_copy()
+    for param, attr in fields.items():
+        if call.has(param):
+            setattr(updated, attr, call.get(param))
+    if updated.enabled and updated.allow_any_server and not updated.default_storage:
+        call.fail("The DefaultStorageLocation parameter is required when "
+                  "ReplicationAllowedFromAnyServer is true.", "InvalidParameter",
+                  "InvalidArgument")  # [UNCONF] wording  # fmt: skip
+    if updated.default_storage:
+        call.host.add_folder(str(updated.default_storage))
+    call.host.replica_server = updated
+    if call.switch("Passthru"):
+        call.out(server_object(call.host))
+
+
+def connection_problem(world: World, primary: Host, replica: Host | None, port: int,
+                       auth: str) -> bool:  # fmt: skip
+    """True when ``primary`` cannot replicate to ``replica`` with these settings."""
+    if replica is None or replica is primary or not replica.has_feature("Hyper-V"):
+        return True
+    s = replica.replica_server
+    auth_ok = auth == "Kerberos" and s.auth in ("Kerberos", "CertificateAndKerberos")
+    auth_ok = auth_ok and bool(primary.domain and replica.domain)
+    port_ok = port == s.kerberos_port
+    return not (s.enabled and auth_ok and port_ok and _firewall_open(replica, port))
+
+
+def _firewall_open(host: Host, port: int) -> bool:
+    return any(
+        r.enabled and r.direction == "Inbound" and r.action == "Allow"
+        and r.protocol.upper() in ("TCP", "ANY")
+        and (r.local_port == "Any" or str(port) in [p.strip() for p in r.local_port.split(",")])
+        for r in host.firewall.values()
+    )  # fmt: skip
+
+
+def _params(call: Call) -> tuple[str, int, str]:
+    return (str(call.get("ReplicaServerName") or ""), int(call.get("ReplicaServerPort") or 80),
+            str(call.get("AuthenticationType") or "Kerberos"))  # fmt: skip
+
+
+def test_connection(call: Call) -> None:
+    name, port, auth = _params(call)
+    if connection_problem(call.world, call.host, call.world.host(name), port, auth):
+        call.error(CONNECT.format(vm="", replica=name, port=port, auth=auth).replace(
+            "to enable replication for virtual machine '': ", "to connect: "),
+            "ConnectionFailed", "ConnectionError")  # fmt: skip
+        return
+    call.out(OK_TEXT)
+
+
+# ---------------------------------------------------------------- enable / initial replication
+
+
+def enable_replication(call: Call) -> None:
+    name, port, auth = _params(call)
+    frequency = int(call.get("ReplicationFrequencySec") or 300)
+    if frequency not in FREQUENCIES:
+        call.fail(f"The replication frequency {frequency} is not valid. Valid values are 30, "
+                  "300 and 900 seconds.", "InvalidParameter", "InvalidArgument")  # fmt: skip
+    replica = call.world.host(name)
+    for vm in target_vms(call):
+        if vm.replication is not None:
+            call.error(f"Replication is already enabled for virtual machine '{vm.name}'.",
+                       "InvalidOperation", "InvalidOperation", vm.name)  # fmt: skip
+            continue
+        if connection_problem(call.world, call.host, replica, port, auth) or replica is None:
+            call.error(CONNECT.format(vm=vm.name, replica=name, port=port, auth=auth),
+                       "ConnectionFailed", "ConnectionError", vm.name)  # fmt: skip
+            continue
+        if replica.vms.get(vm.id) or replica.vm(vm.name):
+            call.error(f"Hyper-V failed to enable replication for virtual machine '{vm.name}': "
+                       f"a virtual machine with the same name or identifier already exists on "
+                       f"'{replica.name}'.", "InvalidOperation", "ResourceExists")  # fmt: skip
+            continue
+        _pair(call.host, replica, vm, port, auth, frequency)
+        if call.switch("Passthru"):
+            call.out(replication_object(call.host, vm))
+
+
+def _pair(primary: Host, replica: Host, vm: Vm, port: int, auth: str, frequency: int) -> None:
+    common = dict(frequency=frequency, primary=fqdn(primary), replica=fqdn(replica), port=port,
+                  auth=auth)  # fmt: skip
+    vm.replication = Replication(mode="Primary", state="ReadyForInitialReplication", **common)
+    folder = join_path(replica.replica_server.default_storage or "C:\\Hyper-V\\Replica", vm.name)
+    copy = vm.model_copy(deep=True)
+    copy.state, copy.ready_at, copy.snapshots = "Off", None, []
+    copy.path = copy.config_location = folder
+    for nic in copy.nics:
+        nic.switch = None  # replica NICs are not connected
+    for disk in copy.disks:
+        disk.path = join_path(folder, leaf(disk.path))
+    copy.replication = Replication(mode="Replica", state="WaitingForInitialReplication", **common)
+    replica.add_folder(folder)
+    replica.vms[copy.id] = copy
+
+
+def _partner(world: World, vm: Vm) -> tuple[Host, Vm] | None:
+    """The other side of ``vm``'s replication relationship."""
+    rep = vm.replication
+    if rep is None:
+        return None
+    peer = world.host(rep.replica if rep.mode == "Primary" else rep.primary)
+    other = peer.vms.get(vm.id) if peer else None
+    return (peer, other) if peer and other and other.replication else None
+
+
+def start_initial(call: Call) -> None:
+    for vm in _replicated(call):
+        rep = vm.replication
+        assert rep is not None
+        pair = _partner(call.world, vm)
+        if rep.mode != "Primary" or rep.state != "ReadyForInitialReplication" or pair is None:
+            call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+            continue
+        rep.state = "InitialReplicationInProgress"
+        size = _disk_size(call.world, call.host, vm)
+        job = call.world.new_job(host=call.host.name, kind="replication", cim_class="Msvm_ConcreteJob",
+                                 job_type=116, vm_id=vm.id, vm_name=vm.name,
+                                 command="Start-VMInitialReplication")  # fmt: skip
+        call.sim.run_job(job, size / call.sim.clock.d.replication_rate,
+                         lambda j, vm=vm, src=call.host: _seeded(call, src, vm),
+                         lambda j, vm=vm: _seed_failed(vm))  # fmt: skip
+        if call.switch("AsJob"):
+            call.out(host_jobs.job_object(job))
+            continue
+        call.wait_job(job)
+        if job.state != 7:
+            call.error(job.error_description, "OperationFailed", "InvalidOperation", vm.name)
+
+
+def _disk_size(world: World, host: Host, vm: Vm) -> int:
+    total = 0
+    for disk in vm.disks:
+        spot = world.locate(host, disk.path)
+        file = spot[0].file(spot[1]) if spot else None
+        total += file.size if file else 0
+    return total
+
+
+def _seeded(call: Call, src: Host, vm: Vm) -> None:
+    pair = _partner(call.world, vm)
+    if pair is None or vm.replication is None:
+        return
+    replica_host, replica_vm = pair
+    for disk, copy in zip(vm.disks, replica_vm.disks, strict=False):
+        spot = call.world.locate(src, disk.path)
+        file = spot[0].file(spot[1]) if spot else None
+        replica_host.put_file(file.model_copy(update={"path": copy.path}) if file
+                              else SimFile(path=copy.path, size=0))  # fmt: skip
+    now = call.sim.clock.now()
+    for rep in (vm.replication, replica_vm.replication):
+        assert rep is not None
+        rep.state, rep.health, rep.last_replication = "Replicating", "Normal", now
+
+
+def _seed_failed(vm: Vm) -> None:
+    if vm.replication is not None:
+        vm.replication.state, vm.replication.health = "Error", "Critical"
+
+
+# ---------------------------------------------------------------- Get/Set/Remove
+
+
+def replication_object(host: Host, vm: Vm) -> Any:
+    rep = vm.replication
+    assert rep is not None
+    state = member(VMReplicationState, rep.state)
+    health = member(VMReplicationHealthState, rep.health)
+    mode = member(VMReplicationMode, rep.mode)
+    return ps_object(
+        [HV + "VMReplication", HV + "VirtualizationObject"],
+        VMName=vm.name, VMId=guid(vm.id), Id=new_guid(), State=state, ReplicationState=state,
+        Health=health, ReplicationHealth=health, Mode=mode, ReplicationMode=mode,
+        FrequencySec=rep.frequency, ReplicationFrequencySec=rep.frequency,
+        PrimaryServer=rep.primary, PrimaryServerName=rep.primary, ReplicaServer=rep.replica,
+        ReplicaServerName=rep.replica, ReplicaPort=rep.port, ReplicaServerPort=rep.port,
+        AuthType=member(ReplicationAuthenticationType, rep.auth),
+        AuthenticationType=member(ReplicationAuthenticationType, rep.auth),
+        Relationship=member(VMReplicationRelationshipType, rep.relationship),
+        ReplicationRelationshipType=member(VMReplicationRelationshipType, rep.relationship),
+        ComputerName=host.name, TestVirtualMachineName=rep.test_vm,
+    )  # fmt: skip
+
+
+def _replicated(call: Call) -> list[Vm]:
+    out = []
+    for vm in target_vms(call):
+        if vm.replication is None:
+            call.error(NOT_ENABLED.format(vm=vm.name), "ObjectNotFound", "ObjectNotFound", vm.name)
+        else:
+            out.append(vm)
+    return out
+
+
+def get_replication(call: Call) -> None:
+    if call.has("VMName") or call.has("VM") or call.input:
+        vms = _replicated(call)
+    else:
+        vms = [vm for vm in call.host.vms.values() if vm.replication is not None]
+    modes = {str(m).lower() for m in as_list(call.get("ReplicationMode"))}
+    for vm in vms:
+        if not modes or vm.replication.mode.lower() in modes:  # type: ignore[union-attr]
+            call.out(replication_object(call.host, vm))
+
+
+def set_replication(call: Call) -> None:
+    for vm in _replicated(call):
+        rep = vm.replication
+        assert rep is not None
+        if call.switch("Reverse"):
+            _reverse(call, vm, rep)
+        elif call.switch("AsReplica"):
+            vm.replication = rep.model_copy(update={"mode": "Replica",
+                                                    "state": "WaitingForInitialReplication"})  # fmt: skip
+        if call.has("ReplicationFrequencySec"):
+            rep.frequency = int(call.get("ReplicationFrequencySec"))
+        if call.switch("Passthru") and vm.replication:
+            call.out(replication_object(call.host, vm))
+
+
+def _reverse(call: Call, vm: Vm, rep: Replication) -> None:
+    """On the failed-over replica: it becomes the primary, the old primary its replica."""
+    if rep.mode != "Replica" or rep.state not in ("FailedOverWaitingCompletion", "FailedOver"):
+        call.fail(BAD_STATE, "InvalidState", "InvalidOperation", target=vm.name)
+    old = call.world.host(str(call.get("ReplicaServerName") or rep.primary))
+    port = int(call.get("ReplicaServerPort") or rep.port)
+    auth = str(call.get("AuthenticationType") or rep.auth)
+    if old is None or connection_problem(call.world, call.host, old, port, auth):
+        call.fail(CONNECT.format(vm=vm.name, replica=rep.primary, port=port, auth=auth),
+                  "ConnectionFailed", "ConnectionError")  # fmt: skip
+    old_vm = old.vms.get(vm.id)
+    prepared = (
+        old_vm is not None
+        and old_vm.replication is not None
+        and (old_vm.replication.state == "PreparedForFailover")
+    )
+    if old_vm is not None and old_vm.state != "Off":
+        call.fail(BAD_STATE, "InvalidState", "InvalidOperation", target=vm.name)
+    common = dict(frequency=rep.frequency, primary=fqdn(call.host), replica=fqdn(old), port=port,
+                  auth=auth)  # fmt: skip
+    vm.replication = Replication(mode="Primary", state="Replicating" if prepared
+                                 else "ReadyForInitialReplication", **common)  # fmt: skip
+    if old_vm is not None:
+        old_vm.replication = Replication(mode="Replica", state="Replicating" if prepared
+                                         else "WaitingForInitialReplication", **common)  # fmt: skip
+        for nic in old_vm.nics:
+            nic.switch = nic.switch  # the old primary keeps its connections
+
+
+def remove_replication(call: Call) -> None:
+    for vm in _replicated(call):
+        vm.replication = None
+
+
+def suspend_resume(call: Call) -> None:
+    for vm in _replicated(call):
+        rep = vm.replication
+        assert rep is not None
+        if call.name == "Suspend-VMReplication" and rep.state == "Replicating":
+            rep.state = "Suspended"
+        elif call.name == "Resume-VMReplication" and rep.state in (
+            "Suspended",
+            "WaitingForStartResynchronize",
+            "ResynchronizeSuspended",
+        ):
+            rep.state, rep.health = "Replicating", "Normal"
+        else:
+            call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+
+
+# ---------------------------------------------------------------- failover
+
+
+def start_failover(call: Call) -> None:
+    for vm in _replicated(call):
+        rep = vm.replication
+        assert rep is not None
+        if call.switch("Prepare"):
+            _prepare(call, vm, rep)
+        elif call.switch("AsTest"):
+            _test_failover(call, vm, rep)
+        elif rep.mode == "Replica" and rep.state in ("Replicating", "Suspended"):
+            rep.state, rep.health = "FailedOverWaitingCompletion", "Warning"
+        else:
+            call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+
+
+def _prepare(call: Call, vm: Vm, rep: Replication) -> None:
+    if rep.mode != "Primary" or rep.state != "Replicating":
+        call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+        return
+    if vm.state != "Off":
+        call.error(f"Cannot prepare the planned failover of virtual machine '{vm.name}' because "
+                   "it is not turned off. Shut down the virtual machine and try again.",
+                   "InvalidState", "InvalidOperation", vm.name)  # [UNCONF] wording  # fmt: skip
+        return
+    rep.state = "PreparedForFailover"
+
+
+def _test_failover(call: Call, vm: Vm, rep: Replication) -> None:
+    if rep.mode != "Replica" or rep.test_vm:
+        call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+        return
+    test = vm.model_copy(deep=True, update={"id": new_guid(), "name": f"{vm.name} - Test"})
+    test.replication, test.state = None, "Off"
+    for nic in test.nics:
+        nic.switch = None
+    call.host.vms[test.id] = test
+    rep.test_vm = test.name
+
+
+def stop_failover(call: Call) -> None:
+    for vm in _replicated(call):
+        rep = vm.replication
+        assert rep is not None
+        if rep.test_vm:
+            for test in call.host.vms_named(rep.test_vm):
+                del call.host.vms[test.id]
+            rep.test_vm = None
+        elif rep.state == "PreparedForFailover":
+            rep.state = "Replicating"
+        elif rep.state == "FailedOverWaitingCompletion":
+            vm.state, vm.ready_at = "Off", None
+            rep.state, rep.health = "Replicating", "Normal"
+        else:
+            call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+
+
+def complete_failover(call: Call) -> None:
+    for vm in _replicated(call):
+        rep = vm.replication
+        assert rep is not None
+        if rep.state != "FailedOverWaitingCompletion":
+            call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+            continue
+        rep.state = "FailedOver"
