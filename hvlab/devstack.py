@@ -8,7 +8,7 @@ Files under ``$HVLAB_HOME`` (default ``~/.hvlab``):
 | ``dev/temporal.log``, ``dev/temporal.pid`` | server output and pid |
 | ``dev/worker.log``, ``dev/worker.pid`` | worker output (JSON lines) and pid |
 | ``dev/stack.json`` | the ports and names the stack was last started with |
-| ``sim/fleet.pid`` | a simulated fleet (written by the simulator); :func:`stop` stops it too |
+| ``sim/fleet.pid`` or ``sim/sim.pid`` | a simulated fleet (``hvlab sim serve``); stopped too |
 
 A pid file holds one decimal pid. Every process is started in its own session, so its pid is
 also its process-group id; :func:`stop` signals the whole group. Ports (``127.0.0.1``):
@@ -60,6 +60,8 @@ SQLITE_PRAGMAS: dict[str, str] = {"journal_mode": "wal", "synchronous": "normal"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.05
+FLEET_PID_FILES = ("fleet.pid", "sim.pid")
+FLEET_MARKER = "sim"  # in the fleet's command line: `hvlab sim serve` or `-m starter.sim_cli`
 ONE_SECOND = timedelta(seconds=1)
 
 
@@ -127,8 +129,14 @@ class DevConfig:
 
     @property
     def fleet_pid(self) -> Path:
-        """Pid file of a simulated fleet (written by the simulator)."""
-        return self.home / "sim" / "fleet.pid"
+        """Pid file of a simulated fleet: ``sim/fleet.pid``, or ``sim/sim.pid`` if that exists.
+
+        ``hvlab sim serve`` writes ``sim.pid``; its process stops cleanly (and saves the
+        simulated world) on SIGTERM.
+        """
+        sim = self.home / "sim"
+        names = [name for name in FLEET_PID_FILES if (sim / name).exists()]
+        return sim / (names[0] if names else FLEET_PID_FILES[0])
 
     @property
     def address(self) -> str:
@@ -364,7 +372,7 @@ def status(cfg: DevConfig, started: tuple[str, ...] = ()) -> StackStatus:
         config=cfg,
         server=server,
         worker=_state(cfg, "worker", "worker"),
-        fleet=_state(cfg, "fleet", None),
+        fleet=_state(cfg, "fleet", FLEET_MARKER),
         server_answers=server.alive and port_open(cfg.port),
         started=started,
     )
@@ -576,7 +584,7 @@ def _targets(cfg: DevConfig) -> dict[str, tuple[Path, str | None]]:
     """name -> (pid file, command-line marker), in stopping order."""
     return {
         "worker": (cfg.pid_file("worker"), "worker"),
-        "fleet": (cfg.fleet_pid, None),
+        "fleet": (cfg.fleet_pid, FLEET_MARKER),
         "temporal": (cfg.pid_file("temporal"), _server_marker(cfg)),
     }
 
@@ -592,6 +600,8 @@ def _stop_named(
         if pid is not None and process_alive(pid, marker):
             stopped.append(Stopped(name, pid, terminate(pid, timeout)))
         pid_file.unlink(missing_ok=True)
+    if any(proc.name == "fleet" for proc in stopped):
+        (cfg.home / "sim" / "control.json").unlink(missing_ok=True)  # its control API is gone
     return stopped
 
 

@@ -1,0 +1,72 @@
+"""Process handling of the dev stack without a server: pid files, fleet stop, pid reuse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hvlab.devstack import DevConfig, read_pid, status, stop, write_pid
+from tests.runtime.procs import running
+
+SLEEPER = "import time\nwhile True: time.sleep(1)"
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts; killed and reaped at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def _spawn(procs: list[subprocess.Popen[bytes]], *argv: str) -> int:
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER, *argv], start_new_session=True)
+    procs.append(proc)
+    return proc.pid
+
+
+def test_stop_ends_a_simulated_fleet_from_its_pid_file(
+    tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
+) -> None:
+    """`stop` signals the fleet's process group named in sim/sim.pid and cleans its files."""
+    cfg = DevConfig(home=tmp_path)
+    pid = _spawn(spawned, "hvlab", "sim", "serve")
+    write_pid(tmp_path / "sim" / "sim.pid", pid)
+    (tmp_path / "sim" / "control.json").write_text("{}")
+    assert status(cfg).fleet.alive
+    stopped = stop(cfg, timeout=5)
+    assert [(p.name, p.pid) for p in stopped] == [("fleet", pid)]
+    spawned[0].wait(timeout=5)
+    assert not running(pid)
+    assert not (tmp_path / "sim" / "sim.pid").exists()
+    assert not (tmp_path / "sim" / "control.json").exists()
+
+
+def test_stop_never_signals_a_process_that_reused_a_pid(
+    tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
+) -> None:
+    """A stale pid file naming an unrelated process is removed, the process is left alone."""
+    cfg = DevConfig(home=tmp_path)
+    stranger = _spawn(spawned, "unrelated")
+    write_pid(cfg.pid_file("temporal"), stranger)
+    write_pid(cfg.pid_file("worker"), stranger)
+    assert not status(cfg).server.alive
+    assert stop(cfg, timeout=1) == []
+    assert running(stranger)
+    assert read_pid(cfg.pid_file("temporal")) is None
+
+
+def test_pid_files_round_trip_and_tolerate_garbage(tmp_path: Path) -> None:
+    """write_pid/read_pid agree; a missing or garbled file reads as no pid."""
+    path = tmp_path / "dev" / "x.pid"
+    assert read_pid(path) is None
+    write_pid(path, 4242)
+    assert read_pid(path) == 4242
+    path.write_text("not a pid")
+    assert read_pid(path) is None
