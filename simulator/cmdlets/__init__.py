@@ -15,6 +15,10 @@ from simulator.engine import Registry
 MODULES: list[str] = [
     "simulator.cmdlets.host",
     "simulator.cmdlets.hyperv",
+    "simulator.cmdlets.directory",
+    "simulator.cmdlets.smb",
+    "simulator.cmdlets.network",
+    "simulator.cmdlets.guest",
 ]
 
 
