@@ -22,6 +22,7 @@ def restart(sim: Sim, host: Host) -> None:
         return
     host.rebooting = True
     name = host.name
+    sim.booted(name).clear()
     threading.Thread(target=_cycle, args=(sim, name), name=f"reboot-{name}", daemon=True).start()
 
 
@@ -35,6 +36,7 @@ def _cycle(sim: Sim, name: str) -> None:
         host.rebooting = False
     sim.save()
     sim.on_host_up(name)
+    sim.booted(name).set()
 
 
 def apply_boot(sim: Sim, host: Host) -> None:

@@ -267,6 +267,11 @@ class Sim:
         self.faults = SimFaults()
         self.on_command: Callable[[Host, str], None] = self._fault_reboot
         self._job_events: dict[str, threading.Event] = {}
+        self._boot_events: dict[str, threading.Event] = {}
+
+    def booted(self, host_name: str) -> threading.Event:
+        """Set when the host's last reboot finished (tests wait on it)."""
+        return self._boot_events.setdefault(host_name.upper(), threading.Event())
 
     def save(self) -> None:
         if self.state_path is not None:
