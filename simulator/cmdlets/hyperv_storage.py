@@ -89,16 +89,18 @@ def new_vhd(call: Call) -> None:
     parent = call.get("ParentPath")
     kind = "Differencing" if parent else ("Fixed" if call.switch("Fixed") else "Dynamic")
     size = int(call.get("SizeBytes") or 0)
+    paths = [str(p) for p in as_list(call.get("Path"))]
     if parent:
         source = _find_vhd(call, str(parent))
         if source is None:
-            _fail_create(call, str(call.get("Path")), "The system cannot find the file "
+            _fail_create(call, paths[0] if paths else "", "The system cannot find the file "
                          f"specified. (0x80070002) '{parent}'")  # fmt: skip
             return
         size = size or source.virtual_size or source.size
         parent = norm_path(str(parent))
-    path, file = create_vhd(call, str(call.get("Path")), size, kind, parent)
-    call.out(vhd_object(call, path, file))
+    for raw in paths:
+        path, file = create_vhd(call, raw, size, kind, parent)
+        call.out(vhd_object(call, path, file))
 
 
 def _find_vhd(call: Call, raw: str) -> SimFile | None:
