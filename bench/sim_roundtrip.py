@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import time
@@ -82,17 +83,32 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def sequential(port: int, calls: int) -> dict[str, Any]:
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User+system CPU seconds of a child process (Linux /proc), None when unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sequential(port: int, calls: int, server_pid: int | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     with RunspacePool(connect(port)) as pool:
         open_ms = (time.perf_counter() - t0) * 1000
         for _ in range(10):  # warm-up
             invoke(pool)
         samples = []
+        cpu0, server0 = time.process_time(), _cpu_seconds(server_pid)
         for _ in range(calls):
             t = time.perf_counter()
             assert invoke(pool) == ["pong"]
             samples.append((time.perf_counter() - t) * 1000)
+        cpu_ms = (time.process_time() - cpu0) * 1000 / calls
+        server1 = _cpu_seconds(server_pid)
+    server_cpu = None
+    if server0 is not None and server1 is not None:
+        server_cpu = round((server1 - server0) * 1000 / calls, 2)
     return {
         "calls": calls,
         "pool_open_ms": round(open_ms, 2),
@@ -101,6 +117,9 @@ def sequential(port: int, calls: int) -> dict[str, Any]:
         "mean_ms": round(statistics.fmean(samples), 2),
         "min_ms": round(min(samples), 2),
         "max_ms": round(max(samples), 2),
+        # CPU of this process per call: client + server in-process, client only otherwise
+        "process_cpu_ms_per_call": round(cpu_ms, 2),
+        "server_process_cpu_ms_per_call": server_cpu,  # --subprocess only
     }
 
 
@@ -151,7 +170,7 @@ def main() -> None:
         result = {
             "server": "subprocess" if child else "in-process",
             "auth": "ntlm+encryption",
-            "sequential": sequential(port, args.calls),
+            "sequential": sequential(port, args.calls, child.pid if child else None),
             "parallel": parallel(port, args.pools, args.per_pool),
         }
     finally:

@@ -9,6 +9,9 @@ each pipeline) from which WS-Man Receive requests are answered. Each pipeline ru
 from __future__ import annotations
 
 import base64
+import functools
+import logging
+import queue
 import threading
 import uuid
 from collections import defaultdict, deque
@@ -22,6 +25,7 @@ from psrpcore import (
     GetAvailableRunspacesEvent,
     GetCommandMetadataEvent,
     PipelineInputEvent,
+    PSRPEvent,
     PSRPPayload,
     ResetRunspaceStateEvent,
     ServerPipeline,
@@ -39,6 +43,7 @@ from psrpcore.types import (
 )
 
 from simulator.protocol import Handler, PipelineStopped, TerminatingError
+from simulator.winrm.fastpipe import parse_create_pipeline
 from simulator.winrm.records import (
     NULL,
     application_private_data,
@@ -51,6 +56,7 @@ _ENVELOPE_OVERHEAD = 2048  # bytes of a Receive response besides its stream payl
 _STREAM_OVERHEAD = 128  # bytes of one <rsp:Stream ...></rsp:Stream> wrapper
 _MIN_FRAGMENT = 256
 _FINAL_STATES = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+log = logging.getLogger(__name__)
 _KEEP_DRAINED = 64  # finished pipelines whose output was delivered, kept for late Signals
 
 
@@ -62,6 +68,51 @@ def receive_budget(max_envelope_size: int) -> int:
 def fragment_size(max_envelope_size: int) -> int:
     """Largest raw PSRP payload that still fits one Receive once base64-encoded."""
     return max(_MIN_FRAGMENT, (receive_budget(max_envelope_size) - _STREAM_OVERHEAD) * 3 // 4)
+
+
+class _Workers:
+    """Elastic daemon thread pool for pipeline handlers.
+
+    Reuses idle threads (creating one costs about a millisecond) but never queues work behind
+    busy ones: handlers may block for minutes (long-running cmdlets) or wait on each other.
+    Threads idle for ``idle_seconds`` exit.
+    """
+
+    def __init__(self, idle_seconds: float = 60.0) -> None:
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._idle_seconds = idle_seconds
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on an idle worker, or on a new one."""
+        with self._lock:
+            reuse = self._idle > 0
+            if reuse:
+                self._idle -= 1
+        if reuse:
+            self._tasks.put(task)
+        else:
+            threading.Thread(
+                target=self._work, args=(task,), name="psrp-worker", daemon=True
+            ).start()
+
+    def _work(self, task: Callable[[], None]) -> None:
+        while True:
+            task()
+            with self._lock:
+                self._idle += 1
+            try:
+                task = self._tasks.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # nobody counted on this worker: retire it
+                        self._idle -= 1
+                        return
+                task = self._tasks.get()  # a submit reserved this worker just now
+
+
+_WORKERS = _Workers()
 
 
 class _ServerPool(ServerRunspacePool):
@@ -76,6 +127,25 @@ class _ServerPool(ServerRunspacePool):
         obj = event._ps_object
         if getattr(obj, "ci", None) is None and getattr(obj, "CI", None) is not None:
             add_note_property(obj, "ci", obj.CI)
+
+    def _process_message(self, message: Any) -> Any:
+        """Decode CreatePipeline with :mod:`simulator.winrm.fastpipe`; psrpcore otherwise."""
+        pipeline = self.pipeline_table.get(message.pipeline_id)
+        if message.message_type == PSRPMessageType.CreatePipeline and pipeline is not None:
+            try:
+                pipeline.metadata = parse_create_pipeline(
+                    message.data,
+                    self._cipher,
+                    our_capability=self.our_capability,
+                    their_capability=self.their_capability,
+                )
+            except Exception:  # an unusual shape: let psrpcore decode it
+                log.debug("fast CreatePipeline decoding failed", exc_info=True)
+            else:
+                return PSRPEvent.create(
+                    message.message_type, None, message.runspace_pool_id, message.pipeline_id
+                )
+        return super()._process_message(message)
 
     def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:
         self._fix_ci(event)
@@ -306,18 +376,13 @@ class PsrpShell:
     # -- execution ---------------------------------------------------------------------------
 
     def start(self, runs: list[PipelineRun], username: str) -> None:
-        """Start ready pipelines, each in its own daemon worker thread."""
+        """Start ready pipelines, each on its own worker thread."""
         for run in runs:
             with self.lock:
                 if run.closed or run.finished:
                     continue
                 self._set_running(run)
-            threading.Thread(
-                target=self._execute,
-                args=(run, username),
-                name=f"psrp-{run.command_id[:8]}",
-                daemon=True,
-            ).start()
+            _WORKERS.submit(functools.partial(self._execute, run, username))
 
     def discard(self, runs: list[PipelineRun]) -> None:
         """Forget pipelines as if the request that announced them never arrived."""
@@ -331,24 +396,35 @@ class PsrpShell:
         run.pipeline._change_state(PSInvocationState.Running, emit=False)
 
     def _execute(self, run: PipelineRun, username: str) -> None:
-        meta = run.pipeline.metadata
-        commands = getattr(meta, "commands", None) or []
+        commands = getattr(run.pipeline.metadata, "commands", None) or []
         activity = "" if not commands or commands[0].is_script else str(commands[0].command_text)
-        error: ErrorRecord | None = None
+        finished = False
+        try:
+            error = self._invoke(run, username, activity)
+            finished = True
+            self._finish(run, error)
+        finally:  # even on BaseException the client must see a final pipeline state
+            if not finished:
+                self._finish(
+                    run, error_record("The pipeline ended abnormally.", "", "NotSpecified")
+                )
+
+    def _invoke(self, run: PipelineRun, username: str, activity: str) -> ErrorRecord | None:
+        """Run the handler; the ErrorRecord to fail the pipeline with, if any."""
         try:
             if run.metadata_only:
                 raise TerminatingError("GetCommandMetadata is not supported by the simulator.")
-            invocation = build_invocation(self.host, meta, run.inputs, username)
+            invocation = build_invocation(self.host, run.pipeline.metadata, run.inputs, username)
             self.handler.invoke(invocation, PipelineContext(self, run, activity))
         except PipelineStopped:
             pass
         except TerminatingError as exc:
-            error = error_record(
+            return error_record(
                 exc.message, exc.error_id, exc.category, exc.exception_type, exc.target, activity
             )
         except Exception as exc:
-            error = error_record(str(exc) or type(exc).__name__, "RuntimeException", "NotSpecified")
-        self._finish(run, error)
+            return error_record(str(exc) or type(exc).__name__, "RuntimeException", "NotSpecified")
+        return None
 
     def _finish(self, run: PipelineRun, error: ErrorRecord | None) -> None:
         with self.lock:

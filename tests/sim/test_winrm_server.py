@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import types
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
-from psrpcore.types import PSEnumBase, PSNoteProperty, PSObject, PSType
-from pypsrp.complex_objects import PSCredential, PSInvocationState
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from psrpcore import PowerShell as CorePowerShell
+from psrpcore._crypto import PSRemotingCrypto
+from psrpcore.types import PSEnumBase, PSNoteProperty, PSObject, PSType, deserialize
+from pypsrp.complex_objects import (
+    ApartmentState,
+    HostInfo,
+    Pipeline,
+    PSCredential,
+    PSInvocationState,
+    RemoteStreamOptions,
+)
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
-from pypsrp.messages import MessageType
+from pypsrp.messages import CreatePipeline, MessageType
 from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 
 from simulator.protocol import (
@@ -25,6 +39,8 @@ from simulator.protocol import (
     credential_parts,
 )
 from simulator.winrm import FaultEffect, FaultHooks, FaultRule, WinRMServer
+from simulator.winrm.fastpipe import parse_create_pipeline
+from simulator.winrm.records import plain
 from simulator.winrm.soap import INTERNAL_ERROR, OPERATION_TIMEDOUT, SHELL_NOT_FOUND
 
 USERS = {"Administrator": "Pa:ss w0rd!", "svc": "S3cret"}
@@ -291,6 +307,9 @@ def test_terminating_error_fails_pipeline(pool: RunspacePool) -> None:
     assert unknown.had_errors and unknown.streams.error[0].fq_error == "CommandNotFoundException"
     crash = run(pool, "Invoke-Crash")
     assert crash.had_errors and str(crash.streams.error[0]) == "kaboom"
+    # pypsrp sends every int as <I32>; one that overflows cannot be deserialized.
+    overflow = run(pool, "Get-Echo", Memory=4 * 1024**3)
+    assert overflow.had_errors and "2147483647" in str(overflow.streams.error[0])
 
 
 def test_typed_objects_enums_and_hashtables(pool: RunspacePool) -> None:
@@ -502,3 +521,62 @@ def test_http_500_and_delay_faults() -> None:
             assert run(pool, "Get-Echo", N=3).output == [3]
     finally:
         server.stop()
+
+
+def _create_pipeline_xml(build: Any, key: bytes, no_input: bool = True) -> bytes:
+    """The CLIXML pypsrp sends as CREATE_PIPELINE for the commands ``build`` adds."""
+    ps = PowerShell(types.SimpleNamespace(protocol_version="2.3"))  # type: ignore[arg-type]
+    build(ps)
+    pipeline = Pipeline(is_nested=False, cmds=ps.commands, history=None, redirect_err_to_out=False)
+    message = CreatePipeline(
+        no_input,
+        ApartmentState(value=ApartmentState.UNKNOWN),
+        RemoteStreamOptions(value=RemoteStreamOptions.ADD_INVOCATION_INFO),
+        False,
+        HostInfo(host=None),
+        pipeline,
+        False,
+    )
+    serializer = Serializer()
+    serializer.cipher = Cipher(algorithms.AES(key), modes.CBC(b"\x00" * 16))
+    return ET.tostring(serializer.serialize(message), encoding="utf-8")
+
+
+def _describe(pipeline: Any) -> list[Any]:
+    def value(v: Any) -> Any:
+        return credential_parts(v) if hasattr(v, "UserName") else plain(v)
+
+    return [pipeline.no_input] + [
+        (
+            str(c.command_text),
+            c.is_script,
+            c.use_local_scope,
+            c.end_of_statement,
+            [(None if n is None else str(n), value(v)) for n, v in c.parameters],
+        )
+        for c in pipeline.commands
+    ]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda ps: ps.add_cmdlet("Get-VM"),
+        lambda ps: ps.add_cmdlet("Get-VM").add_parameter("Name", "vm1").add_parameter("Force"),
+        lambda ps: ps.add_cmdlet("Get-VM").add_argument("vm1").add_cmdlet("Stop-VM", True),
+        lambda ps: ps.add_script("param($a) $a").add_argument(5).add_statement().add_cmdlet("X"),
+        lambda ps: ps.add_cmdlet("New-VM").add_parameters(
+            {"Tags": ["a", "b"], "Opts": {"k": 1, "n": None}, "Big": 2**20, "Ratio": 0.5}
+        ),
+        lambda ps: ps.add_cmdlet("Set-Cred").add_parameter(
+            "Credential", PSCredential(username="LAB\\svc", password="pw")
+        ),
+    ],
+)
+def test_fast_create_pipeline_decoding_matches_psrpcore(build: Any) -> None:
+    key = os.urandom(32)
+    cipher = PSRemotingCrypto()
+    cipher.register_key(key)
+    data = _create_pipeline_xml(build, key)
+    reference = CorePowerShell.FromPSObjectForRemoting(deserialize(ET.fromstring(data), cipher))
+    assert _describe(parse_create_pipeline(data, cipher)) == _describe(reference)
