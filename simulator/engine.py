@@ -35,10 +35,20 @@ MODULE_FEATURE = {
 }
 READ_ONLY_VERBS = {"Get", "Test", "Compare", "Measure", "Resolve", "Out", "Receive", "Wait"}
 COMMON = {
-    "ErrorAction", "WarningAction", "InformationAction", "ErrorVariable", "WarningVariable",
-    "InformationVariable", "OutVariable", "OutBuffer", "PipelineVariable", "Verbose", "Debug",
-    "WhatIf", "Confirm",
-}  # fmt: skip
+    "ErrorAction",
+    "WarningAction",
+    "InformationAction",
+    "ErrorVariable",
+    "WarningVariable",
+    "InformationVariable",
+    "OutVariable",
+    "OutBuffer",
+    "PipelineVariable",
+    "Verbose",
+    "Debug",
+    "WhatIf",
+    "Confirm",
+}
 _HEADER = re.compile(r"^\s*#\s*hvlab-script:\s*([\w.-]+)@([\w.-]+)", re.MULTILINE)
 
 
@@ -144,8 +154,13 @@ class Collector:
     def output(self, obj: Any) -> None:
         self.items.append(obj)
 
-    def error(self, message: str, error_id: str = "RuntimeException",
-              category: str = "NotSpecified", target: str | None = None) -> None:  # fmt: skip
+    def error(
+        self,
+        message: str,
+        error_id: str = "RuntimeException",
+        category: str = "NotSpecified",
+        target: str | None = None,
+    ) -> None:
         self.outer.error(message, error_id, category, target)
 
     def warning(self, message: str) -> None:
@@ -326,8 +341,13 @@ class Sim:
         job.started = self.clock.now()
         self.start_job(job, lambda j: self._progress(j, sim_seconds, complete, abort))
 
-    def _progress(self, job: Job, seconds: float, complete: Callable[[Job], None],
-                  abort: Callable[[Job], None]) -> None:  # fmt: skip
+    def _progress(
+        self,
+        job: Job,
+        seconds: float,
+        complete: Callable[[Job], None],
+        abort: Callable[[Job], None],
+    ) -> None:
         steps = max(1, self.clock.d.job_steps)
         for step in range(1, steps + 1):
             self.clock.sleep(seconds / steps)
@@ -395,16 +415,18 @@ class HostHandler:
             self._statement(statement, pending, ctx)
             pending = []
 
-    def _statement(self, commands: tuple[CommandCall, ...], items: list[Any],
-                   ctx: PipelineContext) -> None:  # fmt: skip
+    def _statement(
+        self, commands: tuple[CommandCall, ...], items: list[Any], ctx: PipelineContext
+    ) -> None:
         for index, command in enumerate(commands):
             last = index == len(commands) - 1
             sink: PipelineContext = ctx if last else Collector(ctx)
             self._command(command, items, sink, piped=index > 0)
             items = [] if last else sink.items  # type: ignore[attr-defined]
 
-    def _command(self, command: CommandCall, items: list[Any], ctx: PipelineContext,
-                 piped: bool) -> None:  # fmt: skip
+    def _command(
+        self, command: CommandCall, items: list[Any], ctx: PipelineContext, piped: bool
+    ) -> None:
         sim = self.sim
         with sim.lock:
             host = sim.host(self.host_name)
@@ -436,8 +458,9 @@ class HostHandler:
         try:
             bound = catalog.bind(name, params, pipeline_input=bool(items) or piped)
         except BindingError as exc:
-            raise TerminatingError(exc.message, exc.error_id, exc.category, exc.exception_type,
-                                   exc.target_object) from None  # fmt: skip
+            raise TerminatingError(
+                exc.message, exc.error_id, exc.category, exc.exception_type, exc.target_object
+            ) from None
         entry = self.sim.registry.cmdlets.get(name.lower())
         if entry is None:
             raise TerminatingError(f"not simulated: {name}", "NotSimulated", "NotImplemented")
@@ -451,8 +474,9 @@ class HostHandler:
         if header is None or entry is None:
             raise TerminatingError(
                 f"not simulated: script {name}" if header else "not simulated: ad-hoc script text",
-                "NotSimulated", "NotImplemented",
-            )  # fmt: skip
+                "NotSimulated",
+                "NotImplemented",
+            )
         params = bind_script(command.text, command.parameters)
         return name, entry, params
 
@@ -491,21 +515,22 @@ def _not_found(name: str) -> TerminatingError:
         "or operable program. Check the spelling of the name, or if a path was included, "
         "verify that the path is correct and try again."
     )
-    return TerminatingError(message, "CommandNotFoundException", "ObjectNotFound",
-                            "System.Management.Automation.CommandNotFoundException", name)  # fmt: skip
+    exception = "System.Management.Automation.CommandNotFoundException"
+    return TerminatingError(message, "CommandNotFoundException", "ObjectNotFound", exception, name)
 
 
 # ---------------------------------------------------------------- scripts adapter
 
 
-def script_header(text: str) -> tuple[str, str] | None:
+def script_header(text: str) -> tuple[str, Any] | None:
     """``(name, version)`` from a ``# hvlab-script: name@version`` header, else None."""
     try:
         from hvlab.powershell.scripts import header_of
     except ImportError:
         match = _HEADER.search(text)
         return (match.group(1), match.group(2)) if match else None
-    return header_of(text)  # type: ignore[no-any-return]
+    header: tuple[str, Any] | None = header_of(text)
+    return header
 
 
 def bind_script(text: str, parameters: tuple[Parameter, ...]) -> dict[str, Any]:

@@ -78,11 +78,17 @@ def server_rules(plan: FaultPlan, host: str) -> list[FaultRule]:
     rules = []
     for fault in plan.faults:
         if fault.type in effects and fault.for_host(host):
-            rules.append(FaultRule(
-                effect=effects[fault.type], action=fault.action, command=fault.command,
-                nth=fault.nth, count=0 if fault.type == "delay" and fault.command is None
-                else fault.count, delay=fault.seconds, after_processing=fault.after_processing,
-            ))  # fmt: skip
+            rules.append(
+                FaultRule(
+                    effect=effects[fault.type],
+                    action=fault.action,
+                    command=fault.command,
+                    nth=fault.nth,
+                    count=0 if fault.type == "delay" and fault.command is None else fault.count,
+                    delay=fault.seconds,
+                    after_processing=fault.after_processing,
+                )
+            )
     return rules
 
 
@@ -104,8 +110,13 @@ class SimFaults:
         with self._lock:
             n = self.commands[host] = self.commands.get(host, 0) + 1
             for fault in self.plan.faults:
-                if (fault.type == "reboot" and fault.for_host(host) and not fault.fired
-                        and fault.after_commands is not None and n >= fault.after_commands):  # fmt: skip
+                if (
+                    fault.type == "reboot"
+                    and fault.for_host(host)
+                    and not fault.fired
+                    and fault.after_commands is not None
+                    and n >= fault.after_commands
+                ):
                     fault.fired += 1
                     return True
         return False
@@ -113,9 +124,13 @@ class SimFaults:
     def job_fails(self, job: Job, percent: int) -> bool:
         with self._lock:
             for fault in self.plan.faults:
-                if (fault.type == "fail_job" and fault.for_host(job.host) and not fault.fired
-                        and (fault.kind is None or fault.kind == job.kind)
-                        and percent >= fault.at_percent):  # fmt: skip
+                if (
+                    fault.type == "fail_job"
+                    and fault.for_host(job.host)
+                    and not fault.fired
+                    and (fault.kind is None or fault.kind == job.kind)
+                    and percent >= fault.at_percent
+                ):
                     fault.fired += 1
                     return True
         return False

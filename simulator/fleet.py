@@ -125,10 +125,13 @@ class Fleet:
             server = self._serve(address, host.name, hooks)
             self.servers[host.name], self.hooks[host.name] = server, hooks
             self.endpoints[host.name] = {
-                "address": address, "port": server.port, "scheme": "http", "auth": "ntlm",
+                "address": address,
+                "port": server.port,
+                "scheme": "http",
+                "auth": "ntlm",
                 "username": self.spec.credentials[host.connection.credential].username,
                 "password": self.password,
-            }  # fmt: skip
+            }
         _write_private(self.dir / "endpoints.json", {"hosts": self.endpoints})
         if self._want_control:
             self._start_control()
@@ -139,8 +142,15 @@ class Fleet:
         ports = [self.port] if self.port is not None else [WINRM_PORT, 0]
         error: OSError | None = None
         for port in ports:
-            server = WinRMServer(address, port, name, self.sim.handler(name), self.users(),
-                                 faults=hooks, max_receive_wait=self.max_receive_wait)  # fmt: skip
+            server = WinRMServer(
+                address,
+                port,
+                name,
+                self.sim.handler(name),
+                self.users(),
+                faults=hooks,
+                max_receive_wait=self.max_receive_wait,
+            )
             try:
                 server.start()
                 return server

@@ -29,38 +29,94 @@ CIM = "Microsoft.Management.Infrastructure.CimInstance"
 
 
 def _enum(type_name: str, members: list[str] | dict[str, int]) -> Any:
-    pairs = list(members.items()) if isinstance(members, dict) else list(enumerate(members))
-    if not isinstance(members, dict):
-        pairs = [(name, value) for value, name in pairs]  # type: ignore[misc]
-    cls = PSEnumBase(type_name.rsplit(".", 1)[-1], pairs)  # type: ignore[call-overload]
-    return PSType([type_name], rehydrate=False)(cls)
+    """A PSEnumBase subclass for a .NET enum; a list means values 0, 1, 2 ..."""
+    if isinstance(members, dict):
+        pairs = list(members.items())
+    else:
+        pairs = [(name, value) for value, name in enumerate(members)]
+    factory: Any = PSEnumBase
+    cls = factory(type_name.rsplit(".", 1)[-1], pairs)
+    decorate: Any = PSType([type_name], rehydrate=False)
+    return decorate(cls)
 
 
-_CRITICAL = ["Running", "Off", "Stopping", "Saved", "Paused", "Starting", "Reset", "Saving",
-             "Pausing", "Resuming", "FastSaved", "FastSaving"]  # fmt: skip
+_CRITICAL = [
+    "Running",
+    "Off",
+    "Stopping",
+    "Saved",
+    "Paused",
+    "Starting",
+    "Reset",
+    "Saving",
+    "Pausing",
+    "Resuming",
+    "FastSaved",
+    "FastSaving",
+]
 VMState = _enum(
     HV + "VMState",
-    {"Other": 1, "Running": 2, "Off": 3, "Stopping": 4, "Saved": 6, "Paused": 9, "Starting": 10,
-     "Reset": 11, "Saving": 32773, "Pausing": 32776, "Resuming": 32777, "FastSaved": 32779,
-     "FastSaving": 32780, "ForceShutdown": 32781, "ForceReboot": 32782}
+    {
+        "Other": 1,
+        "Running": 2,
+        "Off": 3,
+        "Stopping": 4,
+        "Saved": 6,
+        "Paused": 9,
+        "Starting": 10,
+        "Reset": 11,
+        "Saving": 32773,
+        "Pausing": 32776,
+        "Resuming": 32777,
+        "FastSaved": 32779,
+        "FastSaving": 32780,
+        "ForceShutdown": 32781,
+        "ForceReboot": 32782,
+    }
     | {f"{name}Critical": 32783 + i for i, name in enumerate(_CRITICAL)},
-)  # fmt: skip
+)
 VMHeartbeatStatus = _enum(
     HV + "VMHeartbeatStatus",
-    ["Unknown", "Disabled", "NoContact", "Error", "LostCommunication", "OkApplicationsUnknown",
-     "OkApplicationsHealthy", "OkApplicationsCritical", "Paused"],
-)  # fmt: skip
+    [
+        "Unknown",
+        "Disabled",
+        "NoContact",
+        "Error",
+        "LostCommunication",
+        "OkApplicationsUnknown",
+        "OkApplicationsHealthy",
+        "OkApplicationsCritical",
+        "Paused",
+    ],
+)
 VMSwitchType = _enum(HV + "VMSwitchType", ["Private", "Internal", "External"])
 VMReplicationState = _enum(
     HV + "VMReplicationState",
-    ["Disabled", "ReadyForInitialReplication", "InitialReplicationInProgress",
-     "WaitingForInitialReplication", "Replicating", "PreparedForFailover",
-     "FailedOverWaitingCompletion", "FailedOver", "Suspended", "Error",
-     "WaitingForStartResynchronize", "Resynchronizing", "ResynchronizeSuspended",
-     "RecoveryInProgress", "FailbackInProgress", "FailbackComplete",
-     "WaitingForUpdateCompletion", "UpdateError", "WaitingForRepurposeCompletion",
-     "PreparedForSyncReplication", "PreparedForGroupReverseReplication", "FiredrillInProgress"],
-)  # fmt: skip
+    [
+        "Disabled",
+        "ReadyForInitialReplication",
+        "InitialReplicationInProgress",
+        "WaitingForInitialReplication",
+        "Replicating",
+        "PreparedForFailover",
+        "FailedOverWaitingCompletion",
+        "FailedOver",
+        "Suspended",
+        "Error",
+        "WaitingForStartResynchronize",
+        "Resynchronizing",
+        "ResynchronizeSuspended",
+        "RecoveryInProgress",
+        "FailbackInProgress",
+        "FailbackComplete",
+        "WaitingForUpdateCompletion",
+        "UpdateError",
+        "WaitingForRepurposeCompletion",
+        "PreparedForSyncReplication",
+        "PreparedForGroupReverseReplication",
+        "FiredrillInProgress",
+    ],
+)
 VMReplicationHealthState = _enum(
     HV + "VMReplicationHealthState", ["NotApplicable", "Normal", "Warning", "Critical"]
 )
@@ -78,16 +134,25 @@ ReplicationAuthenticationType = _enum(
     HV + "ReplicationAuthenticationType", {"Kerberos": 1, "Certificate": 2}
 )
 ControllerType = _enum(HV + "ControllerType", ["IDE", "SCSI"])
-VhdType = _enum("Microsoft.Vhd.PowerShell.VhdType", {"Unknown": 0, "Fixed": 2, "Dynamic": 3,
-                                                      "Differencing": 4})  # fmt: skip
+VhdType = _enum(
+    "Microsoft.Vhd.PowerShell.VhdType", {"Unknown": 0, "Fixed": 2, "Dynamic": 3, "Differencing": 4}
+)
 VhdFormat = _enum("Microsoft.Vhd.PowerShell.VhdFormat", {"Unknown": 0, "VHD": 2, "VHDX": 3})
 SnapshotType = _enum(
     HV + "SnapshotType",
-    ["Standard", "Recovery", "Planned", "Missing", "Replica", "AppConsistentReplica",
-     "SyncedReplica"],
-)  # fmt: skip
-CheckpointType = _enum(HV + "CheckpointType", {"Disabled": 2, "Production": 3,
-                                               "ProductionOnly": 4, "Standard": 5})  # fmt: skip
+    [
+        "Standard",
+        "Recovery",
+        "Planned",
+        "Missing",
+        "Replica",
+        "AppConsistentReplica",
+        "SyncedReplica",
+    ],
+)
+CheckpointType = _enum(
+    HV + "CheckpointType", {"Disabled": 2, "Production": 3, "ProductionOnly": 4, "Standard": 5}
+)
 StopAction = _enum(HV + "StopAction", {"TurnOff": 2, "Save": 3, "ShutDown": 4})
 StartAction = _enum(HV + "StartAction", {"Nothing": 2, "StartIfRunning": 3, "Start": 4})
 InstallState = _enum(
@@ -101,9 +166,16 @@ FeatureOperationExitCode = _enum(
 )  # [UNCONF] numeric values; compare by name
 ServiceControllerStatus = _enum(
     "System.ServiceProcess.ServiceControllerStatus",
-    {"Stopped": 1, "StartPending": 2, "StopPending": 3, "Running": 4, "ContinuePending": 5,
-     "PausePending": 6, "Paused": 7},
-)  # fmt: skip
+    {
+        "Stopped": 1,
+        "StartPending": 2,
+        "StopPending": 3,
+        "Running": 4,
+        "ContinuePending": 5,
+        "PausePending": 6,
+        "Paused": 7,
+    },
+)
 ServiceStartMode = _enum(
     "System.ServiceProcess.ServiceStartMode",
     {"Boot": 0, "System": 1, "Automatic": 2, "Manual": 3, "Disabled": 4},

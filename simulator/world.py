@@ -424,7 +424,8 @@ class Host(_M):
 
     def next_mac(self) -> str:
         self.mac_counter += 1
-        return f"00155D{self.host_octet:02X}{(self.mac_counter >> 8) & 0xFF:02X}{self.mac_counter & 0xFF:02X}"
+        high, low = (self.mac_counter >> 8) & 0xFF, self.mac_counter & 0xFF
+        return f"00155D{self.host_octet:02X}{high:02X}{low:02X}"
 
     def vhd_in_use(self, path: str) -> Vm | None:
         key = path_key(path)
@@ -602,10 +603,8 @@ class World(_M):
                     out.append(ace)
             first = False
             p = parent_path(p)
-        return out + [
-            Ace(account="BUILTIN\\Administrators", right="FullControl"),
-            Ace(account="NT AUTHORITY\\SYSTEM", right="FullControl"),
-        ]
+        admins = Ace(account="BUILTIN\\Administrators", right="FullControl")
+        return [*out, admins, Ace(account="NT AUTHORITY\\SYSTEM", right="FullControl")]
 
     def computer_can_write(self, client: Host, unc: str) -> bool:
         """Does ``client``'s computer account (DOMAIN\\HOST$) have share+NTFS write on ``unc``?"""

@@ -104,8 +104,14 @@ def _detach(file: Path, speed: float, faults: Path | None, fresh: bool, port: in
     argv += (["--faults", str(faults)] if faults else []) + (["--fresh"] if fresh else [])
     argv += ["--port", str(port)] if port is not None else []
     log = (directory / "serve.log").open("ab")
-    proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "HVLAB_HOME": str(home())})  # fmt: skip
+    proc = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "HVLAB_HOME": str(home())},
+    )
     deadline = time.monotonic() + DETACH_TIMEOUT
     while not endpoints.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -125,9 +131,11 @@ def _control(method: str, path: str, body: Any = None) -> Any:
     info = json.loads(info_path.read_text())
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"http://127.0.0.1:{info['port']}{path}", data=data, method=method,
+        f"http://127.0.0.1:{info['port']}{path}",
+        data=data,
+        method=method,
         headers={"X-Hvlab-Token": info["token"], "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")

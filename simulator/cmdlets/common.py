@@ -54,6 +54,9 @@ def session_locate(call: Call, path: str, *, write: bool = False) -> tuple[Host,
 
 
 def _user_may_write(world: World, aces: list[Any]) -> bool:
-    names = {*ADMIN_ACCOUNTS, f"{world.ad.netbios}\\domain admins".lower(),
-             f"{world.ad.netbios}\\administrator".lower()}  # fmt: skip
+    names = {
+        *ADMIN_ACCOUNTS,
+        f"{world.ad.netbios}\\domain admins".lower(),
+        f"{world.ad.netbios}\\administrator".lower(),
+    }
     return any(a.account.lower() in names and a.right.lower() in WRITE_RIGHTS for a in aces)

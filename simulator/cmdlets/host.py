@@ -46,26 +46,52 @@ FEATURES: dict[str, tuple[str, str, str | None, bool]] = {
     "RSAT-Role-Tools": ("Role Administration Tools", "Feature", "RSAT", False),
     "RSAT-Hyper-V-Tools": ("Hyper-V Management Tools", "Feature", "RSAT-Role-Tools", False),
     "Hyper-V-Tools": ("Hyper-V GUI Management Tools", "Feature", "RSAT-Hyper-V-Tools", False),
-    "Hyper-V-PowerShell": ("Hyper-V Module for Windows PowerShell", "Feature",
-                           "RSAT-Hyper-V-Tools", False),
+    "Hyper-V-PowerShell": (
+        "Hyper-V Module for Windows PowerShell",
+        "Feature",
+        "RSAT-Hyper-V-Tools",
+        False,
+    ),
     "RSAT-AD-Tools": ("AD DS and AD LDS Tools", "Feature", "RSAT-Role-Tools", False),
-    "RSAT-AD-PowerShell": ("Active Directory module for Windows PowerShell", "Feature",
-                           "RSAT-AD-Tools", False),
+    "RSAT-AD-PowerShell": (
+        "Active Directory module for Windows PowerShell",
+        "Feature",
+        "RSAT-AD-Tools",
+        False,
+    ),
     "RSAT-ADDS": ("AD DS Tools", "Feature", "RSAT-AD-Tools", False),
     "RSAT-DNS-Server": ("DNS Server Tools", "Feature", "RSAT-Role-Tools", False),
     "RSAT-RemoteAccess": ("Remote Access Management Tools", "Feature", "RSAT-Role-Tools", False),
-    "RSAT-RemoteAccess-PowerShell": ("Remote Access module for Windows PowerShell", "Feature",
-                                     "RSAT-RemoteAccess", False),
+    "RSAT-RemoteAccess-PowerShell": (
+        "Remote Access module for Windows PowerShell",
+        "Feature",
+        "RSAT-RemoteAccess",
+        False,
+    ),
     "GPMC": ("Group Policy Management", "Feature", None, False),
-}  # fmt: skip
+}
 MANAGEMENT_TOOLS = {
-    "Hyper-V": ["RSAT", "RSAT-Role-Tools", "RSAT-Hyper-V-Tools", "Hyper-V-Tools",
-                "Hyper-V-PowerShell"],
-    "AD-Domain-Services": ["RSAT", "RSAT-Role-Tools", "RSAT-AD-Tools", "RSAT-AD-PowerShell",
-                           "RSAT-ADDS"],
-    "RemoteAccess": ["RSAT", "RSAT-Role-Tools", "RSAT-RemoteAccess",
-                     "RSAT-RemoteAccess-PowerShell"],
-}  # fmt: skip
+    "Hyper-V": [
+        "RSAT",
+        "RSAT-Role-Tools",
+        "RSAT-Hyper-V-Tools",
+        "Hyper-V-Tools",
+        "Hyper-V-PowerShell",
+    ],
+    "AD-Domain-Services": [
+        "RSAT",
+        "RSAT-Role-Tools",
+        "RSAT-AD-Tools",
+        "RSAT-AD-PowerShell",
+        "RSAT-ADDS",
+    ],
+    "RemoteAccess": [
+        "RSAT",
+        "RSAT-Role-Tools",
+        "RSAT-RemoteAccess",
+        "RSAT-RemoteAccess-PowerShell",
+    ],
+}
 NO_VT = (
     "Hyper-V cannot be installed: The processor does not have required virtualization capabilities."
 )
@@ -101,9 +127,10 @@ def target_host(call: Call) -> Host:
         call.fail(
             f"The WinRM client cannot process the request because the server name "
             f"'{names[0]}' cannot be resolved.",
-            "ComputerNotFound", "ResourceUnavailable",
+            "ComputerNotFound",
+            "ResourceUnavailable",
             "System.Management.Automation.Remoting.PSRemotingTransportException",
-        )  # fmt: skip
+        )
     return host
 
 
@@ -125,10 +152,18 @@ def feature_object(host: Host, name: str) -> Any:
     subs = [n for n, v in FEATURES.items() if v[2] == name]
     return ps_object(
         [SM + "Feature"],
-        Name=name, DisplayName=display, Description=display, Installed=state == "Installed",
-        InstallState=member(InstallState, state), FeatureType=kind, Path=display,
-        Depth=1 if parent is None else 2, DependsOn=[], Parent=parent, SubFeatures=subs,
-    )  # fmt: skip
+        Name=name,
+        DisplayName=display,
+        Description=display,
+        Installed=state == "Installed",
+        InstallState=member(InstallState, state),
+        FeatureType=kind,
+        Path=display,
+        Depth=1 if parent is None else 2,
+        DependsOn=[],
+        Parent=parent,
+        SubFeatures=subs,
+    )
 
 
 def _feature_name(name: str) -> str | None:
@@ -153,8 +188,11 @@ def _check_names(call: Call, names: list[Any]) -> list[str]:
             call.fail(
                 f"ArgumentNotValid: The role, role service, or feature name is not valid: "
                 f"'{name}'. The name was not found.",
-                "NameDoesNotExist", "InvalidArgument", "System.Exception", str(name),
-            )  # fmt: skip
+                "NameDoesNotExist",
+                "InvalidArgument",
+                "System.Exception",
+                str(name),
+            )
         out.append(canonical)
     return out
 
@@ -175,8 +213,10 @@ def install_windows_feature(call: Call) -> None:
     if "Hyper-V" in names and not host.virtualization_exposed:
         call.fail(
             f"A prerequisite check for the Hyper-V feature failed.\n1. {NO_VT}",
-            "Alteration_PrerequisiteCheck_Failed", "InvalidOperation", "System.Exception",
-        )  # fmt: skip
+            "Alteration_PrerequisiteCheck_Failed",
+            "InvalidOperation",
+            "System.Exception",
+        )
     new = [n for n in names if _install_state(host, n) == "Available"]
     reboot = any(FEATURES[n][3] for n in new)
     with call.unlocked():
@@ -192,10 +232,18 @@ def install_windows_feature(call: Call) -> None:
 
 def _feature_result(call: Call, changed: list[str], reboot: bool) -> None:
     results = [
-        ps_object([SM + "FeatureResult"], DisplayName=FEATURES[n][0], Id=i + 1, Name=n,
-                  Message="", RestartNeeded=reboot, SkipReason="NotSkipped", Success=True)
+        ps_object(
+            [SM + "FeatureResult"],
+            DisplayName=FEATURES[n][0],
+            Id=i + 1,
+            Name=n,
+            Message="",
+            RestartNeeded=reboot,
+            SkipReason="NotSkipped",
+            Success=True,
+        )
         for i, n in enumerate(changed)
-    ]  # fmt: skip
+    ]
     code = "SuccessRestartRequired" if reboot else ("Success" if changed else "NoChangeNeeded")
     if reboot:
         call.warning(
@@ -203,19 +251,26 @@ def _feature_result(call: Call, changed: list[str], reboot: bool) -> None:
             if call.name.startswith("Install")
             else "You must restart this server to finish the removal process."
         )
-    call.out(ps_object(
-        [SM + "FeatureOperationResult"],
-        Success=True, RestartNeeded=member(RestartState, "Yes" if reboot else "No"),
-        FeatureResult=results, ExitCode=member(FeatureOperationExitCode, code),
-    ))  # fmt: skip
+    call.out(
+        ps_object(
+            [SM + "FeatureOperationResult"],
+            Success=True,
+            RestartNeeded=member(RestartState, "Yes" if reboot else "No"),
+            FeatureResult=results,
+            ExitCode=member(FeatureOperationExitCode, code),
+        )
+    )
 
 
 def uninstall_windows_feature(call: Call) -> None:
     host = target_host(call)
     names = _with_tools(call, _check_names(call, as_list(call.get("Name"))))
     if "Hyper-V" in names and host.vms:
-        call.fail("Hyper-V cannot be removed while virtual machines exist on the host. "
-                  "Remove the virtual machines first.", "Alteration_Failed")  # fmt: skip
+        call.fail(
+            "Hyper-V cannot be removed while virtual machines exist on the host. "
+            "Remove the virtual machines first.",
+            "Alteration_Failed",
+        )
     present = [n for n in names if _install_state(host, n) in ("Installed", "InstallPending")]
     reboot = any(FEATURES[n][3] for n in present)
     host.pending_features = [f for f in host.pending_features if f not in present]
@@ -238,9 +293,13 @@ def restart_computer(call: Call) -> None:
         call.params["ComputerName"] = [name]
         host = target_host(call)
         if call.switch("Wait") and host is call.host:
-            call.fail("The computer name localhost is not valid for Wait; use it with remote "
-                      "computers only.", "RestartComputerInvalidParameter",
-                      "InvalidArgument", "System.InvalidOperationException")  # fmt: skip
+            call.fail(
+                "The computer name localhost is not valid for Wait; use it with remote "
+                "computers only.",
+                "RestartComputerInvalidParameter",
+                "InvalidArgument",
+                "System.InvalidOperationException",
+            )
         boot.restart(call.sim, host)
         if call.switch("Wait") and not call.sim.clock.instant:
             with call.unlocked():
@@ -250,8 +309,9 @@ def restart_computer(call: Call) -> None:
 
 def _dns_reaches_dc(call: Call, host: Host) -> bool:
     dc = call.world.dc()
-    return any(dc.address in a.dns or ("127.0.0.1" in a.dns and host is dc)
-               for a in host.adapters.values())  # fmt: skip
+    return any(
+        dc.address in a.dns or ("127.0.0.1" in a.dns and host is dc) for a in host.adapters.values()
+    )
 
 
 def add_computer(call: Call) -> None:
@@ -260,15 +320,29 @@ def add_computer(call: Call) -> None:
     ad = call.world.ad
     current = host.domain or host.workgroup
     if domain.lower() not in (ad.fqdn.lower(), ad.netbios.lower()):
-        _join_failed(call, host, domain, current, "The specified domain either does not exist "
-                     "or could not be contacted.")  # fmt: skip
+        _join_failed(
+            call,
+            host,
+            domain,
+            current,
+            "The specified domain either does not exist or could not be contacted.",
+        )
     if (host.pending_domain or host.domain or "").lower() == ad.fqdn.lower():
-        call.fail(f"Cannot add computer '{host.name}' to domain '{domain}' because it is "
-                  "already in that domain.", "AddComputerToSameDomain", "InvalidOperation",
-                  "System.InvalidOperationException")  # fmt: skip
+        call.fail(
+            f"Cannot add computer '{host.name}' to domain '{domain}' because it is "
+            "already in that domain.",
+            "AddComputerToSameDomain",
+            "InvalidOperation",
+            "System.InvalidOperationException",
+        )
     if not _dns_reaches_dc(call, host):
-        _join_failed(call, host, domain, current, "The specified domain either does not exist "
-                     "or could not be contacted.")  # fmt: skip
+        _join_failed(
+            call,
+            host,
+            domain,
+            current,
+            "The specified domain either does not exist or could not be contacted.",
+        )
     new_name = call.get("NewName")
     if new_name:
         call.warning("Renaming at join time is not simulated; the host keeps its name.")
@@ -282,18 +356,25 @@ def add_computer(call: Call) -> None:
 
 def _join_failed(call: Call, host: Host, domain: str, current: str, reason: str) -> None:
     kind = "domain" if host.domain else "workgroup"
-    call.fail(f"Computer '{host.name}' failed to join domain '{domain}' from its current "
-              f"{kind} '{current}' with following error message: {reason}",
-              "FailToJoinDomainFromWorkgroup", "OperationStopped",
-              "System.InvalidOperationException", host.name)  # fmt: skip
+    call.fail(
+        f"Computer '{host.name}' failed to join domain '{domain}' from its current "
+        f"{kind} '{current}' with following error message: {reason}",
+        "FailToJoinDomainFromWorkgroup",
+        "OperationStopped",
+        "System.InvalidOperationException",
+        host.name,
+    )
 
 
 def remove_computer(call: Call) -> None:
     host = call.host
     if not host.domain or host.role == "dc":
-        call.fail(f"Cannot remove computer '{host.name}' from its domain because it is not in "
-                  "a domain.", "ComputerNotInDomain", "InvalidOperation",
-                  "System.InvalidOperationException")  # fmt: skip
+        call.fail(
+            f"Cannot remove computer '{host.name}' from its domain because it is not in a domain.",
+            "ComputerNotInDomain",
+            "InvalidOperation",
+            "System.InvalidOperationException",
+        )
     host.workgroup = str(call.get("WorkgroupName") or "WORKGROUP")
     host.pending_domain = ""
     comp = call.world.ad.computer(host.name)
@@ -310,11 +391,17 @@ def remove_computer(call: Call) -> None:
 
 def _service_object(name: str, status: str) -> Any:
     return ps_object(
-        ["System.ServiceProcess.ServiceController", "System.ComponentModel.Component",
-         "System.MarshalByRefObject"],
-        Name=name, ServiceName=name, DisplayName=name,
-        Status=member(ServiceControllerStatus, status), StartType="Automatic",
-    )  # fmt: skip
+        [
+            "System.ServiceProcess.ServiceController",
+            "System.ComponentModel.Component",
+            "System.MarshalByRefObject",
+        ],
+        Name=name,
+        ServiceName=name,
+        DisplayName=name,
+        Status=member(ServiceControllerStatus, status),
+        StartType="Automatic",
+    )
 
 
 def _services(call: Call, host: Host) -> list[str]:
@@ -323,9 +410,13 @@ def _services(call: Call, host: Host) -> list[str]:
     for name in names:
         key = next((k for k in host.services if k.lower() == str(name).lower()), None)
         if key is None:
-            call.error(f"Cannot find any service with service name '{name}'.",
-                       "NoServiceFoundForGivenName", "ObjectNotFound", str(name),
-                       "Microsoft.PowerShell.Commands.ServiceCommandException")  # fmt: skip
+            call.error(
+                f"Cannot find any service with service name '{name}'.",
+                "NoServiceFoundForGivenName",
+                "ObjectNotFound",
+                str(name),
+                "Microsoft.PowerShell.Commands.ServiceCommandException",
+            )
         else:
             out.append(key)
     return out
@@ -363,12 +454,22 @@ def get_cim_instance(call: Call) -> None:
     cls, namespace = _class_and_namespace(call)
     ns_key = cim_key(namespace)
     if ns_key == "root/virtualization/v2" and not call.host.has_feature("Hyper-V"):
-        call.fail("Invalid namespace ", "HRESULT 0x8004100e", "MetadataError",
-                  "Microsoft.Management.Infrastructure.CimException", namespace)  # fmt: skip
+        call.fail(
+            "Invalid namespace ",
+            "HRESULT 0x8004100e",
+            "MetadataError",
+            "Microsoft.Management.Infrastructure.CimException",
+            namespace,
+        )
     provider = call.sim.registry.cim_classes.get(cim_key(namespace, cls))
     if provider is None:
-        call.fail("Invalid class ", "HRESULT 0x80041010", "MetadataError",
-                  "Microsoft.Management.Infrastructure.CimException", cls)  # fmt: skip
+        call.fail(
+            "Invalid class ",
+            "HRESULT 0x80041010",
+            "MetadataError",
+            "Microsoft.Management.Infrastructure.CimException",
+            cls,
+        )
     query = call.get("Query") or ""
     wanted = _where_instance_id(str(query))
     for instance in provider(call):
@@ -402,12 +503,22 @@ def invoke_cim_method(call: Call) -> None:
         instance_id = _where_instance_id(str(call.get("Query") or "")) or ""
     fn = call.sim.registry.cim_methods.get(cim_key(namespace, cls, method))
     if fn is None:
-        call.fail("Method not found ", "HRESULT 0x80041055", "MetadataError",
-                  "Microsoft.Management.Infrastructure.CimException", method)  # fmt: skip
+        call.fail(
+            "Method not found ",
+            "HRESULT 0x80041055",
+            "MetadataError",
+            "Microsoft.Management.Infrastructure.CimException",
+            method,
+        )
     arguments = dict(call.get("Arguments") or {})
     result = fn(call, instance_id, arguments)
-    call.out(ps_object(["Microsoft.Management.Infrastructure.CimMethodResult"],
-                       ReturnValue=result, PSComputerName=None))  # fmt: skip
+    call.out(
+        ps_object(
+            ["Microsoft.Management.Infrastructure.CimMethodResult"],
+            ReturnValue=result,
+            PSComputerName=None,
+        )
+    )
 
 
 def _boot_time(host: Host) -> PSDateTime:
@@ -416,37 +527,59 @@ def _boot_time(host: Host) -> PSDateTime:
 
 def _win32_computer_system(call: Call) -> list[Any]:
     host = call.host
-    return [cim_instance(
-        "root/cimv2", ["Win32_ComputerSystem", "CIM_UnitaryComputerSystem", "CIM_ComputerSystem"],
-        Name=host.name, DNSHostName=host.name, Domain=host.domain or host.workgroup,
-        PartOfDomain=host.domain is not None, Workgroup=None if host.domain else host.workgroup,
-        Manufacturer="VMware, Inc.", Model="VMware7,1", TotalPhysicalMemory=u64(host.memory_total),
-        HypervisorPresent=host.has_feature("Hyper-V"), NumberOfLogicalProcessors=host.logical_processors,
-        PSComputerName=None,
-    )]  # fmt: skip
+    return [
+        cim_instance(
+            "root/cimv2",
+            ["Win32_ComputerSystem", "CIM_UnitaryComputerSystem", "CIM_ComputerSystem"],
+            Name=host.name,
+            DNSHostName=host.name,
+            Domain=host.domain or host.workgroup,
+            PartOfDomain=host.domain is not None,
+            Workgroup=None if host.domain else host.workgroup,
+            Manufacturer="VMware, Inc.",
+            Model="VMware7,1",
+            TotalPhysicalMemory=u64(host.memory_total),
+            HypervisorPresent=host.has_feature("Hyper-V"),
+            NumberOfLogicalProcessors=host.logical_processors,
+            PSComputerName=None,
+        )
+    ]
 
 
 def _win32_operating_system(call: Call) -> list[Any]:
     host = call.host
-    return [cim_instance(
-        "root/cimv2", ["Win32_OperatingSystem", "CIM_OperatingSystem"],
-        Caption=host.os_caption, Version=host.os_version, BuildNumber=host.os_version.split(".")[-1],
-        CSName=host.name, LastBootUpTime=_boot_time(host),
-        TotalVisibleMemorySize=u64(host.memory_total // 1024),
-        FreePhysicalMemory=u64(host.memory_free() // 1024), PSComputerName=None,
-    )]  # fmt: skip
+    return [
+        cim_instance(
+            "root/cimv2",
+            ["Win32_OperatingSystem", "CIM_OperatingSystem"],
+            Caption=host.os_caption,
+            Version=host.os_version,
+            BuildNumber=host.os_version.split(".")[-1],
+            CSName=host.name,
+            LastBootUpTime=_boot_time(host),
+            TotalVisibleMemorySize=u64(host.memory_total // 1024),
+            FreePhysicalMemory=u64(host.memory_free() // 1024),
+            PSComputerName=None,
+        )
+    ]
 
 
 def _win32_processor(call: Call) -> list[Any]:
     host = call.host
     vt = host.virtualization_exposed
-    return [cim_instance(
-        "root/cimv2", ["Win32_Processor", "CIM_Processor"],
-        Name=host.cpu_family, Manufacturer=host.cpu_vendor,
-        NumberOfLogicalProcessors=host.logical_processors, VirtualizationFirmwareEnabled=vt,
-        VMMonitorModeExtensions=vt, SecondLevelAddressTranslationExtensions=vt,
-        PSComputerName=None,
-    )]  # fmt: skip
+    return [
+        cim_instance(
+            "root/cimv2",
+            ["Win32_Processor", "CIM_Processor"],
+            Name=host.cpu_family,
+            Manufacturer=host.cpu_vendor,
+            NumberOfLogicalProcessors=host.logical_processors,
+            VirtualizationFirmwareEnabled=vt,
+            VMMonitorModeExtensions=vt,
+            SecondLevelAddressTranslationExtensions=vt,
+            PSComputerName=None,
+        )
+    ]
 
 
 def get_date(call: Call) -> None:

@@ -29,23 +29,46 @@ def register(registry: Registry) -> None:
 def item_object(path: str, file: SimFile | None) -> Any:
     name = leaf(path)
     if file is None:
-        return ps_object(["System.IO.DirectoryInfo", "System.IO.FileSystemInfo"],
-                         Name=name, FullName=path, Exists=True, Mode="d-----",
-                         Parent=leaf(parent_path(path) or path), PSIsContainer=True)  # fmt: skip
-    return ps_object(["System.IO.FileInfo", "System.IO.FileSystemInfo"],
-                     Name=name, FullName=path, Exists=True, Mode="-a----", Length=i64(file.size),
-                     DirectoryName=parent_path(path), PSIsContainer=False)  # fmt: skip
+        return ps_object(
+            ["System.IO.DirectoryInfo", "System.IO.FileSystemInfo"],
+            Name=name,
+            FullName=path,
+            Exists=True,
+            Mode="d-----",
+            Parent=leaf(parent_path(path) or path),
+            PSIsContainer=True,
+        )
+    return ps_object(
+        ["System.IO.FileInfo", "System.IO.FileSystemInfo"],
+        Name=name,
+        FullName=path,
+        Exists=True,
+        Mode="-a----",
+        Length=i64(file.size),
+        DirectoryName=parent_path(path),
+        PSIsContainer=False,
+    )
 
 
 def _locate(call: Call, path: str, write: bool = False) -> tuple[Host, str] | None:
     try:
         return session_locate(call, path, write=write)
     except PathDenied:
-        call.error(f"Access to the path '{path}' is denied.", _eid(call, "UnauthorizedAccess"),
-                   "PermissionDenied", path, EXC_DENIED)  # fmt: skip
+        call.error(
+            f"Access to the path '{path}' is denied.",
+            _eid(call, "UnauthorizedAccess"),
+            "PermissionDenied",
+            path,
+            EXC_DENIED,
+        )
     except PathMissing:
-        call.error(f"Could not find a part of the path '{path}'.", _eid(call, "IOError"),
-                   "WriteError", path, EXC_IO)  # fmt: skip
+        call.error(
+            f"Could not find a part of the path '{path}'.",
+            _eid(call, "IOError"),
+            "WriteError",
+            path,
+            EXC_IO,
+        )
     return None
 
 
@@ -54,8 +77,13 @@ def _eid(call: Call, what: str) -> str:
 
 
 def _not_found(call: Call, path: str) -> None:
-    call.error(f"Cannot find path '{path}' because it does not exist.", "PathNotFound",
-               "ObjectNotFound", path, EXC_NOT_FOUND)  # fmt: skip
+    call.error(
+        f"Cannot find path '{path}' because it does not exist.",
+        "PathNotFound",
+        "ObjectNotFound",
+        path,
+        EXC_NOT_FOUND,
+    )
 
 
 def _paths(call: Call) -> list[str]:
@@ -75,14 +103,23 @@ def new_item(call: Call) -> None:
         host, path = where
         exists = host.folder_exists(path) or host.file(path) is not None
         if exists and not call.switch("Force"):
-            call.error(f"An item with the specified name {norm_path(raw)} already exists.",
-                       "DirectoryExist" if kind == "directory" else "NewItemIOError",
-                       "ResourceExists", raw, EXC_IO)  # fmt: skip
+            call.error(
+                f"An item with the specified name {norm_path(raw)} already exists.",
+                "DirectoryExist" if kind == "directory" else "NewItemIOError",
+                "ResourceExists",
+                raw,
+                EXC_IO,
+            )
             continue
         parent = parent_path(path)
         if parent and not host.folder_exists(parent) and not call.switch("Force"):
-            call.error(f"Could not find a part of the path '{norm_path(raw)}'.", "NewItemIOError",
-                       "WriteError", raw, EXC_IO)  # fmt: skip
+            call.error(
+                f"Could not find a part of the path '{norm_path(raw)}'.",
+                "NewItemIOError",
+                "WriteError",
+                raw,
+                EXC_IO,
+            )
             continue
         call.out(_create(host, path, kind, call.get("Value")))
 
@@ -139,9 +176,14 @@ def _in_use(call: Call, host: Host, path: str) -> bool:
 
 def _remove_file(call: Call, host: Host, path: str, raw: str) -> None:
     if _in_use(call, host, path):
-        call.error(f"Cannot remove item {norm_path(raw)}: The process cannot access the file "
-                   f"'{norm_path(raw)}' because it is being used by another process.",
-                   "RemoveFileSystemItemIOError", "WriteError", raw, EXC_IO)  # fmt: skip
+        call.error(
+            f"Cannot remove item {norm_path(raw)}: The process cannot access the file "
+            f"'{norm_path(raw)}' because it is being used by another process.",
+            "RemoveFileSystemItemIOError",
+            "WriteError",
+            raw,
+            EXC_IO,
+        )
         return
     del host.files[path_key(path)]
 
@@ -151,9 +193,14 @@ def _remove_folder(call: Call, host: Host, path: str, raw: str) -> None:
     inside = [k for k in host.files if k.startswith(prefix)]
     subdirs = [k for k in host.folders if k.startswith(prefix)]
     if (inside or subdirs) and not call.switch("Recurse"):
-        call.error(f"The item at {norm_path(raw)} has children and the Recurse parameter was not "
-                   "specified.", "RemoveItemUnauthorizedAccessError", "WriteError", raw,
-                   EXC_IO)  # fmt: skip
+        call.error(
+            f"The item at {norm_path(raw)} has children and the Recurse parameter was not "
+            "specified.",
+            "RemoveItemUnauthorizedAccessError",
+            "WriteError",
+            raw,
+            EXC_IO,
+        )
         return
     for key in inside:
         if _in_use(call, host, host.files[key].path):
@@ -194,8 +241,13 @@ def copy_item(call: Call) -> None:
             continue
         target = _target_path(dst[0], dst[1], src[1])
         if target is None:
-            call.error(f"Could not find a part of the path '{destination}'.", "CopyItemIOError",
-                       "WriteError", destination, EXC_IO)  # fmt: skip
+            call.error(
+                f"Could not find a part of the path '{destination}'.",
+                "CopyItemIOError",
+                "WriteError",
+                destination,
+                EXC_IO,
+            )
             continue
         _copy(call, file, dst[0], target)
 

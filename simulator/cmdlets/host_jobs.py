@@ -15,9 +15,20 @@ from simulator.world import Job
 
 JobState = _enum(
     "System.Management.Automation.JobState",
-    ["NotStarted", "Running", "Completed", "Failed", "Stopped", "Blocked", "Suspended",
-     "Disconnected", "Suspending", "Stopping", "AtBreakpoint"],
-)  # fmt: skip
+    [
+        "NotStarted",
+        "Running",
+        "Completed",
+        "Failed",
+        "Stopped",
+        "Blocked",
+        "Suspended",
+        "Disconnected",
+        "Suspending",
+        "Stopping",
+        "AtBreakpoint",
+    ],
+)
 
 
 def register(registry: Registry) -> None:
@@ -41,11 +52,16 @@ def ps_state(job: Job) -> str:
 def job_object(job: Job) -> Any:
     return ps_object(
         ["System.Management.Automation.Job"],
-        Id=job.number, Name=f"Job{job.number}", InstanceId=job.id,
-        State=member(JobState, ps_state(job)), HasMoreData=bool(job.error_description),
-        Location=job.host, Command=job.command, PSJobTypeName="BackgroundJob",
+        Id=job.number,
+        Name=f"Job{job.number}",
+        InstanceId=job.id,
+        State=member(JobState, ps_state(job)),
+        HasMoreData=bool(job.error_description),
+        Location=job.host,
+        Command=job.command,
+        PSJobTypeName="BackgroundJob",
         StatusMessage=job.error_description,
-    )  # fmt: skip
+    )
 
 
 def _selected(call: Call) -> list[Job]:
@@ -92,10 +108,14 @@ def stop_job(call: Call) -> None:
 def remove_job(call: Call) -> None:
     for job in _selected(call):
         if not job.done and not call.switch("Force"):
-            call.error(f"The command cannot remove the job with the job ID {job.number} because "
-                       "the job is not finished. To remove the job, first stop the job, or use "
-                       "the Force parameter.", "JobObjectNotFinishedCannotBeRemoved",
-                       "InvalidOperation", str(job.number))  # fmt: skip
+            call.error(
+                f"The command cannot remove the job with the job ID {job.number} because "
+                "the job is not finished. To remove the job, first stop the job, or use "
+                "the Force parameter.",
+                "JobObjectNotFinishedCannotBeRemoved",
+                "InvalidOperation",
+                str(job.number),
+            )
             continue
         job.cancel_requested = True
         call.world.jobs.pop(job.id, None)

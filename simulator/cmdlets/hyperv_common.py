@@ -77,11 +77,15 @@ def _wild(pattern: str) -> bool:
 def vms_by_name(call: Call, names: list[Any], *, report: bool = True) -> list[Vm]:
     out: list[Vm] = []
     for name in names:
-        hits = [vm for vm in call.host.vms.values()
-                if fnmatch.fnmatchcase(vm.name.lower(), str(name).lower())]  # fmt: skip
+        hits = [
+            vm
+            for vm in call.host.vms.values()
+            if fnmatch.fnmatchcase(vm.name.lower(), str(name).lower())
+        ]
         if not hits and report and not _wild(str(name)):
-            call.error(VM_NOT_FOUND.format(name=name), "InvalidParameter", "InvalidArgument",
-                       str(name))  # fmt: skip
+            call.error(
+                VM_NOT_FOUND.format(name=name), "InvalidParameter", "InvalidArgument", str(name)
+            )
         out += [vm for vm in hits if vm not in out]
     return out
 
@@ -138,42 +142,68 @@ def vm_object(call: Call, host: Host, vm: Vm) -> Any:
     running = vm.state in ("Running", "Paused", "Starting")
     return ps_object(
         [HV + "VirtualMachine", HV + "VirtualMachineBase", HV + "VirtualizationObject"],
-        Name=vm.name, VMName=vm.name, Id=guid(vm.id), VMId=guid(vm.id),
-        State=member(VMState, vm.state), Status="Operating normally",
-        Heartbeat=heartbeat(call, vm), Generation=vm.generation, Version=vm.version,
+        Name=vm.name,
+        VMName=vm.name,
+        Id=guid(vm.id),
+        VMId=guid(vm.id),
+        State=member(VMState, vm.state),
+        Status="Operating normally",
+        Heartbeat=heartbeat(call, vm),
+        Generation=vm.generation,
+        Version=vm.version,
         MemoryStartup=i64(vm.memory_startup),
         MemoryAssigned=i64(vm.memory_startup if running else 0),
-        DynamicMemoryEnabled=vm.dynamic_memory, ProcessorCount=i64(vm.processor_count),
-        Path=vm.path, ConfigurationLocation=vm.config_location,
-        SnapshotFileLocation=vm.config_location, CheckpointFileLocation=vm.config_location,
-        ComputerName=host.name, IsClustered=False, Notes=vm.notes,
+        DynamicMemoryEnabled=vm.dynamic_memory,
+        ProcessorCount=i64(vm.processor_count),
+        Path=vm.path,
+        ConfigurationLocation=vm.config_location,
+        SnapshotFileLocation=vm.config_location,
+        CheckpointFileLocation=vm.config_location,
+        ComputerName=host.name,
+        IsClustered=False,
+        Notes=vm.notes,
         AutomaticStopAction=vm.automatic_stop_action,
-        AutomaticStartAction=vm.automatic_start_action, CheckpointType=vm.checkpoint_type,
+        AutomaticStartAction=vm.automatic_start_action,
+        CheckpointType=vm.checkpoint_type,
         ReplicationState=member(VMReplicationState, rep.state if rep else "Disabled"),
         ReplicationHealth=member(VMReplicationHealthState, rep.health if rep else "NotApplicable"),
         ReplicationMode=member(VMReplicationMode, rep.mode if rep else "None"),
         ParentSnapshotName=vm.snapshots[-1].name if vm.snapshots else None,
-    )  # fmt: skip
+    )
 
 
 def nic_object(host: Host, vm: Vm, nic: VmNic) -> Any:
     return ps_object(
         [HV + "VMNetworkAdapter", HV + "VMNetworkAdapterBase", HV + "VirtualizationObject"],
-        Name=nic.name, Id=f"Microsoft:{vm.id}\\{nic.id}", VMName=vm.name, VMId=guid(vm.id),
-        SwitchName=nic.switch, MacAddress=nic.mac, DynamicMacAddressEnabled=True,
-        IsLegacy=nic.legacy, IsManagementOs=False, Connected=nic.switch is not None,
-        ComputerName=host.name, Status=["Ok"], IPAddresses=list(vm.guest.ips.get(nic.mac, [])),
-    )  # fmt: skip
+        Name=nic.name,
+        Id=f"Microsoft:{vm.id}\\{nic.id}",
+        VMName=vm.name,
+        VMId=guid(vm.id),
+        SwitchName=nic.switch,
+        MacAddress=nic.mac,
+        DynamicMacAddressEnabled=True,
+        IsLegacy=nic.legacy,
+        IsManagementOs=False,
+        Connected=nic.switch is not None,
+        ComputerName=host.name,
+        Status=["Ok"],
+        IPAddresses=list(vm.guest.ips.get(nic.mac, [])),
+    )
 
 
 def disk_object(host: Host, vm: Vm, disk: VmDisk) -> Any:
     return ps_object(
         [HV + "HardDiskDrive", HV + "Drive", HV + "VirtualizationObject"],
-        Name="Hard Drive", Path=disk.path, VMName=vm.name, VMId=guid(vm.id),
+        Name="Hard Drive",
+        Path=disk.path,
+        VMName=vm.name,
+        VMId=guid(vm.id),
         ControllerType=member(ControllerType, disk.controller_type),
-        ControllerNumber=disk.controller_number, ControllerLocation=disk.controller_location,
-        ComputerName=host.name, DiskNumber=None,
-    )  # fmt: skip
+        ControllerNumber=disk.controller_number,
+        ControllerLocation=disk.controller_location,
+        ComputerName=host.name,
+        DiskNumber=None,
+    )
 
 
 def size_object(value: int) -> Any:

@@ -6,7 +6,6 @@ from typing import Any
 
 from simulator.cmdlets.common import as_list
 from simulator.cmdlets.hyperv_common import (
-    HV,
     disk_object,
     hv_cmdlet,
     nic_object,
@@ -15,12 +14,14 @@ from simulator.cmdlets.hyperv_common import (
 )
 from simulator.cmdlets.hyperv_switch import NOT_FOUND as SWITCH_NOT_FOUND
 from simulator.engine import Call, Registry
-from simulator.pstypes import ControllerType, guid, member, prop, ps_object
+from simulator.pstypes import HV, ControllerType, guid, member, prop, ps_object
 from simulator.world import Host, Vm, VmDisk, VmNic, norm_path
 
 BAD_STATE = "The operation cannot be performed while the object is in its current state."
-NO_LEGACY_GEN2 = ("A legacy network adapter cannot be added to virtual machine '{vm}' because "
-                  "legacy network adapters are not supported on generation 2 virtual machines.")  # fmt: skip
+NO_LEGACY_GEN2 = (
+    "A legacy network adapter cannot be added to virtual machine '{vm}' because "
+    "legacy network adapters are not supported on generation 2 virtual machines."
+)
 NIC_NOT_FOUND = (
     'Hyper-V was unable to find a network adapter with name "{name}" on virtual machine "{vm}".'
 )
@@ -68,8 +69,12 @@ def add_nic(call: Call) -> None:
             call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
             continue
         default = "Legacy Network Adapter" if legacy else "Network Adapter"
-        nic = VmNic(name=str(call.get("Name") or default), switch=switch, legacy=legacy,
-                    mac=call.host.next_mac() if vm.state != "Off" else "000000000000")  # fmt: skip
+        nic = VmNic(
+            name=str(call.get("Name") or default),
+            switch=switch,
+            legacy=legacy,
+            mac=call.host.next_mac() if vm.state != "Off" else "000000000000",
+        )
         if call.get("StaticMacAddress"):
             nic.mac = str(call.get("StaticMacAddress")).replace("-", "").upper()
         vm.nics.append(nic)
@@ -87,8 +92,9 @@ def _nics(call: Call) -> list[tuple[Vm, VmNic]]:
     for vm in target_vms(call):
         hits = [n for n in vm.nics if wanted is None or n.name.lower() == str(wanted).lower()]
         if not hits and wanted is not None:
-            call.error(NIC_NOT_FOUND.format(name=wanted, vm=vm.name), "InvalidParameter",
-                       "InvalidArgument")  # fmt: skip
+            call.error(
+                NIC_NOT_FOUND.format(name=wanted, vm=vm.name), "InvalidParameter", "InvalidArgument"
+            )
         out += [(vm, n) for n in hits]
     return out
 
@@ -125,9 +131,15 @@ def get_nic(call: Call) -> None:
 
 
 def _host_vnic(host: Host, switch: str, mac: str) -> Any:
-    return ps_object([HV + "VMInternalNetworkAdapter", HV + "VMNetworkAdapterBase"],
-                     Name=switch, SwitchName=switch, MacAddress=mac.replace("-", ""),
-                     IsManagementOs=True, ComputerName=host.name, VMName=None)  # fmt: skip
+    return ps_object(
+        [HV + "VMInternalNetworkAdapter", HV + "VMNetworkAdapterBase"],
+        Name=switch,
+        SwitchName=switch,
+        MacAddress=mac.replace("-", ""),
+        IsManagementOs=True,
+        ComputerName=host.name,
+        VMName=None,
+    )
 
 
 def remove_nic(call: Call) -> None:
@@ -157,10 +169,16 @@ def disconnect_nic(call: Call) -> None:
 
 
 def _free_slot(vm: Vm, controller: str) -> tuple[int, int]:
-    used = {(d.controller_number, d.controller_location) for d in vm.disks
-            if d.controller_type == controller}  # fmt: skip
-    used |= {(d.controller_number, d.controller_location) for d in vm.dvds
-             if d.controller_type == controller}  # fmt: skip
+    used = {
+        (d.controller_number, d.controller_location)
+        for d in vm.disks
+        if d.controller_type == controller
+    }
+    used |= {
+        (d.controller_number, d.controller_location)
+        for d in vm.dvds
+        if d.controller_type == controller
+    }
     slots = (
         [(c, loc) for c in range(2) for loc in range(2)]
         if controller == "IDE"
@@ -175,8 +193,11 @@ def add_disk(call: Call) -> None:
     for vm in target_vms(call):
         controller = str(call.get("ControllerType") or ("IDE" if vm.generation == 1 else "SCSI"))
         if controller == "IDE" and vm.generation == 2:
-            call.error("Generation 2 virtual machines do not support IDE controllers.",
-                       "InvalidParameter", "InvalidArgument")  # fmt: skip
+            call.error(
+                "Generation 2 virtual machines do not support IDE controllers.",
+                "InvalidParameter",
+                "InvalidArgument",
+            )
             continue
         if controller == "IDE" and vm.state != "Off":
             call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
@@ -184,9 +205,12 @@ def add_disk(call: Call) -> None:
         path = norm_path(str(call.get("Path")))
         attach_check(call, vm, path)
         number, location = _free_slot(vm, controller)
-        disk = VmDisk(path=path, controller_type=controller,
-                      controller_number=int(call.get("ControllerNumber", number)),
-                      controller_location=int(call.get("ControllerLocation", location)))  # fmt: skip
+        disk = VmDisk(
+            path=path,
+            controller_type=controller,
+            controller_number=int(call.get("ControllerNumber", number)),
+            controller_location=int(call.get("ControllerLocation", location)),
+        )
         vm.disks.append(disk)
         if call.switch("Passthru"):
             call.out(disk_object(call.host, vm, disk))
@@ -211,8 +235,11 @@ def _disks(call: Call) -> list[tuple[Vm, VmDisk]]:
                 out.append((vm, disk))
         return out
     pairs = [(vm, d) for vm in target_vms(call) for d in vm.disks]
-    for param, attr in (("ControllerType", "controller_type"), ("ControllerNumber", "controller_number"),
-                        ("ControllerLocation", "controller_location")):  # fmt: skip
+    for param, attr in (
+        ("ControllerType", "controller_type"),
+        ("ControllerNumber", "controller_number"),
+        ("ControllerLocation", "controller_location"),
+    ):
         if call.has(param):
             pairs = [(vm, d) for vm, d in pairs if str(getattr(d, attr)) == str(call.get(param))]
     return pairs
@@ -236,11 +263,18 @@ def remove_disk(call: Call) -> None:
 
 def _dvd_object(host: Host, vm: Vm, index: int) -> Any:
     dvd = vm.dvds[index]
-    return ps_object([HV + "DvdDrive", HV + "Drive"], Name="DVD Drive", Path=dvd.path,
-                     VMName=vm.name, VMId=guid(vm.id), ComputerName=host.name,
-                     ControllerType=member(ControllerType, dvd.controller_type),
-                     ControllerNumber=dvd.controller_number,
-                     ControllerLocation=dvd.controller_location, DvdMediaType="ISO" if dvd.path else "None")  # fmt: skip
+    return ps_object(
+        [HV + "DvdDrive", HV + "Drive"],
+        Name="DVD Drive",
+        Path=dvd.path,
+        VMName=vm.name,
+        VMId=guid(vm.id),
+        ComputerName=host.name,
+        ControllerType=member(ControllerType, dvd.controller_type),
+        ControllerNumber=dvd.controller_number,
+        ControllerLocation=dvd.controller_location,
+        DvdMediaType="ISO" if dvd.path else "None",
+    )
 
 
 def get_dvd(call: Call) -> None:
@@ -255,8 +289,11 @@ def set_dvd(call: Call) -> None:
     path = call.get("Path")
     for vm in target_vms(call):
         if not vm.dvds:
-            call.error(f"No DVD drive was found on virtual machine '{vm.name}'.", "ObjectNotFound",
-                       "ObjectNotFound")  # fmt: skip
+            call.error(
+                f"No DVD drive was found on virtual machine '{vm.name}'.",
+                "ObjectNotFound",
+                "ObjectNotFound",
+            )
             continue
         if path:
             try:
@@ -264,8 +301,11 @@ def set_dvd(call: Call) -> None:
             except (PathDenied, PathMissing):
                 host, local = call.host, ""
             if host.file(local) is None:
-                call.error(f"Failed to add device 'Virtual CD/DVD Disk'. The system cannot find "
-                           f"the file specified. (0x80070002) '{path}'", "ObjectNotFound",
-                           "ObjectNotFound")  # fmt: skip
+                call.error(
+                    f"Failed to add device 'Virtual CD/DVD Disk'. The system cannot find "
+                    f"the file specified. (0x80070002) '{path}'",
+                    "ObjectNotFound",
+                    "ObjectNotFound",
+                )
                 continue
         vm.dvds[0].path = norm_path(str(path)) if path else None

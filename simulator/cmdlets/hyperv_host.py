@@ -41,18 +41,26 @@ def vmhost_object(host: Host, fqdn: str) -> Any:
     s = host.vmhost
     return ps_object(
         [HV + "VMHost"],
-        Name=host.name, ComputerName=host.name, FullyQualifiedDomainName=fqdn,
-        VirtualMachinePath=s.virtual_machine_path, VirtualHardDiskPath=s.virtual_hard_disk_path,
+        Name=host.name,
+        ComputerName=host.name,
+        FullyQualifiedDomainName=fqdn,
+        VirtualMachinePath=s.virtual_machine_path,
+        VirtualHardDiskPath=s.virtual_hard_disk_path,
         VirtualMachineMigrationEnabled=s.migration_enabled,
-        VirtualMachineMigrationAuthenticationType=member(MigrationAuthenticationType, s.migration_auth),
-        VirtualMachineMigrationPerformanceOption=member(VMMigrationPerformance, s.migration_performance),
+        VirtualMachineMigrationAuthenticationType=member(
+            MigrationAuthenticationType, s.migration_auth
+        ),
+        VirtualMachineMigrationPerformanceOption=member(
+            VMMigrationPerformance, s.migration_performance
+        ),
         MaximumVirtualMachineMigrations=s.max_migrations,
         MaximumStorageMigrations=s.max_storage_migrations,
         UseAnyNetworkForMigration=s.use_any_network,
-        MemoryCapacity=i64(host.memory_total), LogicalProcessorCount=host.logical_processors,
+        MemoryCapacity=i64(host.memory_total),
+        LogicalProcessorCount=host.logical_processors,
         MacAddressMinimum=f"00155D{host.host_octet:02X}0000",
         MacAddressMaximum=f"00155D{host.host_octet:02X}FFFF",
-    )  # fmt: skip
+    )
 
 
 def _fqdn(call: Call) -> str:
@@ -70,9 +78,12 @@ def set_vmhost(call: Call) -> None:
         if call.has(param):
             path = norm_path(str(call.get(param)))
             if not call.host.folder_exists(path):
-                call.fail(f"Failed to modify service settings. The system cannot find the path "
-                          f"specified. (0x80070003) '{path}'", "ObjectNotFound",
-                          "ObjectNotFound")  # fmt: skip
+                call.fail(
+                    f"Failed to modify service settings. The system cannot find the path "
+                    f"specified. (0x80070003) '{path}'",
+                    "ObjectNotFound",
+                    "ObjectNotFound",
+                )
             field = (
                 "virtual_machine_path"
                 if param == "VirtualMachinePath"
@@ -94,16 +105,23 @@ def toggle_migration(call: Call) -> None:
 
 
 def _network_object(host: Host, net: MigrationNetwork) -> Any:
-    return ps_object([HV + "VMMigrationNetwork"], Subnet=net.subnet, Priority=net.priority,
-                     ComputerName=host.name)  # fmt: skip
+    return ps_object(
+        [HV + "VMMigrationNetwork"],
+        Subnet=net.subnet,
+        Priority=net.priority,
+        ComputerName=host.name,
+    )
 
 
 def _subnet(call: Call, value: Any) -> str:
     try:
         return str(ipaddress.ip_network(str(value), strict=False))
     except ValueError:
-        call.fail(f"The parameter 'Subnet' is invalid: '{value}' is not a valid subnet.",
-                  "InvalidParameter", "InvalidArgument")  # fmt: skip
+        call.fail(
+            f"The parameter 'Subnet' is invalid: '{value}' is not a valid subnet.",
+            "InvalidParameter",
+            "InvalidArgument",
+        )
 
 
 def _find(host: Host, subnet: str) -> MigrationNetwork | None:
@@ -121,8 +139,12 @@ def add_migration_network(call: Call) -> None:
     for raw in as_list(call.get("Subnet")):
         subnet = _subnet(call, raw)
         if _find(call.host, subnet):
-            call.error(f"The migration network '{subnet}' already exists.", "ResourceExists",
-                       "ResourceExists", subnet)  # fmt: skip
+            call.error(
+                f"The migration network '{subnet}' already exists.",
+                "ResourceExists",
+                "ResourceExists",
+                subnet,
+            )
             continue
         net = MigrationNetwork(subnet=subnet, priority=int(call.get("Priority") or 0))
         call.host.vmhost.migration_networks.append(net)
@@ -134,8 +156,12 @@ def set_migration_network(call: Call) -> None:
     subnet = _subnet(call, call.get("Subnet"))
     net = _find(call.host, subnet)
     if net is None:
-        call.error(f"No migration network was found with subnet '{subnet}'.", "ObjectNotFound",
-                   "ObjectNotFound", subnet)  # fmt: skip
+        call.error(
+            f"No migration network was found with subnet '{subnet}'.",
+            "ObjectNotFound",
+            "ObjectNotFound",
+            subnet,
+        )
         return
     if call.has("NewSubnet"):
         net.subnet = _subnet(call, call.get("NewSubnet"))
@@ -148,6 +174,10 @@ def remove_migration_network(call: Call) -> None:
         subnet = _subnet(call, raw)
         nets = call.host.vmhost.migration_networks
         if _find(call.host, subnet) is None:
-            call.error(f"No migration network was found with subnet '{subnet}'.",
-                       "ObjectNotFound", "ObjectNotFound", subnet)  # fmt: skip
+            call.error(
+                f"No migration network was found with subnet '{subnet}'.",
+                "ObjectNotFound",
+                "ObjectNotFound",
+                subnet,
+            )
         call.host.vmhost.migration_networks = [n for n in nets if n.subnet != subnet]

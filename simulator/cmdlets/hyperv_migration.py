@@ -10,33 +10,46 @@ account that opens them and cifs delegation for the remote session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.cmdlets import host_jobs
-from simulator.cmdlets.hyperv_common import HV, hv_cmdlet, target_vms, vm_object
+from simulator.cmdlets.hyperv_common import hv_cmdlet, target_vms, vm_object
 from simulator.engine import Call, Registry
-from simulator.pstypes import cim_instance, ps_object, u16
+from simulator.pstypes import HV, cim_instance, ps_object, u16
 from simulator.world import Host, Job, Vm, World, is_unc, join_path, leaf, norm_path
 
 NS = "root/virtualization/v2"
-DELEGATION = ("Virtual machine migration operation failed at migration Source. Failed to "
-              "establish a connection with host {dst}: No credentials are available in the "
-              "security package 0x8009030E.")  # fmt: skip
-HARDWARE = ("The virtual machine cannot be moved to the destination computer. The hardware on "
-            "the destination computer is not compatible with the hardware requirements of this "
-            "virtual machine.")  # fmt: skip
+DELEGATION = (
+    "Virtual machine migration operation failed at migration Source. Failed to "
+    "establish a connection with host {dst}: No credentials are available in the "
+    "security package 0x8009030E."
+)
+HARDWARE = (
+    "The virtual machine cannot be moved to the destination computer. The hardware on "
+    "the destination computer is not compatible with the hardware requirements of this "
+    "virtual machine."
+)
 SWITCH = "Could not find Ethernet switch '{name}'."
-NO_MEMORY = ("Unable to allocate {mb} MB of RAM: Insufficient system resources exist to complete "
-             "the requested service. (0x800705AA)")  # fmt: skip
-DENIED = ("'{dst}' failed to register the configuration for the virtual machine '{vm}' at "
-          "'{path}': General access denied error (0x80070005). (Virtual machine ID {id})")  # fmt: skip
-DISABLED = ("Virtual machine migration operation for '{vm}' failed at migration {side} '{host}'. "
-            "(Virtual machine ID {id})\nVirtual machine migration is not enabled on host "
-            "'{host}'.")  # [UNCONF] wording  # fmt: skip
-UNREACHABLE = ("Virtual machine migration operation for '{vm}' failed at migration source "
-               "'{src}'. (Virtual machine ID {id})\nFailed to establish a connection with host "
-               "'{dst}': The network path was not found. (0x80070035).")  # fmt: skip
+NO_MEMORY = (
+    "Unable to allocate {mb} MB of RAM: Insufficient system resources exist to complete "
+    "the requested service. (0x800705AA)"
+)
+DENIED = (
+    "'{dst}' failed to register the configuration for the virtual machine '{vm}' at "
+    "'{path}': General access denied error (0x80070005). (Virtual machine ID {id})"
+)
+DISABLED = (
+    "Virtual machine migration operation for '{vm}' failed at migration {side} '{host}'. "
+    "(Virtual machine ID {id})\nVirtual machine migration is not enabled on host "
+    "'{host}'."
+)  # [UNCONF] wording
+UNREACHABLE = (
+    "Virtual machine migration operation for '{vm}' failed at migration source "
+    "'{src}'. (Virtual machine ID {id})\nFailed to establish a connection with host "
+    "'{dst}': The network path was not found. (0x80070035)."
+)
 STORAGE_MISSING = "The virtual hard disk '{path}' is not accessible from host '{dst}'."  # [UNCONF]
 DONE_STATES = (7, 8, 9, 10)
 
@@ -110,8 +123,14 @@ def incompatibilities(call: Call, plan: Plan) -> list[tuple[str, int, Any]]:
     if running and plan.src.cpu_family != dst.cpu_family and not vm.compatibility_for_migration:
         out.append((HARDWARE, 24004, "Processor"))
     if any(other.id == vm.id for other in dst.vms.values()):
-        out.append((f"A virtual machine with the identifier '{vm.id.upper()}' already exists on "
-                    f"'{dst.name}'.", 21018, vm.name))  # fmt: skip
+        out.append(
+            (
+                f"A virtual machine with the identifier '{vm.id.upper()}' already exists on "
+                f"'{dst.name}'.",
+                21018,
+                vm.name,
+            )
+        )
     out += _storage_problems(call, plan)
     return out
 
@@ -145,11 +164,15 @@ def _report(call: Call, plan: Plan, operation: str) -> Any:
     ]
     return ps_object(
         [HV + "VMCompatibilityReport"],
-        VM=vm_object(call, plan.src, plan.vm), OperationType=operation,
-        Destination=plan.dst.name if plan.dst else None, Path=plan.dest_path,
-        SnapshotPath=None, VhdDestinationPath=plan.dest_path, VhdSourcePath=None,
+        VM=vm_object(call, plan.src, plan.vm),
+        OperationType=operation,
+        Destination=plan.dst.name if plan.dst else None,
+        Path=plan.dest_path,
+        SnapshotPath=None,
+        VhdDestinationPath=plan.dest_path,
+        VhdSourcePath=None,
         Incompatibilities=errors,
-    )  # fmt: skip
+    )
 
 
 def compare_vm(call: Call) -> None:
@@ -168,8 +191,12 @@ def compare_vm(call: Call) -> None:
 def move_vm(call: Call) -> None:
     for vm in target_vms(call):
         if vm.migrating:
-            call.error("The operation cannot be performed while the object is in its current "
-                       "state.", "InvalidState", "InvalidOperation", vm.name)  # fmt: skip
+            call.error(
+                "The operation cannot be performed while the object is in its current state.",
+                "InvalidState",
+                "InvalidOperation",
+                vm.name,
+            )
             continue
         plan = plan_move(call, vm)
         problem = plan.fatal or _first_problem(plan)
@@ -184,9 +211,11 @@ def _first_problem(plan: Plan) -> str | None:
     if not plan.problems:
         return None
     lines = "\n".join(msg for msg, _, _ in plan.problems)
-    return (f"Virtual machine migration operation for '{plan.vm.name}' failed at migration "
-            f"destination '{plan.dst.name if plan.dst else ''}'. (Virtual machine ID "
-            f"{plan.vm.id.upper()})\n{lines}")  # fmt: skip
+    return (
+        f"Virtual machine migration operation for '{plan.vm.name}' failed at migration "
+        f"destination '{plan.dst.name if plan.dst else ''}'. (Virtual machine ID "
+        f"{plan.vm.id.upper()})\n{lines}"
+    )
 
 
 def _finish(call: Call, job: Job, dst: Host | None) -> None:
@@ -195,8 +224,12 @@ def _finish(call: Call, job: Job, dst: Host | None) -> None:
         return
     call.wait_job(job)
     if job.state != 7:
-        call.error(job.error_description or "The migration did not complete.", "OperationFailed",
-                   "InvalidOperation", job.vm_name)  # fmt: skip
+        call.error(
+            job.error_description or "The migration did not complete.",
+            "OperationFailed",
+            "InvalidOperation",
+            job.vm_name,
+        )
     elif call.switch("Passthru") and dst is not None:
         moved = dst.vms.get(job.vm_id)
         if moved is not None:
@@ -221,10 +254,15 @@ def _start_move(call: Call, plan: Plan) -> Job:
         _disk_bytes(call.world, src, vm) / clock.d.lm_disk_rate if plan.storage else 0.0
     )
     job = call.world.new_job(
-        host=src.name, kind="migration", job_type=306 if plan.storage else 305,
-        migration_type=32771 if plan.storage else 32768, vm_id=vm.id, vm_name=vm.name,
-        destination=dst.name, command="Move-VM",
-    )  # fmt: skip
+        host=src.name,
+        kind="migration",
+        job_type=306 if plan.storage else 305,
+        migration_type=32771 if plan.storage else 32768,
+        vm_id=vm.id,
+        vm_name=vm.name,
+        destination=dst.name,
+        command="Move-VM",
+    )
     vm.migrating = True
     dest = _dest_root(call, plan)
     call.sim.run_job(job, seconds, lambda j: _complete_move(call, plan, dest), lambda j: _abort(vm))
@@ -288,24 +326,41 @@ def move_vmstorage(call: Call) -> None:
     for vm in target_vms(call):
         dest = norm_path(str(call.get("DestinationStoragePath") or call.get("VirtualMachinePath")))
         if vm.migrating:
-            call.error("The operation cannot be performed while the object is in its current "
-                       "state.", "InvalidState", "InvalidOperation", vm.name)  # fmt: skip
+            call.error(
+                "The operation cannot be performed while the object is in its current state.",
+                "InvalidState",
+                "InvalidOperation",
+                vm.name,
+            )
             continue
         check_vmms_access(call, vm, dest)
         clock = call.sim.clock
         job = call.world.new_job(
-            host=call.host.name, kind="storage", job_type=307, migration_type=32769,
-            vm_id=vm.id, vm_name=vm.name, destination=None, command="Move-VMStorage",
-        )  # fmt: skip
+            host=call.host.name,
+            kind="storage",
+            job_type=307,
+            migration_type=32769,
+            vm_id=vm.id,
+            vm_name=vm.name,
+            destination=None,
+            command="Move-VMStorage",
+        )
         vm.migrating = True
         seconds = _disk_bytes(call.world, call.host, vm) / clock.d.lm_disk_rate
-        host = call.host
-        call.sim.run_job(
-            job, seconds,
-            lambda j, vm=vm, dest=dest: _complete_storage(call.world, host, vm, dest),
-            lambda j, vm=vm: _abort(vm),
-        )  # fmt: skip
-        _finish(call, job, host)
+        call.sim.run_job(job, seconds, *_storage_callbacks(call.world, call.host, vm, dest))
+        _finish(call, job, call.host)
+
+
+def _storage_callbacks(
+    world: World, host: Host, vm: Vm, dest: str
+) -> tuple[Callable[[Job], None], Callable[[Job], None]]:
+    def complete(job: Job) -> None:
+        _complete_storage(world, host, vm, dest)
+
+    def abort(job: Job) -> None:
+        _abort(vm)
+
+    return complete, abort
 
 
 def _complete_storage(world: World, host: Host, vm: Vm, dest: str) -> None:
@@ -338,22 +393,36 @@ def _job_instance(job: Job) -> Any:
         else ("Job completed successfully" if job.state == 7 else job.error_description)
     )
     return cim_instance(
-        NS, chain,
-        InstanceID=job.id.upper(), Caption=job.command, ElementName=job.command,
-        Description=job.command, JobState=u16(job.state), JobType=u16(job.job_type),
-        PercentComplete=u16(job.percent), VirtualSystemName=job.vm_id.upper(),
-        DestinationHost=job.destination, MigrationType=job.migration_type,
-        ErrorCode=u16(job.error_code), ErrorDescription=job.error_description or None,
-        Cancellable=running, StatusDescriptions=[status], TimeBeforeRemoval="00000000000500.000000:000",
+        NS,
+        chain,
+        InstanceID=job.id.upper(),
+        Caption=job.command,
+        ElementName=job.command,
+        Description=job.command,
+        JobState=u16(job.state),
+        JobType=u16(job.job_type),
+        PercentComplete=u16(job.percent),
+        VirtualSystemName=job.vm_id.upper(),
+        DestinationHost=job.destination,
+        MigrationType=job.migration_type,
+        ErrorCode=u16(job.error_code),
+        ErrorDescription=job.error_description or None,
+        Cancellable=running,
+        StatusDescriptions=[status],
+        TimeBeforeRemoval="00000000000500.000000:000",
         PSComputerName=None,
-    )  # fmt: skip
+    )
 
 
 def request_state_change(call: Call, instance_id: str, arguments: dict[str, Any]) -> int:
     job = next((j for j in call.world.jobs.values() if j.id.upper() == instance_id.upper()), None)
     if job is None or job.host != call.host.name:
-        call.fail("Not found ", "HRESULT 0x80041002", "ObjectNotFound",
-                  "Microsoft.Management.Infrastructure.CimException")  # fmt: skip
+        call.fail(
+            "Not found ",
+            "HRESULT 0x80041002",
+            "ObjectNotFound",
+            "Microsoft.Management.Infrastructure.CimException",
+        )
     requested = int(arguments.get("RequestedState", 0))
     if job.state in DONE_STATES:
         return 32775  # Invalid state for this operation

@@ -3,13 +3,15 @@ reverse replication, test failover, suspend/resume and removal (reference §13).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from simulator.cmdlets import host_jobs
 from simulator.cmdlets.common import as_list
-from simulator.cmdlets.hyperv_common import HV, hv_cmdlet, target_vms
+from simulator.cmdlets.hyperv_common import hv_cmdlet, target_vms
 from simulator.engine import Call, Registry
 from simulator.pstypes import (
+    HV,
     RecoveryAuthenticationType,
     ReplicationAuthenticationType,
     VMReplicationHealthState,
@@ -20,7 +22,7 @@ from simulator.pstypes import (
     member,
     ps_object,
 )
-from simulator.world import Host, Replication, SimFile, Vm, World, join_path, leaf, new_guid
+from simulator.world import Host, Job, Replication, SimFile, Vm, World, join_path, leaf, new_guid
 
 CONNECT = ("Hyper-V failed to enable replication for virtual machine '{vm}': The connection with "
            "the Replica server '{replica}' on port {port} could not be established. Verify that "
@@ -60,12 +62,15 @@ def server_object(host: Host) -> Any:
     s = host.replica_server
     return ps_object(
         [HV + "VMReplicationServer"],
-        ComputerName=host.name, ReplicationEnabled=s.enabled,
+        ComputerName=host.name,
+        ReplicationEnabled=s.enabled,
         AllowedAuthenticationType=member(RecoveryAuthenticationType, s.auth),
-        KerberosAuthenticationPort=s.kerberos_port, CertificateAuthenticationPort=s.certificate_port,
+        KerberosAuthenticationPort=s.kerberos_port,
+        CertificateAuthenticationPort=s.certificate_port,
         ReplicationAllowedFromAnyServer=s.allow_any_server,
-        DefaultStorageLocation=s.default_storage or None, MonitoringInterval=s.monitoring_interval,
-    )  # fmt: skip
+        DefaultStorageLocation=s.default_storage or None,
+        MonitoringInterval=s.monitoring_interval,
+    )
 
 
 def get_server(call: Call) -> None:
@@ -74,19 +79,25 @@ def get_server(call: Call) -> None:
 
 def set_server(call: Call) -> None:
     s = call.host.replica_server
-    fields = {"ReplicationEnabled": "enabled", "AllowedAuthenticationType": "auth",
-              "KerberosAuthenticationPort": "kerberos_port",
-              "CertificateAuthenticationPort": "certificate_port",
-              "ReplicationAllowedFromAnyServer": "allow_any_server",
-              "DefaultStorageLocation": "default_storage"}  # fmt: skip
+    fields = {
+        "ReplicationEnabled": "enabled",
+        "AllowedAuthenticationType": "auth",
+        "KerberosAuthenticationPort": "kerberos_port",
+        "CertificateAuthenticationPort": "certificate_port",
+        "ReplicationAllowedFromAnyServer": "allow_any_server",
+        "DefaultStorageLocation": "default_storage",
+    }
     updated = s.model_copy()
     for param, attr in fields.items():
         if call.has(param):
             setattr(updated, attr, call.get(param))
     if updated.enabled and updated.allow_any_server and not updated.default_storage:
-        call.fail("The DefaultStorageLocation parameter is required when "
-                  "ReplicationAllowedFromAnyServer is true.", "InvalidParameter",
-                  "InvalidArgument")  # [UNCONF] wording  # fmt: skip
+        call.fail(
+            "The DefaultStorageLocation parameter is required when "
+            "ReplicationAllowedFromAnyServer is true.",
+            "InvalidParameter",
+            "InvalidArgument",
+        )  # [UNCONF] wording
     if updated.default_storage:
         call.host.add_folder(str(updated.default_storage))
     call.host.replica_server = updated
@@ -94,8 +105,9 @@ def set_server(call: Call) -> None:
         call.out(server_object(call.host))
 
 
-def connection_problem(world: World, primary: Host, replica: Host | None, port: int,
-                       auth: str) -> bool:  # fmt: skip
+def connection_problem(
+    world: World, primary: Host, replica: Host | None, port: int, auth: str
+) -> bool:
     """True when ``primary`` cannot replicate to ``replica`` with these settings."""
     if replica is None or replica is primary or not replica.has_feature("Hyper-V"):
         return True
@@ -108,24 +120,33 @@ def connection_problem(world: World, primary: Host, replica: Host | None, port: 
 
 def _firewall_open(host: Host, port: int) -> bool:
     return any(
-        r.enabled and r.direction == "Inbound" and r.action == "Allow"
+        r.enabled
+        and r.direction == "Inbound"
+        and r.action == "Allow"
         and r.protocol.upper() in ("TCP", "ANY")
         and (r.local_port == "Any" or str(port) in [p.strip() for p in r.local_port.split(",")])
         for r in host.firewall.values()
-    )  # fmt: skip
+    )
 
 
 def _params(call: Call) -> tuple[str, int, str]:
-    return (str(call.get("ReplicaServerName") or ""), int(call.get("ReplicaServerPort") or 80),
-            str(call.get("AuthenticationType") or "Kerberos"))  # fmt: skip
+    return (
+        str(call.get("ReplicaServerName") or ""),
+        int(call.get("ReplicaServerPort") or 80),
+        str(call.get("AuthenticationType") or "Kerberos"),
+    )
 
 
 def test_connection(call: Call) -> None:
     name, port, auth = _params(call)
     if connection_problem(call.world, call.host, call.world.host(name), port, auth):
-        call.error(CONNECT.format(vm="", replica=name, port=port, auth=auth).replace(
-            "to enable replication for virtual machine '': ", "to connect: "),
-            "ConnectionFailed", "ConnectionError")  # fmt: skip
+        call.error(
+            CONNECT.format(vm="", replica=name, port=port, auth=auth).replace(
+                "to enable replication for virtual machine '': ", "to connect: "
+            ),
+            "ConnectionFailed",
+            "ConnectionError",
+        )
         return
     call.out(OK_TEXT)
 
@@ -137,22 +158,38 @@ def enable_replication(call: Call) -> None:
     name, port, auth = _params(call)
     frequency = int(call.get("ReplicationFrequencySec") or 300)
     if frequency not in FREQUENCIES:
-        call.fail(f"The replication frequency {frequency} is not valid. Valid values are 30, "
-                  "300 and 900 seconds.", "InvalidParameter", "InvalidArgument")  # fmt: skip
+        call.fail(
+            f"The replication frequency {frequency} is not valid. Valid values are 30, "
+            "300 and 900 seconds.",
+            "InvalidParameter",
+            "InvalidArgument",
+        )
     replica = call.world.host(name)
     for vm in target_vms(call):
         if vm.replication is not None:
-            call.error(f"Replication is already enabled for virtual machine '{vm.name}'.",
-                       "InvalidOperation", "InvalidOperation", vm.name)  # fmt: skip
+            call.error(
+                f"Replication is already enabled for virtual machine '{vm.name}'.",
+                "InvalidOperation",
+                "InvalidOperation",
+                vm.name,
+            )
             continue
         if connection_problem(call.world, call.host, replica, port, auth) or replica is None:
-            call.error(CONNECT.format(vm=vm.name, replica=name, port=port, auth=auth),
-                       "ConnectionFailed", "ConnectionError", vm.name)  # fmt: skip
+            call.error(
+                CONNECT.format(vm=vm.name, replica=name, port=port, auth=auth),
+                "ConnectionFailed",
+                "ConnectionError",
+                vm.name,
+            )
             continue
         if replica.vms.get(vm.id) or replica.vm(vm.name):
-            call.error(f"Hyper-V failed to enable replication for virtual machine '{vm.name}': "
-                       f"a virtual machine with the same name or identifier already exists on "
-                       f"'{replica.name}'.", "InvalidOperation", "ResourceExists")  # fmt: skip
+            call.error(
+                f"Hyper-V failed to enable replication for virtual machine '{vm.name}': "
+                f"a virtual machine with the same name or identifier already exists on "
+                f"'{replica.name}'.",
+                "InvalidOperation",
+                "ResourceExists",
+            )
             continue
         _pair(call.host, replica, vm, port, auth, frequency)
         if call.switch("Passthru"):
@@ -160,8 +197,9 @@ def enable_replication(call: Call) -> None:
 
 
 def _pair(primary: Host, replica: Host, vm: Vm, port: int, auth: str, frequency: int) -> None:
-    common = dict(frequency=frequency, primary=fqdn(primary), replica=fqdn(replica), port=port,
-                  auth=auth)  # fmt: skip
+    common = dict(
+        frequency=frequency, primary=fqdn(primary), replica=fqdn(replica), port=port, auth=auth
+    )
     vm.replication = Replication(mode="Primary", state="ReadyForInitialReplication", **common)
     folder = join_path(replica.replica_server.default_storage or "C:\\Hyper-V\\Replica", vm.name)
     copy = vm.model_copy(deep=True)
@@ -196,18 +234,34 @@ def start_initial(call: Call) -> None:
             continue
         rep.state = "InitialReplicationInProgress"
         size = _disk_size(call.world, call.host, vm)
-        job = call.world.new_job(host=call.host.name, kind="replication", cim_class="Msvm_ConcreteJob",
-                                 job_type=116, vm_id=vm.id, vm_name=vm.name,
-                                 command="Start-VMInitialReplication")  # fmt: skip
-        call.sim.run_job(job, size / call.sim.clock.d.replication_rate,
-                         lambda j, vm=vm, src=call.host: _seeded(call, src, vm),
-                         lambda j, vm=vm: _seed_failed(vm))  # fmt: skip
+        job = call.world.new_job(
+            host=call.host.name,
+            kind="replication",
+            cim_class="Msvm_ConcreteJob",
+            job_type=116,
+            vm_id=vm.id,
+            vm_name=vm.name,
+            command="Start-VMInitialReplication",
+        )
+        call.sim.run_job(job, size / call.sim.clock.d.replication_rate, *_seed_callbacks(call, vm))
         if call.switch("AsJob"):
             call.out(host_jobs.job_object(job))
             continue
         call.wait_job(job)
         if job.state != 7:
             call.error(job.error_description, "OperationFailed", "InvalidOperation", vm.name)
+
+
+def _seed_callbacks(call: Call, vm: Vm) -> tuple[Callable[[Job], None], Callable[[Job], None]]:
+    src = call.host
+
+    def complete(job: Job) -> None:
+        _seeded(call, src, vm)
+
+    def abort(job: Job) -> None:
+        _seed_failed(vm)
+
+    return complete, abort
 
 
 def _disk_size(world: World, host: Host, vm: Vm) -> int:
@@ -227,8 +281,9 @@ def _seeded(call: Call, src: Host, vm: Vm) -> None:
     for disk, copy in zip(vm.disks, replica_vm.disks, strict=False):
         spot = call.world.locate(src, disk.path)
         file = spot[0].file(spot[1]) if spot else None
-        replica_host.put_file(file.model_copy(update={"path": copy.path}) if file
-                              else SimFile(path=copy.path, size=0))  # fmt: skip
+        replica_host.put_file(
+            file.model_copy(update={"path": copy.path}) if file else SimFile(path=copy.path, size=0)
+        )
     now = call.sim.clock.now()
     for rep in (vm.replication, replica_vm.replication):
         assert rep is not None
@@ -251,17 +306,30 @@ def replication_object(host: Host, vm: Vm) -> Any:
     mode = member(VMReplicationMode, rep.mode)
     return ps_object(
         [HV + "VMReplication", HV + "VirtualizationObject"],
-        VMName=vm.name, VMId=guid(vm.id), Id=new_guid(), State=state, ReplicationState=state,
-        Health=health, ReplicationHealth=health, Mode=mode, ReplicationMode=mode,
-        FrequencySec=rep.frequency, ReplicationFrequencySec=rep.frequency,
-        PrimaryServer=rep.primary, PrimaryServerName=rep.primary, ReplicaServer=rep.replica,
-        ReplicaServerName=rep.replica, ReplicaPort=rep.port, ReplicaServerPort=rep.port,
+        VMName=vm.name,
+        VMId=guid(vm.id),
+        Id=new_guid(),
+        State=state,
+        ReplicationState=state,
+        Health=health,
+        ReplicationHealth=health,
+        Mode=mode,
+        ReplicationMode=mode,
+        FrequencySec=rep.frequency,
+        ReplicationFrequencySec=rep.frequency,
+        PrimaryServer=rep.primary,
+        PrimaryServerName=rep.primary,
+        ReplicaServer=rep.replica,
+        ReplicaServerName=rep.replica,
+        ReplicaPort=rep.port,
+        ReplicaServerPort=rep.port,
         AuthType=member(ReplicationAuthenticationType, rep.auth),
         AuthenticationType=member(ReplicationAuthenticationType, rep.auth),
         Relationship=member(VMReplicationRelationshipType, rep.relationship),
         ReplicationRelationshipType=member(VMReplicationRelationshipType, rep.relationship),
-        ComputerName=host.name, TestVirtualMachineName=rep.test_vm,
-    )  # fmt: skip
+        ComputerName=host.name,
+        TestVirtualMachineName=rep.test_vm,
+    )
 
 
 def _replicated(call: Call) -> list[Vm]:
@@ -292,8 +360,9 @@ def set_replication(call: Call) -> None:
         if call.switch("Reverse"):
             _reverse(call, vm, rep)
         elif call.switch("AsReplica"):
-            vm.replication = rep.model_copy(update={"mode": "Replica",
-                                                    "state": "WaitingForInitialReplication"})  # fmt: skip
+            vm.replication = rep.model_copy(
+                update={"mode": "Replica", "state": "WaitingForInitialReplication"}
+            )
         if call.has("ReplicationFrequencySec"):
             rep.frequency = int(call.get("ReplicationFrequencySec"))
         if call.switch("Passthru") and vm.replication:
@@ -308,8 +377,11 @@ def _reverse(call: Call, vm: Vm, rep: Replication) -> None:
     port = int(call.get("ReplicaServerPort") or rep.port)
     auth = str(call.get("AuthenticationType") or rep.auth)
     if old is None or connection_problem(call.world, call.host, old, port, auth):
-        call.fail(CONNECT.format(vm=vm.name, replica=rep.primary, port=port, auth=auth),
-                  "ConnectionFailed", "ConnectionError")  # fmt: skip
+        call.fail(
+            CONNECT.format(vm=vm.name, replica=rep.primary, port=port, auth=auth),
+            "ConnectionFailed",
+            "ConnectionError",
+        )
     old_vm = old.vms.get(vm.id)
     prepared = (
         old_vm is not None
@@ -318,13 +390,18 @@ def _reverse(call: Call, vm: Vm, rep: Replication) -> None:
     )
     if old_vm is not None and old_vm.state != "Off":
         call.fail(BAD_STATE, "InvalidState", "InvalidOperation", target=vm.name)
-    common = dict(frequency=rep.frequency, primary=fqdn(call.host), replica=fqdn(old), port=port,
-                  auth=auth)  # fmt: skip
-    vm.replication = Replication(mode="Primary", state="Replicating" if prepared
-                                 else "ReadyForInitialReplication", **common)  # fmt: skip
+    common = dict(
+        frequency=rep.frequency, primary=fqdn(call.host), replica=fqdn(old), port=port, auth=auth
+    )
+    vm.replication = Replication(
+        mode="Primary", state="Replicating" if prepared else "ReadyForInitialReplication", **common
+    )
     if old_vm is not None:
-        old_vm.replication = Replication(mode="Replica", state="Replicating" if prepared
-                                         else "WaitingForInitialReplication", **common)  # fmt: skip
+        old_vm.replication = Replication(
+            mode="Replica",
+            state="Replicating" if prepared else "WaitingForInitialReplication",
+            **common,
+        )
         for nic in old_vm.nics:
             nic.switch = nic.switch  # the old primary keeps its connections
 
@@ -372,9 +449,13 @@ def _prepare(call: Call, vm: Vm, rep: Replication) -> None:
         call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
         return
     if vm.state != "Off":
-        call.error(f"Cannot prepare the planned failover of virtual machine '{vm.name}' because "
-                   "it is not turned off. Shut down the virtual machine and try again.",
-                   "InvalidState", "InvalidOperation", vm.name)  # [UNCONF] wording  # fmt: skip
+        call.error(
+            f"Cannot prepare the planned failover of virtual machine '{vm.name}' because "
+            "it is not turned off. Shut down the virtual machine and try again.",
+            "InvalidState",
+            "InvalidOperation",
+            vm.name,
+        )  # [UNCONF] wording
         return
     rep.state = "PreparedForFailover"
 

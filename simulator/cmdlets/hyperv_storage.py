@@ -1,4 +1,4 @@
-"""Virtual disks (New-VHD, Get-VHD) and checkpoints (Checkpoint-VM, Get/Restore/Remove-VMSnapshot)."""
+"""Virtual disks (New-VHD, Get-VHD) and checkpoints (Checkpoint-VM, *-VMSnapshot)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from psrpcore.types import PSDateTime
 
 from simulator.cmdlets.common import PathDenied, PathMissing, as_list, session_locate
 from simulator.cmdlets.hyperv_common import (
-    HV,
     hv_cmdlet,
     is_vm_object,
     target_vms,
@@ -18,6 +17,7 @@ from simulator.cmdlets.hyperv_common import (
 )
 from simulator.engine import Call, Registry
 from simulator.pstypes import (
+    HV,
     SnapshotType,
     VhdFormat,
     VhdType,
@@ -51,18 +51,29 @@ def vhd_object(call: Call, path: str, file: SimFile) -> Any:
         d.path.lower() == path.lower() for vm in call.host.vms.values() for d in vm.disks
     )
     return ps_object(
-        VHD_TYPES, ComputerName=call.host.name, Path=path,
+        VHD_TYPES,
+        ComputerName=call.host.name,
+        Path=path,
         VhdFormat=member(VhdFormat, "VHDX" if path.lower().endswith(".vhdx") else "VHD"),
-        VhdType=member(VhdType, file.vhd_type or "Dynamic"), FileSize=u64(file.size),
-        Size=u64(file.virtual_size or file.size), MinimumSize=u64(file.virtual_size or file.size),
-        LogicalSectorSize=512, PhysicalSectorSize=4096, BlockSize=32 * MB,
-        ParentPath=file.parent, Attached=attached, DiskNumber=None,
-    )  # fmt: skip
+        VhdType=member(VhdType, file.vhd_type or "Dynamic"),
+        FileSize=u64(file.size),
+        Size=u64(file.virtual_size or file.size),
+        MinimumSize=u64(file.virtual_size or file.size),
+        LogicalSectorSize=512,
+        PhysicalSectorSize=4096,
+        BlockSize=32 * MB,
+        ParentPath=file.parent,
+        Attached=attached,
+        DiskNumber=None,
+    )
 
 
 def _fail_create(call: Call, path: str, reason: str) -> None:
-    call.fail(f"Failed to create the virtual hard disk.\nThe system failed to create '{path}': "
-              f"{reason}", "InvalidOperation", "InvalidOperation")  # fmt: skip
+    call.fail(
+        f"Failed to create the virtual hard disk.\nThe system failed to create '{path}': {reason}",
+        "InvalidOperation",
+        "InvalidOperation",
+    )
 
 
 def create_vhd(
@@ -79,8 +90,13 @@ def create_vhd(
     folder = parent_path(local)
     if folder and not host.folder_exists(folder):
         _fail_create(call, raw, "The system cannot find the path specified. (0x80070003).")
-    file = SimFile(path=local, size=size if kind == "Fixed" else 4 * MB, vhd_type=kind,
-                   virtual_size=size, parent=parent)  # fmt: skip
+    file = SimFile(
+        path=local,
+        size=size if kind == "Fixed" else 4 * MB,
+        vhd_type=kind,
+        virtual_size=size,
+        parent=parent,
+    )
     host.put_file(file)
     return norm_path(raw), file
 
@@ -93,8 +109,11 @@ def new_vhd(call: Call) -> None:
     if parent:
         source = _find_vhd(call, str(parent))
         if source is None:
-            _fail_create(call, paths[0] if paths else "", "The system cannot find the file "
-                         f"specified. (0x80070002) '{parent}'")  # fmt: skip
+            _fail_create(
+                call,
+                paths[0] if paths else "",
+                f"The system cannot find the file specified. (0x80070002) '{parent}'",
+            )
             return
         size = size or source.virtual_size or source.size
         parent = norm_path(str(parent))
@@ -119,9 +138,13 @@ def get_vhd(call: Call) -> None:
     for path in paths:
         file = _find_vhd(call, path)
         if file is None:
-            call.error(f"Getting the mounted storage instance for the path '{path}' failed.\n"
-                       "The operation cannot be performed while the object is in use.",
-                       "ObjectNotFound", "ObjectNotFound", path)  # fmt: skip
+            call.error(
+                f"Getting the mounted storage instance for the path '{path}' failed.\n"
+                "The operation cannot be performed while the object is in use.",
+                "ObjectNotFound",
+                "ObjectNotFound",
+                path,
+            )
             continue
         call.out(vhd_object(call, norm_path(path), file))
 
@@ -133,22 +156,31 @@ def snapshot_object(host: Host, vm: Vm, snap: Snapshot) -> Any:
     parent = next((s for s in vm.snapshots if s.id == snap.parent), None)
     return ps_object(
         [HV + "VMSnapshot", HV + "VirtualMachineBase", HV + "VirtualizationObject"],
-        Name=snap.name, Id=guid(snap.id), VMName=vm.name, VMId=guid(vm.id),
+        Name=snap.name,
+        Id=guid(snap.id),
+        VMName=vm.name,
+        VMId=guid(vm.id),
         SnapshotType=member(SnapshotType, snap.snapshot_type),
         CreationTime=PSDateTime.fromtimestamp(snap.created, dt.UTC),
         ParentSnapshotName=parent.name if parent else None,
         ParentSnapshotId=guid(parent.id) if parent else None,
-        State=member(VMState, str(snap.config.get("state", "Off"))), Path=vm.config_location,
-        ComputerName=host.name, IsDeleted=False,
-    )  # fmt: skip
+        State=member(VMState, str(snap.config.get("state", "Off"))),
+        Path=vm.config_location,
+        ComputerName=host.name,
+        IsDeleted=False,
+    )
 
 
 def checkpoint_vm(call: Call) -> None:
     for vm in target_vms(call):
         if vm.checkpoint_type == "Disabled":
-            call.error(f"Checkpoint operation for '{vm.name}' failed. (Virtual machine ID "
-                       f"{vm.id.upper()})\nCheckpoints are disabled for '{vm.name}'.",
-                       "InvalidOperation", "InvalidOperation", vm.name)  # fmt: skip
+            call.error(
+                f"Checkpoint operation for '{vm.name}' failed. (Virtual machine ID "
+                f"{vm.id.upper()})\nCheckpoints are disabled for '{vm.name}'.",
+                "InvalidOperation",
+                "InvalidOperation",
+                vm.name,
+            )
             continue
         now = call.sim.clock.now()
         stamp = dt.datetime.fromtimestamp(now).strftime("%m/%d/%Y - %I:%M:%S %p")
@@ -157,8 +189,12 @@ def checkpoint_vm(call: Call) -> None:
         config["production"] = vm.checkpoint_type in ("Production", "ProductionOnly") and (
             vm.guest.os == "windows" or vm.state not in ("Running", "Paused")
         )
-        snap = Snapshot(name=name, created=now, parent=vm.snapshots[-1].id if vm.snapshots else None,
-                        config=config)  # fmt: skip
+        snap = Snapshot(
+            name=name,
+            created=now,
+            parent=vm.snapshots[-1].id if vm.snapshots else None,
+            config=config,
+        )
         vm.snapshots.append(snap)
         if call.switch("Passthru"):
             call.out(snapshot_object(call.host, vm, snap))
@@ -184,8 +220,11 @@ def _snapshots(call: Call) -> list[tuple[Vm, Snapshot]]:
         names = {str(n).lower() for n in as_list(wanted)}
         pairs = [(vm, s) for vm, s in pairs if s.name.lower() in names]
         if not pairs:
-            call.error(f'Hyper-V was unable to find a checkpoint with name "{wanted}".',
-                       "InvalidParameter", "InvalidArgument")  # fmt: skip
+            call.error(
+                f'Hyper-V was unable to find a checkpoint with name "{wanted}".',
+                "InvalidParameter",
+                "InvalidArgument",
+            )
     return pairs
 
 

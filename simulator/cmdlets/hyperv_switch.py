@@ -10,8 +10,10 @@ from simulator.engine import Call, Registry
 from simulator.pstypes import HV, VMSwitchType, guid, member, prop, ps_object
 from simulator.world import Host, HostAdapter, Switch
 
-IN_USE = ("The virtual switch '{name}' cannot be deleted because it is being used by running "
-          "virtual machines or assigned to child pools.")  # fmt: skip
+IN_USE = (
+    "The virtual switch '{name}' cannot be deleted because it is being used by running "
+    "virtual machines or assigned to child pools."
+)
 NOT_FOUND = 'Hyper-V was unable to find a virtual switch with name "{name}".'
 
 
@@ -24,11 +26,15 @@ def register(registry: Registry) -> None:
 def switch_object(host: Host, sw: Switch) -> Any:
     return ps_object(
         [HV + "VMSwitch", HV + "VirtualizationObject"],
-        Name=sw.name, Id=guid(sw.id), SwitchType=member(VMSwitchType, sw.type),
+        Name=sw.name,
+        Id=guid(sw.id),
+        SwitchType=member(VMSwitchType, sw.type),
         NetAdapterInterfaceDescription=sw.adapter_description,
         NetAdapterInterfaceDescriptions=[sw.adapter_description] if sw.adapter_description else [],
-        AllowManagementOS=sw.allow_management_os, ComputerName=host.name, Notes=sw.notes,
-    )  # fmt: skip
+        AllowManagementOS=sw.allow_management_os,
+        ComputerName=host.name,
+        Notes=sw.notes,
+    )
 
 
 def vnic_alias(name: str) -> str:
@@ -39,8 +45,12 @@ def new_vmswitch(call: Call) -> None:
     host = call.host
     name = str(call.get("Name"))
     if host.switch(name):
-        call.fail(f"Failed while adding virtual Ethernet switch connections. A virtual switch "
-                  f"named '{name}' already exists.", "ObjectExists", "ResourceExists")  # fmt: skip
+        call.fail(
+            f"Failed while adding virtual Ethernet switch connections. A virtual switch "
+            f"named '{name}' already exists.",
+            "ObjectExists",
+            "ResourceExists",
+        )
     adapter = _physical_adapter(call)
     kind = "External" if adapter else str(call.get("SwitchType"))
     sw = Switch(name=name, type=kind, notes=str(call.get("Notes") or ""))
@@ -68,16 +78,22 @@ def _physical_adapter(call: Call) -> HostAdapter | None:
     prop_name, value = (
         ("Name", wanted_name) if wanted_name else ("InterfaceDescription", wanted_desc)
     )
-    call.fail(f"No MSFT_NetAdapter objects found with property '{prop_name}' equal to '{value}'. "
-              "Verify the value of the property and retry.", "CmdletizationQuery_NotFound_Name",
-              "ObjectNotFound")  # fmt: skip
+    call.fail(
+        f"No MSFT_NetAdapter objects found with property '{prop_name}' equal to '{value}'. "
+        "Verify the value of the property and retry.",
+        "CmdletizationQuery_NotFound_Name",
+        "ObjectNotFound",
+    )
 
 
 def _bind_external(call: Call, host: Host, sw: Switch, adapter: HostAdapter) -> None:
     if adapter.bound_to_switch:
-        call.fail(f"Failed while adding virtual Ethernet switch connections. The network adapter "
-                  f"'{adapter.description}' is already bound to virtual switch "
-                  f"'{adapter.bound_to_switch}'.", "InvalidOperation")  # fmt: skip
+        call.fail(
+            f"Failed while adding virtual Ethernet switch connections. The network adapter "
+            f"'{adapter.description}' is already bound to virtual switch "
+            f"'{adapter.bound_to_switch}'.",
+            "InvalidOperation",
+        )
     sw.adapter = adapter.alias
     sw.adapter_description = adapter.description
     adapter.bound_to_switch = sw.name
@@ -112,8 +128,9 @@ def _selected(call: Call, *, report: bool) -> list[Switch]:
     for name in names:
         sw = host.switch(str(name))
         if sw is None and report:
-            call.error(NOT_FOUND.format(name=name), "InvalidParameter", "InvalidArgument",
-                       str(name))  # fmt: skip
+            call.error(
+                NOT_FOUND.format(name=name), "InvalidParameter", "InvalidArgument", str(name)
+            )
         elif sw is not None:
             out.append(sw)
     return out
@@ -127,11 +144,14 @@ def get_vmswitch(call: Call) -> None:
 def remove_vmswitch(call: Call) -> None:
     host = call.host
     for sw in _selected(call, report=True):
-        users = [vm for vm in host.vms.values() if vm.state != "Off"
-                 and any(n.switch and n.switch.lower() == sw.name.lower() for n in vm.nics)]  # fmt: skip
+        users = [
+            vm
+            for vm in host.vms.values()
+            if vm.state != "Off"
+            and any(n.switch and n.switch.lower() == sw.name.lower() for n in vm.nics)
+        ]
         if users:
-            call.error(IN_USE.format(name=sw.name), "InvalidOperation", "InvalidOperation",
-                       sw.name)  # fmt: skip
+            call.error(IN_USE.format(name=sw.name), "InvalidOperation", "InvalidOperation", sw.name)
             continue
         _unbind(host, sw)
 

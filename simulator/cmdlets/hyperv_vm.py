@@ -28,18 +28,28 @@ from simulator.world import (
 )
 
 BAD_STATE = "The operation cannot be performed while the object is in its current state."
-NO_MEMORY = ("Unable to allocate {mb} MB of RAM: Insufficient system resources exist to complete "
-             "the requested service. (0x800705AA)")  # fmt: skip
-ACCESS_DENIED = ("'{vm}' failed to create external configuration store at '{path}': General "
-                 "access denied error (0x80070005). (Virtual machine ID {id})")  # fmt: skip
-FILE_IN_USE = ("'{vm}' failed to add device 'Virtual Hard Disk'. (Virtual machine ID {id})\n"
-               "Failed to open attachment '{path}'. Error: 'The process cannot access the file "
-               "because it is being used by another process.' (0x80070020)")  # fmt: skip
-FILE_MISSING = ("'{vm}' failed to add device 'Virtual Hard Disk'. (Virtual machine ID {id})\n"
-                "Failed to open attachment '{path}'. Error: 'The system cannot find the file "
-                "specified.' (0x80070002)")  # fmt: skip
-SHUTDOWN_IS = ("The virtual machine '{vm}' cannot be shut down because the shutdown integration "
-               "service is unavailable. Use -TurnOff or -Force to turn it off.")  # fmt: skip
+NO_MEMORY = (
+    "Unable to allocate {mb} MB of RAM: Insufficient system resources exist to complete "
+    "the requested service. (0x800705AA)"
+)
+ACCESS_DENIED = (
+    "'{vm}' failed to create external configuration store at '{path}': General "
+    "access denied error (0x80070005). (Virtual machine ID {id})"
+)
+FILE_IN_USE = (
+    "'{vm}' failed to add device 'Virtual Hard Disk'. (Virtual machine ID {id})\n"
+    "Failed to open attachment '{path}'. Error: 'The process cannot access the file "
+    "because it is being used by another process.' (0x80070020)"
+)
+FILE_MISSING = (
+    "'{vm}' failed to add device 'Virtual Hard Disk'. (Virtual machine ID {id})\n"
+    "Failed to open attachment '{path}'. Error: 'The system cannot find the file "
+    "specified.' (0x80070002)"
+)
+SHUTDOWN_IS = (
+    "The virtual machine '{vm}' cannot be shut down because the shutdown integration "
+    "service is unavailable. Use -TurnOff or -Force to turn it off."
+)
 # guest OS family -> (heartbeat integration service, shutdown integration service) on 2016+
 INTEGRATION = {"windows": (True, True), "linux": (False, True), "windows-legacy": (False, False)}
 RUNNING = ("Running", "Starting", "Paused")
@@ -74,9 +84,8 @@ def new_vm(call: Call) -> None:
     vm = Vm(name=name, generation=generation, memory_startup=memory, path="", config_location="")
     _place(call, vm)
     disk = _initial_disk(call, vm)
-    vm.nics.append(
-        VmNic(mac="000000000000", switch=host.switch(str(switch)).name if switch else None)
-    )
+    found = host.switch(str(switch)) if switch is not None else None
+    vm.nics.append(VmNic(mac="000000000000", switch=found.name if found else None))
     if generation == 1:
         vm.dvds.append(VmDvd())
     if disk is not None:
@@ -88,13 +97,20 @@ def new_vm(call: Call) -> None:
 
 def _check_memory(call: Call, name: str, memory: int) -> None:
     if memory < 32 * MB:
-        call.fail(f"Failed to modify device 'Memory'. Invalid startup memory amount assigned for "
-                  f"'{name}'. The minimum amount of memory you can assign to this virtual machine "
-                  "is '32' MB.", "InvalidParameter", "InvalidArgument")  # fmt: skip
+        call.fail(
+            f"Failed to modify device 'Memory'. Invalid startup memory amount assigned for "
+            f"'{name}'. The minimum amount of memory you can assign to this virtual machine "
+            "is '32' MB.",
+            "InvalidParameter",
+            "InvalidArgument",
+        )
     if memory % (2 * MB):
-        call.fail(f"Failed to modify device 'Memory'. Invalid startup memory amount assigned for "
-                  f"'{name}'. The amount of memory must be a multiple of 2 MB.",
-                  "InvalidParameter", "InvalidArgument")  # fmt: skip
+        call.fail(
+            f"Failed to modify device 'Memory'. Invalid startup memory amount assigned for "
+            f"'{name}'. The amount of memory must be a multiple of 2 MB.",
+            "InvalidParameter",
+            "InvalidArgument",
+        )
 
 
 def _place(call: Call, vm: Vm) -> None:
@@ -120,8 +136,11 @@ def check_vmms_access(call: Call, vm: Vm, path: str, host: Host | None = None) -
     if ok and hit is not None and who is call.host:
         ok = world.delegates(who.name, "cifs", hit[0].name)
     if not ok:
-        call.fail(ACCESS_DENIED.format(vm=vm.name, path=path, id=vm.id.upper()),
-                  "AccessDenied", "PermissionDenied")  # fmt: skip
+        call.fail(
+            ACCESS_DENIED.format(vm=vm.name, path=path, id=vm.id.upper()),
+            "AccessDenied",
+            "PermissionDenied",
+        )
 
 
 def _initial_disk(call: Call, vm: Vm) -> VmDisk | None:
@@ -144,17 +163,26 @@ def attach_check(call: Call, vm: Vm, path: str) -> None:
     try:
         host, local = session_locate(call, path)
     except (PathDenied, PathMissing):
-        call.fail(ACCESS_DENIED.format(vm=vm.name, path=path, id=vm.id.upper()), "AccessDenied",
-                  "PermissionDenied")  # fmt: skip
+        call.fail(
+            ACCESS_DENIED.format(vm=vm.name, path=path, id=vm.id.upper()),
+            "AccessDenied",
+            "PermissionDenied",
+        )
     if host.file(local) is None:
-        call.fail(FILE_MISSING.format(vm=vm.name, id=vm.id.upper(), path=path), "ObjectNotFound",
-                  "ObjectNotFound")  # fmt: skip
+        call.fail(
+            FILE_MISSING.format(vm=vm.name, id=vm.id.upper(), path=path),
+            "ObjectNotFound",
+            "ObjectNotFound",
+        )
     check_vmms_access(call, vm, path)
     for other_host in call.world.hosts.values():
         for other in other_host.vms.values():
             if other.id != vm.id and _uses(call, other_host, other, host, local):
-                call.fail(FILE_IN_USE.format(vm=vm.name, id=vm.id.upper(), path=path),
-                          "InvalidOperation", "ResourceBusy")  # fmt: skip
+                call.fail(
+                    FILE_IN_USE.format(vm=vm.name, id=vm.id.upper(), path=path),
+                    "InvalidOperation",
+                    "ResourceBusy",
+                )
 
 
 def _uses(call: Call, h: Host, vm: Vm, target: Host, local: str) -> bool:
@@ -191,8 +219,11 @@ def get_vm(call: Call) -> None:
     if call.has("Id"):
         vm = host.vms.get(str(call.get("Id")))
         if vm is None:
-            call.error(f'Hyper-V was unable to find a virtual machine with id "{call.get("Id")}".',
-                       "InvalidParameter", "InvalidArgument")  # fmt: skip
+            call.error(
+                f'Hyper-V was unable to find a virtual machine with id "{call.get("Id")}".',
+                "InvalidParameter",
+                "InvalidArgument",
+            )
         vms = [vm] if vm else []
     elif call.has("Name") or call.input:
         vms = target_vms(call)
@@ -220,9 +251,12 @@ def _apply_settings(call: Call, vm: Vm) -> None:
         if not off:
             call.fail(BAD_STATE, "InvalidState", "InvalidOperation")
         vm.processor_count = int(call.get("ProcessorCount"))
-    simple = {"AutomaticStopAction": "automatic_stop_action", "Notes": "notes",
-              "AutomaticStartAction": "automatic_start_action",
-              "CheckpointType": "checkpoint_type"}  # fmt: skip
+    simple = {
+        "AutomaticStopAction": "automatic_stop_action",
+        "Notes": "notes",
+        "AutomaticStartAction": "automatic_start_action",
+        "CheckpointType": "checkpoint_type",
+    }
     for param, attr in simple.items():
         if call.has(param):
             setattr(vm, attr, str(call.get(param)))
@@ -269,9 +303,11 @@ def start_problem(call: Call, host: Host, vm: Vm) -> str | None:
         and rep.mode == "Replica"
         and rep.state not in ("FailedOverWaitingCompletion", "FailedOver")
     ):
-        return (f"'{vm.name}' failed to start. (Virtual machine ID {vm.id.upper()})\n"
-                f"The virtual machine '{vm.name}' cannot be started because it is a Replica "
-                "virtual machine. Fail over the virtual machine first.")  # fmt: skip
+        return (
+            f"'{vm.name}' failed to start. (Virtual machine ID {vm.id.upper()})\n"
+            f"The virtual machine '{vm.name}' cannot be started because it is a Replica "
+            "virtual machine. Fail over the virtual machine first."
+        )
     if vm.state != "Saved" and host.memory_free() < vm.memory_startup:
         return NO_MEMORY.format(mb=vm.memory_startup // MB)
     for disk in vm.disks:
@@ -320,10 +356,9 @@ def _turn_off(call: Call, vm: Vm) -> None:
 def _shut_down(call: Call, vm: Vm) -> None:
     has_is = INTEGRATION.get(vm.guest.os, (True, True))[1]
     booted = vm.ready_at is None or call.sim.clock.now() >= vm.ready_at
-    if not has_is or not booted:
-        if not call.switch("Force"):
-            call.error(SHUTDOWN_IS.format(vm=vm.name), "InvalidState", "InvalidOperation", vm.name)
-            return
+    if (not has_is or not booted) and not call.switch("Force"):
+        call.error(SHUTDOWN_IS.format(vm=vm.name), "InvalidState", "InvalidOperation", vm.name)
+        return
     vm.state = "Stopping"
     clock = call.sim.clock
     with call.unlocked():

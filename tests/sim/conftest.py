@@ -65,8 +65,9 @@ class Ctx:
     def output(self, obj: Any) -> None:
         self.result.output.append(obj)
 
-    def error(self, message: str, error_id: str = "", category: str = "",
-              target: str | None = None) -> None:  # fmt: skip
+    def error(
+        self, message: str, error_id: str = "", category: str = "", target: str | None = None
+    ) -> None:
         self.result.errors.append(message)
         self.result.error_ids.append(error_id)
 
@@ -111,17 +112,33 @@ def sim(lab_spec: LabSpec) -> Sim:
 def hyperv_ready(sim: Sim, *hosts: str) -> None:
     """Install Hyper-V with tools and reboot, create folders/paths and the four switches."""
     for host in hosts:
-        assert run(sim, host, "Install-WindowsFeature", Name="Hyper-V",
-                   IncludeManagementTools=None).ok  # fmt: skip
+        assert run(
+            sim, host, "Install-WindowsFeature", Name="Hyper-V", IncludeManagementTools=None
+        ).ok
         assert run(sim, host, "Restart-Computer", Force=None).ok
-        assert run(sim, host, "New-Item", ItemType="Directory",
-                   Path=["C:\\Hyper-V", "C:\\Hyper-V\\VHDs"]).ok  # fmt: skip
-        assert run(sim, host, "Set-VMHost", VirtualMachinePath="C:\\Hyper-V",
-                   VirtualHardDiskPath="C:\\Hyper-V\\VHDs").ok  # fmt: skip
-        assert run(sim, host, "New-VMSwitch", Name="External", NetAdapterName="Ethernet0",
-                   AllowManagementOS=True).ok  # fmt: skip
-        for name, kind in (("Internal", "Internal"), ("Private", "Private"),
-                           ("Internal2", "Internal")):  # fmt: skip
+        assert run(
+            sim, host, "New-Item", ItemType="Directory", Path=["C:\\Hyper-V", "C:\\Hyper-V\\VHDs"]
+        ).ok
+        assert run(
+            sim,
+            host,
+            "Set-VMHost",
+            VirtualMachinePath="C:\\Hyper-V",
+            VirtualHardDiskPath="C:\\Hyper-V\\VHDs",
+        ).ok
+        assert run(
+            sim,
+            host,
+            "New-VMSwitch",
+            Name="External",
+            NetAdapterName="Ethernet0",
+            AllowManagementOS=True,
+        ).ok
+        for name, kind in (
+            ("Internal", "Internal"),
+            ("Private", "Private"),
+            ("Internal2", "Internal"),
+        ):
             assert run(sim, host, "New-VMSwitch", Name=name, SwitchType=kind).ok
 
 
@@ -132,8 +149,9 @@ def join_domain(sim: Sim, *hosts: str) -> None:
         host = sim.host(name)
         for adapter in host.adapters.values():
             adapter.dns = [dc.address]
-        assert run(sim, name, "Add-Computer", DomainName="kosa.vm", Credential=domain_admin(),
-                   Force=None).ok  # fmt: skip
+        assert run(
+            sim, name, "Add-Computer", DomainName="kosa.vm", Credential=domain_admin(), Force=None
+        ).ok
         assert run(sim, name, "Restart-Computer", Force=None).ok
 
 
@@ -145,8 +163,9 @@ def domain_admin() -> Any:
 
 @pytest.fixture
 def fleet(lab_spec: LabSpec, tmp_path: Path) -> Iterator[Fleet]:
-    with Fleet(lab_spec, tmp_path, speed=0, fresh=True, port=0, control=False,
-               max_receive_wait=2.0) as running:  # fmt: skip
+    with Fleet(
+        lab_spec, tmp_path, speed=0, fresh=True, port=0, control=False, max_receive_wait=2.0
+    ) as running:
         yield running
 
 
@@ -157,9 +176,17 @@ class PS:
         from pypsrp.powershell import RunspacePool
         from pypsrp.wsman import WSMan
 
-        self.wsman = WSMan(endpoint["address"], port=endpoint["port"], username=endpoint["username"],
-                           password=endpoint["password"], ssl=False, auth="ntlm",
-                           cert_validation=False, connection_timeout=5, read_timeout=30)  # fmt: skip
+        self.wsman = WSMan(
+            endpoint["address"],
+            port=endpoint["port"],
+            username=endpoint["username"],
+            password=endpoint["password"],
+            ssl=False,
+            auth="ntlm",
+            cert_validation=False,
+            connection_timeout=5,
+            read_timeout=30,
+        )
         self.pool = RunspacePool(self.wsman)
         self.pool.open()
 
@@ -224,8 +251,16 @@ def lab_with_vm(sim: Sim, vm: str = "Linux01", host: str = "SVR2") -> None:
     delegate(sim, "SVR2", "SVR1")
     disk = f"C:\\Hyper-V\\VHDs\\{vm}.vhdx"
     assert run(sim, host, "Copy-Item", Path="C:\\Golden\\linux01.vhdx", Destination=disk).ok
-    assert run(sim, host, "New-VM", Name=vm, Generation=2, MemoryStartupBytes=GB,
-               VHDPath=disk, SwitchName="External").ok  # fmt: skip
+    assert run(
+        sim,
+        host,
+        "New-VM",
+        Name=vm,
+        Generation=2,
+        MemoryStartupBytes=GB,
+        VHDPath=disk,
+        SwitchName="External",
+    ).ok
     assert run(sim, host, "Start-VM", Name=vm).ok
 
 

@@ -32,8 +32,9 @@ def test_invalid_lab_file_exits_2_without_traceback(home: Path) -> None:
 
 def test_detached_serve_state_reset_stop(home: Path) -> None:
     runner = CliRunner()
-    started = runner.invoke(sim_app, ["serve", str(SEED), "--detach", "--speed", "0", "--port", "0",
-                                      "--fresh"])  # fmt: skip
+    started = runner.invoke(
+        sim_app, ["serve", str(SEED), "--detach", "--speed", "0", "--port", "0", "--fresh"]
+    )
     assert started.exit_code == 0, started.output
     try:
         endpoints = json.loads((home / "sim" / "endpoints.json").read_text())["hosts"]

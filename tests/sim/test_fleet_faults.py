@@ -38,8 +38,9 @@ def test_reboot_refuses_connections_until_the_host_is_back(fleet: Fleet) -> None
 
 def test_drop_fault_cuts_the_nth_matching_request(lab_spec: LabSpec, tmp_path: Path) -> None:
     plan = FaultPlan.parse([{"type": "drop", "host": "DC1", "command": "Get-Service", "nth": 1}])
-    with Fleet(lab_spec, tmp_path, faults=plan, fresh=True, port=0, control=False,
-               max_receive_wait=2.0) as fleet:  # fmt: skip
+    with Fleet(
+        lab_spec, tmp_path, faults=plan, fresh=True, port=0, control=False, max_receive_wait=2.0
+    ) as fleet:
         ep = endpoints(fleet)["DC1"]
         ps = PS(ep)
         with pytest.raises(Exception):  # noqa: B017 - pypsrp raises a transport error
@@ -54,8 +55,15 @@ def test_job_fault_fails_the_migration_at_n_percent(sim) -> None:  # type: ignor
     sim.faults.replace(
         FaultPlan.parse([{"type": "fail_job", "kind": "migration", "at_percent": 40}])
     )
-    result = run(sim, "SVR2", "Move-VM", Name="Linux01", DestinationHost="SVR1", IncludeStorage=None,
-                 DestinationStoragePath="C:\\Hyper-V\\Linux01")  # fmt: skip
+    result = run(
+        sim,
+        "SVR2",
+        "Move-VM",
+        Name="Linux01",
+        DestinationHost="SVR1",
+        IncludeStorage=None,
+        DestinationStoragePath="C:\\Hyper-V\\Linux01",
+    )
     assert "failed at 40 percent" in result.failure
     assert (
         sim.host("SVR2").vm("Linux01") is not None and not sim.host("SVR2").vm("Linux01").migrating

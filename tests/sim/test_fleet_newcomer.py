@@ -37,16 +37,24 @@ def test_newcomer_builds_hyperv_host_and_vm(fleet: Fleet) -> None:
     ps.run("New-VMSwitch", Name="External", NetAdapterName="Ethernet0", AllowManagementOS=True)
     for name, kind in (("Internal", "Internal"), ("Private", "Private"), ("Internal2", "Internal")):
         assert not ps.run("New-VMSwitch", Name=name, SwitchType=kind).had_errors
-    vm = ps.run("New-VM", Name="big", Generation=2, SwitchName="Internal",
-                MemoryStartupBytes=TaggedValue("I64", 4 * GB))  # fmt: skip
+    vm = ps.run(
+        "New-VM",
+        Name="big",
+        Generation=2,
+        SwitchName="Internal",
+        MemoryStartupBytes=TaggedValue("I64", 4 * GB),
+    )
     assert not vm.had_errors, vm.errors
     shown = props(vm.output_objects[0])
     assert shown["MemoryStartup"] == 4 * GB and str(shown["State"]) == "Off"
     ps.close()
     state = fleet.state()["hosts"]["SVR1"]
     assert {s: v["type"] for s, v in state["switches"].items()} == {
-        "External": "External", "Internal": "Internal", "Private": "Private",
-        "Internal2": "Internal"}  # fmt: skip
+        "External": "External",
+        "Internal": "Internal",
+        "Private": "Private",
+        "Internal2": "Internal",
+    }
     assert state["vms"]["big"]["memory"] == 4 * GB
     assert state["vms"]["big"]["nics"][0]["switch"] == "Internal"
     assert fleet.state()["counters"]["SVR1"]["New-VMSwitch"] == 4

@@ -7,9 +7,11 @@ from simulator.engine import Sim
 from simulator.pstypes import prop
 from tests.sim.conftest import call, domain_admin, hyperv_ready, join_domain, run, run_pipeline
 
-NOT_RECOGNIZED = ("The term 'Get-VM' is not recognized as the name of a cmdlet, function, script "
-                  "file, or operable program. Check the spelling of the name, or if a path was "
-                  "included, verify that the path is correct and try again.")  # fmt: skip
+NOT_RECOGNIZED = (
+    "The term 'Get-VM' is not recognized as the name of a cmdlet, function, script "
+    "file, or operable program. Check the spelling of the name, or if a path was "
+    "included, verify that the path is correct and try again."
+)
 
 
 def test_hyperv_cmdlets_exist_only_after_install_and_reboot(sim: Sim) -> None:
@@ -53,8 +55,9 @@ def test_unknown_parameter_uses_the_binder_text(sim: Sim) -> None:
 
 def test_domain_join_needs_dns_then_takes_effect_at_reboot(sim: Sim) -> None:
     failed = run(sim, "SVR1", "Add-Computer", DomainName="kosa.vm", Credential=domain_admin())
-    assert failed.failure.endswith("The specified domain either does not exist or could not be "
-                                   "contacted.")  # fmt: skip
+    assert failed.failure.endswith(
+        "The specified domain either does not exist or could not be contacted."
+    )
     join_domain(sim, "SVR1")
     assert sim.host("SVR1").domain == "kosa.vm"
     assert sim.world.ad.computer("SVR1") is not None

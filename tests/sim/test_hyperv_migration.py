@@ -7,14 +7,24 @@ from simulator.pstypes import prop
 from simulator.world import Ace
 from tests.sim.conftest import StepClock, lab_with_vm, run
 
-DELEGATION = ("Virtual machine migration operation failed at migration Source. Failed to "
-              "establish a connection with host SVR1: No credentials are available in the "
-              "security package 0x8009030E.")  # fmt: skip
+DELEGATION = (
+    "Virtual machine migration operation failed at migration Source. Failed to "
+    "establish a connection with host SVR1: No credentials are available in the "
+    "security package 0x8009030E."
+)
 
 
 def move(sim: Sim, **extra: object) -> object:
-    return run(sim, "SVR2", "Move-VM", Name="Linux01", DestinationHost="svr1.kosa.vm",
-               IncludeStorage=None, DestinationStoragePath="C:\\Hyper-V\\Linux01", **extra)  # fmt: skip
+    return run(
+        sim,
+        "SVR2",
+        "Move-VM",
+        Name="Linux01",
+        DestinationHost="svr1.kosa.vm",
+        IncludeStorage=None,
+        DestinationStoragePath="C:\\Hyper-V\\Linux01",
+        **extra,
+    )
 
 
 def test_shared_nothing_move_keeps_state_and_moves_disks(sim: Sim) -> None:
@@ -67,8 +77,15 @@ def test_compare_vm_reports_missing_switch(sim: Sim) -> None:
     """Compare-VM lists 33012 for a switch the destination lacks."""
     lab_with_vm(sim)
     assert run(sim, "SVR1", "Remove-VMSwitch", Name="External", Force=None).ok
-    report = run(sim, "SVR2", "Compare-VM", Name="Linux01", DestinationHost="SVR1",
-                 IncludeStorage=None, DestinationStoragePath="C:\\Hyper-V\\Linux01")  # fmt: skip
+    report = run(
+        sim,
+        "SVR2",
+        "Compare-VM",
+        Name="Linux01",
+        DestinationHost="SVR1",
+        IncludeStorage=None,
+        DestinationStoragePath="C:\\Hyper-V\\Linux01",
+    )
     problems = prop(report.output[0], "Incompatibilities")
     assert [(prop(p, "Message"), prop(p, "MessageId")) for p in problems] == [
         ("Could not find Ethernet switch 'External'.", 33012)
@@ -101,13 +118,24 @@ def _smb_vm(sim: Sim) -> None:
     lab_with_vm(sim)
     assert run(sim, "DC1", "New-Item", ItemType="Directory", Path="C:\\smb").ok
     sim.world.shares["DC1"]["smb"] = sim.world.shares["DC1"]["SYSVOL"].model_copy(
-        update={"name": "smb", "path": "C:\\smb",
-                "share_acl": [Ace(account=a, right="Full") for a in
-                              ("KOSA\\SVR1$", "KOSA\\SVR2$", "BUILTIN\\Administrators")]})  # fmt: skip
+        update={
+            "name": "smb",
+            "path": "C:\\smb",
+            "share_acl": [
+                Ace(account=a, right="Full")
+                for a in ("KOSA\\SVR1$", "KOSA\\SVR2$", "BUILTIN\\Administrators")
+            ],
+        }
+    )
     sim.host("DC1").ntfs_acls["c:\\smb"] = [Ace(account="KOSA\\SVR2$", right="FullControl")]
     assert run(sim, "SVR2", "Stop-VM", Name="Linux01", TurnOff=None).ok
-    assert run(sim, "SVR2", "Move-VMStorage", Name="Linux01",
-               DestinationStoragePath="\\\\DC1\\smb\\Linux01").ok  # fmt: skip
+    assert run(
+        sim,
+        "SVR2",
+        "Move-VMStorage",
+        Name="Linux01",
+        DestinationStoragePath="\\\\DC1\\smb\\Linux01",
+    ).ok
     assert run(sim, "SVR2", "Start-VM", Name="Linux01").ok
 
 
@@ -130,14 +158,25 @@ def test_move_job_progress_is_visible_and_cancellable(sim: Sim) -> None:
     started = move(sim, AsJob=None)
     assert started.ok and prop(started.output[0], "State") is not None
     clock.step(3)
-    jobs = run(sim, "SVR2", "Get-CimInstance", Namespace="root/virtualization/v2",
-               ClassName="Msvm_MigrationJob").output  # fmt: skip
+    jobs = run(
+        sim,
+        "SVR2",
+        "Get-CimInstance",
+        Namespace="root/virtualization/v2",
+        ClassName="Msvm_MigrationJob",
+    ).output
     assert len(jobs) == 1 and int(prop(jobs[0], "JobState")) == 4
     vm_id = sim.host("SVR2").vm("Linux01").id.upper()
     assert prop(jobs[0], "VirtualSystemName") == vm_id
     assert 0 < int(prop(jobs[0], "PercentComplete")) < 100
-    cancel = run(sim, "SVR2", "Invoke-CimMethod", InputObject=jobs[0],
-                 MethodName="RequestStateChange", Arguments={"RequestedState": 4})  # fmt: skip
+    cancel = run(
+        sim,
+        "SVR2",
+        "Invoke-CimMethod",
+        InputObject=jobs[0],
+        MethodName="RequestStateChange",
+        Arguments={"RequestedState": 4},
+    )
     assert cancel.ok and prop(cancel.output[0], "ReturnValue") == 0
     clock.step(settle=False)
     job = next(iter(sim.world.jobs.values()))

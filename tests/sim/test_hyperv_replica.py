@@ -11,19 +11,32 @@ PORT = 8080
 
 
 def replica_server(sim: Sim, host: str, firewall: bool = True) -> None:
-    assert run(sim, host, "Set-VMReplicationServer", ReplicationEnabled=True,
-               AllowedAuthenticationType="Kerberos", KerberosAuthenticationPort=PORT,
-               ReplicationAllowedFromAnyServer=True,
-               DefaultStorageLocation="C:\\Hyper-V\\Replica").ok  # fmt: skip
+    assert run(
+        sim,
+        host,
+        "Set-VMReplicationServer",
+        ReplicationEnabled=True,
+        AllowedAuthenticationType="Kerberos",
+        KerberosAuthenticationPort=PORT,
+        ReplicationAllowedFromAnyServer=True,
+        DefaultStorageLocation="C:\\Hyper-V\\Replica",
+    ).ok
     rule = sim.world.firewall_rule(sim.host(host), REPLICA_HTTP_RULE)
     assert rule is not None and not rule.enabled  # the role creates it disabled
     rule.enabled, rule.local_port = firewall, str(PORT)
 
 
 def enable(sim: Sim) -> object:
-    return run(sim, "SVR2", "Enable-VMReplication", VMName="Linux01", ReplicaServerName="svr1.kosa.vm",
-               ReplicaServerPort=PORT, AuthenticationType="Kerberos",
-               ReplicationFrequencySec=300)  # fmt: skip
+    return run(
+        sim,
+        "SVR2",
+        "Enable-VMReplication",
+        VMName="Linux01",
+        ReplicaServerName="svr1.kosa.vm",
+        ReplicaServerPort=PORT,
+        AuthenticationType="Kerberos",
+        ReplicationFrequencySec=300,
+    )
 
 
 def state(sim: Sim, host: str) -> tuple[str, str, str]:
@@ -45,21 +58,41 @@ def test_enable_needs_the_replica_firewall_rule(sim: Sim) -> None:
     replica_server(sim, "SVR1", firewall=False)
     result = enable(sim)
     assert "could not be established" in result.failure
-    test = run(sim, "SVR2", "Test-VMReplicationConnection", ReplicaServerName="svr1.kosa.vm",
-               ReplicaServerPort=PORT, AuthenticationType="Kerberos")  # fmt: skip
+    test = run(
+        sim,
+        "SVR2",
+        "Test-VMReplicationConnection",
+        ReplicaServerName="svr1.kosa.vm",
+        ReplicaServerPort=PORT,
+        AuthenticationType="Kerberos",
+    )
     assert test.errors
 
 
 def test_enable_needs_matching_port(sim: Sim) -> None:
     lab_with_vm(sim)
     replica_server(sim, "SVR1")
-    result = run(sim, "SVR2", "Test-VMReplicationConnection", ReplicaServerName="SVR1",
-                 ReplicaServerPort=80, AuthenticationType="Kerberos")  # fmt: skip
+    result = run(
+        sim,
+        "SVR2",
+        "Test-VMReplicationConnection",
+        ReplicaServerName="SVR1",
+        ReplicaServerPort=80,
+        AuthenticationType="Kerberos",
+    )
     assert result.errors
-    ok = run(sim, "SVR2", "Test-VMReplicationConnection", ReplicaServerName="SVR1",
-             ReplicaServerPort=PORT, AuthenticationType="Kerberos")  # fmt: skip
-    assert ok.output == ["The connection to the specified Replica server with the specified "
-                         "parameters was successful."]  # fmt: skip
+    ok = run(
+        sim,
+        "SVR2",
+        "Test-VMReplicationConnection",
+        ReplicaServerName="SVR1",
+        ReplicaServerPort=PORT,
+        AuthenticationType="Kerberos",
+    )
+    assert ok.output == [
+        "The connection to the specified Replica server with the specified "
+        "parameters was successful."
+    ]
 
 
 def test_initial_replication_reaches_replicating_normal(sim: Sim) -> None:

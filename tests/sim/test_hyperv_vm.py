@@ -14,8 +14,17 @@ DISK = "C:\\Hyper-V\\VHDs\\win2003-1.vhdx"
 def vm_with_disk(sim: Sim, name: str = "win2003-1", memory: int = 512 * MB) -> None:
     hyperv_ready(sim, "SVR1")
     assert run(sim, "SVR1", "Copy-Item", Path=GOLD, Destination=DISK).ok
-    result = run(sim, "SVR1", "New-VM", Name=name, Generation=1, MemoryStartupBytes=memory,
-                 VHDPath=DISK, Path="C:\\Hyper-V", SwitchName="External")  # fmt: skip
+    result = run(
+        sim,
+        "SVR1",
+        "New-VM",
+        Name=name,
+        Generation=1,
+        MemoryStartupBytes=memory,
+        VHDPath=DISK,
+        Path="C:\\Hyper-V",
+        SwitchName="External",
+    )
     assert result.ok, result.failure
 
 
@@ -43,8 +52,10 @@ def test_missing_switch_is_refused(sim: Sim) -> None:
 def test_start_needs_free_host_memory(sim: Sim) -> None:
     vm_with_disk(sim, memory=15 * GB)
     result = run(sim, "SVR1", "Start-VM", Name="win2003-1")
-    assert result.errors == ["Unable to allocate 15360 MB of RAM: Insufficient system resources "
-                             "exist to complete the requested service. (0x800705AA)"]  # fmt: skip
+    assert result.errors == [
+        "Unable to allocate 15360 MB of RAM: Insufficient system resources "
+        "exist to complete the requested service. (0x800705AA)"
+    ]
 
 
 def test_start_assigns_macs_and_heartbeat_follows_the_guest(sim: Sim) -> None:
@@ -64,8 +75,10 @@ def test_switch_in_use_by_running_vm_cannot_be_removed(sim: Sim) -> None:
     vm_with_disk(sim)
     assert run(sim, "SVR1", "Start-VM", Name="win2003-1").ok
     result = run(sim, "SVR1", "Remove-VMSwitch", Name="External", Force=None)
-    assert result.errors == ["The virtual switch 'External' cannot be deleted because it is being "
-                             "used by running virtual machines or assigned to child pools."]  # fmt: skip
+    assert result.errors == [
+        "The virtual switch 'External' cannot be deleted because it is being "
+        "used by running virtual machines or assigned to child pools."
+    ]
     assert run(sim, "SVR1", "Stop-VM", Name="win2003-1", TurnOff=None).ok
     assert run(sim, "SVR1", "Remove-VMSwitch", Name="External", Force=None).ok
     assert sim.host("SVR1").adapters["Ethernet0"].ips[0].address == "192.168.1.110/24"
@@ -73,8 +86,15 @@ def test_switch_in_use_by_running_vm_cannot_be_removed(sim: Sim) -> None:
 
 def test_legacy_nic_rules(sim: Sim) -> None:
     vm_with_disk(sim)
-    assert run(sim, "SVR1", "Add-VMNetworkAdapter", VMName="win2003-1", Name="Internal",
-               SwitchName="Internal", IsLegacy=True).ok  # fmt: skip
+    assert run(
+        sim,
+        "SVR1",
+        "Add-VMNetworkAdapter",
+        VMName="win2003-1",
+        Name="Internal",
+        SwitchName="Internal",
+        IsLegacy=True,
+    ).ok
     assert run(sim, "SVR1", "New-VM", Name="g2", Generation=2, MemoryStartupBytes=GB).ok
     gen2 = run(sim, "SVR1", "Add-VMNetworkAdapter", VMName="g2", IsLegacy=True)
     assert "generation 2" in gen2.failure
@@ -107,8 +127,9 @@ def test_checkpoint_restore_brings_back_vm_and_guest(sim: Sim) -> None:
     vm = sim.host("SVR1").vm("win2003-1")
     vm.guest.registry[vm.guest.RDP_KEY]["PortNumber"] = 35000
     assert run(sim, "SVR1", "Set-VM", Name="win2003-1", MemoryStartupBytes=1024 * MB).ok
-    assert run(sim, "SVR1", "Restore-VMSnapshot", VMName="win2003-1", Name="baseline",
-               Confirm=False).ok  # fmt: skip
+    assert run(
+        sim, "SVR1", "Restore-VMSnapshot", VMName="win2003-1", Name="baseline", Confirm=False
+    ).ok
     vm = sim.host("SVR1").vm("win2003-1")
     assert vm.memory_startup == 512 * MB and vm.guest.rdp_port == 3389
     snaps = run(sim, "SVR1", "Get-VMCheckpoint", VMName="win2003-1").output
@@ -117,8 +138,9 @@ def test_checkpoint_restore_brings_back_vm_and_guest(sim: Sim) -> None:
 
 def test_differencing_disk_from_golden(sim: Sim) -> None:
     hyperv_ready(sim, "SVR1")
-    result = run(sim, "SVR1", "New-VHD", Path="C:\\Hyper-V\\VHDs\\d.vhdx", ParentPath=GOLD,
-                 Differencing=None)  # fmt: skip
+    result = run(
+        sim, "SVR1", "New-VHD", Path="C:\\Hyper-V\\VHDs\\d.vhdx", ParentPath=GOLD, Differencing=None
+    )
     assert result.ok and prop(result.output[0], "VhdType").name == "Differencing"
     assert prop(result.output[0], "ParentPath") == GOLD
     again = run(sim, "SVR1", "New-VHD", Path="C:\\Hyper-V\\VHDs\\d.vhdx", SizeBytes=GB)
@@ -132,8 +154,14 @@ def test_vm_on_smb_needs_rights_and_delegation(sim: Sim) -> None:
     assert run(sim, "DC1", "New-Item", ItemType="Directory", Path="C:\\smb").ok
     from simulator.world import Share
 
-    sim.world.shares["DC1"]["smb"] = Share(name="smb", path="C:\\smb", share_acl=[
-        Ace(account="KOSA\\SVR1$", right="Full"), Ace(account="BUILTIN\\Administrators")])  # fmt: skip
+    sim.world.shares["DC1"]["smb"] = Share(
+        name="smb",
+        path="C:\\smb",
+        share_acl=[
+            Ace(account="KOSA\\SVR1$", right="Full"),
+            Ace(account="BUILTIN\\Administrators"),
+        ],
+    )
     denied = run(sim, "SVR1", "New-VM", Name="s", Path="\\\\DC1\\smb")
     assert "General access denied error (0x80070005)" in denied.failure
     sim.host("DC1").ntfs_acls["c:\\smb"] = [Ace(account="KOSA\\SVR1$", right="FullControl")]
