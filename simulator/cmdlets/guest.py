@@ -59,6 +59,7 @@ def register(registry: Registry) -> None:
     registry.script("host/offline-guest-config")(offline_guest_config)
     registry.script("host/purge-tickets")(purge)
     registry.script("host/ntfs-grant")(ntfs_grant)
+    registry.script("host/test-port", mutating=False)(test_port)
     _hook_start_vm(registry)
 
 
@@ -434,6 +435,15 @@ def purge(call: Call) -> None:
     for line in ("", "Current LogonId is 0:0x3e7", "Targeted LogonId is 0:0x3e7",
                  "\tDeleting all tickets:", "\tTicket(s) purged!"):  # fmt: skip
         call.out(line)
+
+
+def test_port(call: Call) -> None:
+    """host/test-port: Test-NetConnection -Port -InformationLevel Quiet (warnings silenced)."""
+    address = reachability.resolve_name(call.world, str(call.get("ComputerName")))
+    port = int(call.get("Port"))
+    ok = address is not None and reachability.tcp_open(call.world, call.sim.clock.now(),
+                                                       call.host, address, port)
+    call.out(ok)
 
 
 def ntfs_grant(call: Call) -> None:

@@ -356,7 +356,7 @@ def get_ipaddress(call: Call) -> None:
 
 def new_ipaddress(call: Call) -> None:
     host = call.host
-    adapters = _adapters(call)
+    adapters = _adapters(call, report=False)
     if not adapters:
         call.fail(NOT_FOUND.format(cls="MSFT_NetIPInterface", prop="InterfaceAlias",
                                    value=call.get("InterfaceAlias") or call.get("InterfaceIndex")),
