@@ -153,37 +153,39 @@ def remove_smbshare(call: Call) -> None:
         del _shares(world, host)[share.name]
 
 
-def _share_or_error(call: Call) -> Share | None:
-    name = str(call.get("Name"))
-    share = _find(call.world, call.host, name)
-    if share is None:
-        _not_found(call, name)
-    return share
+def _named_shares(call: Call) -> list[Share]:
+    out = []
+    for name in as_list(call.get("Name")):
+        share = _find(call.world, call.host, str(name))
+        if share is None:
+            _not_found(call, str(name))
+        else:
+            out.append(share)
+    return out
+
+
+def _drop(share: Share, account: str) -> None:
+    share.share_acl = [a for a in share.share_acl
+                       if a.account.lower() != account.lower() or a.right == "Deny"]  # fmt: skip
 
 
 def grant_smbshareaccess(call: Call) -> None:
-    share = _share_or_error(call)
-    if share is None:
-        return
     right = str(call.get("AccessRight") or "Read")
     right = next((r for r in RIGHTS if r.lower() == right.lower()), right)
-    for account in _accounts(call, as_list(call.get("AccountName"))):
-        share.share_acl = [a for a in share.share_acl if a.account.lower() != account.lower()
-                           or a.right == "Deny"]  # fmt: skip
-        share.share_acl.append(Ace(account=account, right=right))
-    for ace in share.share_acl:
-        call.out(access_object(share, ace))
+    for share in _named_shares(call):
+        for account in _accounts(call, as_list(call.get("AccountName"))):
+            _drop(share, account)
+            share.share_acl.append(Ace(account=account, right=right))
+        for ace in share.share_acl:
+            call.out(access_object(share, ace))
 
 
 def revoke_smbshareaccess(call: Call) -> None:
-    share = _share_or_error(call)
-    if share is None:
-        return
-    for account in _accounts(call, as_list(call.get("AccountName"))):
-        share.share_acl = [a for a in share.share_acl if a.account.lower() != account.lower()
-                           or a.right == "Deny"]  # fmt: skip
-    for ace in share.share_acl:
-        call.out(access_object(share, ace))
+    for share in _named_shares(call):
+        for account in _accounts(call, as_list(call.get("AccountName"))):
+            _drop(share, account)
+        for ace in share.share_acl:
+            call.out(access_object(share, ace))
 
 
 def get_smbshareaccess(call: Call) -> None:

@@ -288,7 +288,7 @@ def test_telnet_service_must_run(sim: Sim) -> None:
 
 def test_one_netnat_per_host(fleet: Fleet, svr1: Remote) -> None:
     created = svr1.cmd("New-NetNat", Name="LabNat", InternalIPInterfaceAddressPrefix="10.10.0.0/16")
-    assert not created.had_errors and value(created.output[0], "Name") == "LabNat"
+    assert not created.errors and value(created.output[0], "Name") == "LabNat"
     second = svr1.cmd("New-NetNat", Name="Other", InternalIPInterfaceAddressPrefix="10.20.0.0/16")
     assert second.errors == ["The parameter is incorrect."]
     assert second.error_ids == ["Windows System Error 87,New-NetNat"]
@@ -302,18 +302,18 @@ def test_one_netnat_per_host(fleet: Fleet, svr1: Remote) -> None:
 
 def test_netnat_static_mappings(fleet: Fleet, svr1: Remote) -> None:
     assert not svr1.cmd("New-NetNat", Name="LabNat",
-                        InternalIPInterfaceAddressPrefix="10.10.0.0/16").had_errors  # fmt: skip
+                        InternalIPInterfaceAddressPrefix="10.10.0.0/16").errors  # fmt: skip
     mapping = dict(NatName="LabNat", Protocol="TCP", ExternalIPAddress="0.0.0.0", ExternalPort=23,
                    InternalIPAddress="10.10.10.2", InternalPort=23)  # fmt: skip
     added = svr1.cmd("Add-NetNatStaticMapping", **mapping)
-    assert not added.had_errors and value(added.output[0], "InternalIPAddress") == "10.10.10.2"
+    assert not added.errors and value(added.output[0], "InternalIPAddress") == "10.10.10.2"
     again = svr1.cmd("Add-NetNatStaticMapping", **mapping)
     assert again.errors == ["The object already exists."]
     listed = svr1.cmd("Get-NetNatStaticMapping", NatName="LabNat")
     assert [value(o, "ExternalPort") for o in listed.output] == [23]
-    assert not svr1.cmd("Remove-NetNatStaticMapping", StaticMappingID=0, Confirm=False).had_errors
+    assert not svr1.cmd("Remove-NetNatStaticMapping", StaticMappingID=0, Confirm=False).errors
     assert fleet.world.hosts["SVR1"].netnat["LabNat"].mappings == []
-    assert not svr1.cmd("Remove-NetNat", Name="LabNat", Confirm=False).had_errors
+    assert not svr1.cmd("Remove-NetNat", Name="LabNat", Confirm=False).errors
     assert fleet.world.hosts["SVR1"].netnat == {}
 
 
@@ -353,14 +353,14 @@ def test_replica_listener_rule_gates_port_80(fleet: Fleet, svr1: Remote) -> None
     assert value(rule, "Name") == "VIRT-HVRHTTPL-In-TCP-NoScope"
     assert run(sim, "SVR2", "Test-NetConnection", ComputerName="svr1.kosa.vm", Port=80,
                InformationLevel="Quiet").output == [False]  # fmt: skip
-    assert not svr1.cmd("Enable-NetFirewallRule", DisplayName=REPLICA_RULE).had_errors
+    assert not svr1.cmd("Enable-NetFirewallRule", DisplayName=REPLICA_RULE).errors
     assert run(sim, "SVR2", "Test-NetConnection", ComputerName="svr1.kosa.vm", Port=80,
                InformationLevel="Quiet").output == [True]  # fmt: skip
-    assert not svr1.cmd("Set-NetFirewallRule", DisplayName=REPLICA_RULE, LocalPort="8080").had_errors
+    assert not svr1.cmd("Set-NetFirewallRule", DisplayName=REPLICA_RULE, LocalPort="8080").errors
     sim.host("SVR1").replica_server.kerberos_port = 8080
     assert run(sim, "SVR2", "Test-NetConnection", ComputerName="SVR1", Port=8080,
                InformationLevel="Quiet").output == [True]  # fmt: skip
-    assert not svr1.cmd("Disable-NetFirewallRule", DisplayName=REPLICA_RULE).had_errors
+    assert not svr1.cmd("Disable-NetFirewallRule", DisplayName=REPLICA_RULE).errors
     assert run(sim, "SVR2", "Test-NetConnection", ComputerName="SVR1", Port=8080,
                InformationLevel="Quiet").output == [False]  # fmt: skip
 
@@ -368,11 +368,11 @@ def test_replica_listener_rule_gates_port_80(fleet: Fleet, svr1: Remote) -> None
 def test_new_firewall_rule_names_are_unique(svr1: Remote) -> None:
     rule = dict(Name="lab-23", DisplayName="Lab 23", Direction="Inbound", Protocol="TCP",
                 LocalPort="23", Action="Allow")  # fmt: skip
-    assert not svr1.cmd("New-NetFirewallRule", **rule).had_errors
+    assert not svr1.cmd("New-NetFirewallRule", **rule).errors
     again = svr1.cmd("New-NetFirewallRule", **rule)
     assert again.errors == ["Cannot create a file when that file already exists."]
     assert again.error_ids == ["Windows System Error 183,New-NetFirewallRule"]
-    assert not svr1.cmd("Remove-NetFirewallRule", Name="lab-23").had_errors
+    assert not svr1.cmd("Remove-NetFirewallRule", Name="lab-23").errors
     assert svr1.cmd("Get-NetFirewallRule", Name="lab-23").errors
 
 
@@ -395,7 +395,7 @@ def test_ip_addresses_and_dns(fleet: Fleet, svr1: Remote) -> None:
                               "'InterfaceAlias' equal to 'Nope'.  Verify the value of the "
                               "property and retry."]  # fmt: skip
     assert not svr1.cmd("Set-DnsClientServerAddress", InterfaceAlias="Ethernet0",
-                        ServerAddresses=["192.168.1.100"]).had_errors  # fmt: skip
+                        ServerAddresses=["192.168.1.100"]).errors  # fmt: skip
     dns = svr1.cmd("Get-DnsClientServerAddress", InterfaceAlias="Ethernet0", AddressFamily="IPv4")
     assert value(dns.output[0], "ServerAddresses") == ["192.168.1.100"]
     config = svr1.cmd("Get-NetIPConfiguration", InterfaceAlias="Ethernet0")
