@@ -202,7 +202,8 @@ def _rras(net: _Net, vm: Vm) -> _Router | None:
     if not nat.installed or service.get("status") != "Running":
         return None
     modes = {name.lower(): mode.lower() for name, mode in nat.interfaces.items()}
-    public, private = [], []
+    public: list[str] = []
+    private: list[str] = []
     for iface in net.of(("vm", vm.id)):
         mode = modes.get(iface.name.lower())
         (public if mode == "full" else private).append(iface.ip)
@@ -211,13 +212,20 @@ def _rras(net: _Net, vm: Vm) -> _Router | None:
 
 
 def _rras_mapping(m: dict[str, Any]) -> _Mapping:
-    return _Mapping(str(m.get("protocol", "tcp")).lower(), str(m.get("public_ip", "0.0.0.0")),
-                    int(m["public_port"]), str(m["private_ip"]), int(m["private_port"]))  # fmt: skip
+    return _Mapping(
+        protocol=str(m.get("protocol", "tcp")).lower(),
+        public_ip=str(m.get("public_ip", "0.0.0.0")),
+        public_port=int(m["public_port"]),
+        private_ip=str(m["private_ip"]),
+        private_port=int(m["private_port"]),
+    )
 
 
 def _winnat(net: _Net, host: Host) -> _Router:
-    prefixes = [ipaddress.IPv4Network(n.internal_prefix, strict=False) for n in host.netnat.values()]
-    public, private = [], []
+    prefixes = [ipaddress.IPv4Network(n.internal_prefix, strict=False)
+                for n in host.netnat.values()]  # fmt: skip
+    public: list[str] = []
+    private: list[str] = []
     for iface in net.of(("host", host.name)):
         inside = any(iface.address.ip in p for p in prefixes)
         (private if inside else public).append(iface.ip)
@@ -269,9 +277,11 @@ def _next_hop(net: _Net, node: Node, dst: str) -> tuple[Iface, str] | str:
 
 def _forward(net: _Net, src: Node, dst: str, port: int | None, proto: str) -> _Path:
     path = _Path(ok=False, dst=dst, port=port)
-    node, first = src, True
+    node: Node = src
+    first = True
     for _ in range(MAX_HOPS):
-        if net.owner(path.dst) is not None and net.owner(path.dst).node == node:  # type: ignore[union-attr]
+        owner = net.owner(path.dst)
+        if owner is not None and owner.node == node:
             path.ok, path.target = True, node
             return path
         hop = _next_hop(net, node, path.dst)
@@ -285,9 +295,10 @@ def _forward(net: _Net, src: Node, dst: str, port: int | None, proto: str) -> _P
         if nxt is None:
             path.reason = f"{next_ip} does not answer on the segment"
             return path
-        node = _arrive(net, path, nxt, proto)
-        if node is None:
+        arrived = _arrive(net, path, nxt, proto)
+        if arrived is None:
             return path
+        node = arrived
     path.reason = "routing loop"
     return path
 
@@ -371,9 +382,9 @@ def host_firewall_allows(host: Host, proto: str, port: int | None) -> bool:
             continue
         if proto == "icmp" and rule.protocol.lower() in ("icmpv4", "any"):
             return True
-        if proto == "tcp" and rule.protocol.upper() in ("TCP", "ANY") and port is not None:
-            if _port_matches(rule.local_port, port):
-                return True
+        tcp_rule = proto == "tcp" and rule.protocol.upper() in ("TCP", "ANY")
+        if tcp_rule and port is not None and _port_matches(rule.local_port, port):
+            return True
     return False
 
 

@@ -221,7 +221,7 @@ def _wanted_properties(call: Call) -> list[str]:
             call.fail(f"One or more properties are invalid.\nParameter name: {name}",
                       "ActiveDirectoryCmdlet:System.ArgumentException", "InvalidArgument",
                       "System.ArgumentException")  # fmt: skip
-        out.append(canonical)  # type: ignore[arg-type]
+        out.append(str(canonical))
     return out
 
 
@@ -272,8 +272,9 @@ def _attr(call: Call, name: str) -> tuple[str, bool]:
         return MULTI_VALUED[low], True
     if low in SINGLE_VALUED:
         return SINGLE_VALUED[low], False
-    call.fail(f"{BAD_ATTRIBUTE}\nParameter name: {name}", "ActiveDirectoryCmdlet:"
-              "System.ArgumentException", "InvalidArgument", "System.ArgumentException")  # fmt: skip
+    call.fail(f"{BAD_ATTRIBUTE}\nParameter name: {name}",
+              "ActiveDirectoryCmdlet:System.ArgumentException", "InvalidArgument",
+              "System.ArgumentException")  # fmt: skip
     raise AssertionError
 
 
@@ -377,8 +378,10 @@ def group_object(group: AdGroup) -> Any:
 
 
 def _find_user(ad: Directory, identity: str) -> AdUser | None:
-    return next((u for u in ad.users.values()
-                 if _matches(identity, u.name, u.sam_account_name, u.distinguished_name)), None)  # fmt: skip
+    for user in ad.users.values():
+        if _matches(identity, user.name, user.sam_account_name, user.distinguished_name):
+            return user
+    return None
 
 
 def _find_group(ad: Directory, identity: str) -> AdGroup | None:
@@ -395,11 +398,11 @@ def get_aduser(call: Call) -> None:
                 call.out(user_object(ad, user))
         return
     key = _identity_key(_identity_arg(call))
-    user = _find_user(ad, key)
-    if user is None:
+    found = _find_user(ad, key)
+    if found is None:
         _not_found(call, key)
-    assert user is not None
-    call.out(user_object(ad, user))
+    assert found is not None
+    call.out(user_object(ad, found))
 
 
 def get_adgroup(call: Call) -> None:

@@ -19,6 +19,7 @@ practice; the documentation says "restart the computer"). A port set only in the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any, NoReturn
@@ -32,6 +33,7 @@ from simulator.pstypes import ps_object
 from simulator.world import Ace, Guest, Host, SimFile, Vm, World, norm_path
 
 INVOKE = "Microsoft.PowerShell.Commands.InvokeCommandCommand"
+PSRDS_EXC = "System.Management.Automation.Remoting.PSRemotingDataStructureException"
 PSDIRECT_BROKEN = ("An error has occurred which Windows PowerShell cannot handle. A remote "
                    "session might have ended.")  # fmt: skip
 NOT_SINGLE = "The input VMName {name} does not resolve to a single virtual machine."
@@ -100,8 +102,7 @@ def ps_direct(call: Call) -> Vm:
                      "System.ArgumentException")  # fmt: skip
     booted = reachability.vm_up(vm, call.sim.clock.now())
     if vm.guest.os != "windows" or not booted:
-        _invoke_fail(PSDIRECT_BROKEN, "PSSessionStateBroken", "OpenError",
-                     "System.Management.Automation.Remoting.PSRemotingDataStructureException")  # fmt: skip
+        _invoke_fail(PSDIRECT_BROKEN, "PSSessionStateBroken", "OpenError", PSRDS_EXC)
     _check_credential(vm, call.get("Credential"))
     return vm
 
@@ -384,11 +385,10 @@ def apply_first_boot(vm: Vm, config: dict[str, Any]) -> None:
         open_port(guest, port)
     nat = config.get("nat")
     if nat:
-        try:
+        # a netsh failure in the first-boot script is only logged; the guest boots anyway
+        with contextlib.suppress(TerminatingError):
             configure_nat(vm, str(nat["public"]), [str(p) for p in nat.get("private", [])],
                           [str(m) for m in nat.get("mappings", [])])  # fmt: skip
-        except TerminatingError:
-            pass  # the first-boot script logs the netsh failure; the guest boots anyway
 
 
 def on_vm_boot(world: World, host: Host, vm: Vm) -> None:

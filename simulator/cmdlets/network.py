@@ -267,8 +267,9 @@ def _apply_rule_settings(call: Call, rule: FirewallRule) -> None:
         rule.enabled = _truth(call.get("Enabled"))
     if call.has("LocalPort"):
         rule.local_port = ",".join(str(p) for p in as_list(call.get("LocalPort")))
-    for param, attr in (("Protocol", "protocol"), ("Action", "action"),
-                        ("Direction", "direction"), ("NewDisplayName", "display_name")):  # fmt: skip
+    settings = (("Protocol", "protocol"), ("Action", "action"), ("Direction", "direction"),
+                ("NewDisplayName", "display_name"))  # fmt: skip
+    for param, attr in settings:
         if call.has(param):
             setattr(rule, attr, str(call.get(param)))
 
@@ -331,7 +332,8 @@ def _adapters(call: Call, *, report: bool = True) -> list[HostAdapter]:
 
 def ip_object(host: Host, adapter: HostAdapter, ip: IpAddress) -> Any:
     address, _, prefix = ip.address.partition("/")
-    return _cim("MSFT_NetIPAddress", IPAddress=address, InterfaceIndex=u32(if_index(host, adapter.alias)),
+    index = u32(if_index(host, adapter.alias))
+    return _cim("MSFT_NetIPAddress", IPAddress=address, InterfaceIndex=index,
                 InterfaceAlias=adapter.alias, AddressFamily="IPv4", Type="Unicast",
                 PrefixLength=int(prefix or 32), PrefixOrigin=ip.origin, SuffixOrigin=ip.origin,
                 AddressState="Preferred", SkipAsSource=False, PolicyStore="ActiveStore",

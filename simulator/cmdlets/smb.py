@@ -136,11 +136,11 @@ def get_smbshare(call: Call) -> None:
             call.out(share_object(host, share))
         return
     for name in names:
-        share = _find(world, host, str(name))
-        if share is None:
+        found = _find(world, host, str(name))
+        if found is None:
             _not_found(call, str(name))
             continue
-        call.out(share_object(host, share))
+        call.out(share_object(host, found))
 
 
 def remove_smbshare(call: Call) -> None:
