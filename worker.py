@@ -128,7 +128,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     """Run the worker until SIGTERM/SIGINT (or ``stop``); return the exit code."""
     stop = stop if stop is not None else asyncio.Event()
     _stop_on_signals(stop)
-    runtime, metrics = _start_metrics(settings)
+    try:
+        runtime, metrics = _start_metrics(settings)
+    except (OSError, ValueError) as exc:  # port in use, bad host:port
+        log.error("cannot serve metrics", metrics_address=settings.metrics_address, reason=str(exc))
+        return 1
     try:
         return await _connect_and_serve(settings, runtime, metrics, stop)
     finally:

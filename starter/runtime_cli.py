@@ -263,8 +263,18 @@ async def _namespace(client: Client, namespace: str) -> CheckRow:
             f"create it (temporal operator namespace create -n {namespace}) or set HVLAB_NAMESPACE"
         )
         return CheckRow("namespace", False, f"{namespace!r}: {exc.message}", fix)
-    retention = response.config.workflow_execution_retention_ttl.ToTimedelta()
+    retention = _duration(response.config.workflow_execution_retention_ttl.ToTimedelta())
     return CheckRow("namespace", True, f"{namespace!r} exists (retention {retention})")
+
+
+def _duration(value: timedelta) -> str:
+    """``3 d``, ``12 h`` or the plain timedelta."""
+    seconds = int(value.total_seconds())
+    if seconds and seconds % 86400 == 0:
+        return f"{seconds // 86400} d"
+    if seconds and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return str(value)
 
 
 def _age(when: datetime) -> str:

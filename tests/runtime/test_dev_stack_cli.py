@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.runtime.procs import HVLAB, Stack, http_get, running, wait_for
 
+SEED = Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml"
 STABILITY_RUNS = int(os.environ.get("HVLAB_STABILITY_RUNS", "50"))
 
 
@@ -90,6 +91,20 @@ def test_doctor_reports_the_polling_worker(stack: Stack) -> None:
     assert f"{stack.pid('worker')}@" in result.stdout
     assert "DoctorWorkflow ran on" in result.stdout
     assert "FAIL" not in result.stdout
+
+
+def test_doctor_with_a_lab_file_adds_host_rows_and_rejects_bad_files(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`hvlab doctor FILE --sim` reports the lab's hosts; an invalid FILE exits 2 at once."""
+    result = stack.hvlab("doctor", str(SEED), "--sim")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hosts of lab" in result.stdout and "SVR1" in result.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("hosts: [\n")
+    bad = stack.hvlab("doctor", str(broken))
+    assert bad.returncode == 2 and "invalid lab file" in bad.stderr
+    assert "Temporal reachable" not in bad.stdout
 
 
 @pytest.fixture
