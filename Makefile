@@ -22,8 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy hvlab workflows activities worker.py
-	$(BIN)/mypy --no-strict-optional simulator starter
+	$(BIN)/mypy hvlab workflows activities worker.py simulator starter
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q

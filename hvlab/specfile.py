@@ -49,13 +49,14 @@ def _dotted(loc: Loc) -> str:
 
 def _line_of(tree: Any, loc: Loc) -> int | None:
     """The 1-based line of the deepest node of ``loc`` that exists in the parsed YAML."""
-    node, line = tree, None
+    node: Any = tree
+    line: int | None = None
     for part in loc:
         if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
-            line = node.lc.key(part)[0] + 1
+            line = int(node.lc.key(part)[0]) + 1
             node = node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
+            line = int(node.lc.item(part)[0]) + 1
             node = node[part]
         else:
             break

@@ -76,11 +76,12 @@ def _doctor() -> tuple[bool, str]:
     return not failed, "; ".join(f"{r.check}: {r.detail}" for r in (failed or rows[-1:]))
 
 
-def _stop_all() -> None:
+def _stop_all() -> tuple[bool, str]:
     from hvlab.devstack import stop
     from starter.runtime_cli import _current_config
 
     stop(_current_config())
+    return True, "no process left"
 
 
 def _summary(steps: list[DemoStep], as_json: bool) -> None:
@@ -115,7 +116,7 @@ def demo(
     if not as_json:
         _print_plan(spec, plan)
     if not keep:
-        _timed("stop", steps, lambda: (_stop_all(), (True, "no process left"))[1])
+        _timed("stop", steps, _stop_all)
     _summary(steps, as_json)
     if keep and not as_json:
         out.print("left running; stop everything with: hvlab dev stop")

@@ -349,7 +349,8 @@ def get_replication(call: Call) -> None:
         vms = [vm for vm in call.host.vms.values() if vm.replication is not None]
     modes = {str(m).lower() for m in as_list(call.get("ReplicationMode"))}
     for vm in vms:
-        if not modes or vm.replication.mode.lower() in modes:  # type: ignore[union-attr]
+        mode = vm.replication.mode.lower() if vm.replication is not None else ""
+        if not modes or mode in modes:
             call.out(replication_object(call.host, vm))
 
 
