@@ -1,0 +1,87 @@
+"""Running remote commands from activities: heartbeat and cancellation wiring, error mapping.
+
+:class:`Remote` runs structured commands through the worker's :class:`SessionPool` on the
+endpoint of a lab host, heartbeating while a pipeline runs and stopping it when the activity
+is cancelled. :func:`application_errors` turns the classified :class:`RemoteError` into a
+Temporal ``ApplicationError`` (type = the error kind, non-retryable unless transient) at the
+activity boundary. Outside an activity (plain method calls in tests) there is no heartbeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.models import StepResult
+from hvlab.powershell.command import Command, Pipeline
+from hvlab.powershell.endpoints import EndpointSource
+from hvlab.powershell.errors import RemoteError
+from hvlab.powershell.session import SessionPool
+
+__all__ = ["Remote", "StepResult", "application_errors", "to_application_error"]
+
+
+def heartbeat(*details: Any) -> None:
+    """Heartbeat when running as an activity; a no-op otherwise."""
+    if activity.in_activity():
+        activity.heartbeat(*details)
+
+
+def cancelled() -> bool:
+    """Whether the running activity has been asked to cancel (False outside an activity)."""
+    return activity.in_activity() and activity.is_cancelled()
+
+
+def to_application_error(error: RemoteError) -> ApplicationError:
+    """The Temporal failure for a remote error: its kind as type, retryable only if transient."""
+    return ApplicationError(
+        str(error),
+        {"host": error.host, "command": error.command, "message": error.host_message},
+        type=error.type_name,
+        non_retryable=not error.retryable,
+    )
+
+
+@contextmanager
+def application_errors() -> Iterator[None]:
+    """Re-raise RemoteError as ApplicationError (CancelledError when the activity was cancelled)."""
+    try:
+        yield
+    except RemoteError as error:
+        if cancelled():
+            raise CancelledError("activity cancelled") from error
+        raise to_application_error(error) from None
+
+
+class Remote:
+    """Runs commands on lab hosts by name through the worker's session pool."""
+
+    def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
+        self._sessions = sessions
+        self._endpoints = endpoints
+
+    def run(self, host: str, *commands: Command, mutating: bool = True) -> list[Any]:
+        """Run ``commands`` piped together on ``host``; plain output values."""
+        pipeline = Pipeline(tuple(commands), mutating)
+        endpoint = self._endpoints.endpoint(host)
+        result = self._sessions.run(endpoint, pipeline, heartbeat=heartbeat, cancelled=cancelled)
+        return result.output
+
+    def query(self, host: str, command: Command) -> list[Any]:
+        """A read-only probe."""
+        return self.run(host, command, mutating=False)
+
+    def query_one(self, host: str, command: Command) -> dict[str, Any] | None:
+        """The first object a read-only probe returns, or None when it returns nothing."""
+        for item in self.query(host, command):
+            if isinstance(item, dict):
+                return item
+        return None
+
+    def discard(self, host: str) -> None:
+        """Drop the host's session (it is about to reboot)."""
+        self._sessions.discard(self._endpoints.endpoint(host))

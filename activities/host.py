@@ -1,0 +1,335 @@
+"""Host preparation activities: domain join, Hyper-V role, reboot and wait, folders, default
+paths, virtual switches (and the switch's compensation).
+
+Each activity probes, compares, acts only when the host differs, verifies, and returns
+``changed`` with the observed state. The ``*_command`` functions build the exact commands the
+activities emit (the catalogue test binds every one of them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.base import Remote, application_errors, cancelled, heartbeat
+from activities.models import (
+    DefaultPathsInput,
+    DomainJoinInput,
+    FoldersInput,
+    HostInput,
+    HyperVRoleInput,
+    RemoveSwitchInput,
+    StepResult,
+    SwitchInput,
+    WaitReadyInput,
+)
+from hvlab.powershell.command import SWITCH, Command, CredentialRef
+from hvlab.powershell.endpoints import EndpointSource
+from hvlab.powershell.errors import RemoteError
+from hvlab.powershell.session import SessionPool
+
+SILENT = "SilentlyContinue"
+_PENDING_JOIN = "already in that domain"
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def computer_system_command() -> Command:
+    return Command.of("Get-CimInstance", ClassName="Win32_ComputerSystem")
+
+
+def operating_system_command() -> Command:
+    return Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem")
+
+
+def add_computer_command(request: DomainJoinInput) -> Command:
+    """Join without -Restart: the reboot is its own step."""
+    return Command.of("Add-Computer", DomainName=request.domain,
+                      Credential=CredentialRef(request.credential), Force=SWITCH)
+
+
+def get_feature_command(request: HyperVRoleInput) -> Command:
+    return Command.of("Get-WindowsFeature", Name=request.feature)
+
+
+def install_feature_command(request: HyperVRoleInput) -> Command:
+    return Command.of("Install-WindowsFeature", Name=request.feature,
+                      IncludeManagementTools=SWITCH)
+
+
+def restart_command() -> Command:
+    return Command.of("Restart-Computer", Force=SWITCH)
+
+
+def service_command(name: str) -> Command:
+    return Command.of("Get-Service", Name=name)
+
+
+def path_exists_command(paths: list[str]) -> Command:
+    return Command.of("Test-Path", Path=list(paths))
+
+
+def new_folders_command(paths: list[str]) -> Command:
+    return Command.of("New-Item", ItemType="Directory", Path=list(paths), Force=SWITCH)
+
+
+def get_vmhost_command() -> Command:
+    return Command.of("Get-VMHost")
+
+
+def set_vmhost_command(virtual_machines: str | None, virtual_hard_disks: str | None) -> Command:
+    return Command.of("Set-VMHost", VirtualMachinePath=virtual_machines,
+                      VirtualHardDiskPath=virtual_hard_disks)
+
+
+def get_switch_command(name: str) -> Command:
+    return Command.of("Get-VMSwitch", Name=name, ErrorAction=SILENT)
+
+
+def new_switch_command(request: SwitchInput) -> Command:
+    """External switches bind an adapter (that makes them External); others take a type."""
+    if request.type == "External":
+        return Command.of("New-VMSwitch", Name=request.name, NetAdapterName=request.adapter,
+                          AllowManagementOS=request.allow_management_os)
+    return Command.of("New-VMSwitch", Name=request.name, SwitchType=request.type)
+
+
+def remove_switch_command(name: str) -> Command:
+    return Command.of("Remove-VMSwitch", Name=name, Force=SWITCH)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def verify_failed(host: str, what: str, observed: Any) -> ApplicationError:
+    """The host answered but does not show the change afterwards (not retried)."""
+    return ApplicationError(f"{host}: {what} (observed {observed!r})",
+                            type="VerificationFailed", non_retryable=True)
+
+
+def conflict(host: str, what: str) -> ApplicationError:
+    """The object exists with other settings; changing it is not this step's job."""
+    return ApplicationError(f"{host}: {what}", type="Conflict", non_retryable=True)
+
+
+def _same_path(a: Any, b: str) -> bool:
+    return str(a or "").rstrip("\\").lower() == b.rstrip("\\").lower()
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+class HostActivities:
+    """Host preparation steps on lab hosts reached through ``sessions`` and ``endpoints``."""
+
+    def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
+        self._remote = Remote(sessions, endpoints)
+
+    # -- domain join ---------------------------------------------------------------------
+    @activity.defn(name="host.domain_join")
+    def domain_join(self, request: DomainJoinInput) -> StepResult:
+        """Join the domain without restarting; ``restart_needed`` when the join is pending."""
+        with application_errors():
+            return self._domain_join(request)
+
+    def _computer(self, host: str) -> dict[str, Any]:
+        return self._remote.query_one(host, computer_system_command()) or {}
+
+    def _domain_join(self, request: DomainJoinInput) -> StepResult:
+        before = self._computer(request.host)
+        observed = {"domain": before.get("Domain"), "part_of_domain": before.get("PartOfDomain")}
+        if before.get("PartOfDomain") and _text(before.get("Domain")).lower() == \
+                request.domain.lower():
+            return StepResult(changed=False, observed={**observed, "restart_needed": False})
+        try:
+            self._remote.run(request.host, add_computer_command(request))
+        except RemoteError as error:
+            if _PENDING_JOIN not in error.host_message:
+                raise
+            return StepResult(changed=False, observed={**observed, "restart_needed": True})
+        return StepResult(changed=True, observed={**observed, "restart_needed": True,
+                                                  "pending_domain": request.domain})
+
+    # -- Hyper-V role --------------------------------------------------------------------
+    @activity.defn(name="host.hyperv_role")
+    def hyperv_role(self, request: HyperVRoleInput) -> StepResult:
+        """Install the role with management tools (no -Restart); reports ``restart_needed``."""
+        with application_errors():
+            return self._hyperv_role(request)
+
+    def _install_state(self, request: HyperVRoleInput) -> str:
+        feature = self._remote.query_one(request.host, get_feature_command(request)) or {}
+        return _text(feature.get("InstallState"))
+
+    def _hyperv_role(self, request: HyperVRoleInput) -> StepResult:
+        state = self._install_state(request)
+        if state in ("Installed", "InstallPending"):
+            return StepResult(changed=False, observed={
+                "install_state": state, "restart_needed": state == "InstallPending"})
+        output = self._remote.run(request.host, install_feature_command(request))
+        result = next((o for o in output if isinstance(o, dict)), {})
+        after = self._install_state(request)
+        if after not in ("Installed", "InstallPending"):
+            raise verify_failed(request.host, f"{request.feature} is not installed", after)
+        restart = _text(result.get("RestartNeeded")) != "No" or after == "InstallPending"
+        return StepResult(changed=True, observed={
+            "install_state": after, "restart_needed": restart,
+            "exit_code": _text(result.get("ExitCode"))})
+
+    # -- reboot and wait -----------------------------------------------------------------
+    @activity.defn(name="host.reboot")
+    def reboot(self, request: HostInput) -> StepResult:
+        """Restart the host (-Force) and drop its session. The host must answer first; a
+        connection cut by the restart itself counts as the reboot under way."""
+        with application_errors():
+            system = self._remote.query_one(request.host, operating_system_command()) or {}
+            try:
+                self._remote.run(request.host, restart_command())
+            except RemoteError as error:
+                if not error.retryable:
+                    raise
+            self._remote.discard(request.host)
+            return StepResult(changed=True, observed={
+                "restart_requested": True, "last_boot_before": _text(system.get("LastBootUpTime"))})
+
+    @activity.defn(name="host.wait_ready")
+    def wait_ready(self, request: WaitReadyInput) -> StepResult:
+        """Poll until the host answers (and the service runs); transient failures are waited
+        out, permanent ones fail at once."""
+        with application_errors():
+            return self._wait_ready(request)
+
+    def _wait_ready(self, request: WaitReadyInput) -> StepResult:
+        deadline = time.monotonic() + request.timeout_seconds
+        attempts, last = 0, "no answer yet"
+        while True:
+            attempts += 1
+            answer = self._ready(request)
+            if isinstance(answer, dict):
+                return StepResult(changed=False, observed={**answer, "attempts": attempts})
+            last = answer
+            heartbeat({"attempts": attempts, "last": last})
+            if cancelled():
+                raise CancelledError(f"{request.host}: wait cancelled after {attempts} attempts")
+            if time.monotonic() + request.interval_seconds > deadline:
+                break
+            time.sleep(request.interval_seconds)
+        raise ApplicationError(f"{request.host}: not ready after {attempts} attempts: {last}",
+                               type="HostNotReady", non_retryable=False)
+
+    def _ready(self, request: WaitReadyInput) -> dict[str, Any] | str:
+        """The host's answer when ready, else why not (retryable failures only)."""
+        try:
+            system = self._remote.query_one(request.host, operating_system_command()) or {}
+            if request.service is None:
+                return {"last_boot": _text(system.get("LastBootUpTime"))}
+            service = self._remote.query_one(request.host, service_command(request.service))
+        except RemoteError as error:
+            if not error.retryable:
+                raise
+            return f"{error.type_name}: {error.host_message}"
+        status = _text((service or {}).get("Status"))
+        if status != "Running":
+            return f"service {request.service} is {status or 'absent'}"
+        return {"last_boot": _text(system.get("LastBootUpTime")), "service": status}
+
+    # -- folders and default paths -------------------------------------------------------
+    @activity.defn(name="host.folders")
+    def folders(self, request: FoldersInput) -> StepResult:
+        """Create the folders that do not exist yet."""
+        with application_errors():
+            return self._folders(request)
+
+    def _missing(self, host: str, paths: list[str]) -> list[str]:
+        exists = self._remote.query(host, path_exists_command(paths))
+        return [p for p, ok in zip(paths, exists, strict=False) if ok is not True]
+
+    def _folders(self, request: FoldersInput) -> StepResult:
+        if not request.paths:
+            return StepResult(changed=False, observed={"folders": []})
+        missing = self._missing(request.host, request.paths)
+        if missing:
+            self._remote.run(request.host, new_folders_command(missing))
+            still = self._missing(request.host, request.paths)
+            if still:
+                raise verify_failed(request.host, "folders are still missing", still)
+        return StepResult(changed=bool(missing),
+                          observed={"folders": request.paths, "created": missing})
+
+    @activity.defn(name="host.default_paths")
+    def default_paths(self, request: DefaultPathsInput) -> StepResult:
+        """Set the host's default VM and VHD folders where they differ."""
+        with application_errors():
+            return self._default_paths(request)
+
+    def _paths(self, host: str) -> dict[str, Any]:
+        vmhost = self._remote.query_one(host, get_vmhost_command()) or {}
+        return {"virtual_machines": vmhost.get("VirtualMachinePath"),
+                "virtual_hard_disks": vmhost.get("VirtualHardDiskPath")}
+
+    @staticmethod
+    def _path_changes(request: DefaultPathsInput, current: dict[str, Any]) -> dict[str, str]:
+        wanted = {"virtual_machines": request.virtual_machines,
+                  "virtual_hard_disks": request.virtual_hard_disks}
+        return {k: v for k, v in wanted.items() if v is not None and not _same_path(current[k], v)}
+
+    def _default_paths(self, request: DefaultPathsInput) -> StepResult:
+        changes = self._path_changes(request, self._paths(request.host))
+        if changes:
+            self._remote.run(request.host, set_vmhost_command(
+                changes.get("virtual_machines"), changes.get("virtual_hard_disks")))
+        after = self._paths(request.host)
+        if self._path_changes(request, after):
+            raise verify_failed(request.host, "host default paths did not change", after)
+        return StepResult(changed=bool(changes), observed=after)
+
+    # -- switches ------------------------------------------------------------------------
+    @activity.defn(name="host.switch")
+    def switch(self, request: SwitchInput) -> StepResult:
+        """Create the virtual switch unless one of that name and type exists."""
+        with application_errors():
+            return self._switch(request)
+
+    def _get_switch(self, host: str, name: str) -> dict[str, Any] | None:
+        return self._remote.query_one(host, get_switch_command(name))
+
+    @staticmethod
+    def _switch_view(found: dict[str, Any]) -> dict[str, Any]:
+        return {"name": found.get("Name"), "type": _text(found.get("SwitchType")),
+                "allow_management_os": found.get("AllowManagementOS"),
+                "adapter": found.get("NetAdapterInterfaceDescription")}
+
+    def _switch(self, request: SwitchInput) -> StepResult:
+        found = self._get_switch(request.host, request.name)
+        if found is not None:
+            view = self._switch_view(found)
+            if view["type"] != request.type:
+                raise conflict(request.host, f"switch {request.name} exists as {view['type']}, "
+                               f"not {request.type}; remove it first")
+            return StepResult(changed=False, observed=view)
+        self._remote.run(request.host, new_switch_command(request))
+        after = self._get_switch(request.host, request.name)
+        if after is None or _text(after.get("SwitchType")) != request.type:
+            raise verify_failed(request.host, f"switch {request.name} is not there", after)
+        return StepResult(changed=True, observed=self._switch_view(after))
+
+    @activity.defn(name="host.remove_switch")
+    def remove_switch(self, request: RemoveSwitchInput) -> StepResult:
+        """Compensation of host.switch: remove the switch; already gone is success."""
+        with application_errors():
+            if self._get_switch(request.host, request.name) is None:
+                return StepResult(changed=False, observed={"absent": True})
+            self._remote.run(request.host, remove_switch_command(request.name))
+            if self._get_switch(request.host, request.name) is not None:
+                raise verify_failed(request.host, f"switch {request.name} is still there", True)
+            return StepResult(changed=True, observed={"absent": True})
+
+    def all(self) -> list[Any]:
+        """The bound activity methods, for worker registration."""
+        return [self.domain_join, self.hyperv_role, self.reboot, self.wait_ready, self.folders,
+                self.default_paths, self.switch, self.remove_switch]

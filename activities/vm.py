@@ -1,0 +1,284 @@
+"""VM deployment activities: disk from the golden image, New-VM, NICs, start, stop, and the
+compensation that removes a VM with its disk.
+
+Each activity probes, compares, acts only when the host differs, verifies, and returns
+``changed`` with the observed state. The ``*_command`` functions build the exact commands the
+activities emit (the catalogue test binds every one of them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.base import Remote, application_errors
+from activities.host import (
+    SILENT,
+    conflict,
+    new_folders_command,
+    path_exists_command,
+    verify_failed,
+)
+from activities.models import (
+    StepResult,
+    VmCreateInput,
+    VmDiskInput,
+    VmInput,
+    VmNicInput,
+    VmRemoveInput,
+)
+from hvlab.powershell.command import SWITCH, Command
+from hvlab.powershell.endpoints import EndpointSource
+from hvlab.powershell.session import SessionPool
+
+DEFAULT_NIC = "Network Adapter"
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def copy_disk_command(request: VmDiskInput) -> Command:
+    return Command.of("Copy-Item", Path=request.golden_path, Destination=request.path)
+
+
+def differencing_disk_command(request: VmDiskInput) -> Command:
+    return Command.of("New-VHD", Path=request.path, ParentPath=request.golden_path,
+                      Differencing=SWITCH)
+
+
+def get_vhd_command(path: str) -> Command:
+    return Command.of("Get-VHD", Path=path)
+
+
+def get_vm_command(name: str) -> Command:
+    return Command.of("Get-VM", Name=name, ErrorAction=SILENT)
+
+
+def new_vm_command(request: VmCreateInput) -> Command:
+    """New-VM on the existing disk; memory goes out as Int64 (the catalogue's type)."""
+    return Command.of("New-VM", Name=request.name, Generation=request.generation,
+                      MemoryStartupBytes=request.memory_bytes, VHDPath=request.disk_path,
+                      Path=request.config_path)
+
+
+def set_processor_command(request: VmCreateInput) -> Command:
+    return Command.of("Set-VMProcessor", VMName=request.name, Count=request.processors)
+
+
+def get_nic_command(vm: str, name: str | None = None) -> Command:
+    return Command.of("Get-VMNetworkAdapter", VMName=vm, Name=name, ErrorAction=SILENT)
+
+
+def remove_nic_command(vm: str, name: str) -> Command:
+    return Command.of("Remove-VMNetworkAdapter", VMName=vm, Name=name)
+
+
+def add_nic_command(request: VmNicInput) -> Command:
+    return Command.of("Add-VMNetworkAdapter", VMName=request.vm, Name=request.name,
+                      SwitchName=request.switch, IsLegacy=request.legacy,
+                      StaticMacAddress=request.mac)
+
+
+def connect_nic_command(request: VmNicInput) -> Command:
+    return Command.of("Connect-VMNetworkAdapter", VMName=request.vm, Name=request.name,
+                      SwitchName=request.switch)
+
+
+def start_vm_command(name: str) -> Command:
+    return Command.of("Start-VM", Name=name)
+
+
+def stop_vm_command(name: str, turn_off: bool = False) -> Command:
+    return Command.of("Stop-VM", Name=name, TurnOff=SWITCH if turn_off else None, Force=SWITCH)
+
+
+def remove_vm_command(name: str) -> Command:
+    return Command.of("Remove-VM", Name=name, Force=SWITCH)
+
+
+def remove_file_command(path: str) -> Command:
+    return Command.of("Remove-Item", Path=path, Force=SWITCH)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("\\", 1)[0] if "\\" in path.strip("\\") else ""
+
+
+def _vm_view(vm: dict[str, Any]) -> dict[str, Any]:
+    return {"name": vm.get("Name"), "state": str(vm.get("State")),
+            "generation": vm.get("Generation"), "memory_startup": vm.get("MemoryStartup"),
+            "path": vm.get("Path")}
+
+
+def _nic_view(nic: dict[str, Any]) -> dict[str, Any]:
+    return {"name": nic.get("Name"), "switch": nic.get("SwitchName"),
+            "legacy": nic.get("IsLegacy"), "mac": nic.get("MacAddress")}
+
+
+def _disk_view(vhd: dict[str, Any]) -> dict[str, Any]:
+    return {"path": vhd.get("Path"), "type": str(vhd.get("VhdType")),
+            "parent": vhd.get("ParentPath"), "size": vhd.get("Size")}
+
+
+class VmActivities:
+    """VM steps on lab hosts reached through ``sessions`` and ``endpoints``."""
+
+    def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
+        self._remote = Remote(sessions, endpoints)
+
+    def _exists(self, host: str, path: str) -> bool:
+        return self._remote.query(host, path_exists_command([path])) == [True]
+
+    def _get_vm(self, host: str, name: str) -> dict[str, Any] | None:
+        return self._remote.query_one(host, get_vm_command(name))
+
+    # -- disk ----------------------------------------------------------------------------
+    @activity.defn(name="vm.disk")
+    def disk(self, request: VmDiskInput) -> StepResult:
+        """Copy the golden VHDX (or make a differencing child of it) unless the disk exists."""
+        with application_errors():
+            return self._disk(request)
+
+    def _disk(self, request: VmDiskInput) -> StepResult:
+        if self._exists(request.host, request.path):
+            return StepResult(changed=False, observed=self._vhd(request))
+        parent = _parent(request.path)
+        if parent and not self._exists(request.host, parent):
+            self._remote.run(request.host, new_folders_command([parent]))
+        make = copy_disk_command if request.mode == "copy" else differencing_disk_command
+        self._remote.run(request.host, make(request))
+        if not self._exists(request.host, request.path):
+            raise verify_failed(request.host, f"disk {request.path} is missing", None)
+        return StepResult(changed=True, observed=self._vhd(request))
+
+    def _vhd(self, request: VmDiskInput) -> dict[str, Any]:
+        return _disk_view(self._remote.query_one(request.host, get_vhd_command(request.path))
+                          or {"Path": request.path})
+
+    # -- create --------------------------------------------------------------------------
+    @activity.defn(name="vm.create")
+    def create(self, request: VmCreateInput) -> StepResult:
+        """New-VM on the prepared disk (memory as Int64); drops New-VM's unconnected NIC."""
+        with application_errors():
+            return self._create(request)
+
+    def _drift(self, request: VmCreateInput, vm: dict[str, Any]) -> list[str]:
+        drift = []
+        if vm.get("Generation") != request.generation:
+            drift.append(f"generation {vm.get('Generation')} != {request.generation}")
+        if vm.get("MemoryStartup") != request.memory_bytes:
+            drift.append(f"memory {vm.get('MemoryStartup')} != {request.memory_bytes}")
+        return drift
+
+    def _create(self, request: VmCreateInput) -> StepResult:
+        vm = self._get_vm(request.host, request.name)
+        changed = vm is None
+        if vm is None:
+            self._remote.run(request.host, new_vm_command(request))
+            if request.processors > 1:
+                self._remote.run(request.host, set_processor_command(request))
+            vm = self._get_vm(request.host, request.name)
+            if vm is None or self._drift(request, vm):
+                raise verify_failed(request.host, f"VM {request.name} is not as created", vm)
+        elif vm.get("Generation") != request.generation:
+            raise conflict(request.host, f"VM {request.name} exists as generation "
+                           f"{vm.get('Generation')}, not {request.generation}")
+        changed = self._drop_default_nic(request) or changed
+        return StepResult(changed=changed, observed={**_vm_view(vm),
+                                                     "drift": self._drift(request, vm)})
+
+    def _drop_default_nic(self, request: VmCreateInput) -> bool:
+        if request.keep_default_nic:
+            return False
+        if self._remote.query_one(request.host, get_nic_command(request.name, DEFAULT_NIC)) \
+                is None:
+            return False
+        self._remote.run(request.host, remove_nic_command(request.name, DEFAULT_NIC))
+        return True
+
+    @activity.defn(name="vm.remove")
+    def remove(self, request: VmRemoveInput) -> StepResult:
+        """Compensation of vm.create and vm.disk: turn off, remove, delete the disk; absent
+        things count as done."""
+        with application_errors():
+            changed = self._remove_vm(request.host, request.vm)
+            if request.disk_path and self._exists(request.host, request.disk_path):
+                self._remote.run(request.host, remove_file_command(request.disk_path))
+                changed = True
+            if self._get_vm(request.host, request.vm) is not None or (
+                    request.disk_path and self._exists(request.host, request.disk_path)):
+                raise verify_failed(request.host, f"VM {request.vm} or its disk remains", True)
+            return StepResult(changed=changed, observed={"absent": True})
+
+    def _remove_vm(self, host: str, name: str) -> bool:
+        vm = self._get_vm(host, name)
+        if vm is None:
+            return False
+        if str(vm.get("State")) != "Off":
+            self._remote.run(host, stop_vm_command(name, turn_off=True))
+        self._remote.run(host, remove_vm_command(name))
+        return True
+
+    # -- NICs ----------------------------------------------------------------------------
+    @activity.defn(name="vm.nic")
+    def nic(self, request: VmNicInput) -> StepResult:
+        """Add the named NIC (legacy, static MAC) or connect it to the right switch."""
+        with application_errors():
+            return self._nic(request)
+
+    def _get_nic(self, request: VmNicInput) -> dict[str, Any] | None:
+        return self._remote.query_one(request.host, get_nic_command(request.vm, request.name))
+
+    def _nic(self, request: VmNicInput) -> StepResult:
+        found = self._get_nic(request)
+        if found is not None and bool(found.get("IsLegacy")) != request.legacy:
+            raise conflict(request.host, f"NIC {request.name} of {request.vm} exists with "
+                           f"IsLegacy={found.get('IsLegacy')}; remove it first")
+        if found is not None and found.get("SwitchName") == request.switch:
+            return StepResult(changed=False, observed=_nic_view(found))
+        command = add_nic_command if found is None else connect_nic_command
+        self._remote.run(request.host, command(request))
+        after = self._get_nic(request)
+        if after is None or after.get("SwitchName") != request.switch:
+            raise verify_failed(request.host, f"NIC {request.name} is not on {request.switch}",
+                                after)
+        return StepResult(changed=True, observed=_nic_view(after))
+
+    # -- power ---------------------------------------------------------------------------
+    @activity.defn(name="vm.start")
+    def start(self, request: VmInput) -> StepResult:
+        """Start the VM unless it runs."""
+        with application_errors():
+            return self._power(request, "Running", start_vm_command(request.vm))
+
+    @activity.defn(name="vm.stop")
+    def stop(self, request: VmInput) -> StepResult:
+        """Turn the VM off unless it is off (-TurnOff: legacy guests cannot shut down)."""
+        with application_errors():
+            return self._power(request, "Off", stop_vm_command(request.vm, turn_off=True))
+
+    def _state(self, request: VmInput) -> str:
+        vm = self._get_vm(request.host, request.vm)
+        if vm is None:
+            raise ApplicationError(f"{request.host}: VM {request.vm} does not exist",
+                                   type="NotFound", non_retryable=True)
+        return str(vm.get("State"))
+
+    def _power(self, request: VmInput, wanted: str, command: Command) -> StepResult:
+        before = self._state(request)
+        if before == wanted:
+            return StepResult(changed=False, observed={"state": before})
+        self._remote.run(request.host, command)
+        after = self._state(request)
+        if after != wanted:
+            raise verify_failed(request.host, f"VM {request.vm} is not {wanted}", after)
+        return StepResult(changed=True, observed={"state": after, "was": before})
+
+    def all(self) -> list[Any]:
+        """The bound activity methods, for worker registration."""
+        return [self.disk, self.create, self.remove, self.nic, self.start, self.stop]

@@ -1,0 +1,173 @@
+"""Where each host of a lab is reached, and the credential lookup the session pool uses.
+
+Two sources: the lab file's ``connection`` blocks (real hosts; secrets resolved on the worker by
+:class:`SecretResolver` from the credential's ``env:``/``file:`` reference), or the simulator's
+``$HVLAB_HOME/sim/endpoints.json`` (loopback address, ephemeral port and the fleet's generated
+password). Secrets stay in this layer: callers get :class:`Endpoint` objects that name a
+credential, and a lookup the :class:`SessionPool` calls when it opens a pool or builds a
+PSCredential parameter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from hvlab.powershell.credentials import ResolvedCredential, Secret, SecretResolver
+from hvlab.powershell.errors import CredentialUnavailable, NotFound
+from hvlab.powershell.session import CredentialLookup, Endpoint
+from hvlab.spec import Host, LabSpec, Transport
+
+SIM_ENDPOINTS = Path("sim") / "endpoints.json"
+
+
+class EndpointSource(Protocol):
+    """Resolves a host name of the lab to how it is reached."""
+
+    def endpoint(self, host: str) -> Endpoint: ...
+
+
+def sim_endpoints_path(home: Path) -> Path:
+    """``$HVLAB_HOME/sim/endpoints.json``, written by a running simulated fleet."""
+    return home / SIM_ENDPOINTS
+
+
+def _lookup(endpoints: Mapping[str, Endpoint], host: str) -> Endpoint:
+    for name, endpoint in endpoints.items():
+        if name.lower() == host.lower():
+            return endpoint
+    raise NotFound(host, "", "the lab has no endpoint for this host")
+
+
+class StaticEndpoints:
+    """A fixed host -> endpoint map (case-insensitive host names)."""
+
+    def __init__(self, endpoints: Mapping[str, Endpoint]) -> None:
+        self._endpoints = dict(endpoints)
+
+    def endpoint(self, host: str) -> Endpoint:
+        return _lookup(self._endpoints, host)
+
+
+class SimEndpoints:
+    """The simulator's endpoints, re-read on every lookup (a restarted fleet moves ports)."""
+
+    def __init__(self, spec: LabSpec, home: Path) -> None:
+        self._spec = spec
+        self._home = home
+
+    def endpoint(self, host: str) -> Endpoint:
+        return _lookup(sim_endpoints(self._spec, self._home), host)
+
+
+# -- endpoints -----------------------------------------------------------------------------
+
+
+def lab_endpoint(host: Host) -> Endpoint:
+    """The endpoint a lab file's ``connection`` block describes."""
+    conn = host.connection
+    scheme: Literal["http", "https"] = "https" if conn.transport is Transport.https else "http"
+    return Endpoint(
+        host=host.name, address=conn.address, port=conn.effective_port, scheme=scheme,
+        auth=str(conn.auth), credential=conn.credential,
+        validate_certificate=conn.validate_certificate, insecure=conn.insecure,
+    )
+
+
+def _read_sim_hosts(home: Path) -> dict[str, dict[str, Any]]:
+    path = sim_endpoints_path(home)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CredentialUnavailable(
+            "", "", f"no simulated fleet endpoints at {path} (start `hvlab sim`): {exc}"
+        ) from None
+    hosts = data.get("hosts") if isinstance(data, dict) else None
+    return hosts if isinstance(hosts, dict) else {}
+
+
+def _sim_endpoint(host: Host, entry: Mapping[str, Any]) -> Endpoint:
+    scheme: Literal["http", "https"] = "https" if entry.get("scheme") == "https" else "http"
+    return Endpoint(
+        host=host.name, address=str(entry["address"]), port=int(entry["port"]), scheme=scheme,
+        auth=str(entry.get("auth", "ntlm")), credential=host.connection.credential,
+        validate_certificate=False,
+    )
+
+
+def sim_endpoints(spec: LabSpec, home: Path) -> dict[str, Endpoint]:
+    """Endpoints of the lab's hosts served by the simulated fleet under ``home``."""
+    entries = {name.lower(): entry for name, entry in _read_sim_hosts(home).items()}
+    return {
+        host.name: _sim_endpoint(host, entries[host.name.lower()])
+        for host in spec.hosts
+        if host.name.lower() in entries
+    }
+
+
+def endpoints_for(spec: LabSpec, sim: bool, home: Path) -> dict[str, Endpoint]:
+    """Every host's endpoint: the simulator's (``sim``) or the lab file's connections."""
+    if sim:
+        return sim_endpoints(spec, home)
+    return {host.name: lab_endpoint(host) for host in spec.hosts}
+
+
+def endpoint_source(spec: LabSpec, sim: bool, home: Path) -> EndpointSource:
+    """An :class:`EndpointSource` for activities (the sim's one follows a restarted fleet)."""
+    if sim:
+        return SimEndpoints(spec, home)
+    return StaticEndpoints(endpoints_for(spec, False, home))
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+def _credential(spec: LabSpec, name: str) -> tuple[str, str]:
+    cred = spec.credentials.get(name)
+    if cred is None:
+        raise CredentialUnavailable("", "", f"the lab defines no credential named {name!r}")
+    return cred.username, cred.secret
+
+
+class LabCredentials:
+    """Credential lookup for real hosts: the lab's username, the secret from the resolver."""
+
+    def __init__(self, spec: LabSpec, resolver: SecretResolver) -> None:
+        self._spec = spec
+        self._resolver = resolver
+
+    def __call__(self, name: str) -> ResolvedCredential:
+        username, reference = _credential(self._spec, name)
+        return ResolvedCredential(username, self._resolver.resolve(reference, who=name))
+
+
+class SimCredentials:
+    """Credential lookup for the simulator: the lab's username, the fleet's generated password.
+
+    The fleet gives every credential of the lab one password; it is read from
+    ``endpoints.json`` (the entry of a host using that username, else any entry).
+    """
+
+    def __init__(self, spec: LabSpec, home: Path) -> None:
+        self._spec = spec
+        self._home = home
+
+    def __call__(self, name: str) -> ResolvedCredential:
+        username, _ = _credential(self._spec, name)
+        entries = list(_read_sim_hosts(self._home).values())
+        same_user = [e for e in entries if str(e.get("username", "")).lower() == username.lower()]
+        for entry in same_user + entries:
+            if isinstance(entry.get("password"), str):
+                return ResolvedCredential(username, Secret(entry["password"]))
+        raise CredentialUnavailable("", "", "the simulated fleet lists no password")
+
+
+def credentials_for(
+    spec: LabSpec, sim: bool, home: Path, resolver: SecretResolver | None = None
+) -> CredentialLookup:
+    """The credential lookup for a :class:`SessionPool` serving this lab."""
+    if sim:
+        return SimCredentials(spec, home)
+    return LabCredentials(spec, resolver or SecretResolver())
