@@ -171,3 +171,51 @@ def credentials_for(
     if sim:
         return SimCredentials(spec, home)
     return LabCredentials(spec, resolver or SecretResolver())
+
+
+# -- the worker's lab ----------------------------------------------------------------------
+
+LAB_FILE_VARIABLE = "HVLAB_LAB_FILE"
+LAB_SIM_VARIABLE = "HVLAB_LAB_SIM"
+
+
+class WorkerLab:
+    """Endpoints and credentials for the lab a worker serves, resolved on first use.
+
+    The lab file is named by ``HVLAB_LAB_FILE``; ``HVLAB_LAB_SIM=1`` reaches the simulated
+    fleet under ``home`` instead of the lab's connections. A worker without a lab still starts
+    (the doctor needs none); a remote step then fails with CredentialUnavailable, not retried.
+    """
+
+    def __init__(
+        self, home: Path, environ: Mapping[str, str], secrets_file: Path | None = None
+    ) -> None:
+        self._home = home
+        self._environ = environ
+        self._secrets_file = secrets_file
+        self._spec: LabSpec | None = None
+
+    @property
+    def sim(self) -> bool:
+        return self._environ.get(LAB_SIM_VARIABLE, "").lower() in ("1", "true", "yes")
+
+    def spec(self) -> LabSpec:
+        if self._spec is None:
+            from hvlab.specfile import SpecError, load_lab
+
+            path = self._environ.get(LAB_FILE_VARIABLE, "")
+            if not path:
+                raise CredentialUnavailable(
+                    "", "", f"the worker serves no lab: set {LAB_FILE_VARIABLE}")
+            try:
+                self._spec = load_lab(path)
+            except (OSError, SpecError) as exc:
+                raise CredentialUnavailable("", "", f"cannot load lab {path}: {exc}") from None
+        return self._spec
+
+    def endpoint(self, host: str) -> Endpoint:
+        return endpoint_source(self.spec(), self.sim, self._home).endpoint(host)
+
+    def __call__(self, name: str) -> ResolvedCredential:
+        resolver = SecretResolver(self._environ, self._secrets_file)
+        return credentials_for(self.spec(), self.sim, self._home, resolver)(name)

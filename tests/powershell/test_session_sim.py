@@ -194,3 +194,21 @@ def test_stale_pool_after_reboot_recovers(
     except RemoteError as error:
         assert error.retryable, error
     assert pool.run(svr1, one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"))).output
+
+
+def test_lab_credentials_resolve_references(lab_spec: LabSpec, tmp_path: Path) -> None:
+    """Real-host lookups pair the lab's username with the secret its reference names; a
+    missing secret names the variable, never a value."""
+    from hvlab.powershell.credentials import SecretResolver
+    from hvlab.powershell.endpoints import credentials_for
+    from hvlab.powershell.errors import CredentialUnavailable
+
+    resolver = SecretResolver({"HVLAB_DOMAIN_ADMIN_PASSWORD": "s3cret"})
+    lookup = credentials_for(lab_spec, False, tmp_path, resolver)
+    cred = lookup("domain-admin")
+    assert (cred.username, cred.password.value) == ("KOSA\\Administrator", "s3cret")
+    with pytest.raises(CredentialUnavailable) as caught:
+        lookup("local-admin")
+    assert "HVLAB_LOCAL_ADMIN_PASSWORD" in str(caught.value)
+    with pytest.raises(CredentialUnavailable):
+        lookup("nobody")
