@@ -71,33 +71,33 @@ def _current_config() -> DevConfig:
     return DevConfig.saved(cfg.home) or cfg
 
 
-def _describe(state: StackStatus, elapsed: float) -> None:
+def _how(state: StackStatus, name: str) -> str:
+    seconds = state.started.get(name)
+    return "already running" if seconds is None else f"started, ready in {seconds:.2f} s"
+
+
+def _describe(state: StackStatus) -> None:
     cfg = state.config
-    verb = {True: "started", False: "already running"}
-    out.print(
-        f"Temporal dev server  {cfg.address}  pid {state.server.pid}  "
-        f"({verb['temporal' in state.started]})"
-    )
+    server, worker = state.server, state.worker
+    out.print(f"Temporal dev server  {cfg.address}  pid {server.pid}  ({_how(state, 'temporal')})")
     out.print(f"Web UI               {cfg.ui_url}")
     out.print(
-        f"worker               pid {state.worker.pid}  task queue '{cfg.task_queue}'  "
-        f"({verb['worker' in state.started]})"
+        f"worker               pid {worker.pid}  task queue '{cfg.task_queue}'  "
+        f"({_how(state, 'worker')})"
     )
     out.print(f"worker metrics       {cfg.worker_metrics_url or 'disabled'}")
     out.print(f"logs and database    {cfg.dev_dir}")
-    out.print(f"ready in {elapsed:.2f} s")
 
 
 def _start_or_exit(cfg: DevConfig) -> StackStatus:
     from hvlab.devstack import DevStackError, start
 
-    started = time.monotonic()
     try:
         state = start(cfg)
     except DevStackError as exc:
         err.print(f"[red]dev stack failed:[/] {exc}")
         raise typer.Exit(1) from exc
-    _describe(state, time.monotonic() - started)
+    _describe(state)
     return state
 
 
