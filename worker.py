@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from activities.context import LabContextInterceptor
 from activities.registry import build_activities
 from hvlab.metrics import set_worker_info
 from hvlab.settings import Settings, get_settings
@@ -85,6 +86,7 @@ def build_worker(settings: Settings, client: Client, executor: ThreadPoolExecuto
         workflows=ALL_WORKFLOWS,
         activities=build_activities(settings),
         activity_executor=executor,
+        interceptors=[LabContextInterceptor()],
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )

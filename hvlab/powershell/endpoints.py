@@ -180,11 +180,13 @@ LAB_SIM_VARIABLE = "HVLAB_LAB_SIM"
 
 
 class WorkerLab:
-    """Endpoints and credentials for the lab a worker serves, resolved on first use.
+    """Endpoints and credentials for the labs a worker serves, resolved per activity.
 
-    The lab file is named by ``HVLAB_LAB_FILE``; ``HVLAB_LAB_SIM=1`` reaches the simulated
-    fleet under ``home`` instead of the lab's connections. A worker without a lab still starts
-    (the doctor needs none); a remote step then fails with CredentialUnavailable, not retried.
+    An activity's lab id (``hvlab.labs.CURRENT_LAB``, set from its input) selects a lab
+    registered under ``home/labs`` by ``hvlab up`` (with its sim flag). Without one, the lab
+    file named by ``HVLAB_LAB_FILE`` is used (``HVLAB_LAB_SIM=1`` for the simulator). A worker
+    without any lab still starts (the doctor needs none); a remote step then fails with
+    CredentialUnavailable, not retried.
     """
 
     def __init__(
@@ -193,14 +195,26 @@ class WorkerLab:
         self._home = home
         self._environ = environ
         self._secrets_file = secrets_file
-        self._spec: LabSpec | None = None
+        self._default: LabSpec | None = None
+
+    def _current(self) -> tuple[LabSpec, bool]:
+        from hvlab.labs import CURRENT_LAB, LabRegistry
+
+        lab = CURRENT_LAB.get()
+        if lab:
+            registered = LabRegistry(self._home).load(lab)
+            if registered is None:
+                raise CredentialUnavailable(
+                    "", "", f"lab {lab!r} is not registered on this worker ({self._home}/labs)")
+            return registered.spec, registered.sim
+        return self._default_spec(), self.sim
 
     @property
     def sim(self) -> bool:
         return self._environ.get(LAB_SIM_VARIABLE, "").lower() in ("1", "true", "yes")
 
-    def spec(self) -> LabSpec:
-        if self._spec is None:
+    def _default_spec(self) -> LabSpec:
+        if self._default is None:
             from hvlab.specfile import SpecError, load_lab
 
             path = self._environ.get(LAB_FILE_VARIABLE, "")
@@ -208,14 +222,20 @@ class WorkerLab:
                 raise CredentialUnavailable(
                     "", "", f"the worker serves no lab: set {LAB_FILE_VARIABLE}")
             try:
-                self._spec = load_lab(path)
+                self._default = load_lab(path)
             except (OSError, SpecError) as exc:
                 raise CredentialUnavailable("", "", f"cannot load lab {path}: {exc}") from None
-        return self._spec
+        return self._default
+
+    def spec(self) -> LabSpec:
+        """The lab of the running activity."""
+        return self._current()[0]
 
     def endpoint(self, host: str) -> Endpoint:
-        return endpoint_source(self.spec(), self.sim, self._home).endpoint(host)
+        spec, sim = self._current()
+        return endpoint_source(spec, sim, self._home).endpoint(host)
 
     def __call__(self, name: str) -> ResolvedCredential:
+        spec, sim = self._current()
         resolver = SecretResolver(self._environ, self._secrets_file)
-        return credentials_for(self.spec(), self.sim, self._home, resolver)(name)
+        return credentials_for(spec, sim, self._home, resolver)(name)

@@ -140,7 +140,7 @@ class SessionPool:
         self._param_type = param_type or catalog_param_type
         self._operation_timeout = operation_timeout
         self._connection_timeout = connection_timeout
-        self._pools: dict[tuple[str, str], _Pool] = {}
+        self._pools: dict[tuple[str, str, int, str], _Pool] = {}
         self._guard = threading.Lock()
         self._on_open = on_open or (lambda host, delta: None)
         self._on_request = on_request or (lambda host, outcome: None)
@@ -163,8 +163,12 @@ class SessionPool:
         self._on_open(endpoint.host, 1)
         return _Pool(runspace)
 
+    @staticmethod
+    def _key(endpoint: Endpoint) -> tuple[str, str, int, str]:
+        return (endpoint.host.lower(), endpoint.address, endpoint.port, endpoint.credential)
+
     def _get(self, endpoint: Endpoint) -> _Pool:
-        key = (endpoint.host.lower(), endpoint.credential)
+        key = self._key(endpoint)
         with self._guard:
             pool = self._pools.get(key)
         if pool is not None:
@@ -179,7 +183,7 @@ class SessionPool:
     def discard(self, endpoint: Endpoint) -> None:
         """Forget the host's pool (after a failure or a reboot); the next call reopens."""
         with self._guard:
-            pool = self._pools.pop((endpoint.host.lower(), endpoint.credential), None)
+            pool = self._pools.pop(self._key(endpoint), None)
         if pool is not None:
             self._close_quietly(pool)
 
@@ -191,7 +195,7 @@ class SessionPool:
     def close(self) -> None:
         with self._guard:
             pools, self._pools = list(self._pools.items()), {}
-        for (host, _), pool in pools:
+        for (host, *_), pool in pools:
             self._on_open(host, -1)
             self._close_quietly(pool)
 

@@ -1,0 +1,44 @@
+"""A small saga: register each undo before its step, run them in reverse on failure.
+
+Compensations run on failure *and* on cancellation (``BaseException``), keep going when one of
+them fails, and the original error is re-raised afterwards. With ``enabled=False``
+(``--no-compensate``) nothing is undone, to keep partial state for debugging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from temporalio import workflow
+
+Undo = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Saga:
+    """Undo actions of one workflow run, newest last."""
+
+    name: str
+    enabled: bool = True
+    undos: list[tuple[str, Undo]] = field(default_factory=list)
+    compensated: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, label: str, undo: Undo) -> None:
+        """Register the undo of the step about to run (before running it)."""
+        self.undos.append((label, undo))
+
+    async def compensate(self) -> None:
+        """Run every registered undo in reverse; a failing undo is logged and skipped."""
+        if not self.enabled:
+            workflow.logger.warning("%s: compensation disabled, leaving partial state", self.name)
+            return
+        while self.undos:
+            label, undo = self.undos.pop()
+            try:
+                await undo()
+                self.compensated.append(label)
+            except BaseException as exc:  # keep undoing the rest, report at the end
+                self.failed.append(label)
+                workflow.logger.error("%s: compensation %s failed: %s", self.name, label, exc)
