@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from activities.base import Remote, application_errors, cancelled, heartbeat
 from activities.models import (
     DefaultPathsInput,
+    DnsInput,
     DomainJoinInput,
     FoldersInput,
     HostInput,
@@ -50,6 +51,19 @@ def add_computer_command(request: DomainJoinInput) -> Command:
     """Join without -Restart: the reboot is its own step."""
     return Command.of("Add-Computer", DomainName=request.domain,
                       Credential=CredentialRef(request.credential), Force=SWITCH)
+
+
+def ip_address_command(address: str) -> Command:
+    return Command.of("Get-NetIPAddress", IPAddress=address, ErrorAction=SILENT)
+
+
+def get_dns_command(alias: str) -> Command:
+    return Command.of("Get-DnsClientServerAddress", InterfaceAlias=alias, AddressFamily="IPv4")
+
+
+def set_dns_command(alias: str, servers: list[str]) -> Command:
+    return Command.of("Set-DnsClientServerAddress", InterfaceAlias=alias,
+                      ServerAddresses=list(servers))
 
 
 def get_feature_command(request: HyperVRoleInput) -> Command:
@@ -154,6 +168,33 @@ class HostActivities:
             return StepResult(changed=False, observed={**observed, "restart_needed": True})
         return StepResult(changed=True, observed={**observed, "restart_needed": True,
                                                   "pending_domain": request.domain})
+
+    # -- DNS -------------------------------------------------------------------------------
+    @activity.defn(name="host.dns")
+    def dns(self, request: DnsInput) -> StepResult:
+        """Point the adapter that carries the host's address at the given DNS servers (the DC),
+        which a domain join needs."""
+        with application_errors():
+            return self._dns(request)
+
+    def _dns_servers(self, host: str, alias: str) -> list[str]:
+        found = self._remote.query_one(host, get_dns_command(alias)) or {}
+        return [str(s) for s in (found.get("ServerAddresses") or [])]
+
+    def _dns(self, request: DnsInput) -> StepResult:
+        address = self._remote.query_one(request.host, ip_address_command(request.address))
+        if address is None:
+            raise conflict(request.host, f"no adapter carries {request.address}")
+        alias = _text(address.get("InterfaceAlias"))
+        before = self._dns_servers(request.host, alias)
+        if before[: len(request.servers)] == request.servers:
+            return StepResult(changed=False, observed={"interface": alias, "dns": before})
+        self._remote.run(request.host, set_dns_command(alias, request.servers))
+        after = self._dns_servers(request.host, alias)
+        if after[: len(request.servers)] != request.servers:
+            raise verify_failed(request.host, "DNS servers did not change", after)
+        return StepResult(changed=True, observed={"interface": alias, "dns": after,
+                                                  "before": before})
 
     # -- Hyper-V role --------------------------------------------------------------------
     @activity.defn(name="host.hyperv_role")
@@ -331,5 +372,5 @@ class HostActivities:
 
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""
-        return [self.domain_join, self.hyperv_role, self.reboot, self.wait_ready, self.folders,
-                self.default_paths, self.switch, self.remove_switch]
+        return [self.dns, self.domain_join, self.hyperv_role, self.reboot, self.wait_ready,
+                self.folders, self.default_paths, self.switch, self.remove_switch]

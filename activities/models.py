@@ -7,17 +7,20 @@ fields get defaults so running histories still decode.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hvlab.spec import Delegation, LabSpec, NatGateway, NatKind, Nic, PortForward, Share, Vm
 from hvlab.spec import Host as HostSpec
-from hvlab.spec import LabSpec, Nic, Vm
 from hvlab.spec import Switch as SwitchSpec
 
 
 class _Input(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+    lab: str = Field(default="", description="lab id: which registered lab's hosts to use")
 
 
 class StepResult(BaseModel):
@@ -41,6 +44,20 @@ class DomainJoinInput(_Input):
     @classmethod
     def from_spec(cls, spec: LabSpec, host: str) -> DomainJoinInput:
         return cls(host=host, domain=spec.domain.fqdn, credential=spec.domain.admin_credential)
+
+
+class DnsInput(_Input):
+    """Point the adapter that carries ``address`` at ``servers`` (the DC first)."""
+
+    host: str
+    address: str = Field(description="the host's own address, to find its adapter")
+    servers: list[str]
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, host: str) -> DnsInput:
+        dc = spec.host(spec.domain.dc)
+        return cls(host=host, address=spec.host(host).connection.address,
+                   servers=[dc.connection.address])
 
 
 class HyperVRoleInput(_Input):
@@ -137,8 +154,10 @@ class VmNicInput(_Input):
 
     @classmethod
     def from_spec(cls, vm: Vm, nic: Nic, mac: str | None = None) -> VmNicInput:
+        """The NIC with ``mac``, else the deterministic :func:`static_mac` of the VM's NIC
+        (guest configuration finds adapters by MAC, so lab NICs never get dynamic ones)."""
         return cls(host=vm.host, vm=vm.name, name=nic.name, switch=nic.switch,
-                   legacy=nic.legacy, mac=mac)
+                   legacy=nic.legacy, mac=mac or static_mac(vm.name, nic.name))
 
 
 class VmInput(_Input):
@@ -154,3 +173,524 @@ class VmRemoveInput(_Input):
     host: str
     vm: str
     disk_path: str | None = None
+
+
+# -- guest configuration, storage, directory and network steps -------------------------------
+
+GuestOs = Literal["windows", "windows-legacy", "linux"]
+MAC_PREFIX = "00155D"
+
+
+def static_mac(vm: str, nic: str) -> str:
+    """A deterministic static MAC (12 hex digits) for a VM's NIC: Hyper-V's 00-15-5D prefix
+    and three bytes of SHA-256 over the lower-cased VM and NIC names."""
+    digest = hashlib.sha256(f"{vm.lower()}/{nic.lower()}".encode()).hexdigest()
+    return MAC_PREFIX + digest[:6].upper()
+
+
+def _forward_ip(spec: LabSpec, nat: NatGateway, forward: PortForward) -> str:
+    """The private address of a port forward: ``to_ip``, else the target VM's address on one
+    of the NAT's internal networks (else its first address)."""
+    if forward.to_ip is not None:
+        return str(forward.to_ip)
+    target = spec.vm(forward.to_vm or "")
+    inside = set(nat.internal)
+    if nat.vm:
+        inside = {n.switch for n in spec.vm(nat.vm).nics if n.name in nat.internal}
+    addresses = sorted(((n.switch not in inside, n.ipv4) for n in target.nics if n.ipv4),
+                       key=lambda pair: pair[0])
+    if not addresses:
+        raise ValueError(f"forward to {target.name}: the VM has no IPv4 address in the lab file")
+    return str(addresses[0][1].ip)
+
+
+class GuestNicConfig(_Input):
+    """Static IPv4 settings of one guest adapter, found in the guest by its MAC."""
+
+    name: str = Field(description="VM NIC name, also the guest connection name")
+    mac: str = Field(description="the NIC's static MAC, 12 hex digits")
+    ip: str
+    prefix: int = Field(ge=0, le=32)
+    gateway: str | None = None
+    dns: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, vm: Vm, nic: Nic) -> GuestNicConfig:
+        if nic.ipv4 is None:
+            raise ValueError(f"{vm.name}/{nic.name} has no ipv4 in the lab file")
+        return cls(name=nic.name, mac=static_mac(vm.name, nic.name), ip=str(nic.ipv4.ip),
+                   prefix=nic.ipv4.network.prefixlen,
+                   gateway=str(nic.gateway) if nic.gateway else None,
+                   dns=[str(d) for d in nic.dns])
+
+
+class GuestUserConfig(_Input):
+    """A local guest user; its password is the lab credential's, sent as a PSCredential."""
+
+    name: str
+    credential: str = Field(description="lab credential name")
+    groups: list[str] = Field(default_factory=list)
+
+
+class GuestNatConfig(_Input):
+    """RRAS NAT in a guest: public and private connection names, port mappings."""
+
+    public: str
+    private: list[str]
+    mappings: list[str] = Field(default_factory=list,
+                                description="proto:publicport:privateip:privateport")
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, nat: NatGateway) -> GuestNatConfig:
+        mappings = [f"{f.protocol.value}:{f.external_port}:{_forward_ip(spec, nat, f)}:"
+                    f"{f.internal_port}" for f in nat.forwards]
+        return cls(public=nat.external, private=list(nat.internal), mappings=mappings)
+
+
+def _guest_nat(spec: LabSpec, vm: Vm) -> GuestNatConfig | None:
+    for nat in spec.nat:
+        if nat.kind is NatKind.rras_in_guest and (nat.vm or "").lower() == vm.name.lower():
+            return GuestNatConfig.from_spec(spec, nat)
+    return None
+
+
+def _telnet_users(vm: Vm) -> list[GuestUserConfig]:
+    telnet = vm.guest.telnet
+    if telnet is None:
+        return []
+    return [GuestUserConfig(name=u.name, credential=u.credential, groups=[telnet.group])
+            for u in telnet.users]
+
+
+class GuestInput(_Input):
+    """A guest step on the VM's Hyper-V host; PowerShell Direct needs ``os`` windows (2016+)
+    and the guest administrator's lab ``credential``."""
+
+    host: str
+    vm: str
+    os: GuestOs
+    credential: str | None = None
+
+    @classmethod
+    def base(cls, vm: Vm) -> dict[str, Any]:
+        return {"host": vm.host, "vm": vm.name, "os": vm.guest.os.value,
+                "credential": vm.guest.credential}
+
+
+class OfflineGuestConfigInput(GuestInput):
+    """host/offline-guest-config for a legacy guest: written into its VHD(X) while it is off,
+    applied at its next boot."""
+
+    vhd_path: str
+    nics: list[GuestNicConfig] = Field(default_factory=list)
+    users: list[GuestUserConfig] = Field(default_factory=list)
+    telnet: bool = False
+    rdp_port: int | None = None
+    nat: GuestNatConfig | None = None
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, vm: Vm) -> OfflineGuestConfigInput:
+        return cls(**cls.base(vm), vhd_path=spec.vm_disk_path(vm),
+                   nics=[GuestNicConfig.from_spec(vm, n) for n in vm.nics if n.ipv4],
+                   users=_telnet_users(vm), telnet=vm.guest.telnet is not None,
+                   rdp_port=vm.guest.rdp.port if vm.guest.rdp else None,
+                   nat=_guest_nat(spec, vm))
+
+
+class GuestWaitInput(GuestInput):
+    timeout_seconds: float = 900.0
+    interval_seconds: float = 5.0
+
+    @classmethod
+    def from_spec(cls, vm: Vm) -> GuestWaitInput:
+        return cls(**cls.base(vm))
+
+
+class GuestIpv4Input(GuestInput):
+    nic: GuestNicConfig
+
+    @classmethod
+    def from_spec(cls, vm: Vm, nic: Nic) -> GuestIpv4Input:
+        return cls(**cls.base(vm), nic=GuestNicConfig.from_spec(vm, nic))
+
+
+class GuestTelnetInput(GuestInput):
+    users: list[GuestUserConfig]
+    group: str = "TelnetClients"
+
+    @classmethod
+    def from_spec(cls, vm: Vm) -> GuestTelnetInput:
+        group = vm.guest.telnet.group if vm.guest.telnet else "TelnetClients"
+        return cls(**cls.base(vm), users=_telnet_users(vm), group=group)
+
+
+class GuestRdpInput(GuestInput):
+    port: int = Field(default=3389, ge=1, le=65535)
+
+    @classmethod
+    def from_spec(cls, vm: Vm) -> GuestRdpInput:
+        return cls(**cls.base(vm), port=vm.guest.rdp.port if vm.guest.rdp else 3389)
+
+
+class GuestNatInput(GuestInput):
+    nat: GuestNatConfig
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, nat: NatGateway) -> GuestNatInput:
+        return cls(**cls.base(spec.vm(nat.vm or "")), nat=GuestNatConfig.from_spec(spec, nat))
+
+
+class ConnectivityCheck(_Input):
+    """From ``host``: does ``address`` answer (TCP ``port``, or ping without a port)?"""
+
+    name: str
+    host: str
+    address: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class ConnectivityInput(_Input):
+    checks: list[ConnectivityCheck]
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec) -> ConnectivityInput:
+        """Every TCP forward of every NAT, tried on the NAT's public address from a Hyper-V
+        host: each lands on a server in an internal network, so it passes only when the router
+        routes into that network and the server routes back through it."""
+        return cls(checks=[c for nat in spec.nat for c in _nat_checks(spec, nat)])
+
+
+def _nat_checks(spec: LabSpec, nat: NatGateway) -> list[ConnectivityCheck]:
+    if nat.kind is NatKind.rras_in_guest and nat.vm:
+        router = spec.vm(nat.vm)
+        public = next((n for n in router.nics if n.name == nat.external and n.ipv4), None)
+        if public is None or public.ipv4 is None:
+            return []
+        source, address = router.host, str(public.ipv4.ip)
+    else:
+        host = spec.host(nat.host or "")
+        others = [h.name for h in spec.hyperv_hosts if h.name != host.name]
+        source, address = (others or [host.name])[0], host.connection.address
+    return [ConnectivityCheck(
+        name=f"{nat.name}: tcp {f.external_port} on {address} -> {f.to_vm or f.to_ip}:"
+             f"{f.internal_port}", host=source, address=address, port=f.external_port)
+        for f in nat.forwards if f.protocol.value == "tcp"]
+
+
+# storage (SMB share, share ACL, NTFS)
+
+ShareRight = Literal["Full", "Change", "Read"]
+NTFS_FOR_SHARE: dict[str, Literal["F", "M", "RX"]] = {"Full": "F", "Change": "M", "Read": "RX"}
+
+
+def _accounts(share: Share, access: str) -> list[str]:
+    return [g.account for g in share.grants if g.access.value == access]
+
+
+class ShareInput(_Input):
+    """An SMB share on a folder (created when missing) with its initial share ACL."""
+
+    host: str
+    name: str
+    path: str
+    full_access: list[str] = Field(default_factory=list)
+    change_access: list[str] = Field(default_factory=list)
+    read_access: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, share: Share) -> ShareInput:
+        return cls(host=share.host, name=share.name, path=share.path,
+                   full_access=_accounts(share, "Full"), change_access=_accounts(share, "Change"),
+                   read_access=_accounts(share, "Read"))
+
+
+class ShareGrant(_Input):
+    account: str
+    access: ShareRight = "Full"
+
+
+class ShareAccessInput(_Input):
+    host: str
+    name: str
+    grants: list[ShareGrant]
+
+    @classmethod
+    def from_spec(cls, share: Share) -> ShareAccessInput:
+        return cls(host=share.host, name=share.name,
+                   grants=[ShareGrant(account=g.account, access=g.access.value)
+                           for g in share.grants])
+
+
+class NtfsGrant(_Input):
+    account: str
+    rights: Literal["F", "M", "RX"] = "F"
+
+
+class NtfsInput(_Input):
+    """NTFS rights on a folder (icacls, host/ntfs-grant); ``inherit`` adds (OI)(CI)."""
+
+    host: str
+    path: str
+    grants: list[NtfsGrant]
+    inherit: bool = True
+
+    @classmethod
+    def from_spec(cls, share: Share) -> NtfsInput:
+        return cls(host=share.host, path=share.path,
+                   grants=[NtfsGrant(account=g.account, rights=NTFS_FOR_SHARE[g.access.value])
+                           for g in share.grants])
+
+
+class RemoveShareInput(_Input):
+    host: str
+    name: str
+
+
+class RevokeAccessInput(_Input):
+    host: str
+    name: str
+    accounts: list[str]
+
+
+# directory (Kerberos constrained delegation)
+
+
+def delegation_spns(spec: LabSpec, entry: Delegation) -> list[str]:
+    """``service/target`` in short and FQDN form for every service of every target."""
+    fqdn = spec.domain.fqdn
+    return [spn for target in entry.to for service in target.services
+            for spn in (f"{service}/{target.target}", f"{service}/{target.target}.{fqdn}")]
+
+
+class DelegationInput(_Input):
+    """KCD on ``computer``'s AD object, set on the domain controller ``dc``."""
+
+    dc: str
+    computer: str
+    spns: list[str] = Field(description="msDS-AllowedToDelegateTo entries")
+    protocol_transition: bool = True
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, entry: Delegation) -> DelegationInput:
+        return cls(dc=spec.domain.dc, computer=entry.host, spns=delegation_spns(spec, entry),
+                   protocol_transition=entry.protocol_transition)
+
+
+class RemoveDelegationInput(_Input):
+    """Compensation of directory.delegation: remove exactly what that step added."""
+
+    dc: str
+    computer: str
+    spns: list[str] = Field(default_factory=list, description="entries the step added")
+    restore_transition: bool = Field(
+        default=False, description="the step turned protocol transition on; turn it off")
+
+    @classmethod
+    def from_step(cls, request: DelegationInput, result: StepResult) -> RemoveDelegationInput:
+        return cls(dc=request.dc, computer=request.computer,
+                   spns=list(result.observed.get("added", [])),
+                   restore_transition=bool(result.observed.get("transition_set", False)))
+
+
+# network (WinNAT on a Hyper-V host)
+
+
+def _internal_prefix(spec: LabSpec, nat: NatGateway) -> str:
+    if nat.internal_prefix is not None:
+        return str(nat.internal_prefix)
+    host = spec.host(nat.host or "")
+    nets = [s.subnet for s in host.switches if s.name in nat.internal and s.subnet is not None]
+    if not nets:
+        raise ValueError(f"NAT {nat.name}: give internal_prefix or subnets on its switches")
+    wide = nets[0]
+    while not all(n.subnet_of(wide) for n in nets):
+        wide = wide.supernet()
+    return str(wide)
+
+
+class NatForwardConfig(_Input):
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    external_ip: str = "0.0.0.0"
+    external_port: int = Field(ge=1, le=65535)
+    internal_ip: str
+    internal_port: int = Field(ge=1, le=65535)
+
+
+class HostNatInput(_Input):
+    """A WinNAT network (New-NetNat) on a Hyper-V host with static port mappings."""
+
+    host: str
+    name: str
+    internal_prefix: str
+    forwards: list[NatForwardConfig] = Field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, nat: NatGateway) -> HostNatInput:
+        forwards = [NatForwardConfig(protocol="TCP" if f.protocol.value == "tcp" else "UDP",
+                                     external_port=f.external_port,
+                                     internal_ip=_forward_ip(spec, nat, f),
+                                     internal_port=f.internal_port) for f in nat.forwards]
+        return cls(host=nat.host or "", name=nat.name, internal_prefix=_internal_prefix(spec, nat),
+                   forwards=forwards)
+
+
+class RemoveHostNatInput(_Input):
+    host: str
+    name: str
+
+
+
+# -- migration, replica and checkpoint steps (activities/migration.py, replica.py, checkpoint.py)
+
+
+class MigrationNetworkInput(_Input):
+    subnet: str = Field(description="e.g. 192.168.1.0/24")
+    priority: int = Field(default=1, ge=0)
+
+
+class MigrationHostSettings(_Input):
+    """The Set-VMHost migration settings (reference §11); also what readiness found before."""
+
+    enabled: bool = True
+    authentication: Literal["Kerberos", "CredSSP"] = "Kerberos"
+    performance: Literal["TCPIP", "Compression", "SMB"] = "Compression"
+    max_vm_migrations: int = Field(default=2, ge=1)
+    max_storage_migrations: int = Field(default=2, ge=1)
+    use_any_network: bool = False
+
+
+class MigrationReadinessInput(_Input):
+    host: str
+    settings: MigrationHostSettings = Field(default_factory=MigrationHostSettings)
+    networks: list[MigrationNetworkInput] = Field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, host: HostSpec) -> MigrationReadinessInput:
+        m = host.migration
+        if m is None:
+            return cls(host=host.name)
+        settings = MigrationHostSettings(
+            enabled=m.enabled, authentication=m.authentication.value,
+            performance=m.performance.value, max_vm_migrations=m.max_concurrent,
+            max_storage_migrations=m.max_storage, use_any_network=m.use_any_network)
+        return cls(host=host.name, settings=settings, networks=[
+            MigrationNetworkInput(subnet=str(n), priority=i + 1) for i, n in enumerate(m.networks)])
+
+
+class MigrationRestoreInput(_Input):
+    """Compensation of migration.readiness: the settings it observed before, and the
+    migration networks it added (only those are removed)."""
+
+    host: str
+    previous: MigrationHostSettings
+    remove_networks: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def from_readiness(cls, host: str, result: StepResult) -> MigrationRestoreInput:
+        return cls(host=host, previous=MigrationHostSettings(**result.observed["previous"]),
+                   remove_networks=list(result.observed.get("added_networks", [])))
+
+
+MoveMode = Literal["shared-nothing", "smb", "storage"]
+
+
+class MoveInput(_Input):
+    """A move of ``vm`` from ``host``: shared-nothing (VM + storage to ``destination_path`` on
+    ``destination``), smb (compute only, files stay on the share) or storage (Move-VMStorage on
+    ``host`` to ``destination_path``)."""
+
+    host: str
+    vm: str
+    mode: MoveMode = "shared-nothing"
+    destination: str | None = Field(default=None, description="lab host name (not storage)")
+    destination_fqdn: str | None = Field(default=None, description="Move-VM -DestinationHost")
+    destination_path: str | None = None
+
+    def target_host(self) -> str:
+        """Where the VM runs after the move."""
+        return self.host if self.mode == "storage" else str(self.destination)
+
+
+class MigrationJobInput(_Input):
+    """A host-side Msvm_MigrationJob on the source ``host``."""
+
+    host: str
+    job_id: str
+    interval_seconds: float = Field(default=2.0, gt=0)
+    timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
+
+
+class FindJobInput(_Input):
+    host: str
+    vm: str
+    vm_id: str | None = Field(default=None, description="when the VM already left the host")
+
+
+class VerifyLocationInput(_Input):
+    """Where ``vm`` must be: on ``host`` (not on ``absent_from``), config and disks under
+    ``path`` when given."""
+
+    host: str
+    vm: str
+    path: str | None = None
+    absent_from: str | None = None
+    fail_on_mismatch: bool = True
+
+
+class ReplicaServerInput(_Input):
+    host: str
+    port: int = Field(default=80, ge=1, le=65535)
+    storage: str = "C:\\Hyper-V\\Replica"
+
+
+class ReplicaFirewallInput(_Input):
+    """The 'Hyper-V Replica HTTP Listener (TCP-In)' rule on ``host``: enabled on ``port``
+    (forward) or disabled and back on ``port`` (compensation, port 80 by default)."""
+
+    host: str
+    port: int = Field(default=80, ge=1, le=65535)
+
+
+class ReplicationInput(_Input):
+    """Replication of ``vm`` from ``primary`` to ``replica`` (lab host names);
+    ``replica_server`` is the name Hyper-V connects to (FQDN)."""
+
+    primary: str
+    replica: str
+    vm: str
+    replica_server: str
+    port: int = Field(default=80, ge=1, le=65535)
+    primary_server: str | None = Field(default=None, description="primary's FQDN (reverse)")
+    auth: Literal["Kerberos"] = "Kerberos"
+    frequency: int = Field(default=300, description="30, 300 or 900 seconds")
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, vm: str) -> ReplicationInput:
+        rep = next(r for r in spec.replication if r.vm.lower() == vm.lower())
+        fqdn = spec.domain.fqdn.lower()
+        return cls(primary=rep.primary, replica=rep.replica, vm=rep.vm,
+                   replica_server=f"{rep.replica.lower()}.{fqdn}",
+                   primary_server=f"{rep.primary.lower()}.{fqdn}", port=rep.port,
+                   frequency=rep.frequency)
+
+
+class ReplicaVmInput(_Input):
+    """One side (``host``) of a replicated VM."""
+
+    host: str
+    vm: str
+
+
+class ReplicaWaitInput(_Input):
+    host: str
+    vm: str
+    states: list[str] = Field(default_factory=lambda: ["Replicating"])
+    health: list[str] = Field(default_factory=lambda: ["Normal"])
+    interval_seconds: float = Field(default=5.0, gt=0)
+    timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
+
+
+class CheckpointInput(_Input):
+    host: str
+    vm: str
+    name: str
