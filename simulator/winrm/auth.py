@@ -7,14 +7,18 @@ pypsrp's ``auth="ntlm"`` sends them and SPNEGO-wrapped ones from ``auth="negotia
 
 pyspnego's pure-Python NTLM acceptor reads account hashes from the file named by the
 ``NTLM_USER_FILE`` environment variable. That variable is process-global while every simulated
-host has its own accounts, so each acceptor step runs under one module lock with the variable
-pointing at a scratch file holding exactly the account the client's AUTHENTICATE message
-names (its domain as sent, the password of the matching local user). Any domain is accepted;
-the user part is matched case-insensitively.
+host has its own accounts: importing this module points it, once and for good, at a scratch
+file, and each acceptor step runs under one module lock with that file holding exactly the
+account the client's AUTHENTICATE message names (its domain as sent, the password of the
+matching local user). Any domain is accepted; the user part is matched case-insensitively.
+
+The variable is set at import and never changed afterwards on purpose: other threads (requests
+resolving proxies, for one) iterate ``os.environ``, and removing a key under them raises.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
 import contextlib
@@ -42,7 +46,22 @@ _NTLM_NEGOTIATE = b"NTLMSSP\x00\x01\x00\x00\x00"
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 
 _NTLM_LOCK = threading.Lock()
-_store_path: str | None = None
+
+
+def _new_store() -> str:
+    fd, path = tempfile.mkstemp(prefix="hvlab-sim-ntlm-", suffix=".txt")
+    os.close(fd)
+    atexit.register(_remove, path)
+    return path
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+_STORE = _new_store()
+os.environ["NTLM_USER_FILE"] = _STORE
 
 
 class AuthFailed(Exception):
@@ -72,14 +91,6 @@ class UserDirectory:
         return entry[0]
 
 
-def _store() -> str:
-    global _store_path
-    if _store_path is None:
-        fd, _store_path = tempfile.mkstemp(prefix="hvlab-sim-ntlm-", suffix=".txt")
-        os.close(fd)
-    return _store_path
-
-
 def _authenticate_identity(token: bytes) -> tuple[str, str] | None:
     """``(domain, user)`` named by an NTLM AUTHENTICATE message in a raw or SPNEGO token."""
     start = token.find(_NTLM_AUTHENTICATE)
@@ -102,20 +113,13 @@ def _smbpasswd_line(domain: str, user: str, password: str) -> str:
 
 @contextlib.contextmanager
 def _user_file(content: str) -> Iterator[None]:
-    """Hold the module lock with NTLM_USER_FILE pointing at ``content``."""
+    """Hold the module lock with the NTLM_USER_FILE store holding ``content``."""
     with _NTLM_LOCK:
-        path = _store()
-        with open(path, "w", encoding="utf-8") as fh:
+        if os.environ.get("NTLM_USER_FILE") != _STORE:  # someone changed it: take it back
+            os.environ["NTLM_USER_FILE"] = _STORE
+        with open(_STORE, "w", encoding="utf-8") as fh:
             fh.write(content)
-        previous = os.environ.get("NTLM_USER_FILE")
-        os.environ["NTLM_USER_FILE"] = path
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop("NTLM_USER_FILE", None)
-            else:
-                os.environ["NTLM_USER_FILE"] = previous
+        yield
 
 
 @dataclass

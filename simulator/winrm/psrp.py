@@ -50,7 +50,13 @@ from simulator.winrm.records import (
     build_invocation,
     error_record,
 )
-from simulator.winrm.soap import WSManFault, shell_not_found, timed_out
+from simulator.winrm.soap import (
+    RESOURCE_NOT_FOUND,
+    SHELL_NOT_FOUND,
+    WSManFault,
+    shell_not_found,
+    timed_out,
+)
 
 _ENVELOPE_OVERHEAD = 2048  # bytes of a Receive response besides its stream payloads
 _STREAM_OVERHEAD = 128  # bytes of one <rsp:Stream ...></rsp:Stream> wrapper
@@ -275,9 +281,11 @@ class PsrpShell:
             try:
                 pid = uuid.UUID(command_id)
             except ValueError as exc:
-                raise WSManFault(0x80338000, f"Invalid CommandId {command_id}") from exc
+                raise WSManFault(RESOURCE_NOT_FOUND, f"Invalid CommandId {command_id}") from exc
             if pid in self.runs:
-                raise WSManFault(0x80338000, f"A command with CommandId {command_id} exists.")
+                raise WSManFault(
+                    RESOURCE_NOT_FOUND, f"A command with CommandId {command_id} exists."
+                )
             run = PipelineRun(ServerPipeline(self.pool, pid), command_id.upper())
             self.runs[pid] = run
             return run
@@ -297,7 +305,7 @@ class PsrpShell:
             run = self.find_run(command_id)
             if run is None:
                 raise WSManFault(
-                    0x8033805B,
+                    SHELL_NOT_FOUND,
                     f"The request for the command with CommandId {command_id} failed because "
                     "the command was not found in shell " + self.shell_id + ".",
                     "w:InvalidSelectors",
@@ -330,7 +338,9 @@ class PsrpShell:
 
     def _reject(self, run: PipelineRun | None, exc: Exception) -> None:
         if run is None or run.ready:
-            raise WSManFault(0x80338000, f"Invalid PowerShell remoting data: {exc}") from exc
+            raise WSManFault(
+                RESOURCE_NOT_FOUND, f"Invalid PowerShell remoting data: {exc}"
+            ) from exc
         run.ready = True
         self._set_running(run)
         record = error_record(
@@ -468,18 +478,17 @@ class PsrpShell:
         pid = run.pipeline_id if run is not None else None
         with self.cond:
             self._check_open()
-            queue = self.queues[pid]
+            pending = self.queues[pid]
 
             def ready() -> bool:
-                return (
-                    self.closed or bool(queue) or (run is not None and (run.finished or run.closed))
-                )
+                ended = run is not None and (run.finished or run.closed)
+                return self.closed or bool(pending) or ended
 
             if not self.cond.wait_for(ready, wait):
                 raise timed_out()
             self._check_open()
-            payloads = self._take(queue, receive_budget(max_envelope_size))
-            done = run is not None and (run.finished or run.closed) and not queue
+            payloads = self._take(pending, receive_budget(max_envelope_size))
+            done = run is not None and (run.finished or run.closed) and not pending
             if done and run is not None:
                 self._retire(run)
             return payloads, done
@@ -494,15 +503,16 @@ class PsrpShell:
             self._close_run(self.drained.popleft())
 
     @staticmethod
-    def _take(queue: deque[bytes], budget: int) -> list[str]:
+    def _take(pending: deque[bytes], budget: int) -> list[str]:
+        """Base64 payloads from the front of ``pending`` that fit ``budget`` (at least one)."""
         payloads: list[str] = []
         used = 0
-        while queue:
-            encoded = base64.b64encode(queue[0]).decode()
+        while pending:
+            encoded = base64.b64encode(pending[0]).decode()
             cost = len(encoded) + _STREAM_OVERHEAD
             if payloads and used + cost > budget:
                 break
-            queue.popleft()
+            pending.popleft()
             payloads.append(encoded)
             used += cost
         return payloads

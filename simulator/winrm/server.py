@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ipaddress
+import logging
 import socket
 import sys
 import threading
@@ -31,6 +32,8 @@ from simulator.winrm.auth import AuthFailed, AuthStep, ConnectionAuth, UserDirec
 from simulator.winrm.faults import FaultHooks
 from simulator.winrm.service import WSManService
 from simulator.winrm.soap import WSManFault
+
+log = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 0.05
 
@@ -94,6 +97,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         app = self.server.app
         super().setup()
+        self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
+        log.debug("%s: connection from %s", app.host_name, self.peer)
         # Like HTTP.sys, close idle connections (and with them their NTLM context).
         self.connection.settimeout(app.idle_timeout)
         app._count_connection()
@@ -101,6 +106,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.server.connections.add(self.connection)
 
     def finish(self) -> None:
+        log.debug("%s: connection from %s closed", self.server.app.host_name, self.peer)
         try:
             super().finish()
         finally:
@@ -276,7 +282,8 @@ class WinRMServer:
         if encrypted:
             try:
                 body = http.auth.unwrap(body, content_type)
-            except Exception:
+            except Exception as exc:
+                log.info("%s: cannot decrypt a request from %s: %s", self.host_name, http.peer, exc)
                 http.reply(400)
                 return
         elif not body:

@@ -8,6 +8,7 @@ shells (PSRP runspace pools, :class:`~simulator.winrm.psrp.PsrpShell`) and appli
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 import uuid
@@ -21,6 +22,8 @@ from simulator.winrm import soap
 from simulator.winrm.faults import FaultEffect, FaultHooks, FaultRule, RequestInfo
 from simulator.winrm.psrp import PipelineRun, PsrpShell
 from simulator.winrm.soap import NS, WSManFault, WSManRequest
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ENVELOPE = 153600
 SERVER_MAX_ENVELOPE_KB = 500
@@ -114,9 +117,16 @@ class WSManService:
         with self._lock:
             self._counts[request.name] += 1
         try:
-            operation = self._prepare(request, username, client_ip)
+            return self._handle(request, username, client_ip)
         except WSManFault as fault:
             return self._fault(fault, request.message_id)
+        except Exception:
+            log.exception("internal error answering %s on %s", request.name, self.host_name)
+            internal = WSManFault(soap.INTERNAL_ERROR, "The WS-Management service failed.")
+            return self._fault(internal, request.message_id)
+
+    def _handle(self, request: WSManRequest, username: str, client_ip: str) -> Reply:
+        operation = self._prepare(request, username, client_ip)
         info = RequestInfo(
             host=self.host_name,
             action=request.name,
