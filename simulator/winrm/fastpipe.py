@@ -14,7 +14,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from psrpcore import Command, PowerShell
-from psrpcore.types._serializer import _Serializer
+from psrpcore.types._serializer import _deserialize_string, _Serializer
 
 
 def _member(parent: ET.Element, name: str) -> ET.Element:
@@ -45,11 +45,15 @@ def _bool(parent: ET.Element, name: str) -> bool:
     return (element.text or "").strip().lower() == "true"
 
 
-def _text(parent: ET.Element, name: str) -> str:
-    element = _member(parent, name)
+def _string(element: ET.Element) -> str:
+    """A CLIXML ``<S>`` value, its ``_xHHHH_`` escapes (newlines, surrogates...) decoded."""
     if element.tag != "S":
-        raise ValueError(f"CreatePipeline: {name} is not a string")
-    return element.text or ""
+        raise ValueError(f"CreatePipeline: {element.get('N')} is not a string")
+    return _deserialize_string(element.text or "")
+
+
+def _text(parent: ET.Element, name: str) -> str:
+    return _string(_member(parent, name))
 
 
 def _type_names(root: ET.Element) -> dict[str, list[str]]:
@@ -76,7 +80,7 @@ def _command(element: ET.Element, values: _Serializer) -> Command:
         arg_members = _ms(arg)
         name = _member(arg_members, "N")
         value = values.deserialize(_member(arg_members, "V"))
-        cmd.parameters.append((None if name.tag == "Nil" else name.text or "", value))
+        cmd.parameters.append((None if name.tag == "Nil" else _string(name), value))
     return cmd
 
 

@@ -565,6 +565,7 @@ def _describe(pipeline: Any) -> list[Any]:
         lambda ps: ps.add_cmdlet("Get-VM").add_parameter("Name", "vm1").add_parameter("Force"),
         lambda ps: ps.add_cmdlet("Get-VM").add_argument("vm1").add_cmdlet("Stop-VM", True),
         lambda ps: ps.add_script("param($a) $a").add_argument(5).add_statement().add_cmdlet("X"),
+        lambda ps: ps.add_script("param(\n\t$a\r\n)\n'_x000A_ 😀'").add_parameter("a\nb", "x\ny"),
         lambda ps: ps.add_cmdlet("New-VM").add_parameters(
             {"Tags": ["a", "b"], "Opts": {"k": 1, "n": None}, "Big": 2**20, "Ratio": 0.5}
         ),
