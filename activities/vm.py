@@ -249,6 +249,15 @@ class VmActivities:
                                 after)
         return StepResult(changed=True, observed=_nic_view(after))
 
+    # -- probe ---------------------------------------------------------------------------
+    @activity.defn(name="vm.exists")
+    def exists(self, request: VmInput) -> StepResult:
+        """Read-only: whether the VM exists on the host (and its state); never changes."""
+        with application_errors():
+            vm = self._get_vm(request.host, request.vm)
+            observed = {"exists": vm is not None, "state": str(vm.get("State")) if vm else None}
+            return StepResult(changed=False, observed=observed)
+
     # -- power ---------------------------------------------------------------------------
     @activity.defn(name="vm.start")
     def start(self, request: VmInput) -> StepResult:
@@ -281,4 +290,5 @@ class VmActivities:
 
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""
-        return [self.disk, self.create, self.remove, self.nic, self.start, self.stop]
+        return [self.exists, self.disk, self.create, self.remove, self.nic, self.start,
+                self.stop]

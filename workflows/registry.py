@@ -3,5 +3,8 @@
 from __future__ import annotations
 
 from workflows.doctor import DoctorWorkflow
+from workflows.host_prep import HostPrepWorkflow
+from workflows.lab_build import LabBuildWorkflow
+from workflows.vm_deploy import VmDeployWorkflow
 
-ALL_WORKFLOWS: list[type] = [DoctorWorkflow]
+ALL_WORKFLOWS: list[type] = [DoctorWorkflow, HostPrepWorkflow, VmDeployWorkflow, LabBuildWorkflow]

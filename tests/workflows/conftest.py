@@ -1,0 +1,62 @@
+"""Workflow tests: a real Temporal dev server, an in-process worker, the simulated fleet."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from activities.context import LabContextInterceptor
+from activities.host import HostActivities
+from activities.vm import VmActivities
+from hvlab.labs import LabRegistry
+from hvlab.powershell.endpoints import WorkerLab
+from hvlab.powershell.session import SessionPool
+from hvlab.spec import LabSpec
+from hvlab.specfile import load_lab
+from simulator.fleet import Fleet
+from tests.conftest import running_worker
+from tests.sim.conftest import SEED
+from workflows.registry import ALL_WORKFLOWS
+
+READ_ONLY = ("Get-", "Test-", "Compare-", "Measure-", "Select-", "Out-")
+
+
+def mutating_counts(fleet: Fleet) -> dict[str, dict[str, int]]:
+    """Per host, the counts of commands that change something."""
+    counters = fleet.state()["counters"]
+    return {h: {c: n for c, n in cs.items() if not c.startswith(READ_ONLY)}
+            for h, cs in counters.items()}
+
+
+@pytest.fixture
+def seed() -> LabSpec:
+    return load_lab(SEED)
+
+
+@pytest.fixture
+def fleet(seed: LabSpec, tmp_path: Path) -> Iterator[Fleet]:
+    with Fleet(seed, tmp_path, speed=0, fresh=True, port=0, control=False,
+               max_receive_wait=2.0) as running:
+        LabRegistry(tmp_path).register(seed, sim=True)
+        yield running
+
+
+@asynccontextmanager
+async def lab_worker(client: Client, task_queue: str, fleet: Fleet) -> AsyncIterator[Any]:
+    """A worker with every workflow and the remote activities, on the fleet's home."""
+    lab = WorkerLab(fleet.home, dict(os.environ))
+    sessions = SessionPool(lab)
+    activities = [*HostActivities(sessions, lab).all(), *VmActivities(sessions, lab).all()]
+    try:
+        async with running_worker(client, task_queue, workflows=ALL_WORKFLOWS,
+                                  activities=activities,
+                                  interceptors=[LabContextInterceptor()]) as worker:
+            yield worker
+    finally:
+        sessions.close()

@@ -1,0 +1,69 @@
+"""LabBuildWorkflow over the simulated fleet: hosts prepared, VMs deployed, reruns idle."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+
+from hvlab.spec import LabSpec
+from simulator.fleet import Fleet
+from tests.workflows.conftest import lab_worker, mutating_counts
+from workflows.lab_build import LabBuildInput, LabBuildResult, LabBuildWorkflow
+from workflows.vm_deploy import VmDeployInput, VmDeployWorkflow
+
+UNITS = ["host-prep", "vm-deploy"]
+
+
+async def _build(client: Client, task_queue: str, spec: LabSpec) -> LabBuildResult:
+    return await client.execute_workflow(
+        LabBuildWorkflow.run, LabBuildInput(spec=spec, only=UNITS),
+        id=f"{spec.lab}-build-{uuid.uuid4().hex[:6]}", task_queue=task_queue,
+    )
+
+
+async def test_build_prepares_hosts_and_deploys_vms(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
+) -> None:
+    """Hosts join, get Hyper-V and switches; every VM exists on its host; a rerun sends no
+    mutating command. (win2003-3 lives on the SMB share, built by another unit kind.)"""
+    seed = seed.model_copy(update={"vms": [v for v in seed.vms if v.name != "win2003-3"],
+                                   "nat": [], "replication": []})
+    async with lab_worker(client, task_queue, fleet):
+        result = await _build(client, task_queue, seed)
+        assert set(result.units.values()) == {"done"}
+        state = fleet.state()
+        for host in ("SVR1", "SVR2"):
+            assert state["hosts"][host]["domain"].lower() == "kosa.vm"
+            assert set(state["hosts"][host]["switches"]) == {
+                "External", "Internal", "Private", "Internal2"}
+        assert set(state["hosts"]["SVR1"]["vms"]) == {"win2003-1", "win2003-2"}
+        assert state["hosts"]["SVR2"]["vms"]["Linux01"]["state"] == "Running"
+        before = mutating_counts(fleet)
+        again = await _build(client, task_queue, seed)
+        assert set(again.units.values()) == {"done"}
+        assert mutating_counts(fleet) == before
+
+
+async def test_failed_vm_deploy_leaves_host_as_before(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
+) -> None:
+    """A VM that cannot start (not enough host memory) is removed again with its disk."""
+    async with lab_worker(client, task_queue, fleet):
+        await _build(client, task_queue, seed.model_copy(update={
+            "vms": [v for v in seed.vms if v.host == "SVR2"], "nat": [], "replication": []}))
+        huge = seed.vm("Linux01").model_copy(update={"name": "huge", "memory": 64 * 1024**3})
+        spec = seed.model_copy(update={"vms": [*seed.vms, huge]})
+        before = fleet.state()["hosts"]["SVR2"]
+        with pytest.raises(WorkflowFailureError) as info:
+            await client.execute_workflow(
+                VmDeployWorkflow.run, VmDeployInput(spec=spec, vm="huge"),
+                id=f"deploy-huge-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        assert "0x800705AA" in str(info.value.cause.cause) or "InsufficientMemory" in str(
+            info.value.cause)
+        after = fleet.state()["hosts"]["SVR2"]
+        assert "huge" not in after["vms"]
+        assert after["vms"].keys() == before["vms"].keys()
+        files = {k.lower() for k in fleet.world.host("SVR2").files}  # type: ignore[union-attr]
+        assert not any("huge" in f for f in files)

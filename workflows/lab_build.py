@@ -1,0 +1,122 @@
+"""LabBuildWorkflow: the lab file's build plan as a DAG of child workflows.
+
+Each unit of :func:`hvlab.plan.build_plan` becomes one child workflow (id
+``<lab>-build/<unit>``) started as soon as the units it depends on have finished, with at most
+``per_host_limit`` units at a time touching the same host. When a unit fails no new unit
+starts, the running ones are cancelled (each compensates its own changes) and the build fails
+with the first error. Re-running the build on a built lab changes nothing: every step probes
+first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from hvlab.plan import BuildPlan, PlanUnit, build_plan
+    from hvlab.spec import LabSpec
+    from workflows.host_prep import HostPrepInput
+    from workflows.progress import Progress, Tracker
+    from workflows.units import UNIT_WORKFLOWS, unit_input
+    from workflows.vm_deploy import VmDeployInput
+
+__all__ = ["HostPrepInput", "LabBuildInput", "LabBuildResult", "LabBuildWorkflow",
+           "VmDeployInput"]
+
+
+class LabBuildInput(BaseModel):
+    spec: LabSpec
+    compensate: bool = True
+    per_host_limit: int = Field(default=2, ge=1)
+    only: list[str] = Field(default_factory=list, description="unit kinds to run (all if empty)")
+
+
+class LabBuildResult(BaseModel):
+    lab: str
+    units: dict[str, str]
+    progress: Progress
+
+
+@workflow.defn(name="LabBuildWorkflow")
+class LabBuildWorkflow:
+    def __init__(self) -> None:
+        self._tracker = Tracker("LabBuild")
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self._tracker.progress
+
+    @workflow.run
+    async def run(self, request: LabBuildInput) -> LabBuildResult:
+        """Run every unit of the plan in dependency order."""
+        spec = request.spec
+        plan = self._plan(request)
+        self._tracker = Tracker("LabBuild", spec.lab)
+        self._tracker.plan(*((u.id, f"{u.kind} {u.target}") for u in plan.order()))
+        self._limits = {h.name.lower(): asyncio.Semaphore(request.per_host_limit)
+                        for h in spec.hosts}
+        self._done: dict[str, asyncio.Event] = {u.id: asyncio.Event() for u in plan.units}
+        self._failed: list[BaseException] = []
+        states: dict[str, str] = {}
+        tasks = [asyncio.ensure_future(self._unit(request, unit, states)) for unit in plan.order()]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        self._tracker.finish()
+        return LabBuildResult(lab=spec.lab, units=states, progress=self._tracker.progress)
+
+    @staticmethod
+    def _plan(request: LabBuildInput) -> BuildPlan:
+        plan = build_plan(request.spec)
+        if not request.only:
+            return plan
+        units = [u for u in plan.units if u.kind in request.only]
+        keep = {u.id for u in units}
+        units = [u.model_copy(update={"depends_on": [d for d in u.depends_on if d in keep]})
+                 for u in units]
+        return BuildPlan(lab=plan.lab, units=units)
+
+    async def _unit(self, request: LabBuildInput, unit: PlanUnit, states: dict[str, str]) -> None:
+        for dependency in unit.depends_on:
+            await self._done[dependency].wait()
+        if self._failed:
+            states[unit.id] = "not started"
+            return
+        limits = [self._limits[h.lower()] for h in sorted(set(unit.hosts)) if h.lower() in
+                  self._limits]
+        for limit in limits:
+            await limit.acquire()
+        try:
+            await self._tracker.run(unit.id, f"{unit.kind} {unit.target}",
+                                    lambda: self._child(request, unit))
+            states[unit.id] = "done"
+        except BaseException as exc:
+            states[unit.id] = "failed"
+            self._failed.append(exc)
+            raise
+        finally:
+            for limit in reversed(limits):
+                limit.release()
+            self._done[unit.id].set()
+
+    async def _child(self, request: LabBuildInput, unit: PlanUnit) -> object:
+        workflow_type = UNIT_WORKFLOWS.get(unit.kind)
+        if workflow_type is None:
+            raise ApplicationError(f"no workflow builds units of kind {unit.kind!r}",
+                                   type="NotImplemented", non_retryable=True)
+        return await workflow.execute_child_workflow(
+            workflow_type,
+            unit_input(unit, request.spec, request.compensate),
+            id=f"{request.spec.lab}-build/{unit.id}",
+            static_summary=f"{unit.kind} {unit.target}",
+            execution_timeout=timedelta(hours=12),
+        )

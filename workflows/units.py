@@ -1,0 +1,27 @@
+"""Which child workflow builds each kind of plan unit, and its input."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from hvlab.plan import PlanUnit
+    from hvlab.spec import LabSpec
+    from workflows.host_prep import HostPrepInput
+    from workflows.vm_deploy import VmDeployInput
+
+# unit kind -> workflow type name (registered in workflows/registry.py)
+UNIT_WORKFLOWS: dict[str, str] = {
+    "host-prep": "HostPrepWorkflow",
+    "vm-deploy": "VmDeployWorkflow",
+}
+
+
+def unit_input(unit: PlanUnit, spec: LabSpec, compensate: bool) -> BaseModel:
+    """The child workflow's input for ``unit``."""
+    if unit.kind == "host-prep":
+        return HostPrepInput(spec=spec, host=unit.target, compensate=compensate)
+    if unit.kind == "vm-deploy":
+        return VmDeployInput(spec=spec, vm=unit.target, compensate=compensate)
+    raise ValueError(f"no input builder for unit kind {unit.kind!r}")

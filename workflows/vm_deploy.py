@@ -1,0 +1,102 @@
+"""VmDeployWorkflow: one VM from the golden disk to running.
+
+Disk (copy or differencing), New-VM, NICs (legacy where asked, static MACs), start. The undo
+(turn off, remove the VM, delete its disk) is registered before the first change, so a failure
+or a cancellation at any step leaves the host as it was.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        StepResult,
+        VmCreateInput,
+        VmDiskInput,
+        VmInput,
+        VmNicInput,
+        VmRemoveInput,
+    )
+    from hvlab.spec import LabSpec
+    from workflows.options import COMPENSATION
+    from workflows.progress import Progress, Tracker
+    from workflows.saga import Saga
+    from workflows.steps import step
+
+
+class VmDeployInput(BaseModel):
+    spec: LabSpec
+    vm: str
+    compensate: bool = True
+
+
+class VmDeployResult(BaseModel):
+    vm: str
+    host: str
+    created: bool
+    progress: Progress
+
+
+def _changed(result: StepResult) -> bool:
+    return result.changed
+
+
+@workflow.defn(name="VmDeployWorkflow")
+class VmDeployWorkflow:
+    def __init__(self) -> None:
+        self._tracker = Tracker("VmDeploy")
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self._tracker.progress
+
+    @workflow.run
+    async def run(self, request: VmDeployInput) -> VmDeployResult:
+        """Deploy the VM; on failure or cancel remove what this run created."""
+        spec, vm = request.spec, request.spec.vm(request.vm)
+        self._tracker = Tracker("VmDeploy", vm.name)
+        steps = [("disk", "disk from the golden image"), ("create", "New-VM")]
+        steps += [(f"nic:{n.name}", f"NIC {n.name}") for n in vm.nics]
+        steps += [("start", "start")] if vm.start else []
+        self._tracker.plan(*steps)
+        saga = Saga(f"VmDeploy {vm.name}", enabled=request.compensate)
+        try:
+            created = await self._deploy(spec, request.vm, saga)
+        except BaseException:
+            await saga.compensate()
+            raise
+        self._tracker.finish()
+        return VmDeployResult(vm=vm.name, host=vm.host, created=created,
+                              progress=self._tracker.progress)
+
+    async def _step(self, name: str, title: str, activity: str, arg: BaseModel) -> StepResult:
+        async def work() -> StepResult:
+            return await step(activity, arg, summary=title)
+
+        return await self._tracker.run(name, title, work, _changed)
+
+    async def _deploy(self, spec: LabSpec, name: str, saga: Saga) -> bool:
+        vm, lab = spec.vm(name), spec.lab
+        disk = VmDiskInput.from_spec(spec, vm).model_copy(update={"lab": lab})
+        undo = VmRemoveInput(lab=lab, host=vm.host, vm=vm.name, disk_path=disk.path)
+        probe = await step(
+            "vm.exists", VmInput(lab=lab, host=vm.host, vm=vm.name),
+            summary=f"is {vm.name} there already?",
+        )
+        if not probe.observed.get("exists"):
+            saga.add(f"remove {vm.name}", lambda: step(
+                "vm.remove", undo, summary=f"undo {vm.name}", options=COMPENSATION))
+        first = await self._step("disk", "disk from the golden image", "vm.disk", disk)
+        created = await self._step("create", "New-VM", "vm.create",
+                                   VmCreateInput.from_spec(spec, vm).model_copy(
+                                       update={"lab": lab}))
+        for nic in vm.nics:
+            await self._step(f"nic:{nic.name}", f"NIC {nic.name} on {nic.switch}",
+                             "vm.nic", VmNicInput.from_spec(vm, nic).model_copy(
+                                 update={"lab": lab}))
+        if vm.start:
+            await self._step("start", "start", "vm.start",
+                             VmInput(lab=lab, host=vm.host, vm=vm.name))
+        return first.changed or created.changed
