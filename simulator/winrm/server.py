@@ -137,7 +137,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 class WinRMServer:
-    """WinRM/PSRP listener of one simulated Windows host on ``address:port`` at ``/wsman``."""
+    """WinRM/PSRP listener of one simulated Windows host on ``address:port`` at ``/wsman``.
+
+    Args:
+        address: IP to bind; give each host its own loopback address (127.0.0.x).
+        port: TCP port; 0 binds a free one (read it back from :attr:`port`).
+        host_name: The host's name, in invocations and fault ``Machine`` attributes.
+        handler: Executes every pipeline (one worker thread per running pipeline).
+        users: Local accounts, username -> password. Clients may log on as ``user``,
+            ``DOMAIN\\user`` or ``user@realm``; the user part matches case-insensitively and
+            :attr:`Invocation.username` is the configured name.
+        allow_basic: Accept Basic auth and unencrypted bodies (only if ``address`` is loopback).
+        faults: Fault-injection rules (:mod:`simulator.winrm.faults`), changeable at any time.
+        max_receive_wait: Upper bound of a Receive long-poll (the client's OperationTimeout
+            applies when shorter); then the OperationTimeout fault 2150858793 is answered.
+        idle_timeout: Idle keep-alive connections are closed after this (HTTP.sys: 120 s); an
+            NTLM client's session dies with its connection, as against Windows.
+    """
 
     def __init__(
         self,
