@@ -586,8 +586,10 @@ class MigrationRestoreInput(_Input):
     remove_networks: list[str] = Field(default_factory=list)
 
     @classmethod
-    def from_readiness(cls, host: str, result: StepResult) -> MigrationRestoreInput:
-        return cls(host=host, previous=MigrationHostSettings(**result.observed["previous"]),
+    def from_readiness(cls, request: MigrationReadinessInput, result: StepResult
+                       ) -> MigrationRestoreInput:
+        return cls(lab=request.lab, host=request.host,
+                   previous=MigrationHostSettings(**result.observed["previous"]),
                    remove_networks=list(result.observed.get("added_networks", [])))
 
 

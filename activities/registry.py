@@ -10,8 +10,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from activities.checkpoint import CheckpointActivities
 from activities.doctor import DoctorActivities
 from activities.host import HostActivities
+from activities.migration import MigrationActivities
+from activities.replica import ReplicaActivities
 from activities.vm import VmActivities
 from hvlab.powershell.endpoints import WorkerLab
 from hvlab.powershell.session import SessionPool
@@ -24,4 +27,6 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     lab = WorkerLab(settings.home_dir, os.environ, settings.secrets_file)
     sessions = SessionPool(lab)
     hosts, vms = HostActivities(sessions, lab), VmActivities(sessions, lab)
-    return [doctor.probe, *hosts.all(), *vms.all()]
+    ops = [fn for domain in (MigrationActivities, ReplicaActivities, CheckpointActivities)
+           for fn in domain(sessions, lab).all()]
+    return [doctor.probe, *hosts.all(), *vms.all(), *ops]

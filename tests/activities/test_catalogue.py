@@ -6,13 +6,21 @@ from typing import Any
 
 import pytest
 
+from activities import checkpoint as ck
 from activities import host as h
+from activities import migration as mg
+from activities import replica as rp
 from activities import vm as v
 from activities.models import (
     DefaultPathsInput,
     DomainJoinInput,
     FoldersInput,
     HyperVRoleInput,
+    MigrationHostSettings,
+    MigrationReadinessInput,
+    MoveInput,
+    ReplicaServerInput,
+    ReplicationInput,
     SwitchInput,
     VmCreateInput,
     VmDiskInput,
@@ -96,3 +104,83 @@ def test_memory_is_declared_int64() -> None:
     """New-VM -MemoryStartupBytes is Int64 in the catalogue, so 4 GB goes out as <I64>."""
     info = Catalog.load().cmdlet("New-VM").match("MemoryStartupBytes")
     assert info is not None and info.type.element.endswith("Int64")
+
+
+# -- migration, replica and checkpoint steps -----------------------------------------------
+
+JOB = "7506364C-35AC-4A14-B5FA-3EA8CB660B6B"
+
+
+def migration_commands(spec: LabSpec) -> list[Command]:
+    """Every command the migration activities build (all Set-VMHost settings at once)."""
+    out = [mg.enable_migration_command(), mg.disable_migration_command(),
+           mg.get_migration_networks_command(), mg.migration_jobs_command(),
+           mg.migration_job_command(JOB), mg.cancel_job_command(JOB),
+           mg.hard_disks_command("Linux01"), mg.receive_job_command(1)]
+    other = MigrationHostSettings(enabled=False, authentication="CredSSP", performance="SMB",
+                                  max_vm_migrations=9, max_storage_migrations=9,
+                                  use_any_network=True)
+    for host in spec.hyperv_hosts:
+        ready = MigrationReadinessInput.from_spec(host)
+        out.append(mg.set_migration_host_command(mg.setting_changes(ready.settings, other)))
+        out += [mg.add_migration_network_command(net) for net in ready.networks]
+        out += [mg.remove_migration_network_command(net.subnet) for net in ready.networks]
+    for mode in ("shared-nothing", "smb", "storage"):
+        move = MoveInput(host="SVR2", vm="Linux01", mode=mode, destination="SVR1",
+                         destination_fqdn="svr1.kosa.vm",
+                         destination_path=None if mode == "smb" else "C:\\Hyper-V\\Linux01")
+        out += [mg.move_command(move)] + ([] if mode == "storage" else [mg.compare_vm_command(move)])
+    return out
+
+
+def replica_commands(spec: LabSpec) -> list[Command]:
+    """Every command the replica activities build (the pipe's second command apart)."""
+    out = [rp.get_server_command(), rp.disable_server_command(), rp.get_rule_command(),
+           rp.enable_rule_command(), rp.disable_rule_command(), rp.replication_jobs_command()]
+    for rep in spec.replication:
+        request = ReplicationInput.from_spec(spec, rep.vm)
+        out += [rp.set_server_command(ReplicaServerInput(host=rep.replica, port=rep.port,
+                                                         storage=rep.storage)),
+                rp.set_rule_port_command(rep.port), rp.test_connection_command(request),
+                rp.get_replication_command(rep.vm), rp.enable_replication_command(request),
+                rp.start_initial_command(rep.vm), rp.remove_replication_command(rep.vm),
+                rp.prepare_failover_command(rep.vm), rp.failover_command(rep.vm),
+                rp.test_failover_command(rep.vm), rp.stop_failover_command(rep.vm),
+                rp.complete_failover_command(rep.vm), rp.reverse_command(request)]
+    return out
+
+
+def checkpoint_commands(spec: LabSpec) -> list[Command]:
+    out: list[Command] = []
+    for vm in spec.vms:
+        for build in (ck.get_checkpoint_command, ck.create_checkpoint_command,
+                      ck.restore_checkpoint_command, ck.remove_checkpoint_command):
+            out += [build(vm.name, c.name) for c in spec.checkpoints]
+    return out
+
+
+OPS_COMMANDS = migration_commands(SPEC) + replica_commands(SPEC) + checkpoint_commands(SPEC)
+
+
+@pytest.mark.parametrize("command", OPS_COMMANDS, ids=[c.describe()[:60] for c in OPS_COMMANDS])
+def test_ops_command_binds(command: Command) -> None:
+    """Migration, replica and checkpoint commands bind to one parameter set."""
+    params = {k: as_bound(x) for k, x in command.parameters.items()}
+    Catalog.load().bind(command.cmdlet, params)
+
+
+def test_port_filter_binds_from_the_pipeline() -> None:
+    """Get-NetFirewallRule ... | Get-NetFirewallPortFilter takes the rule from the pipe."""
+    Catalog.load().bind(rp.get_port_filter_command().cmdlet, {}, pipeline_input=True)
+
+
+def test_every_ops_cmdlet_is_covered() -> None:
+    cmdlets = {c.cmdlet for c in OPS_COMMANDS}
+    assert {"Enable-VMMigration", "Disable-VMMigration", "Set-VMHost", "Add-VMMigrationNetwork",
+            "Remove-VMMigrationNetwork", "Compare-VM", "Move-VM", "Move-VMStorage",
+            "Get-CimInstance", "Invoke-CimMethod", "Receive-Job", "Set-VMReplicationServer",
+            "Enable-NetFirewallRule", "Disable-NetFirewallRule", "Set-NetFirewallRule",
+            "Test-VMReplicationConnection", "Enable-VMReplication",
+            "Start-VMInitialReplication", "Remove-VMReplication", "Start-VMFailover",
+            "Stop-VMFailover", "Complete-VMFailover", "Set-VMReplication", "Checkpoint-VM",
+            "Get-VMSnapshot", "Restore-VMSnapshot", "Remove-VMSnapshot"} <= cmdlets

@@ -1,0 +1,540 @@
+"""Hyper-V Replica activities (reference §13): replica server and its listener firewall rule
+(with compensations), connection test, enabling replication (compensation: remove it on both
+sides with the replica VM), initial replication and waiting for a state, the planned failover
+sequence (prepare, fail over, complete, reverse), cancelling a failover on the right side, and
+test failover with its cleanup.
+
+Each activity probes Get-VMReplication (states compared by name), acts only when the host
+differs, verifies and returns ``changed`` with the observed state. The ``*_command`` functions
+build the exact commands the activities emit (the catalogue test binds every one of them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.base import Remote, application_errors, cancelled, heartbeat
+from activities.host import SILENT, conflict, verify_failed
+from activities.migration import NAMESPACE, hard_disks_command
+from activities.models import (
+    HostInput,
+    ReplicaFirewallInput,
+    ReplicaServerInput,
+    ReplicationInput,
+    ReplicaVmInput,
+    ReplicaWaitInput,
+    StepResult,
+)
+from activities.vm import get_vm_command, remove_file_command, remove_vm_command, stop_vm_command
+from hvlab.powershell.command import SWITCH, Command, Switch
+from hvlab.powershell.endpoints import EndpointSource
+from hvlab.powershell.errors import RemoteError
+from hvlab.powershell.session import SessionPool
+
+HTTP_RULE = "Hyper-V Replica HTTP Listener (TCP-In)"
+NO_CONFIRM = Switch(False)
+INITIAL_REPLICATION_JOB = 116  # Msvm_ConcreteJob.JobType "Sending Initial Replica"
+FAILED_OVER = ("FailedOverWaitingCompletion", "FailedOver")
+_CONNECT_FAILED = ("0x00002EFD", "could not be established")
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def get_server_command() -> Command:
+    return Command.of("Get-VMReplicationServer")
+
+
+def set_server_command(request: ReplicaServerInput) -> Command:
+    return Command.of("Set-VMReplicationServer", ReplicationEnabled=True,
+                      AllowedAuthenticationType="Kerberos",
+                      KerberosAuthenticationPort=request.port,
+                      ReplicationAllowedFromAnyServer=True,
+                      DefaultStorageLocation=request.storage)
+
+
+def disable_server_command() -> Command:
+    return Command.of("Set-VMReplicationServer", ReplicationEnabled=False)
+
+
+def get_rule_command() -> Command:
+    return Command.of("Get-NetFirewallRule", DisplayName=HTTP_RULE)
+
+
+def get_port_filter_command() -> Command:
+    """Piped after get_rule_command: the rule's port filter."""
+    return Command.of("Get-NetFirewallPortFilter")
+
+
+def enable_rule_command() -> Command:
+    return Command.of("Enable-NetFirewallRule", DisplayName=HTTP_RULE)
+
+
+def disable_rule_command() -> Command:
+    return Command.of("Disable-NetFirewallRule", DisplayName=HTTP_RULE)
+
+
+def set_rule_port_command(port: int) -> Command:
+    return Command.of("Set-NetFirewallRule", DisplayName=HTTP_RULE, LocalPort=[str(port)])
+
+
+def test_connection_command(request: ReplicationInput, server: str | None = None) -> Command:
+    return Command.of("Test-VMReplicationConnection",
+                      ReplicaServerName=server or request.replica_server,
+                      ReplicaServerPort=request.port, AuthenticationType=request.auth)
+
+
+def get_replication_command(vm: str) -> Command:
+    return Command.of("Get-VMReplication", VMName=vm, ErrorAction=SILENT)
+
+
+def enable_replication_command(request: ReplicationInput) -> Command:
+    return Command.of("Enable-VMReplication", VMName=request.vm,
+                      ReplicaServerName=request.replica_server, ReplicaServerPort=request.port,
+                      AuthenticationType=request.auth,
+                      ReplicationFrequencySec=request.frequency)
+
+
+def start_initial_command(vm: str) -> Command:
+    return Command.of("Start-VMInitialReplication", VMName=vm, AsJob=SWITCH)
+
+
+def replication_jobs_command() -> Command:
+    return Command.of("Get-CimInstance", Namespace=NAMESPACE, ClassName="Msvm_ConcreteJob")
+
+
+def remove_replication_command(vm: str) -> Command:
+    return Command.of("Remove-VMReplication", VMName=vm)
+
+
+def prepare_failover_command(vm: str) -> Command:
+    return Command.of("Start-VMFailover", VMName=vm, Prepare=SWITCH, Confirm=NO_CONFIRM)
+
+
+def failover_command(vm: str) -> Command:
+    return Command.of("Start-VMFailover", VMName=vm, Confirm=NO_CONFIRM)
+
+
+def test_failover_command(vm: str) -> Command:
+    return Command.of("Start-VMFailover", VMName=vm, AsTest=SWITCH, Confirm=NO_CONFIRM)
+
+
+def stop_failover_command(vm: str) -> Command:
+    return Command.of("Stop-VMFailover", VMName=vm, Confirm=NO_CONFIRM)
+
+
+def complete_failover_command(vm: str) -> Command:
+    return Command.of("Complete-VMFailover", VMName=vm, Confirm=NO_CONFIRM)
+
+
+def reverse_command(request: ReplicationInput) -> Command:
+    """On the failed-over replica: replicate back to the old primary."""
+    return Command.of("Set-VMReplication", VMName=request.vm, Reverse=SWITCH,
+                      ReplicaServerName=request.primary_server or request.primary,
+                      ReplicaServerPort=request.port, AuthenticationType=request.auth)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _same_path(a: Any, b: str) -> bool:
+    return _text(a).rstrip("\\").lower() == b.rstrip("\\").lower()
+
+
+def _same_server(found: Any, wanted: str) -> bool:
+    """Replica server names match by FQDN or by host name."""
+    a, b = _text(found).lower(), wanted.lower()
+    return a == b or a.split(".")[0] == b.split(".")[0]
+
+
+def _replication_view(rep: dict[str, Any]) -> dict[str, Any]:
+    return {"mode": _text(rep.get("Mode") or rep.get("ReplicationMode")),
+            "state": _text(rep.get("State") or rep.get("ReplicationState")),
+            "health": _text(rep.get("Health") or rep.get("ReplicationHealth")),
+            "primary": rep.get("PrimaryServer"), "replica": rep.get("ReplicaServer"),
+            "port": rep.get("ReplicaPort"), "frequency": rep.get("FrequencySec"),
+            "test_vm": rep.get("TestVirtualMachineName"), "vm_id": _text(rep.get("VMId")).upper()}
+
+
+def _server_view(server: dict[str, Any]) -> dict[str, Any]:
+    return {"enabled": bool(server.get("ReplicationEnabled")),
+            "auth": _text(server.get("AllowedAuthenticationType")),
+            "port": int(server.get("KerberosAuthenticationPort") or 0),
+            "allow_any_server": bool(server.get("ReplicationAllowedFromAnyServer")),
+            "storage": _text(server.get("DefaultStorageLocation"))}
+
+
+def _server_drift(request: ReplicaServerInput, view: dict[str, Any]) -> list[str]:
+    wanted = {"enabled": True, "auth": "Kerberos", "port": request.port,
+              "allow_any_server": True}
+    drift = [f"{k} {view[k]!r} != {v!r}" for k, v in wanted.items() if view[k] != v]
+    if not _same_path(view["storage"], request.storage):
+        drift.append(f"storage {view['storage']!r} != {request.storage!r}")
+    return drift
+
+
+def precondition(host: str, what: str) -> ApplicationError:
+    """The relationship is in a state this step cannot start from (not retried)."""
+    return ApplicationError(f"{host}: {what}", type="PreconditionFailed", non_retryable=True)
+
+
+@contextmanager
+def connection_errors() -> Iterator[None]:
+    """The replica server refusing the connection (listener, port, firewall) becomes
+    ReplicaConnectionFailed with the host's message; it needs a fix, not a retry."""
+    try:
+        yield
+    except RemoteError as error:
+        if not any(text.lower() in error.host_message.lower() for text in _CONNECT_FAILED):
+            raise
+        raise ApplicationError(str(error), {"host": error.host, "command": error.command,
+                                            "message": error.host_message},
+                               type="ReplicaConnectionFailed", non_retryable=True) from None
+
+
+class ReplicaActivities:
+    """Hyper-V Replica steps on lab hosts reached through ``sessions`` and ``endpoints``."""
+
+    def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
+        self._remote = Remote(sessions, endpoints)
+
+    def _replication(self, host: str, vm: str) -> dict[str, Any] | None:
+        found = self._remote.query_one(host, get_replication_command(vm))
+        return _replication_view(found) if found is not None else None
+
+    def _require(self, host: str, vm: str) -> dict[str, Any]:
+        found = self._replication(host, vm)
+        if found is None:
+            raise ApplicationError(f"{host}: replication is not enabled for {vm}",
+                                   type="NotFound", non_retryable=True)
+        return found
+
+    def _transition(self, host: str, vm: str, command: Command, wanted: tuple[str, ...]
+                    ) -> StepResult:
+        """Run ``command`` and verify the replication reached one of ``wanted`` states."""
+        self._remote.run(host, command)
+        after = self._require(host, vm)
+        if after["state"] not in wanted:
+            raise verify_failed(host, f"replication of {vm} is not {'/'.join(wanted)}", after)
+        return StepResult(changed=True, observed=after)
+
+    # -- replica server ------------------------------------------------------------------
+    @activity.defn(name="replica.server")
+    def server(self, request: ReplicaServerInput) -> StepResult:
+        """Accept replication (Kerberos on ``port``, from any server, into ``storage``)."""
+        with application_errors():
+            before = self._server(request.host)
+            if not _server_drift(request, before):
+                return StepResult(changed=False, observed=before)
+            self._remote.run(request.host, set_server_command(request))
+            after = self._server(request.host)
+            if _server_drift(request, after):
+                raise verify_failed(request.host, "replica server settings did not take", after)
+            return StepResult(changed=True, observed={**after, "previous": before})
+
+    def _server(self, host: str) -> dict[str, Any]:
+        return _server_view(self._remote.query_one(host, get_server_command()) or {})
+
+    @activity.defn(name="replica.disable_server")
+    def disable_server(self, request: HostInput) -> StepResult:
+        """Compensation of replica.server: stop accepting replication."""
+        with application_errors():
+            if not self._server(request.host)["enabled"]:
+                return StepResult(changed=False, observed={"enabled": False})
+            self._remote.run(request.host, disable_server_command())
+            after = self._server(request.host)
+            if after["enabled"]:
+                raise verify_failed(request.host, "replica server is still enabled", after)
+            return StepResult(changed=True, observed=after)
+
+    # -- firewall ------------------------------------------------------------------------
+    def _rule(self, host: str) -> dict[str, Any]:
+        rule = self._remote.query_one(host, get_rule_command()) or {}
+        ports = self._remote.run(host, get_rule_command(), get_port_filter_command(),
+                                 mutating=False)
+        port = next((_text(p.get("LocalPort")) for p in ports if isinstance(p, dict)), "")
+        return {"enabled": _text(rule.get("Enabled")) == "True", "port": port}
+
+    def _set_rule(self, host: str, enabled: bool, port: int) -> StepResult:
+        before = self._rule(host)
+        if before["port"] != str(port):
+            self._remote.run(host, set_rule_port_command(port))
+        if before["enabled"] != enabled:
+            self._remote.run(host, enable_rule_command() if enabled else disable_rule_command())
+        after = self._rule(host)
+        if after != {"enabled": enabled, "port": str(port)}:
+            raise verify_failed(host, f"firewall rule '{HTTP_RULE}' did not change", after)
+        return StepResult(changed=after != before, observed={**after, "previous": before})
+
+    @activity.defn(name="replica.firewall")
+    def firewall(self, request: ReplicaFirewallInput) -> StepResult:
+        """Enable the replica HTTP listener rule on the replica server's Kerberos port."""
+        with application_errors():
+            return self._set_rule(request.host, True, request.port)
+
+    @activity.defn(name="replica.disable_firewall")
+    def disable_firewall(self, request: ReplicaFirewallInput) -> StepResult:
+        """Compensation of replica.firewall: disable the rule, its port back to ``port``."""
+        with application_errors():
+            return self._set_rule(request.host, False, request.port)
+
+    # -- connection, enable, remove ------------------------------------------------------
+    @activity.defn(name="replica.test_connection")
+    def test_connection(self, request: ReplicationInput) -> StepResult:
+        """Test-VMReplicationConnection from the primary; a refusal fails as
+        ReplicaConnectionFailed with the host's message."""
+        with application_errors(), connection_errors():
+            answer = self._remote.query(request.primary, test_connection_command(request))
+            return StepResult(changed=False, observed={
+                "message": " ".join(_text(a) for a in answer)})
+
+    @activity.defn(name="replica.enable")
+    def enable(self, request: ReplicationInput) -> StepResult:
+        """Enable-VMReplication on the primary unless it replicates to that server already."""
+        with application_errors(), connection_errors():
+            return self._enable(request)
+
+    def _enable(self, request: ReplicationInput) -> StepResult:
+        found = self._replication(request.primary, request.vm)
+        if found is not None:
+            if found["mode"] != "Primary" or not _same_server(found["replica"],
+                                                              request.replica_server):
+                raise conflict(request.primary, f"{request.vm} already replicates as "
+                               f"{found['mode']} with {found['replica']}; remove it first")
+            return StepResult(changed=False, observed=found)
+        self._remote.run(request.primary, enable_replication_command(request))
+        after = self._replication(request.primary, request.vm)
+        if after is None or after["mode"] != "Primary":
+            raise verify_failed(request.primary, f"replication of {request.vm} is not on", after)
+        return StepResult(changed=True, observed=after)
+
+    @activity.defn(name="replica.remove")
+    def remove(self, request: ReplicationInput) -> StepResult:
+        """Compensation of replica.enable: on the replica remove the relationship, the replica
+        VM and its disks; then the relationship on the primary. Only a VM in Replica mode is
+        ever removed; absent things count as done."""
+        with application_errors():
+            changed = self._remove_replica_vm(request)
+            if self._replication(request.primary, request.vm) is not None:
+                self._remote.run(request.primary, remove_replication_command(request.vm))
+                changed = True
+            left = [h for h in (request.primary, request.replica)
+                    if self._replication(h, request.vm) is not None]
+            if left:
+                raise verify_failed(request.primary, "replication remains", left)
+            return StepResult(changed=changed, observed={"removed": True})
+
+    def _remove_replica_vm(self, request: ReplicationInput) -> bool:
+        host, vm = request.replica, request.vm
+        found = self._replication(host, vm)
+        if found is None:
+            return False
+        if found["mode"] != "Replica":
+            self._remote.run(host, remove_replication_command(vm))
+            return True
+        disks = [_text(d.get("Path")) for d in self._remote.query(host, hard_disks_command(vm))
+                 if isinstance(d, dict)]
+        self._remote.run(host, remove_replication_command(vm))
+        state = _text((self._remote.query_one(host, get_vm_command(vm)) or {}).get("State"))
+        if state and state != "Off":
+            self._remote.run(host, stop_vm_command(vm, turn_off=True))
+        self._remote.run(host, remove_vm_command(vm))
+        for path in disks:
+            self._remote.run(host, remove_file_command(path))
+        return True
+
+    # -- initial replication and waiting -------------------------------------------------
+    @activity.defn(name="replica.start_initial")
+    def start_initial(self, request: ReplicationInput) -> StepResult:
+        """Start-VMInitialReplication (a host-side job) when the primary is ready for it."""
+        with application_errors():
+            found = self._require(request.primary, request.vm)
+            if found["state"] in ("InitialReplicationInProgress", "Replicating"):
+                return StepResult(changed=False, observed=found)
+            if found["state"] != "ReadyForInitialReplication":
+                raise precondition(request.primary, f"{request.vm} is {found['state']}, not "
+                                   "ReadyForInitialReplication")
+            return self._transition(request.primary, request.vm,
+                                    start_initial_command(request.vm),
+                                    ("InitialReplicationInProgress", "Replicating"))
+
+    @activity.defn(name="replica.wait_state")
+    def wait_state(self, request: ReplicaWaitInput) -> StepResult:
+        """Poll Get-VMReplication until State and Health are among the wanted ones,
+        heartbeating {state, health, percent}; Error/Critical fails, a timeout is retried."""
+        with application_errors():
+            return self._wait_state(request)
+
+    def _wait_state(self, request: ReplicaWaitInput) -> StepResult:
+        deadline = time.monotonic() + request.timeout_seconds
+        polls = 0
+        while True:
+            polls += 1
+            found = self._require(request.host, request.vm)
+            if found["state"] in request.states and found["health"] in request.health:
+                return StepResult(changed=False, observed={**found, "polls": polls})
+            if found["state"] == "Error" or found["health"] == "Critical":
+                raise ApplicationError(f"{request.host}: replication of {request.vm} is "
+                                       f"{found['state']}/{found['health']}", found,
+                                       type="ReplicationFailed", non_retryable=True)
+            heartbeat({"state": found["state"], "health": found["health"],
+                       "percent": self._percent(request.host, found), "polls": polls})
+            if cancelled():
+                raise CancelledError(f"{request.host}: wait for {request.vm} cancelled")
+            if time.monotonic() + request.interval_seconds > deadline:
+                raise ApplicationError(f"{request.host}: {request.vm} still {found['state']}/"
+                                       f"{found['health']} after {polls} polls",
+                                       type="ReplicationTimeout", non_retryable=False)
+            time.sleep(request.interval_seconds)
+
+    def _percent(self, host: str, found: dict[str, Any]) -> int | None:
+        """Initial replication progress from its Msvm_ConcreteJob (JobType 116)."""
+        if found["state"] != "InitialReplicationInProgress":
+            return None
+        for job in self._remote.query(host, replication_jobs_command()):
+            if isinstance(job, dict) and int(job.get("JobType") or 0) == \
+                    INITIAL_REPLICATION_JOB and _text(job.get("VirtualSystemName")).upper() == \
+                    found["vm_id"]:
+                return int(job.get("PercentComplete") or 0)
+        return None
+
+    # -- planned failover ----------------------------------------------------------------
+    @activity.defn(name="replica.prepare_failover")
+    def prepare_failover(self, request: ReplicaVmInput) -> StepResult:
+        """On the primary: Start-VMFailover -Prepare. The VM must be off (vm.stop first)."""
+        with application_errors():
+            found = self._require(request.host, request.vm)
+            if found["state"] == "PreparedForFailover":
+                return StepResult(changed=False, observed=found)
+            if found["mode"] != "Primary" or found["state"] != "Replicating":
+                raise precondition(request.host, f"{request.vm} is {found['mode']}/"
+                                   f"{found['state']}, not a Replicating primary")
+            vm = self._remote.query_one(request.host, get_vm_command(request.vm)) or {}
+            if _text(vm.get("State")) != "Off":
+                raise precondition(request.host, f"{request.vm} is {vm.get('State')}; "
+                                   "turn it off first (vm.stop)")
+            return self._transition(request.host, request.vm,
+                                    prepare_failover_command(request.vm), ("PreparedForFailover",))
+
+    @activity.defn(name="replica.failover")
+    def failover(self, request: ReplicationInput) -> StepResult:
+        """On the replica: Start-VMFailover once the primary is prepared."""
+        with application_errors():
+            found = self._require(request.replica, request.vm)
+            if found["state"] in FAILED_OVER:
+                return StepResult(changed=False, observed=found)
+            if found["mode"] != "Replica" or found["state"] != "Replicating":
+                raise precondition(request.replica, f"{request.vm} is {found['mode']}/"
+                                   f"{found['state']}, not a Replicating replica")
+            primary = self._require(request.primary, request.vm)
+            if primary["state"] != "PreparedForFailover":
+                raise precondition(request.primary, f"{request.vm} is {primary['state']}; "
+                                   "prepare the failover first (replica.prepare_failover)")
+            return self._transition(request.replica, request.vm, failover_command(request.vm),
+                                    ("FailedOverWaitingCompletion",))
+
+    @activity.defn(name="replica.complete")
+    def complete(self, request: ReplicaVmInput) -> StepResult:
+        """On the replica: Complete-VMFailover (cannot be undone afterwards)."""
+        with application_errors():
+            found = self._require(request.host, request.vm)
+            if found["state"] == "FailedOver" or (found["mode"] == "Primary"):
+                return StepResult(changed=False, observed=found)
+            if found["state"] != "FailedOverWaitingCompletion":
+                raise precondition(request.host, f"{request.vm} is {found['state']}, not "
+                                   "FailedOverWaitingCompletion")
+            return self._transition(request.host, request.vm,
+                                    complete_failover_command(request.vm), ("FailedOver",))
+
+    @activity.defn(name="replica.reverse")
+    def reverse(self, request: ReplicationInput) -> StepResult:
+        """On the failed-over replica: Set-VMReplication -Reverse towards the old primary.
+        ``initial_replication_needed`` when the primary was not prepared."""
+        with application_errors(), connection_errors():
+            found = self._require(request.replica, request.vm)
+            if found["mode"] == "Primary":
+                return StepResult(changed=False, observed=self._reversed(found))
+            if found["state"] not in FAILED_OVER:
+                raise precondition(request.replica, f"{request.vm} is {found['state']}; fail "
+                                   "over first (replica.failover)")
+            self._remote.run(request.replica, reverse_command(request))
+            after = self._require(request.replica, request.vm)
+            if after["mode"] != "Primary":
+                raise verify_failed(request.replica, f"{request.vm} was not reversed", after)
+            return StepResult(changed=True, observed=self._reversed(after))
+
+    @staticmethod
+    def _reversed(found: dict[str, Any]) -> dict[str, Any]:
+        return {**found, "initial_replication_needed":
+                found["state"] == "ReadyForInitialReplication"}
+
+    @activity.defn(name="replica.stop_failover")
+    def stop_failover(self, request: ReplicationInput) -> StepResult:
+        """Compensation of failover/prepare: Stop-VMFailover on the replica when it failed
+        over (not completed), then on the primary when it is prepared."""
+        with application_errors():
+            replica = self._replication(request.replica, request.vm)
+            if replica is not None and replica["state"] == "FailedOver":
+                raise precondition(request.replica, "the failover was completed; fail back "
+                                   "with a planned failover instead")
+            changed = False
+            for host, state in ((request.replica, "FailedOverWaitingCompletion"),
+                                (request.primary, "PreparedForFailover")):
+                found = self._replication(host, request.vm)
+                if found is not None and found["state"] == state and not found["test_vm"]:
+                    self._transition(host, request.vm, stop_failover_command(request.vm),
+                                     ("Replicating",))
+                    changed = True
+            return StepResult(changed=changed, observed={
+                "primary": self._replication(request.primary, request.vm),
+                "replica": self._replication(request.replica, request.vm)})
+
+    # -- test failover -------------------------------------------------------------------
+    @activity.defn(name="replica.test_failover")
+    def test_failover(self, request: ReplicaVmInput) -> StepResult:
+        """On the replica: Start-VMFailover -AsTest (one test VM, not connected)."""
+        with application_errors():
+            found = self._require(request.host, request.vm)
+            if found["test_vm"]:
+                return StepResult(changed=False, observed=found)
+            if found["mode"] != "Replica":
+                raise precondition(request.host, f"{request.vm} is {found['mode']}, not a "
+                                   "replica")
+            self._remote.run(request.host, test_failover_command(request.vm))
+            after = self._require(request.host, request.vm)
+            test = after["test_vm"]
+            if not test or self._remote.query_one(request.host, get_vm_command(test)) is None:
+                raise verify_failed(request.host, f"no test VM for {request.vm}", after)
+            return StepResult(changed=True, observed=after)
+
+    @activity.defn(name="replica.cleanup_test_failover")
+    def cleanup_test_failover(self, request: ReplicaVmInput) -> StepResult:
+        """Stop-VMFailover on the replica while a test VM exists (removes it)."""
+        with application_errors():
+            found = self._require(request.host, request.vm)
+            if not found["test_vm"]:
+                return StepResult(changed=False, observed=found)
+            self._remote.run(request.host, stop_failover_command(request.vm))
+            after = self._require(request.host, request.vm)
+            if after["test_vm"] or self._remote.query_one(
+                    request.host, get_vm_command(found["test_vm"])) is not None:
+                raise verify_failed(request.host, "the test VM remains", after)
+            return StepResult(changed=True, observed=after)
+
+    def all(self) -> list[Any]:
+        """The bound activity methods, for worker registration."""
+        return [self.server, self.disable_server, self.firewall, self.disable_firewall,
+                self.test_connection, self.enable, self.remove, self.start_initial,
+                self.wait_state, self.prepare_failover, self.failover, self.complete,
+                self.reverse, self.stop_failover, self.test_failover,
+                self.cleanup_test_failover]

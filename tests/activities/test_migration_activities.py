@@ -1,0 +1,277 @@
+"""Migration activities against the simulated fleet: readiness and its compensation, Compare-VM
+pre-flight as data, one Move-VM per move (re-attach, done), job polling with heartbeats and
+resume, classified job failures, cancellation and location checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.migration import MigrationActivities
+from activities.models import (
+    FindJobInput,
+    MigrationJobInput,
+    MigrationReadinessInput,
+    MigrationRestoreInput,
+    MoveInput,
+    VerifyLocationInput,
+)
+from hvlab.powershell.endpoints import SimEndpoints
+from hvlab.powershell.session import SessionPool
+from hvlab.spec import LabSpec
+from simulator.clock import Clock
+from simulator.faults import FaultPlan
+from simulator.fleet import Fleet
+from tests.activities.conftest import mutations
+from tests.sim.conftest import StepClock, hyperv_ready, lab_with_vm, run
+
+DEST = "C:\\Hyper-V\\Linux01"
+MOVE = MoveInput(host="SVR2", vm="Linux01", mode="shared-nothing", destination="SVR1",
+                 destination_fqdn="svr1.kosa.vm", destination_path=DEST)
+
+
+@pytest.fixture
+def acts(sessions: SessionPool, fleet: Fleet, lab_spec: LabSpec) -> MigrationActivities:
+    return MigrationActivities(sessions, SimEndpoints(lab_spec, fleet.home))
+
+
+class JobDriver:
+    """Releases the simulated job's progress sleeps one at a time (a StepClock job has
+    ``job_steps`` sleeps; the last one is released without waiting for another)."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.clock = StepClock()
+        self.left = Clock().d.job_steps
+        fleet.sim.clock = self.clock
+
+    def advance(self, n: int = 1) -> None:
+        for _ in range(n):
+            if self.left > 1:
+                self.clock.step()
+            elif self.left == 1:
+                self.clock.step(settle=False)
+            self.left = max(0, self.left - 1)
+
+    def finish(self) -> None:
+        """Run the job to its end."""
+        self.advance(self.left)
+        self.wait()
+
+    def release(self) -> None:
+        """Release one sleep without waiting for another (the job ends after it: cancelled)."""
+        self.clock.step(settle=False)
+        self.left = 0
+        self.wait()
+
+    def wait(self) -> None:
+        for job in list(self.fleet.sim.world.jobs.values()):
+            assert self.fleet.sim.job_done(job.id, timeout=5)
+
+
+@pytest.fixture
+def driver(fleet: Fleet) -> Iterator[JobDriver]:
+    lab_with_vm(fleet.sim)
+    yield JobDriver(fleet)
+    fleet.sim.clock = Clock(0)
+
+
+def counter(fleet: Fleet, host: str, cmdlet: str) -> int:
+    return int(fleet.state()["counters"].get(host, {}).get(cmdlet, 0))
+
+
+def test_readiness_and_its_compensation(
+    fleet: Fleet, lab_spec: LabSpec, acts: MigrationActivities
+) -> None:
+    """Readiness enables migration with Kerberos and the lab network once; restore puts the
+    observed previous settings back and removes only the network it added."""
+    hyperv_ready(fleet.sim, "SVR1")
+    request = MigrationReadinessInput.from_spec(lab_spec.host("SVR1"))
+    first = acts.readiness(request)
+    assert first.changed and first.observed["added_networks"] == ["192.168.1.0/24"]
+    assert first.observed["previous"]["enabled"] is False
+    assert first.observed["previous"]["authentication"] == "CredSSP"
+    settings = fleet.sim.host("SVR1").vmhost
+    assert settings.migration_enabled and settings.migration_auth == "Kerberos"
+    assert settings.use_any_network is False
+    assert [n.subnet for n in settings.migration_networks] == ["192.168.1.0/24"]
+    before = mutations(fleet, "SVR1")
+    assert not acts.readiness(request).changed
+    assert mutations(fleet, "SVR1") == before
+    undo = MigrationRestoreInput.from_readiness(request, first)
+    assert acts.restore_readiness(undo).changed
+    settings = fleet.sim.host("SVR1").vmhost
+    assert not settings.migration_enabled and settings.migration_auth == "CredSSP"
+    assert settings.use_any_network and settings.migration_networks == []
+    before = mutations(fleet, "SVR1")
+    assert not acts.restore_readiness(undo).changed
+    assert mutations(fleet, "SVR1") == before
+
+
+def test_preflight_reports_missing_switch_as_data(fleet: Fleet, acts: MigrationActivities) -> None:
+    """Compare-VM's 33012 comes back as data; no move is started."""
+    lab_with_vm(fleet.sim)
+    assert run(fleet.sim, "SVR1", "Remove-VMSwitch", Name="External", Force=None).ok
+    result = acts.preflight(MOVE)
+    assert not result.changed and result.observed["compatible"] is False
+    assert result.observed["incompatibilities"] == [{
+        "message": "Could not find Ethernet switch 'External'.", "message_id": 33012,
+        "source": "Network Adapter"}]
+    assert counter(fleet, "SVR2", "Compare-VM") == 1
+    assert counter(fleet, "SVR2", "Move-VM") == 0
+    assert acts.preflight(MOVE).observed["incompatibilities"][0]["message_id"] == 33012
+
+
+def test_missing_delegation_is_delegation_missing(
+    fleet: Fleet, acts: MigrationActivities
+) -> None:
+    """Without the migration-service KCD both pre-flight and the move fail as DelegationMissing
+    with the host's 0x8009030E message, not retried; the VM stays put."""
+    lab_with_vm(fleet.sim)
+    computer = fleet.sim.world.ad.computer("SVR2")
+    assert computer is not None
+    computer.allowed_to_delegate_to = ["cifs/SVR1", "cifs/DC1"]
+    for step in (acts.preflight, acts.start_move):
+        with pytest.raises(ApplicationError) as caught:
+            step(MOVE)
+        assert caught.value.type == "DelegationMissing" and caught.value.non_retryable
+        assert "0x8009030E" in caught.value.message
+    assert fleet.sim.host("SVR2").vm("Linux01") is not None
+
+
+def test_start_move_never_sends_a_second_move(
+    fleet: Fleet, driver: JobDriver, acts: MigrationActivities
+) -> None:
+    """Start once; again while the job runs re-attaches to the same job; after it finished the
+    VM is at the destination and nothing is sent. One Move-VM in all."""
+    started = acts.start_move(MOVE)
+    assert started.changed and started.observed["state"] == "Running"
+    job_id = started.observed["job_id"]
+    driver.advance(3)
+    before = mutations(fleet, "SVR2")
+    again = acts.start_move(MOVE)
+    assert not again.changed and again.observed["reattached"]
+    assert again.observed["job_id"] == job_id and 0 < again.observed["percent"] < 100
+    assert mutations(fleet, "SVR2") == before
+    found = acts.find_job(FindJobInput(host="SVR2", vm="Linux01"))
+    assert found.observed["job"]["job_id"] == job_id
+    driver.finish()
+    done = acts.start_move(MOVE)
+    assert not done.changed and done.observed["done"] is True
+    assert done.observed["location"]["host"] == "SVR1"
+    assert mutations(fleet, "SVR2") == before
+    assert counter(fleet, "SVR2", "Move-VM") == 1
+    after = acts.find_job(FindJobInput(host="SVR2", vm="Linux01", vm_id=started.observed["vm_id"]))
+    assert after.observed["job"]["state"] == "Completed"
+    where = acts.verify_location(VerifyLocationInput(host="SVR1", vm="Linux01", path=DEST,
+                                                     absent_from="SVR2"))
+    assert where.observed["disks"] == [f"{DEST}\\Linux01.vhdx"]
+    assert where.observed["state"] == "Running" and where.observed["mismatches"] == []
+
+
+def test_poll_job_heartbeats_and_resumes(
+    fleet: Fleet, driver: JobDriver, acts: MigrationActivities
+) -> None:
+    """poll_job heartbeats {job_id, percent} on every poll (the job advances one simulated
+    step per heartbeat), reads the last attempt's heartbeat on resume and returns Completed."""
+    job_id = acts.start_move(MOVE).observed["job_id"]
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_details=[{"job_id": job_id,
+                                                                 "percent": 10}])
+    beats: list[dict[str, Any]] = []
+
+    def on_heartbeat(*details: Any) -> None:
+        if details:
+            beats.append(details[0])
+            driver.advance()
+
+    env.on_heartbeat = on_heartbeat
+    result = env.run(acts.poll_job, MigrationJobInput(host="SVR2", job_id=job_id,
+                                                      interval_seconds=0.01))
+    assert result.observed["state"] == "Completed" and result.observed["percent"] == 100
+    assert result.observed["resumed_from"] == 10
+    assert {b["job_id"] for b in beats} == {job_id}
+    percents = [b["percent"] for b in beats]
+    assert percents == sorted(percents) and percents[0] < percents[-1] < 100
+    assert fleet.sim.host("SVR1").vm("Linux01") is not None
+
+
+def test_failed_job_is_a_classified_permanent_failure(
+    fleet: Fleet, acts: MigrationActivities
+) -> None:
+    """A job that ends in Exception fails poll_job non-retryably with its ErrorDescription
+    (a fast simulated clock: the move takes ~0.1 s, the ended job stays listed for ~3 s)."""
+    lab_with_vm(fleet.sim)
+    fleet.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR2", "kind": "migration",
+                                       "at_percent": 40}]))
+    fleet.sim.clock = Clock(100)
+    job_id = acts.start_move(MOVE).observed["job_id"]
+    with pytest.raises(ApplicationError) as caught:
+        acts.poll_job(MigrationJobInput(host="SVR2", job_id=job_id, interval_seconds=0.01))
+    assert caught.value.non_retryable and caught.value.type == "RemoteCommandFailed"
+    assert "failed at 40 percent" in caught.value.message
+    assert fleet.sim.host("SVR2").vm("Linux01") is not None
+    with pytest.raises(ApplicationError) as missing:
+        acts.verify_location(VerifyLocationInput(host="SVR1", vm="Linux01"))
+    assert missing.value.type == "VerificationFailed"
+    fleet.sim.clock = Clock(0)
+
+
+def test_job_gone_at_once_reports_the_job_error(fleet: Fleet, acts: MigrationActivities) -> None:
+    """An instant move that failed leaves no host-side job: start_move surfaces the
+    PowerShell job's error instead of claiming success."""
+    lab_with_vm(fleet.sim)
+    fleet.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR2", "kind": "migration",
+                                       "at_percent": 40}]))
+    with pytest.raises(ApplicationError) as caught:
+        acts.start_move(MOVE)
+    assert caught.value.non_retryable and "failed at 40 percent" in caught.value.message
+    assert counter(fleet, "SVR2", "Move-VM") == 1
+
+
+def test_cancel_job(fleet: Fleet, driver: JobDriver, acts: MigrationActivities) -> None:
+    """RequestStateChange 4 terminates the running job; cancelling again (job ended) is
+    success without a second call; polling reports JobTerminated; the VM stays on SVR2."""
+    job_id = acts.start_move(MOVE).observed["job_id"]
+    driver.advance(2)
+    request = MigrationJobInput(host="SVR2", job_id=job_id, interval_seconds=0.01)
+    cancelled = acts.cancel_job(request)
+    assert cancelled.changed and cancelled.observed["return_value"] == 0
+    driver.release()
+    assert not acts.cancel_job(request).changed
+    assert counter(fleet, "SVR2", "Invoke-CimMethod") == 1
+    with pytest.raises(ApplicationError) as caught:
+        acts.poll_job(request)
+    assert caught.value.type == "JobTerminated" and caught.value.non_retryable
+    assert fleet.sim.host("SVR2").vm("Linux01") is not None
+    gone = MigrationJobInput(host="SVR2", job_id="00000000-0000-0000-0000-000000000001")
+    assert not acts.cancel_job(gone).changed
+    assert acts.poll_job(gone).observed["state"] == "Gone"
+
+
+def test_storage_move(fleet: Fleet, acts: MigrationActivities) -> None:
+    """Move-VMStorage moves configuration and disks under the path on the same host; a rerun
+    finds it done."""
+    lab_with_vm(fleet.sim)
+    request = MoveInput(host="SVR2", vm="Linux01", mode="storage",
+                        destination_path="C:\\Hyper-V\\Moved")
+    assert acts.preflight(request).observed["compatible"]
+    started = acts.start_move(request)
+    assert started.changed
+    if not started.observed["done"]:
+        polled = acts.poll_job(MigrationJobInput(host="SVR2", job_id=started.observed["job_id"],
+                                                 interval_seconds=0.01))
+        assert polled.observed["state"] == "Completed"
+    where = acts.verify_location(VerifyLocationInput(host="SVR2", vm="Linux01",
+                                                     path="C:\\Hyper-V\\Moved"))
+    assert where.observed["disks"] == ["C:\\Hyper-V\\Moved\\Linux01.vhdx"]
+    before = mutations(fleet, "SVR2")
+    again = acts.start_move(request)
+    assert not again.changed and again.observed["done"]
+    assert mutations(fleet, "SVR2") == before
+    assert counter(fleet, "SVR2", "Move-VMStorage") == 1
