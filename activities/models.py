@@ -487,7 +487,7 @@ class RemoveDelegationInput(_Input):
 
     @classmethod
     def from_step(cls, request: DelegationInput, result: StepResult) -> RemoveDelegationInput:
-        return cls(dc=request.dc, computer=request.computer,
+        return cls(lab=request.lab, dc=request.dc, computer=request.computer,
                    spns=list(result.observed.get("added", [])),
                    restore_transition=bool(result.observed.get("transition_set", False)))
 

@@ -11,10 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.checkpoint import CheckpointActivities
+from activities.directory import DirectoryActivities
 from activities.doctor import DoctorActivities
+from activities.guest import GuestActivities
 from activities.host import HostActivities
 from activities.migration import MigrationActivities
+from activities.network import NetworkActivities
 from activities.replica import ReplicaActivities
+from activities.storage import StorageActivities
 from activities.vm import VmActivities
 from hvlab.powershell.endpoints import WorkerLab
 from hvlab.powershell.session import SessionPool
@@ -27,6 +31,9 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     lab = WorkerLab(settings.home_dir, os.environ, settings.secrets_file)
     sessions = SessionPool(lab)
     hosts, vms = HostActivities(sessions, lab), VmActivities(sessions, lab)
+    guests, storage = GuestActivities(sessions, lab), StorageActivities(sessions, lab)
     ops = [fn for domain in (MigrationActivities, ReplicaActivities, CheckpointActivities)
            for fn in domain(sessions, lab).all()]
-    return [doctor.probe, *hosts.all(), *vms.all(), *ops]
+    directory, network = DirectoryActivities(sessions, lab), NetworkActivities(sessions, lab)
+    return [doctor.probe, *hosts.all(), *vms.all(), *guests.all(), *storage.all(),
+            *directory.all(), *network.all(), *ops]

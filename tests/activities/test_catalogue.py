@@ -7,27 +7,43 @@ from typing import Any
 import pytest
 
 from activities import checkpoint as ck
+from activities import directory as d
+from activities import guest as g
 from activities import host as h
 from activities import migration as mg
+from activities import network as n
 from activities import replica as rp
+from activities import storage as s
 from activities import vm as v
 from activities.models import (
+    ConnectivityInput,
     DefaultPathsInput,
+    DelegationInput,
     DomainJoinInput,
     FoldersInput,
+    GuestIpv4Input,
+    GuestNatInput,
+    GuestRdpInput,
+    GuestTelnetInput,
+    GuestWaitInput,
+    HostNatInput,
     HyperVRoleInput,
     MigrationHostSettings,
     MigrationReadinessInput,
     MoveInput,
+    NtfsInput,
+    OfflineGuestConfigInput,
     ReplicaServerInput,
     ReplicationInput,
+    ShareInput,
     SwitchInput,
     VmCreateInput,
     VmDiskInput,
     VmNicInput,
 )
 from hvlab.powershell.catalog import Catalog
-from hvlab.powershell.command import Command, CredentialRef, Switch
+from hvlab.powershell.command import Command, CredentialRef, Script, Switch
+from hvlab.powershell.scripts import bind_script_params, load_packaged_scripts
 from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
 from tests.sim.conftest import SEED
@@ -104,6 +120,85 @@ def test_memory_is_declared_int64() -> None:
     """New-VM -MemoryStartupBytes is Int64 in the catalogue, so 4 GB goes out as <I64>."""
     info = Catalog.load().cmdlet("New-VM").match("MemoryStartupBytes")
     assert info is not None and info.type.element.endswith("Int64")
+
+
+# -- guest, storage, directory and network steps -------------------------------------------
+
+
+def lab_commands(spec: LabSpec) -> list[Command]:
+    """Every command the guest, storage, directory and network activities build."""
+    out = [g.set_notes_command("win2003-1", "hvlab: rdp=abc")]
+    out += [g.net_connection_command(c) for c in ConnectivityInput.from_spec(spec).checks]
+    out.append(g.net_connection_command(ConnectivityInput.from_spec(spec).checks[0]
+                                        .model_copy(update={"port": None})))
+    for share in spec.shares:
+        request = ShareInput.from_spec(share)
+        out += [s.get_share_command(share.name), s.new_share_command(request),
+                s.remove_share_command(share.name), s.get_share_access_command(share.name),
+                s.grant_share_access_command(share.name, request.full_access, "Full"),
+                s.revoke_share_access_command(share.name, request.full_access),
+                s.get_acl_command(share.path)]
+    for entry in spec.delegation:
+        spns = DelegationInput.from_spec(spec, entry).spns
+        out += [d.get_computer_command(entry.host), d.add_delegation_command(entry.host, spns),
+                d.remove_delegation_command(entry.host, spns),
+                d.account_control_command(entry.host, True),
+                d.account_control_command(entry.host, False)]
+    nat = HostNatInput(host="SVR1", name="LabNat", internal_prefix="10.10.10.0/24",
+                       forwards=[{"external_port": 23, "internal_ip": "10.10.10.2",
+                                  "internal_port": 23}])
+    out += [n.get_nat_command(), n.get_nat_command("LabNat"), n.new_nat_command(nat),
+            n.get_mappings_command("LabNat"), n.add_mapping_command("LabNat", nat.forwards[0]),
+            n.remove_mappings_command("LabNat"), n.remove_nat_command("LabNat")]
+    return out
+
+
+def lab_scripts(spec: LabSpec) -> list[Script]:
+    """Every packaged-script call the guest, storage and directory activities build."""
+    out: list[Script] = [d.purge_tickets_script()]
+    for vm in spec.vms:
+        out.append(g.offline_config_script(OfflineGuestConfigInput.from_spec(spec, vm)))
+        windows = {"os": "windows", "credential": "guest-admin"}
+        out.append(g.probe_script(GuestWaitInput.from_spec(vm).model_copy(update=windows)))
+        out.append(g.rdp_script(GuestRdpInput.from_spec(vm).model_copy(update=windows)))
+        out += g.telnet_scripts(GuestTelnetInput.from_spec(vm).model_copy(update=windows))
+        for nic in vm.nics:
+            request = GuestIpv4Input.from_spec(vm, nic).model_copy(update=windows)
+            out.append(g.set_ipv4_script(request, request.nic.mac))
+    out += [g.rras_nat_script(GuestNatInput.from_spec(spec, nat)) for nat in spec.nat]
+    for share in spec.shares:
+        for grant in NtfsInput.from_spec(share).grants:
+            out += [s.ntfs_grant_script(share.path, grant, True),
+                    s.ntfs_grant_script(share.path, grant, False)]
+    return out
+
+
+LAB_COMMANDS = lab_commands(SPEC)
+LAB_SCRIPTS = lab_scripts(SPEC)
+
+
+@pytest.mark.parametrize("command", LAB_COMMANDS, ids=[c.describe()[:60] for c in LAB_COMMANDS])
+def test_lab_command_binds(command: Command) -> None:
+    """Guest, storage, directory and network commands bind to one parameter set."""
+    params = {k: as_bound(x) for k, x in command.parameters.items()}
+    Catalog.load().bind(command.cmdlet, params)
+
+
+@pytest.mark.parametrize("script", LAB_SCRIPTS, ids=[c.describe()[:60] for c in LAB_SCRIPTS])
+def test_lab_script_binds(script: Script) -> None:
+    """The packaged script exists and its param block takes the parameters given."""
+    info, _ = load_packaged_scripts()[script.name]
+    bind_script_params(info, {k: as_bound(x) for k, x in script.parameters.items()})
+
+
+def test_every_lab_cmdlet_and_script_is_covered() -> None:
+    cmdlets = {c.cmdlet for c in LAB_COMMANDS}
+    assert {"New-SmbShare", "Grant-SmbShareAccess", "Revoke-SmbShareAccess", "Remove-SmbShare",
+            "Get-Acl", "Set-ADComputer", "Set-ADAccountControl", "New-NetNat",
+            "Add-NetNatStaticMapping", "Remove-NetNat", "Test-NetConnection", "Set-VM"} <= cmdlets
+    assert {x.name for x in LAB_SCRIPTS} == {
+        "host/purge-tickets", "host/offline-guest-config", "guest/probe", "guest/rdp-port",
+        "guest/telnet-server", "guest/set-ipv4", "guest/rras-nat", "host/ntfs-grant"}
 
 
 # -- migration, replica and checkpoint steps -----------------------------------------------

@@ -1,0 +1,354 @@
+"""Guest activities against the simulated fleet: offline configuration of the seed's legacy
+guests, PowerShell Direct steps on a Windows Server 2022 guest, skips for legacy and Linux
+guests, and the seed's connectivity checks through the NAT router. Packaged scripts go
+through the sim's WinRM server like every other command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.guest import GuestActivities, offline_config_json, read_marks, with_mark
+from activities.models import (
+    ConnectivityInput,
+    GuestIpv4Input,
+    GuestNatConfig,
+    GuestNatInput,
+    GuestRdpInput,
+    GuestTelnetInput,
+    GuestUserConfig,
+    GuestWaitInput,
+    OfflineGuestConfigInput,
+    VmCreateInput,
+    VmDiskInput,
+    VmInput,
+    VmNicInput,
+    static_mac,
+)
+from activities.registry import build_activities
+from activities.vm import VmActivities
+from hvlab.powershell.endpoints import SimEndpoints
+from hvlab.powershell.session import SessionPool
+from hvlab.settings import Settings
+from hvlab.spec import LabSpec, Vm
+from simulator.fleet import Fleet
+from tests.activities.conftest import mutations
+from tests.sim.conftest import GB, hyperv_ready, run
+from tests.sim.test_network import WINDOWS_GOLDEN, seed_network, windows_golden
+
+SEED_GUESTS = ("win2003-1", "win2003-2", "win2003-3")
+
+
+def changes(fleet: Fleet, host: str) -> dict[str, int]:
+    """Mutating commands the host ran: :func:`mutations` without read-only packaged scripts."""
+    scripts = fleet.sim.registry.scripts
+    return {k: v for k, v in mutations(fleet, host).items()
+            if k.lower() not in scripts or scripts[k.lower()].mutating is not False}
+
+
+@pytest.fixture
+def guests(sessions: SessionPool, fleet: Fleet, lab_spec: LabSpec) -> GuestActivities:
+    return GuestActivities(sessions, SimEndpoints(lab_spec, fleet.home))
+
+
+def local_disk(spec: LabSpec, vm: Vm) -> str:
+    """The VM's VHDX in the host's VHD folder (win2003-3's lab disk lives on \\\\DC1\\smb)."""
+    return f"C:\\Hyper-V\\VHDs\\{vm.name}.vhdx"
+
+
+def deploy_off(acts: VmActivities, spec: LabSpec, vm: Vm) -> None:
+    """Disk, VM and NICs (static MACs from the lab file), left off."""
+    disk = VmDiskInput.from_spec(spec, vm).model_copy(update={"path": local_disk(spec, vm)})
+    acts.disk(disk)
+    acts.create(VmCreateInput.from_spec(spec, vm).model_copy(
+        update={"disk_path": disk.path, "config_path": "C:\\Hyper-V"}))
+    for nic in vm.nics:
+        acts.nic(VmNicInput.from_spec(vm, nic))
+
+
+def offline_input(spec: LabSpec, name: str) -> OfflineGuestConfigInput:
+    vm = spec.vm(name)
+    return OfflineGuestConfigInput.from_spec(spec, vm).model_copy(
+        update={"vhd_path": local_disk(spec, vm)})
+
+
+def windows_guest(fleet: Fleet, acts: VmActivities, name: str = "ws2022") -> GuestIpv4Input:
+    """A running Windows Server 2022 guest on SVR1's External switch; its IPv4 request."""
+    hyperv_ready(fleet.sim, "SVR1")
+    windows_golden(fleet.sim)
+    disk = VmDiskInput(host="SVR1", vm=name, path=f"C:\\Hyper-V\\VHDs\\{name}.vhdx",
+                       golden_path=WINDOWS_GOLDEN)
+    acts.disk(disk)
+    acts.create(VmCreateInput(host="SVR1", name=name, memory_bytes=GB, disk_path=disk.path))
+    acts.nic(VmNicInput(host="SVR1", vm=name, name="External", switch="External",
+                        mac=static_mac(name, "External")))
+    acts.start(VmInput(host="SVR1", vm=name))
+    return GuestIpv4Input.model_validate({
+        "host": "SVR1", "vm": name, "os": "windows", "credential": "guest-admin",
+        "nic": {"name": "External", "mac": static_mac(name, "External"),
+                "ip": "192.168.1.140", "prefix": 24, "gateway": "192.168.1.2",
+                "dns": ["192.168.1.100"]}})
+
+
+# ---------------------------------------------------------------- inputs from the lab file
+
+
+def test_lab_nics_get_deterministic_static_macs(
+    fleet: Fleet, lab_spec: LabSpec, vm_activities: VmActivities
+) -> None:
+    """VmNicInput.from_spec derives the MAC the offline configuration matches adapters by,
+    and vm.nic creates the NICs with exactly those static MACs."""
+    vm = lab_spec.vm("win2003-1")
+    macs = [static_mac(vm.name, n.name) for n in vm.nics]
+    assert len(set(macs)) == 3 and all(m.startswith("00155D") and len(m) == 12 for m in macs)
+    assert [VmNicInput.from_spec(vm, n).mac for n in vm.nics] == macs
+    assert [n.mac for n in offline_input(lab_spec, vm.name).nics] == macs
+    hyperv_ready(fleet.sim, "SVR1")
+    deploy_off(vm_activities, lab_spec, vm)
+    nics = fleet.state()["hosts"]["SVR1"]["vms"]["win2003-1"]["nics"]
+    assert [n["mac"] for n in nics] == macs
+
+
+def test_offline_config_json_carries_no_secrets(lab_spec: LabSpec) -> None:
+    """Telnet users are names and groups in the JSON; passwords travel as PSCredential refs."""
+    request = offline_input(lab_spec, "win2003-2")
+    assert request.users == [GuestUserConfig(name="teluser", credential="teluser",
+                                             groups=["TelnetClients"])]
+    text = offline_config_json(request)
+    assert '"users":[{"groups":["TelnetClients"],"name":"teluser"}]' in text
+    assert "password" not in text.lower() and '"telnet":{"enabled":true}' in text
+    router = offline_input(lab_spec, "win2003-1")
+    assert router.nat == GuestNatConfig(public="External", private=["Internal", "Internal2"],
+                                        mappings=["tcp:23:10.10.10.2:23",
+                                                  "tcp:35000:10.10.20.2:35000"])
+    assert offline_input(lab_spec, "win2003-3").rdp_port == 35000
+
+
+def test_notes_marks_keep_other_lines() -> None:
+    notes = with_mark("built by hand", "rdp", "abc")
+    notes = with_mark(notes, "telnet", "def")
+    assert notes == "built by hand\nhvlab: rdp=abc; telnet=def"
+    assert read_marks(with_mark(notes, "rdp", "xyz")) == {"rdp": "xyz", "telnet": "def"}
+
+
+# ---------------------------------------------------------------- skips (no PowerShell Direct)
+
+
+def test_powershell_direct_steps_skip_legacy_and_linux_guests(
+    fleet: Fleet, lab_spec: LabSpec, guests: GuestActivities
+) -> None:
+    """Legacy and Linux guests get an explicit skip from every PowerShell Direct step and
+    the hosts receive no command at all."""
+    legacy, linux = lab_spec.vm("win2003-2"), lab_spec.vm("Linux01")
+    router = next(n for n in lab_spec.nat if n.vm == "win2003-1")
+    results = [
+        guests.wait_ready(GuestWaitInput.from_spec(legacy)),
+        guests.set_ipv4(GuestIpv4Input.from_spec(legacy, legacy.nics[0])),
+        guests.telnet(GuestTelnetInput.from_spec(legacy)),
+        guests.rdp(GuestRdpInput.from_spec(lab_spec.vm("win2003-3"))),
+        guests.rras_nat(GuestNatInput.from_spec(lab_spec, router)),
+        guests.set_ipv4(GuestIpv4Input.from_spec(linux, linux.nics[0])),
+        guests.wait_ready(GuestWaitInput.from_spec(linux)),
+        guests.offline_config(OfflineGuestConfigInput.from_spec(lab_spec, linux)),
+    ]
+    assert not any(r.changed for r in results)
+    assert all(r.observed["skipped"] for r in results)
+    assert "PowerShell Direct needs a Windows Server 2016+" in results[0].observed["skipped"]
+    assert "SSH" in results[5].observed["skipped"]
+    assert fleet.state()["counters"] == {}
+
+
+# ---------------------------------------------------------------- offline configuration
+
+
+def test_offline_config_once_then_applied_at_first_boot(
+    fleet: Fleet, lab_spec: LabSpec, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """win2003-2: the configuration is written while the VM is off, a rerun sends nothing,
+    and the first boot applies the address, the Telnet user and the service."""
+    hyperv_ready(fleet.sim, "SVR1")
+    vm = lab_spec.vm("win2003-2")
+    deploy_off(vm_activities, lab_spec, vm)
+    request = offline_input(lab_spec, vm.name)
+    first = guests.offline_config(request)
+    assert first.changed and first.observed["pending"] is True
+    assert first.observed["sections"] == ["nics", "telnet", "users"]
+    before = changes(fleet, "SVR1")
+    again = guests.offline_config(request)
+    assert not again.changed and changes(fleet, "SVR1") == before
+    vm_activities.start(VmInput(host="SVR1", vm=vm.name))
+    guest = fleet.state()["hosts"]["SVR1"]["guests"][vm.name]
+    assert guest["ips"] == {"Internal": ["10.10.10.2/24"]}
+    assert "teluser" in guest["users"] and guest["groups"]["TelnetClients"] == ["teluser"]
+    assert guest["services"]["TlntSvr"] == "Running"
+    assert not guests.offline_config(request).changed  # started: the notes still match
+
+
+def test_offline_config_of_a_started_vm_is_refused(
+    fleet: Fleet, lab_spec: LabSpec, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """A legacy VM that already started without the configuration cannot take it offline:
+    PreconditionFailed, not retried, and no script is sent."""
+    hyperv_ready(fleet.sim, "SVR1")
+    vm = lab_spec.vm("win2003-3")
+    deploy_off(vm_activities, lab_spec, vm)
+    vm_activities.start(VmInput(host="SVR1", vm=vm.name))
+    with pytest.raises(ApplicationError) as caught:
+        guests.offline_config(offline_input(lab_spec, vm.name))
+    assert caught.value.type == "PreconditionFailed" and caught.value.non_retryable
+    assert "is Running" in caught.value.message
+    assert "host/offline-guest-config" not in fleet.state()["counters"]["SVR1"]
+
+
+def test_offline_config_of_a_missing_vm_is_not_found(
+    fleet: Fleet, lab_spec: LabSpec, guests: GuestActivities
+) -> None:
+    hyperv_ready(fleet.sim, "SVR1")
+    with pytest.raises(ApplicationError) as caught:
+        guests.offline_config(offline_input(lab_spec, "win2003-1"))
+    assert caught.value.type == "NotFound" and caught.value.non_retryable
+
+
+# ---------------------------------------------------------------- PowerShell Direct (2016+)
+
+
+def test_wait_ready_and_set_ipv4_on_a_windows_guest(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """The guest answers PowerShell Direct; the static address lands on the adapter with the
+    NIC's MAC once, and a rerun sends no mutating command."""
+    request = windows_guest(fleet, vm_activities)
+    ready = guests.wait_ready(GuestWaitInput(host="SVR1", vm="ws2022", os="windows",
+                                             credential="guest-admin", interval_seconds=0.01))
+    assert ready.observed["ready"] is True
+    first = guests.set_ipv4(request)
+    assert first.changed and first.observed["addresses"] == ["192.168.1.140"]
+    assert fleet.state()["hosts"]["SVR1"]["guests"]["ws2022"]["ips"] == {
+        "External": ["192.168.1.140/24"]}
+    before = changes(fleet, "SVR1")
+    assert not guests.set_ipv4(request).changed
+    assert changes(fleet, "SVR1") == before
+
+
+def test_set_ipv4_reported_by_the_guest_changes_nothing(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """An address the guest already reports on that NIC (KVP) is left alone: no script."""
+    request = windows_guest(fleet, vm_activities)
+    before = changes(fleet, "SVR1")
+    guest = fleet.sim.host("SVR1").vm("ws2022").guest
+    guest.ips[request.nic.mac] = ["192.168.1.140/24"]
+    result = guests.set_ipv4(request)
+    assert not result.changed and result.observed["mac"] == request.nic.mac
+    assert changes(fleet, "SVR1") == before
+
+
+def test_set_ipv4_on_a_missing_nic_is_not_found(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    request = windows_guest(fleet, vm_activities)
+    wrong = request.model_copy(update={"nic": request.nic.model_copy(update={"name": "Lab"})})
+    with pytest.raises(ApplicationError) as caught:
+        guests.set_ipv4(wrong)
+    assert caught.value.type == "NotFound" and "NIC Lab" in caught.value.message
+
+
+def test_rdp_port_once_then_recorded(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """guest.rdp sets the port (TermService restarted); the rerun only reads the VM."""
+    windows_guest(fleet, vm_activities)
+    request = GuestRdpInput(host="SVR1", vm="ws2022", os="windows", credential="guest-admin",
+                            port=35000)
+    assert guests.rdp(request).changed
+    assert fleet.state()["hosts"]["SVR1"]["guests"]["ws2022"]["rdp_port"] == 35000
+    before = changes(fleet, "SVR1")
+    assert not guests.rdp(request).changed
+    assert changes(fleet, "SVR1") == before
+
+
+def test_telnet_on_a_2016_plus_guest_fails_for_the_missing_role(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """The Telnet Server role does not exist on Windows Server 2016+: NotFound, not retried,
+    and nothing is recorded."""
+    windows_guest(fleet, vm_activities)
+    request = GuestTelnetInput(host="SVR1", vm="ws2022", os="windows", credential="guest-admin",
+                               users=[GuestUserConfig(name="teluser", credential="teluser")])
+    with pytest.raises(ApplicationError) as caught:
+        guests.telnet(request)
+    assert caught.value.type == "NotFound" and caught.value.non_retryable
+    assert "Telnet-Server" in caught.value.message
+    assert "hvlab:" not in str(fleet.sim.host("SVR1").vm("ws2022").notes)
+
+
+def test_powershell_direct_needs_a_running_vm(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    windows_guest(fleet, vm_activities)
+    vm_activities.stop(VmInput(host="SVR1", vm="ws2022"))
+    request = GuestRdpInput(host="SVR1", vm="ws2022", os="windows", credential="guest-admin")
+    with pytest.raises(ApplicationError) as caught:
+        guests.rdp(request)
+    assert caught.value.type == "PreconditionFailed" and "is Off" in caught.value.message
+
+
+# ---------------------------------------------------------------- connectivity
+
+
+def test_seed_connectivity_passes_and_fails_with_the_router_off(
+    fleet: Fleet, lab_spec: LabSpec, guests: GuestActivities
+) -> None:
+    """With the seed's guests configured and running, TCP 23 and 35000 on the router's
+    public address reach Telnet and RDP behind it; with the router off both checks fail."""
+    seed_network(fleet.sim)
+    checks = ConnectivityInput.from_spec(lab_spec)
+    assert [(c.host, c.address, c.port) for c in checks.checks] == [
+        ("SVR1", "192.168.1.111", 23), ("SVR1", "192.168.1.111", 35000)]
+    result = guests.check_connectivity(checks)
+    assert not result.changed and all(c["ok"] for c in result.observed["checks"])
+    assert changes(fleet, "SVR1") == mutations(fleet, "SVR1")  # Test-NetConnection only
+    assert run(fleet.sim, "SVR1", "Stop-VM", Name="win2003-1", TurnOff=None).ok
+    with pytest.raises(ApplicationError) as caught:
+        guests.check_connectivity(checks)
+    assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
+    assert caught.value.message.startswith("2 of 2 connectivity checks failed")
+
+
+def test_seed_lab_end_to_end_connectivity(
+    fleet: Fleet, lab_spec: LabSpec, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """Hosts prepared, the three legacy guests created with static MACs, configured offline
+    and started by the activities: the seed's checks pass, and fail once vm.stop turns the
+    router off."""
+    hyperv_ready(fleet.sim, "SVR1")
+    for name in SEED_GUESTS:
+        vm = lab_spec.vm(name)
+        deploy_off(vm_activities, lab_spec, vm)
+        assert guests.offline_config(offline_input(lab_spec, name)).changed
+        vm_activities.start(VmInput(host="SVR1", vm=name))
+    checks = ConnectivityInput.from_spec(lab_spec)
+    assert all(c["ok"] for c in guests.check_connectivity(checks).observed["checks"])
+    vm_activities.stop(VmInput(host="SVR1", vm="win2003-1"))
+    with pytest.raises(ApplicationError) as caught:
+        guests.check_connectivity(checks)
+    assert caught.value.type == "VerificationFailed"
+
+
+def test_worker_registers_the_lab_steps(tmp_path: Path) -> None:
+    """build_activities lists every guest.*, storage.*, directory.* and network.* step."""
+    names = set()
+    for fn in build_activities(Settings(home=tmp_path)):
+        definition = activity._Definition.from_callable(fn)
+        assert definition is not None
+        names.add(definition.name)
+    assert {"guest.offline_config", "guest.wait_ready", "guest.set_ipv4", "guest.telnet",
+            "guest.rdp", "guest.rras_nat", "guest.check_connectivity", "storage.share",
+            "storage.share_access", "storage.ntfs", "storage.remove_share",
+            "storage.revoke_access", "directory.delegation", "directory.purge_tickets",
+            "directory.remove_delegation", "network.host_nat",
+            "network.remove_host_nat"} <= names
