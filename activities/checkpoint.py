@@ -14,8 +14,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.base import Remote, application_errors, heartbeat
+from activities.base import application_errors
 from activities.host import SILENT, verify_failed
+from activities.migration import ProgressRemote, progress, progress_scope
 from activities.models import CheckpointInput, StepResult
 from activities.vm import get_vm_command, stop_vm_command
 from hvlab.powershell.command import Command, Switch
@@ -71,7 +72,7 @@ class CheckpointActivities:
     """Checkpoint steps on lab hosts reached through ``sessions`` and ``endpoints``."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = Remote(sessions, endpoints)
+        self._remote = ProgressRemote(sessions, endpoints)
 
     def _get(self, request: CheckpointInput) -> dict[str, Any] | None:
         return self._remote.query_one(request.host,
@@ -109,19 +110,22 @@ class CheckpointActivities:
     def restore(self, request: CheckpointInput) -> StepResult:
         """Turn the VM off (Stop-VM -TurnOff -Force) and apply the checkpoint; the VM stays
         off (Saved for a standard checkpoint of a running VM) until vm.start."""
-        with application_errors():
+        with application_errors(), progress_scope():
             return self._restore(request)
 
     def _restore(self, request: CheckpointInput) -> StepResult:
+        restored = _restored_before(request)
+        if restored:  # keep the marker for a further retry
+            progress({"restored": request.name, "vm": request.vm})
         checkpoint = _checkpoint_view(self._require(request))
         before = self._vm_state(request)
-        if _restored_before(request) and before not in RUNNING_STATES:
+        if restored and before not in RUNNING_STATES:
             return StepResult(changed=False, observed={**checkpoint, "state": before,
                                                        "resumed": True})
         if before in RUNNING_STATES:
             self._remote.run(request.host, stop_vm_command(request.vm, turn_off=True))
         self._remote.run(request.host, restore_checkpoint_command(request.vm, request.name))
-        heartbeat({"restored": request.name, "vm": request.vm})
+        progress({"restored": request.name, "vm": request.vm})
         after = self._vm_state(request)
         if after in RUNNING_STATES:
             raise verify_failed(request.host, f"{request.vm} runs after the restore", after)

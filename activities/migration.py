@@ -15,6 +15,9 @@ from __future__ import annotations
 import ipaddress
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from temporalio import activity
@@ -34,7 +37,7 @@ from activities.models import (
     VerifyLocationInput,
 )
 from activities.vm import get_vm_command
-from hvlab.powershell.command import SWITCH, Command
+from hvlab.powershell.command import SWITCH, Command, Pipeline
 from hvlab.powershell.endpoints import EndpointSource
 from hvlab.powershell.errors import RemoteError, classify_message
 from hvlab.powershell.session import SessionPool
@@ -130,6 +133,42 @@ def hard_disks_command(vm: str) -> Command:
     return Command.of("Get-VMHardDiskDrive", VMName=vm)
 
 
+# -- progress heartbeats -------------------------------------------------------------------
+
+_PROGRESS: ContextVar[tuple[Any, ...]] = ContextVar("hvlab_progress", default=())
+
+
+@contextmanager
+def progress_scope() -> Iterator[None]:
+    """One activity execution's progress details (none at the start)."""
+    token = _PROGRESS.set(())
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def progress(*details: Any) -> None:
+    """Heartbeat ``details`` and keep them for the liveness beats that follow."""
+    _PROGRESS.set(details)
+    heartbeat(*details)
+
+
+def _liveness() -> None:
+    heartbeat(*_PROGRESS.get())
+
+
+class ProgressRemote(Remote):
+    """A Remote whose liveness heartbeats (sent while a pipeline runs) repeat the execution's
+    last progress details instead of blanking them, so a retry can resume from them."""
+
+    def run(self, host: str, *commands: Command, mutating: bool = True) -> list[Any]:
+        pipeline = Pipeline(tuple(commands), mutating)
+        result = self._sessions.run(self._endpoints.endpoint(host), pipeline,
+                                    heartbeat=_liveness, cancelled=cancelled)
+        return result.output
+
+
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -182,6 +221,10 @@ def _settings_view(vmhost: dict[str, Any]) -> MigrationHostSettings:
         max_vm_migrations=int(vmhost.get("MaximumVirtualMachineMigrations") or 2),
         max_storage_migrations=int(vmhost.get("MaximumStorageMigrations") or 2),
         use_any_network=bool(vmhost.get("UseAnyNetworkForMigration")))
+
+
+def _same(a: MigrationHostSettings, b: MigrationHostSettings) -> bool:
+    return a.model_dump(exclude={"lab"}) == b.model_dump(exclude={"lab"})
 
 
 _SET_VMHOST = {  # MigrationHostSettings field -> Set-VMHost parameter
@@ -242,7 +285,7 @@ class MigrationActivities:
     """Migration steps on lab hosts reached through ``sessions`` and ``endpoints``."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = Remote(sessions, endpoints)
+        self._remote = ProgressRemote(sessions, endpoints)
 
     # -- readiness -----------------------------------------------------------------------
     @activity.defn(name="migration.readiness")
@@ -282,10 +325,11 @@ class MigrationActivities:
         for network in missing:
             self._remote.run(request.host, add_migration_network_command(network))
         after = self._settings(request.host)
-        if after != request.settings or self._missing_networks(request):
+        if not _same(after, request.settings) or self._missing_networks(request):
             raise verify_failed(request.host, "migration settings did not take", after)
         return StepResult(changed=changed or bool(missing), observed={
-            "current": after.model_dump(), "previous": before.model_dump(),
+            "current": after.model_dump(exclude={"lab"}),
+            "previous": before.model_dump(exclude={"lab"}),
             "networks": self._networks(request.host),
             "added_networks": [_subnet(n.subnet) for n in missing]})
 
@@ -302,10 +346,10 @@ class MigrationActivities:
                 self._remote.run(request.host, remove_migration_network_command(subnet))
             after = self._settings(request.host)
             left = set(remove) & set(self._networks(request.host))
-            if after != request.previous or left:
+            if not _same(after, request.previous) or left:
                 raise verify_failed(request.host, "migration settings were not restored", after)
             return StepResult(changed=changed or bool(remove), observed={
-                "current": after.model_dump(), "removed_networks": remove})
+                "current": after.model_dump(exclude={"lab"}), "removed_networks": remove})
 
     # -- where the VM is -----------------------------------------------------------------
     def _get_vm(self, host: str, vm: str) -> dict[str, Any] | None:
@@ -392,12 +436,15 @@ class MigrationActivities:
         if done is not None:
             return StepResult(changed=False, observed={"done": True, "location": done})
         vm_id = _vm_id(self._source_vm(request))
-        running = self._job_for(request.host, vm_id, running_only=True)
-        if running is not None:
-            return StepResult(changed=False, observed={**_job_view(running), "done": False,
+        earlier = self._jobs_for(request.host, vm_id)
+        running = [j for j in earlier if _running(j)]
+        if running:
+            return StepResult(changed=False, observed={**_job_view(running[-1]), "done": False,
                                                        "reattached": True, "vm_id": vm_id})
         started = self._remote.run(request.host, move_command(request))
-        job = self._job_for(request.host, vm_id, running_only=False)
+        known = {_text(j.get("InstanceID")).upper() for j in earlier}
+        job = next((j for j in reversed(self._jobs_for(request.host, vm_id))
+                    if _text(j.get("InstanceID")).upper() not in known), None)
         if job is None:
             return self._without_job(request, started)
         return StepResult(changed=True, observed={**_job_view(job), "done": False,
@@ -435,13 +482,15 @@ class MigrationActivities:
         """Poll the job until it ends, heartbeating {job_id, percent}; a retry resumes from
         the last heartbeat. Completed -> result; failed -> non-retryable ApplicationError of
         the classified ErrorDescription; gone -> state Gone (decide by VM location)."""
-        with application_errors():
+        with application_errors(), progress_scope():
             return self._poll_job(request)
 
     def _poll_job(self, request: MigrationJobInput) -> StepResult:
         job_id = _job_id(request.job_id)
         resumed = _resume_details()
         start = resumed.get("percent") if resumed.get("job_id") == job_id else None
+        if start is not None:
+            progress(resumed)  # kept until the first poll answers
         deadline = time.monotonic() + request.timeout_seconds
         polls = 0
         while True:
@@ -456,7 +505,7 @@ class MigrationActivities:
                                                            "resumed_from": start})
             if view["job_state"] in DONE_STATES:
                 raise job_failure(request.host, job)
-            heartbeat({"job_id": job_id, "percent": view["percent"]})
+            progress({"job_id": job_id, "percent": view["percent"]})
             self._pause(request, deadline, polls)
 
     @staticmethod

@@ -19,9 +19,15 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.base import Remote, application_errors, cancelled, heartbeat
+from activities.base import application_errors, cancelled
 from activities.host import SILENT, conflict, verify_failed
-from activities.migration import NAMESPACE, hard_disks_command
+from activities.migration import (
+    NAMESPACE,
+    ProgressRemote,
+    hard_disks_command,
+    progress,
+    progress_scope,
+)
 from activities.models import (
     HostInput,
     ReplicaFirewallInput,
@@ -206,7 +212,7 @@ class ReplicaActivities:
     """Hyper-V Replica steps on lab hosts reached through ``sessions`` and ``endpoints``."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = Remote(sessions, endpoints)
+        self._remote = ProgressRemote(sessions, endpoints)
 
     def _replication(self, host: str, vm: str) -> dict[str, Any] | None:
         found = self._remote.query_one(host, get_replication_command(vm))
@@ -372,7 +378,7 @@ class ReplicaActivities:
     def wait_state(self, request: ReplicaWaitInput) -> StepResult:
         """Poll Get-VMReplication until State and Health are among the wanted ones,
         heartbeating {state, health, percent}; Error/Critical fails, a timeout is retried."""
-        with application_errors():
+        with application_errors(), progress_scope():
             return self._wait_state(request)
 
     def _wait_state(self, request: ReplicaWaitInput) -> StepResult:
@@ -387,7 +393,7 @@ class ReplicaActivities:
                 raise ApplicationError(f"{request.host}: replication of {request.vm} is "
                                        f"{found['state']}/{found['health']}", found,
                                        type="ReplicationFailed", non_retryable=True)
-            heartbeat({"state": found["state"], "health": found["health"],
+            progress({"state": found["state"], "health": found["health"],
                        "percent": self._percent(request.host, found), "polls": polls})
             if cancelled():
                 raise CancelledError(f"{request.host}: wait for {request.vm} cancelled")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -83,9 +84,12 @@ def test_restore_turns_off_applies_and_leaves_off(
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, heartbeat_details=[{"restored": "baseline",
                                                                  "vm": "Linux01"}])
+    beats: list[tuple[Any, ...]] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
     before = mutations(linux, "SVR2")
     retried = env.run(acts.restore, BASELINE)
     assert not retried.changed and retried.observed["resumed"]
+    assert beats and all(b == ({"restored": "baseline", "vm": "Linux01"},) for b in beats)
     assert mutations(linux, "SVR2") == before
 
 

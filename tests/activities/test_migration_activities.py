@@ -27,6 +27,7 @@ from hvlab.spec import LabSpec
 from simulator.clock import Clock
 from simulator.faults import FaultPlan
 from simulator.fleet import Fleet
+from simulator.world import Ace
 from tests.activities.conftest import mutations
 from tests.sim.conftest import StepClock, hyperv_ready, lab_with_vm, run
 
@@ -178,23 +179,27 @@ def test_poll_job_heartbeats_and_resumes(
     fleet: Fleet, driver: JobDriver, acts: MigrationActivities
 ) -> None:
     """poll_job heartbeats {job_id, percent} on every poll (the job advances one simulated
-    step per heartbeat), reads the last attempt's heartbeat on resume and returns Completed."""
+    step per heartbeat), reads the last attempt's heartbeat on resume, never blanks the
+    details with a bare liveness beat, and returns Completed."""
     job_id = acts.start_move(MOVE).observed["job_id"]
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, heartbeat_details=[{"job_id": job_id,
-                                                                 "percent": 10}])
+                                                                 "percent": 0}])
     beats: list[dict[str, Any]] = []
+    bare: list[tuple[Any, ...]] = []
 
     def on_heartbeat(*details: Any) -> None:
-        if details:
-            beats.append(details[0])
-            driver.advance()
+        if not details:
+            bare.append(details)
+            return
+        beats.append(details[0])
+        driver.advance()
 
     env.on_heartbeat = on_heartbeat
     result = env.run(acts.poll_job, MigrationJobInput(host="SVR2", job_id=job_id,
                                                       interval_seconds=0.01))
     assert result.observed["state"] == "Completed" and result.observed["percent"] == 100
-    assert result.observed["resumed_from"] == 10
+    assert result.observed["resumed_from"] == 0 and bare == []
     assert {b["job_id"] for b in beats} == {job_id}
     percents = [b["percent"] for b in beats]
     assert percents == sorted(percents) and percents[0] < percents[-1] < 100
@@ -275,3 +280,39 @@ def test_storage_move(fleet: Fleet, acts: MigrationActivities) -> None:
     assert not again.changed and again.observed["done"]
     assert mutations(fleet, "SVR2") == before
     assert counter(fleet, "SVR2", "Move-VMStorage") == 1
+
+
+def test_storage_to_share_then_smb_move(fleet: Fleet, acts: MigrationActivities) -> None:
+    """Storage to \\\\DC1\\smb (Move-VMStorage), then a compute-only move: the VM runs on SVR1
+    with its files still on the share."""
+    lab_with_vm(fleet.sim)
+    share_vm_storage(fleet)
+    to_share = MoveInput(host="SVR2", vm="Linux01", mode="storage",
+                         destination_path="\\\\DC1\\smb\\Linux01")
+    acts.start_move(to_share)
+    acts.verify_location(VerifyLocationInput(host="SVR2", vm="Linux01",
+                                             path="\\\\DC1\\smb\\Linux01"))
+    smb = MoveInput(host="SVR2", vm="Linux01", mode="smb", destination="SVR1",
+                    destination_fqdn="svr1.kosa.vm")
+    assert acts.preflight(smb).observed["compatible"]
+    assert acts.start_move(smb).changed
+    where = acts.verify_location(VerifyLocationInput(host="SVR1", vm="Linux01",
+                                                     path="\\\\DC1\\smb\\Linux01",
+                                                     absent_from="SVR2"))
+    assert where.observed["path"] == "\\\\DC1\\smb\\Linux01"
+    before = mutations(fleet, "SVR2")
+    assert not acts.start_move(smb).changed
+    assert mutations(fleet, "SVR2") == before
+    assert counter(fleet, "SVR2", "Move-VM") == 1
+
+
+def share_vm_storage(fleet: Fleet) -> None:
+    """\\\\DC1\\smb with share and NTFS rights for both hosts' computer accounts."""
+    sim = fleet.sim
+    assert run(sim, "DC1", "New-Item", ItemType="Directory", Path="C:\\smb").ok
+    accounts = ("KOSA\\SVR1$", "KOSA\\SVR2$", "BUILTIN\\Administrators")
+    sim.world.shares["DC1"]["smb"] = sim.world.shares["DC1"]["SYSVOL"].model_copy(update={
+        "name": "smb", "path": "C:\\smb",
+        "share_acl": [Ace(account=a, right="Full") for a in accounts]})
+    sim.host("DC1").ntfs_acls["c:\\smb"] = [Ace(account=a, right="FullControl")
+                                            for a in accounts[:2]]
