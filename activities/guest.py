@@ -11,8 +11,9 @@ steps run only for ``windows`` (2016+) guests; for legacy and Linux guests they 
 Steps whose guest state cannot be read without running a script that changes it (offline
 configuration, Telnet, RDP port, RRAS NAT) record what they applied as a digest in the VM's
 Notes (a line ``hvlab: key=digest; ...``) once the host reported success; the probe is
-``Get-VM``. Static IPv4 is probed through the addresses the guest reports to Hyper-V (KVP).
-The ``*_command`` / ``*_script`` functions build the exact commands the activities emit.
+``Get-VM``. Static IPv4 is probed through the addresses the guest reports to Hyper-V (KVP),
+which shows addresses only: a wrong gateway or DNS server behind the right address is not
+seen. The ``*_command`` / ``*_script`` functions build the exact commands the activities emit.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.base import Remote, application_errors, cancelled, heartbeat
-from activities.host import verify_failed
+from activities.host import conflict, verify_failed
 from activities.models import (
     ConnectivityCheck,
     ConnectivityInput,
@@ -185,6 +186,10 @@ def precondition(host: str, what: str) -> ApplicationError:
     return ApplicationError(f"{host}: {what}", type="PreconditionFailed", non_retryable=True)
 
 
+def _mac(value: Any) -> str:
+    return "".join(ch for ch in str(value or "") if ch.isalnum()).upper()
+
+
 def _addresses(nic: dict[str, Any]) -> list[str]:
     """The IPv4 addresses a VM NIC reports through KVP, without prefix lengths."""
     raw = nic.get("IPAddresses") or []
@@ -252,6 +257,7 @@ class GuestActivities:
             raise precondition(request.host, f"VM {request.vm} is {state}: its offline "
                                "configuration is written while it is off, before it starts "
                                "(stop it and run this step again)")
+        self._check_macs(request)
         output = self._remote.script(request.host, offline_config_script(request))
         result = next((o for o in output if isinstance(o, dict)), {})
         if result.get("Pending") is not True:
@@ -260,6 +266,20 @@ class GuestActivities:
         self._mark(request.host, request.vm, "offline-config", wanted)
         return StepResult(changed=True, observed={**observed, "state": state, "pending": True,
                                                   "sections": result.get("Sections")})
+
+    def _check_macs(self, request: OfflineGuestConfigInput) -> None:
+        """The guest finds its adapters by MAC: every configured NIC must exist with it."""
+        nics = self._remote.query(request.host, get_nic_command(request.vm))
+        macs = {str(n.get("Name")).lower(): _mac(n.get("MacAddress"))
+                for n in nics if isinstance(n, dict)}
+        for nic in request.nics:
+            found = macs.get(nic.name.lower())
+            if found is None:
+                raise not_found(request.host, f"NIC {nic.name} of VM {request.vm}")
+            if found != _mac(nic.mac):
+                raise conflict(request.host, f"NIC {nic.name} of VM {request.vm} has MAC "
+                               f"{found}, the configuration expects {_mac(nic.mac)} (create "
+                               "it with that static MAC)")
 
     # -- readiness -----------------------------------------------------------------------
     @activity.defn(name="guest.wait_ready")
@@ -375,7 +395,12 @@ class GuestActivities:
     @activity.defn(name="guest.check_connectivity")
     def check_connectivity(self, request: ConnectivityInput) -> StepResult:
         """Run every check (Test-NetConnection from its host) and report each result; fails
-        with VerificationFailed (not retried) listing the checks that failed."""
+        with VerificationFailed (not retried) listing the checks that failed.
+
+        Probes start on hosts, so traffic between two internal subnets is not tried directly:
+        the lab's checks (:meth:`ConnectivityInput.from_spec`) reach a server in each internal
+        subnet through the router's port forwards, which needs the router to route into that
+        subnet and the server to route back through it."""
         with application_errors():
             results = [self._check(c) for c in request.checks]
         failed = [r["name"] for r in results if not r["ok"]]

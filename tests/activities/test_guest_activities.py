@@ -12,9 +12,11 @@ import pytest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.directory import DirectoryActivities
 from activities.guest import GuestActivities, offline_config_json, read_marks, with_mark
 from activities.models import (
     ConnectivityInput,
+    DelegationInput,
     GuestIpv4Input,
     GuestNatConfig,
     GuestNatInput,
@@ -22,7 +24,12 @@ from activities.models import (
     GuestTelnetInput,
     GuestUserConfig,
     GuestWaitInput,
+    HostInput,
+    NtfsInput,
     OfflineGuestConfigInput,
+    ShareAccessInput,
+    ShareInput,
+    StepResult,
     VmCreateInput,
     VmDiskInput,
     VmInput,
@@ -30,6 +37,7 @@ from activities.models import (
     static_mac,
 )
 from activities.registry import build_activities
+from activities.storage import StorageActivities
 from activities.vm import VmActivities
 from hvlab.powershell.endpoints import SimEndpoints
 from hvlab.powershell.session import SessionPool
@@ -37,7 +45,7 @@ from hvlab.settings import Settings
 from hvlab.spec import LabSpec, Vm
 from simulator.fleet import Fleet
 from tests.activities.conftest import mutations
-from tests.sim.conftest import GB, hyperv_ready, run
+from tests.sim.conftest import GB, hyperv_ready, join_domain, run
 from tests.sim.test_network import WINDOWS_GOLDEN, seed_network, windows_golden
 
 SEED_GUESTS = ("win2003-1", "win2003-2", "win2003-3")
@@ -55,25 +63,15 @@ def guests(sessions: SessionPool, fleet: Fleet, lab_spec: LabSpec) -> GuestActiv
     return GuestActivities(sessions, SimEndpoints(lab_spec, fleet.home))
 
 
-def local_disk(spec: LabSpec, vm: Vm) -> str:
-    """The VM's VHDX in the host's VHD folder (win2003-3's lab disk lives on \\\\DC1\\smb)."""
-    return f"C:\\Hyper-V\\VHDs\\{vm.name}.vhdx"
-
-
-def deploy_off(acts: VmActivities, spec: LabSpec, vm: Vm) -> None:
+def deploy_off(acts: VmActivities, spec: LabSpec, vm: Vm) -> list[StepResult]:
     """Disk, VM and NICs (static MACs from the lab file), left off."""
-    disk = VmDiskInput.from_spec(spec, vm).model_copy(update={"path": local_disk(spec, vm)})
-    acts.disk(disk)
-    acts.create(VmCreateInput.from_spec(spec, vm).model_copy(
-        update={"disk_path": disk.path, "config_path": "C:\\Hyper-V"}))
-    for nic in vm.nics:
-        acts.nic(VmNicInput.from_spec(vm, nic))
+    return [acts.disk(VmDiskInput.from_spec(spec, vm)),
+            acts.create(VmCreateInput.from_spec(spec, vm)),
+            *(acts.nic(VmNicInput.from_spec(vm, nic)) for nic in vm.nics)]
 
 
 def offline_input(spec: LabSpec, name: str) -> OfflineGuestConfigInput:
-    vm = spec.vm(name)
-    return OfflineGuestConfigInput.from_spec(spec, vm).model_copy(
-        update={"vhd_path": local_disk(spec, vm)})
+    return OfflineGuestConfigInput.from_spec(spec, spec.vm(name))
 
 
 def windows_guest(fleet: Fleet, acts: VmActivities, name: str = "ws2022") -> GuestIpv4Input:
@@ -194,7 +192,7 @@ def test_offline_config_of_a_started_vm_is_refused(
     """A legacy VM that already started without the configuration cannot take it offline:
     PreconditionFailed, not retried, and no script is sent."""
     hyperv_ready(fleet.sim, "SVR1")
-    vm = lab_spec.vm("win2003-3")
+    vm = lab_spec.vm("win2003-1")
     deploy_off(vm_activities, lab_spec, vm)
     vm_activities.start(VmInput(host="SVR1", vm=vm.name))
     with pytest.raises(ApplicationError) as caught:
@@ -203,6 +201,22 @@ def test_offline_config_of_a_started_vm_is_refused(
     assert "is Running" in caught.value.message
     assert "host/offline-guest-config" not in fleet.state()["counters"]["SVR1"]
 
+
+def test_offline_config_needs_the_static_macs(
+    fleet: Fleet, lab_spec: LabSpec, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """A NIC created with another MAC would leave the guest unconfigured: Conflict before
+    anything is written into the disk."""
+    hyperv_ready(fleet.sim, "SVR1")
+    vm = lab_spec.vm("win2003-2")
+    vm_activities.disk(VmDiskInput.from_spec(lab_spec, vm))
+    vm_activities.create(VmCreateInput.from_spec(lab_spec, vm))
+    vm_activities.nic(VmNicInput.from_spec(vm, vm.nics[0], "00155D0102A1"))
+    with pytest.raises(ApplicationError) as caught:
+        guests.offline_config(offline_input(lab_spec, vm.name))
+    assert caught.value.type == "Conflict" and caught.value.non_retryable
+    assert "has MAC 00155D0102A1" in caught.value.message
+    assert "host/offline-guest-config" not in fleet.state()["counters"]["SVR1"]
 
 def test_offline_config_of_a_missing_vm_is_not_found(
     fleet: Fleet, lab_spec: LabSpec, guests: GuestActivities
@@ -320,24 +334,44 @@ def test_seed_connectivity_passes_and_fails_with_the_router_off(
 
 
 def test_seed_lab_end_to_end_connectivity(
-    fleet: Fleet, lab_spec: LabSpec, vm_activities: VmActivities, guests: GuestActivities
+    fleet: Fleet, lab_spec: LabSpec, sessions: SessionPool, vm_activities: VmActivities,
+    guests: GuestActivities
 ) -> None:
-    """Hosts prepared, the three legacy guests created with static MACs, configured offline
-    and started by the activities: the seed's checks pass, and fail once vm.stop turns the
-    router off."""
+    """The seed's guests built by the activities: \\\\DC1\\smb shared with SVR1's rights and
+    delegation (win2003-3 lives there), the three legacy VMs with static MACs, configured
+    offline and started. The seed's checks pass; rerunning every step changes nothing and
+    sends no mutating command; with the router turned off by vm.stop the checks fail."""
+    join_domain(fleet.sim, "SVR1", "SVR2")
     hyperv_ready(fleet.sim, "SVR1")
+    endpoints = SimEndpoints(lab_spec, fleet.home)
+    storage = StorageActivities(sessions, endpoints)
+    directory = DirectoryActivities(sessions, endpoints)
+    share, kcd = lab_spec.shares[0], DelegationInput.from_spec(lab_spec, lab_spec.delegation[0])
+
+    def build() -> list[StepResult]:
+        steps = [storage.share(ShareInput.from_spec(share)),
+                 storage.share_access(ShareAccessInput.from_spec(share)),
+                 storage.ntfs(NtfsInput.from_spec(share)), directory.delegation(kcd)]
+        for name in SEED_GUESTS:
+            steps += deploy_off(vm_activities, lab_spec, lab_spec.vm(name))
+            steps.append(guests.offline_config(offline_input(lab_spec, name)))
+        return steps
+
+    first = build()
+    assert [s.changed for s in first[:4]] == [True, False, True, True]
+    assert first[-1].observed["vhd_path"] == "\\\\DC1\\smb\\win2003-3\\win2003-3.vhdx"
+    directory.purge_tickets(HostInput(host="SVR1"))
     for name in SEED_GUESTS:
-        vm = lab_spec.vm(name)
-        deploy_off(vm_activities, lab_spec, vm)
-        assert guests.offline_config(offline_input(lab_spec, name)).changed
         vm_activities.start(VmInput(host="SVR1", vm=name))
     checks = ConnectivityInput.from_spec(lab_spec)
     assert all(c["ok"] for c in guests.check_connectivity(checks).observed["checks"])
+    before = {h: changes(fleet, h) for h in ("DC1", "SVR1")}
+    assert not any(step.changed for step in build())
+    assert {h: changes(fleet, h) for h in ("DC1", "SVR1")} == before
     vm_activities.stop(VmInput(host="SVR1", vm="win2003-1"))
     with pytest.raises(ApplicationError) as caught:
         guests.check_connectivity(checks)
     assert caught.value.type == "VerificationFailed"
-
 
 def test_worker_registers_the_lab_steps(tmp_path: Path) -> None:
     """build_activities lists every guest.*, storage.*, directory.* and network.* step."""
