@@ -236,8 +236,8 @@ _SET_VMHOST = {  # MigrationHostSettings field -> Set-VMHost parameter
 }
 
 
-def setting_changes(wanted: MigrationHostSettings, current: MigrationHostSettings
-                     ) -> dict[str, Any]:
+def setting_changes(wanted: MigrationHostSettings,
+                    current: MigrationHostSettings) -> dict[str, Any]:
     """Set-VMHost parameters for the settings that differ (enablement is separate)."""
     return {param: getattr(wanted, field) for field, param in _SET_VMHOST.items()
             if getattr(wanted, field) != getattr(current, field)}
@@ -292,7 +292,7 @@ class MigrationActivities:
     def readiness(self, request: MigrationReadinessInput) -> StepResult:
         """Enable migration, set authentication/performance/concurrency/network use, add the
         migration networks; observes the previous settings for migration.restore_readiness."""
-        with application_errors():
+        with application_errors(), progress_scope():
             return self._readiness(request)
 
     def _settings(self, host: str) -> MigrationHostSettings:
@@ -319,19 +319,27 @@ class MigrationActivities:
         return bool(changes) or wanted.enabled != current.enabled
 
     def _readiness(self, request: MigrationReadinessInput) -> StepResult:
+        """What the host had before is heartbeated before anything changes, so a retry after
+        a lost result still reports the original settings and every network it added."""
         before = self._settings(request.host)
+        earlier = _resume_details()
+        previous = MigrationHostSettings(**earlier["previous"]) if "previous" in earlier \
+            else before
+        added = [str(s) for s in earlier.get("added_networks", [])]
+        record = {"previous": previous.model_dump(exclude={"lab"}), "added_networks": added}
+        progress(record)
         changed = self._apply(request.host, request.settings, before)
-        missing = self._missing_networks(request)
-        for network in missing:
+        for network in self._missing_networks(request):
+            added.append(_subnet(network.subnet))
+            progress(record)
             self._remote.run(request.host, add_migration_network_command(network))
+            changed = True
         after = self._settings(request.host)
         if not _same(after, request.settings) or self._missing_networks(request):
             raise verify_failed(request.host, "migration settings did not take", after)
-        return StepResult(changed=changed or bool(missing), observed={
-            "current": after.model_dump(exclude={"lab"}),
-            "previous": before.model_dump(exclude={"lab"}),
-            "networks": self._networks(request.host),
-            "added_networks": [_subnet(n.subnet) for n in missing]})
+        return StepResult(changed=changed, observed={
+            "current": after.model_dump(exclude={"lab"}), **record,
+            "networks": self._networks(request.host)})
 
     @activity.defn(name="migration.restore_readiness")
     def restore_readiness(self, request: MigrationRestoreInput) -> StepResult:

@@ -114,6 +114,29 @@ def test_readiness_and_its_compensation(
     assert mutations(fleet, "SVR1") == before
 
 
+def test_readiness_retry_keeps_what_was_there_before(
+    fleet: Fleet, lab_spec: LabSpec, acts: MigrationActivities
+) -> None:
+    """A retry after the settings were applied (result lost) reports the previous settings
+    and added networks its first attempt heartbeated, so the compensation stays exact."""
+    hyperv_ready(fleet.sim, "SVR1")
+    request = MigrationReadinessInput.from_spec(lab_spec.host("SVR1"))
+    env = ActivityEnvironment()
+    beats: list[tuple[Any, ...]] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    first = env.run(acts.readiness, request)
+    recorded = next(i for i, beat in enumerate(beats) if beat)
+    assert first.changed and all(beats[recorded:])  # no bare beat blanks the record
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_details=list(beats[-1]))
+    before = mutations(fleet, "SVR1")
+    retried = env.run(acts.readiness, request)
+    assert not retried.changed and mutations(fleet, "SVR1") == before
+    assert retried.observed["previous"] == first.observed["previous"]
+    assert retried.observed["previous"]["authentication"] == "CredSSP"
+    assert retried.observed["added_networks"] == ["192.168.1.0/24"]
+
+
 def test_preflight_reports_missing_switch_as_data(fleet: Fleet, acts: MigrationActivities) -> None:
     """Compare-VM's 33012 comes back as data; no move is started."""
     lab_with_vm(fleet.sim)
