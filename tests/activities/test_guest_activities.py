@@ -6,11 +6,14 @@ through the sim's WinRM server like every other command.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import ActivityEnvironment
 
 from activities.directory import DirectoryActivities
 from activities.guest import GuestActivities, offline_config_json, read_marks, with_mark
@@ -247,6 +250,41 @@ def test_wait_ready_and_set_ipv4_on_a_windows_guest(
     assert not guests.set_ipv4(request).changed
     assert changes(fleet, "SVR1") == before
 
+
+def test_wait_ready_waits_out_a_booting_guest(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """While the guest boots PowerShell Direct breaks (GuestUnsupported): the step heartbeats
+    and tries again until the guest answers."""
+    windows_guest(fleet, vm_activities)
+    request = GuestWaitInput(host="SVR1", vm="ws2022", os="windows", credential="guest-admin",
+                             timeout_seconds=10, interval_seconds=0.05)
+    assert guests.wait_ready(request).observed["attempts"] == 1  # booted; session warm
+    fleet.sim.host("SVR1").vm("ws2022").ready_at = time.time() + 0.3
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    result = env.run(guests.wait_ready, request)
+    assert result.observed["ready"] is True and result.observed["attempts"] > 1
+    progress = [b[0] for b in beats if b]  # the session also beats while a pipeline runs
+    assert "GuestUnsupported" in progress[0]["last"]
+
+
+def test_wait_ready_stops_on_cancel_and_fails_fast_for_a_stopped_vm(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    windows_guest(fleet, vm_activities)
+    fleet.sim.host("SVR1").vm("ws2022").ready_at = time.time() + 3600
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: env.cancel()
+    request = GuestWaitInput(host="SVR1", vm="ws2022", os="windows", credential="guest-admin",
+                             timeout_seconds=30, interval_seconds=0.05)
+    with pytest.raises(CancelledError):
+        env.run(guests.wait_ready, request)
+    vm_activities.stop(VmInput(host="SVR1", vm="ws2022"))
+    with pytest.raises(ApplicationError) as caught:
+        guests.wait_ready(request)
+    assert caught.value.non_retryable and "not in running state" in caught.value.message
 
 def test_set_ipv4_reported_by_the_guest_changes_nothing(
     fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
