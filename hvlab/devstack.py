@@ -8,6 +8,7 @@ Files under ``$HVLAB_HOME`` (default ``~/.hvlab``):
 | ``dev/temporal.log``, ``dev/temporal.pid`` | server output and pid |
 | ``dev/worker.log``, ``dev/worker.pid`` | worker output (JSON lines) and pid |
 | ``dev/stack.json`` | the ports and names the stack was last started with |
+| ``dev/stack.lock`` | held while starting or stopping: concurrent ``hvlab dev`` calls queue |
 | ``sim/fleet.pid`` or ``sim/sim.pid`` | a simulated fleet (``hvlab sim serve``); stopped too |
 
 A pid file holds one decimal pid. Every process is started in its own session, so its pid is
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -561,19 +563,28 @@ async def _start(cfg: DevConfig, timeout: float, started: dict[str, float]) -> N
         started["worker"] = time.monotonic() - spawned
 
 
+@contextlib.contextmanager
+def _exclusive(cfg: DevConfig) -> Iterator[None]:
+    """Serialise start and stop of one stack across processes (``dev/stack.lock``)."""
+    cfg.dev_dir.mkdir(parents=True, exist_ok=True)
+    with (cfg.dev_dir / "stack.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def start(cfg: DevConfig, *, timeout: float = START_TIMEOUT) -> StackStatus:
     """Start (or reuse) the dev server and the worker; return once the worker polls.
 
     On failure, whatever this call started is stopped again and :class:`DevStackError` says
     why (with the end of the log).
     """
-    cfg.dev_dir.mkdir(parents=True, exist_ok=True)
     started: dict[str, float] = {}
-    try:
-        asyncio.run(_start(cfg, timeout, started))
-    except BaseException:
-        _stop_named(cfg, reversed(list(started)))
-        raise
+    with _exclusive(cfg):
+        try:
+            asyncio.run(_start(cfg, timeout, started))
+        except BaseException:
+            _stop_named(cfg, reversed(list(started)))
+            raise
     return status(cfg, started)
 
 
@@ -620,4 +631,5 @@ def stop(cfg: DevConfig, *, timeout: float = STOP_TIMEOUT) -> list[Stopped]:
     Each gets SIGTERM to its process group, up to ``timeout`` seconds, then SIGKILL. Pid
     files are removed. Returns the processes that were running.
     """
-    return _stop_named(cfg, list(_targets(cfg)), timeout)
+    with _exclusive(cfg):
+        return _stop_named(cfg, list(_targets(cfg)), timeout)

@@ -196,3 +196,23 @@ def test_foreground_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         stack.kill_leftovers()
+
+
+def test_two_concurrent_dev_starts_share_one_stack(tmp_path: Path) -> None:
+    """Two `hvlab dev --detach` at once both exit 0 with one server and one worker."""
+    stack = Stack(home=tmp_path / "home")
+    argv = [HVLAB, "dev", "--detach", *stack.dev_options]
+    try:
+        procs = [
+            subprocess.Popen(argv, env=stack.env, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outputs = [proc.communicate(timeout=60)[0] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], outputs
+        assert sum(text.count("started, ready") for text in outputs) == 2  # server + worker
+        servers = [p for p in stack.leftovers() if "start-dev" in p[1]]
+        assert [pid for pid, _ in servers] == [stack.pid("temporal")]
+        assert stack.hvlab("dev", "stop").returncode == 0
+        assert stack.leftovers() == []
+    finally:
+        stack.kill_leftovers()
