@@ -211,10 +211,16 @@ class SessionPool:
     ) -> RunResult:
         """Run a pipeline on the host; raise a classified RemoteError on any failure.
 
-        A dead session (host rebooted, shell gone) is rebuilt once before giving up.
+        A dead session (host rebooted, shell gone, HTTP connection and its NTLM context
+        closed after idling) is rebuilt once before giving up, when the failure shows the
+        request never ran: an unknown shell, or HTTP 400/401 on a reused pool. A dropped
+        connection or a read timeout is left to the caller's retry (the command may have run,
+        and every step probes before it acts).
         """
         description = pipeline.describe()
         for attempt in (1, 2):
+            with self._guard:
+                reused = self._key(endpoint) in self._pools
             try:
                 pool = self._get(endpoint)
                 with pool.lock:
@@ -233,6 +239,8 @@ class SessionPool:
                 raise TransientRemoteError(endpoint.host, description, str(exc)) from None
             except Exception as exc:
                 self.discard(endpoint)
+                if attempt == 1 and reused and _not_delivered(exc):
+                    continue
                 error = _transport_error(endpoint, description, exc)
                 self._on_request(endpoint.host, "transient" if error.retryable else "error")
                 raise error from None
@@ -319,6 +327,12 @@ def _int_value(declared: str | None, value: int) -> Any:
     element = ET.Element(tag)
     element.text = str(value)
     return element
+
+
+def _not_delivered(exc: Exception) -> bool:
+    """The host could not read the request (its NTLM context for the connection is gone), so it
+    cannot have run. A dropped connection is not retried here: the command may have run."""
+    return isinstance(exc, WinRMTransportError) and exc.code in (400, 401)
 
 
 def _transport_error(endpoint: Endpoint, description: str, exc: Exception) -> RemoteError:

@@ -10,7 +10,7 @@ import pytest
 
 from hvlab.powershell.command import SWITCH, Command, Pipeline
 from hvlab.powershell.credentials import ResolvedCredential, Secret
-from hvlab.powershell.endpoints import SimCredentials, endpoints_for
+from hvlab.powershell.endpoints import SimCredentials, SimEndpoints, endpoints_for
 from hvlab.powershell.errors import (
     AuthenticationFailed,
     CommandNotFound,
@@ -212,3 +212,22 @@ def test_lab_credentials_resolve_references(lab_spec: LabSpec, tmp_path: Path) -
     assert "HVLAB_LOCAL_ADMIN_PASSWORD" in str(caught.value)
     with pytest.raises(CredentialUnavailable):
         lookup("nobody")
+
+
+def test_stale_pool_after_reboot_is_rebuilt_transparently(fleet: Fleet, lab_spec: LabSpec) -> None:
+    """After the host restarts (old NTLM context gone), the next call succeeds on a new pool
+    without the caller seeing an error."""
+    opened: list[tuple[str, int]] = []
+    pool = SessionPool(SimCredentials(lab_spec, fleet.home),
+                       on_open=lambda host, delta: opened.append((host, delta)))
+    endpoint = SimEndpoints(lab_spec, fleet.home).endpoint("SVR1")
+    probe = Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"))
+    try:
+        assert pool.run(endpoint, probe).output
+        server = fleet.servers["SVR1"]
+        server.go_down()
+        server.come_up()
+        assert pool.run(endpoint, probe).output
+        assert [d for h, d in opened if h == "SVR1" and d == 1] == [1, 1]
+    finally:
+        pool.close()

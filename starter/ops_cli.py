@@ -1,0 +1,235 @@
+"""Operator commands: ``up``, ``watch``, ``status``, ``cancel``, ``history``.
+
+Workflow ids are derived from the lab id and the operation (``<lab>-build``), so starting the
+same operation twice attaches to the running one instead of running it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from hvlab.labs import LabRegistry
+from hvlab.settings import get_settings
+from hvlab.specfile import load_lab
+from hvlab.temporal import TemporalUnavailable, connect
+from starter.cli import UsageProblem, err, out
+from workflows.lab_build import LabBuildInput, LabBuildWorkflow
+from workflows.progress import Progress as WorkflowProgress
+
+SimOption = Annotated[bool, typer.Option("--sim", help="use the simulated fleet's endpoints")]
+LAB_UI = "http://127.0.0.1:{port}/namespaces/{ns}/workflows/{id}"
+
+
+def build_id(lab: str) -> str:
+    return f"{lab}-build"
+
+
+async def _client() -> Client:
+    try:
+        return await connect(get_settings())
+    except TemporalUnavailable as exc:
+        raise UsageProblem(f"{exc} — start it with `hvlab dev --detach`") from None
+
+
+def _ui_link(workflow_id: str) -> str:
+    settings = get_settings()
+    return LAB_UI.format(port=settings.ui_port, ns=settings.namespace, id=workflow_id)
+
+
+# --------------------------------------------------------------------------- up
+
+
+def up(
+    file: Annotated[Path, typer.Argument(help="lab file")],
+    sim: SimOption = False,
+    watch: Annotated[bool, typer.Option(help="follow progress until the build ends")] = False,
+    no_compensate: Annotated[
+        bool, typer.Option("--no-compensate", help="keep partial state on failure (debugging)")
+    ] = False,
+) -> None:
+    """Build (or converge) the lab described by FILE."""
+    spec = load_lab(file)
+    settings = get_settings()
+    LabRegistry(settings.home_dir).register(spec, sim=sim)
+    request = LabBuildInput(spec=spec, compensate=not no_compensate)
+    handle = asyncio.run(_start_build(request))
+    out.print(f"build of lab [bold]{spec.lab}[/]: workflow {handle.id}")
+    out.print(f"Web UI: {_ui_link(handle.id)}")
+    if watch:
+        raise typer.Exit(asyncio.run(_watch(handle.id)))
+
+
+async def _start_build(request: LabBuildInput) -> WorkflowHandle[Any, Any]:
+    client = await _client()
+    return await client.start_workflow(
+        LabBuildWorkflow.run, request, id=build_id(request.spec.lab),
+        task_queue=get_settings().task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"build lab {request.spec.lab}",
+    )
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def _bar_rows(progress: WorkflowProgress) -> list[tuple[str, int, str]]:
+    rows: list[tuple[str, int, str]] = []
+    for step in progress.steps:
+        percent = 100 if step.state in ("done", "unchanged", "skipped") else 0
+        if step.state == "running":
+            percent = 50
+        rows.append((step.title, percent, step.state))
+    return rows
+
+
+def _render(progress: WorkflowProgress) -> Progress:
+    bars = Progress(TextColumn("{task.description:<40}"), BarColumn(),
+                    TextColumn("{task.fields[state]}"), expand=False)
+    bars.add_task(f"[bold]{progress.workflow} {progress.target}", total=100,
+                  completed=progress.percent, state=progress.phase)
+    for title, percent, state in _bar_rows(progress):
+        bars.add_task(title[:40], total=100, completed=percent, state=state)
+    return bars
+
+
+async def _watch(workflow_id: str) -> int:
+    client = await _client()
+    handle = client.get_workflow_handle(workflow_id)
+    with Live(refresh_per_second=4, console=out, transient=False) as live:
+        while True:
+            description = await handle.describe()
+            try:
+                progress = await handle.query("progress", result_type=WorkflowProgress)
+                live.update(_render(progress))
+            except RPCError:
+                pass  # not started yet or no progress query
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                break
+            await asyncio.sleep(0.5)
+    return _report_outcome(workflow_id, description.status)
+
+
+def _report_outcome(workflow_id: str, status: WorkflowExecutionStatus | None) -> int:
+    name = status.name if status is not None else "UNKNOWN"
+    if status == WorkflowExecutionStatus.COMPLETED:
+        out.print(f"[green]{workflow_id} completed[/]")
+        return 0
+    err.print(f"[red]{workflow_id} ended {name.lower()}[/]; see `hvlab history {workflow_id}`")
+    return 1
+
+
+def watch(workflow_id: Annotated[str, typer.Argument(help="workflow id")]) -> None:
+    """Follow a workflow's progress with bars; exit 0 when it completes, 1 otherwise."""
+    raise typer.Exit(asyncio.run(_watch(workflow_id)))
+
+
+# --------------------------------------------------------------------------- status
+
+
+async def _status(limit: int) -> list[dict[str, Any]]:
+    client = await _client()
+    rows: list[dict[str, Any]] = []
+    async for execution in client.list_workflows(limit=limit):
+        rows.append({
+            "id": execution.id, "type": execution.workflow_type,
+            "status": execution.status.name if execution.status else "UNKNOWN",
+            "started": execution.start_time.isoformat() if execution.start_time else None,
+            "closed": execution.close_time.isoformat() if execution.close_time else None,
+        })
+    return rows
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    limit: Annotated[int, typer.Option(help="most recent N workflows")] = 50,
+) -> None:
+    """List recent hvlab workflows and their status."""
+    rows = asyncio.run(_status(limit))
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table("workflow id", "type", "status", "started")
+    for row in rows:
+        table.add_row(row["id"], row["type"], row["status"], row["started"] or "")
+    out.print(table)
+
+
+# --------------------------------------------------------------------------- cancel, history
+
+
+async def _cancel(workflow_id: str) -> None:
+    client = await _client()
+    try:
+        await client.get_workflow_handle(workflow_id).cancel()
+    except RPCError as exc:
+        raise UsageProblem(f"cannot cancel {workflow_id}: {exc.message}") from None
+
+
+def cancel(workflow_id: Annotated[str, typer.Argument(help="workflow id")]) -> None:
+    """Ask a workflow to cancel; it compensates what it changed."""
+    asyncio.run(_cancel(workflow_id))
+    out.print(f"cancellation requested for {workflow_id}")
+
+
+async def _timeline(workflow_id: str) -> list[tuple[str, datetime, datetime | None, str]]:
+    client = await _client()
+    scheduled: dict[int, tuple[str, datetime]] = {}
+    rows: list[tuple[str, datetime, datetime | None, str]] = []
+    try:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+    except RPCError as exc:
+        raise UsageProblem(f"no workflow {workflow_id}: {exc.message}") from None
+    for event in history.events:
+        when = event.event_time.ToDatetime()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = (attrs.activity_type.name, when)
+        elif event.event_type in _ENDS:
+            attrs = getattr(event, _ENDS[event.event_type])
+            name, start = scheduled.pop(attrs.scheduled_event_id, ("?", when))
+            rows.append((name, start, when, _OUTCOME[event.event_type]))
+    rows += [(name, start, None, "running") for name, start in scheduled.values()]
+    return rows
+
+
+_ENDS = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
+_OUTCOME = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "ok",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "failed",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "timed out",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "cancelled",
+}
+
+
+def history(workflow_id: Annotated[str, typer.Argument(help="workflow id")]) -> None:
+    """The workflow's step timeline: each activity with its duration and outcome."""
+    rows = asyncio.run(_timeline(workflow_id))
+    table = Table("step", "started", "seconds", "outcome")
+    for name, start, end, outcome in rows:
+        seconds = f"{(end - start).total_seconds():.2f}" if end else "-"
+        table.add_row(name, start.strftime("%H:%M:%S"), seconds, outcome)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, watch, status, cancel, history):
+        app.command()(command)
