@@ -87,6 +87,12 @@ def _describe(state: StackStatus) -> None:
     )
     out.print(f"worker metrics       {cfg.worker_metrics_url or 'disabled'}")
     out.print(f"logs and database    {cfg.dev_dir}")
+    target = get_settings().temporal_address
+    if target != cfg.address:
+        out.print(
+            f"[yellow]note:[/] other hvlab commands reach {target}; "
+            f"export HVLAB_TEMPORAL_ADDRESS={cfg.address} to use this stack"
+        )
 
 
 def _start_or_exit(cfg: DevConfig) -> StackStatus:
