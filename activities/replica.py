@@ -189,6 +189,15 @@ def _server_drift(request: ReplicaServerInput, view: dict[str, Any]) -> list[str
     return drift
 
 
+def replication_failed(host: str, vm: str, found: dict[str, Any]) -> ApplicationError | None:
+    """The failure for a relationship in Error or Critical health, else None."""
+    if found["state"] != "Error" and found["health"] != "Critical":
+        return None
+    return ApplicationError(f"{host}: replication of {vm} is {found['state']}/"
+                            f"{found['health']}", found, type="ReplicationFailed",
+                            non_retryable=True)
+
+
 def precondition(host: str, what: str) -> ApplicationError:
     """The relationship is in a state this step cannot start from (not retried)."""
     return ApplicationError(f"{host}: {what}", type="PreconditionFailed", non_retryable=True)
@@ -370,9 +379,15 @@ class ReplicaActivities:
             if found["state"] != "ReadyForInitialReplication":
                 raise precondition(request.primary, f"{request.vm} is {found['state']}, not "
                                    "ReadyForInitialReplication")
-            return self._transition(request.primary, request.vm,
-                                    start_initial_command(request.vm),
-                                    ("InitialReplicationInProgress", "Replicating"))
+            self._remote.run(request.primary, start_initial_command(request.vm))
+            after = self._require(request.primary, request.vm)
+            failure = replication_failed(request.primary, request.vm, after)
+            if failure is not None:
+                raise failure
+            if after["state"] not in ("InitialReplicationInProgress", "Replicating"):
+                raise verify_failed(request.primary, f"initial replication of {request.vm} "
+                                    "did not start", after)
+            return StepResult(changed=True, observed=after)
 
     @activity.defn(name="replica.wait_state")
     def wait_state(self, request: ReplicaWaitInput) -> StepResult:
@@ -387,12 +402,12 @@ class ReplicaActivities:
         while True:
             polls += 1
             found = self._require(request.host, request.vm)
-            if found["state"] in request.states and found["health"] in request.health:
+            if found["state"] in request.states and (not request.health
+                                                     or found["health"] in request.health):
                 return StepResult(changed=False, observed={**found, "polls": polls})
-            if found["state"] == "Error" or found["health"] == "Critical":
-                raise ApplicationError(f"{request.host}: replication of {request.vm} is "
-                                       f"{found['state']}/{found['health']}", found,
-                                       type="ReplicationFailed", non_retryable=True)
+            failure = replication_failed(request.host, request.vm, found)
+            if failure is not None:
+                raise failure
             progress({"state": found["state"], "health": found["health"],
                        "percent": self._percent(request.host, found), "polls": polls})
             if cancelled():

@@ -27,6 +27,7 @@ from hvlab.powershell.endpoints import SimEndpoints
 from hvlab.powershell.session import SessionPool
 from hvlab.spec import LabSpec
 from simulator.clock import Clock
+from simulator.faults import FaultPlan
 from simulator.fleet import Fleet
 from simulator.world import REPLICA_HTTP_RULE
 from tests.activities.conftest import mutations
@@ -156,6 +157,23 @@ def test_enable_initial_replication_and_remove(
     before1, before2 = mutations(lab, "SVR1"), mutations(lab, "SVR2")
     assert not acts.remove(rep).changed
     assert (mutations(lab, "SVR1"), mutations(lab, "SVR2")) == (before1, before2)
+
+
+def test_failed_initial_replication_is_replication_failed(
+    lab: Fleet, acts: ReplicaActivities, rep: ReplicationInput
+) -> None:
+    """A seeding job that fails leaves Error/Critical: start_initial and wait_state fail as
+    ReplicationFailed, not retried."""
+    accept(acts, "SVR1")
+    acts.enable(rep)
+    lab.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR2", "kind": "replication",
+                                     "at_percent": 50}]))
+    with pytest.raises(ApplicationError) as started:
+        acts.start_initial(rep)
+    assert started.value.type == "ReplicationFailed" and started.value.non_retryable
+    with pytest.raises(ApplicationError) as waited:
+        acts.wait_state(ReplicaWaitInput(host="SVR2", vm="Linux01", interval_seconds=0.01))
+    assert waited.value.type == "ReplicationFailed" and "Error/Critical" in waited.value.message
 
 
 def test_planned_failover_cancel_complete_reverse(
