@@ -20,20 +20,22 @@ from activities.network import NetworkActivities
 from activities.replica import ReplicaActivities
 from activities.storage import StorageActivities
 from activities.vm import VmActivities
-from hvlab.powershell.endpoints import WorkerLab
+from hvlab.powershell.endpoints import EndpointSource, WorkerLab
 from hvlab.powershell.session import SessionPool
 from hvlab.settings import Settings
+
+REMOTE_DOMAINS = (HostActivities, VmActivities, GuestActivities, StorageActivities,
+                  DirectoryActivities, NetworkActivities, MigrationActivities,
+                  ReplicaActivities, CheckpointActivities)
+
+
+def remote_activities(sessions: SessionPool, lab: EndpointSource) -> list[Callable[..., Any]]:
+    """Every remote-step activity, bound to one session pool and endpoint source."""
+    return [fn for domain in REMOTE_DOMAINS for fn in domain(sessions, lab).all()]
 
 
 def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     """The bound activity methods of every domain, built for ``settings``."""
     doctor = DoctorActivities(settings)
     lab = WorkerLab(settings.home_dir, os.environ, settings.secrets_file)
-    sessions = SessionPool(lab)
-    hosts, vms = HostActivities(sessions, lab), VmActivities(sessions, lab)
-    guests, storage = GuestActivities(sessions, lab), StorageActivities(sessions, lab)
-    ops = [fn for domain in (MigrationActivities, ReplicaActivities, CheckpointActivities)
-           for fn in domain(sessions, lab).all()]
-    directory, network = DirectoryActivities(sessions, lab), NetworkActivities(sessions, lab)
-    return [doctor.probe, *hosts.all(), *vms.all(), *guests.all(), *storage.all(),
-            *directory.all(), *network.all(), *ops]
+    return [doctor.probe, *remote_activities(SessionPool(lab), lab)]

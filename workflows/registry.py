@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from workflows.delegation import DelegationWorkflow
 from workflows.doctor import DoctorWorkflow
 from workflows.host_prep import HostPrepWorkflow
 from workflows.lab_build import LabBuildWorkflow
+from workflows.nat import NatGatewayWorkflow
+from workflows.readiness import MigrationReadinessWorkflow
+from workflows.storage import SharedStorageWorkflow
 from workflows.vm_deploy import VmDeployWorkflow
 
-ALL_WORKFLOWS: list[type] = [DoctorWorkflow, HostPrepWorkflow, VmDeployWorkflow, LabBuildWorkflow]
+ALL_WORKFLOWS: list[type] = [
+    DoctorWorkflow,
+    HostPrepWorkflow,
+    VmDeployWorkflow,
+    LabBuildWorkflow,
+    SharedStorageWorkflow,
+    DelegationWorkflow,
+    MigrationReadinessWorkflow,
+    NatGatewayWorkflow,
+]

@@ -8,6 +8,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.models import StepResult
     from workflows.options import REMOTE_STEP
+    from workflows.progress import Tracker
 
 
 async def step(
@@ -29,3 +30,20 @@ async def step(
     )
     assert isinstance(result, StepResult)
     return result
+
+
+async def tracked(
+    tracker: Tracker,
+    name: str,
+    title: str,
+    activity: str,
+    arg: BaseModel,
+    options: workflow.ActivityConfig = REMOTE_STEP,
+) -> StepResult:
+    """Run an activity as one tracked step (state, times, UI details); ``changed`` decides
+    whether the step shows as done or unchanged."""
+
+    async def work() -> StepResult:
+        return await step(activity, arg, summary=title, options=options)
+
+    return await tracker.run(name, title, work, lambda r: r.changed)

@@ -12,6 +12,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        GuestIpv4Input,
+        GuestRdpInput,
+        GuestTelnetInput,
+        GuestWaitInput,
+        OfflineGuestConfigInput,
         StepResult,
         VmCreateInput,
         VmDiskInput,
@@ -19,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         VmNicInput,
         VmRemoveInput,
     )
-    from hvlab.spec import LabSpec
+    from hvlab.spec import LabSpec, OsFamily, Vm
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
@@ -59,7 +64,15 @@ class VmDeployWorkflow:
         self._tracker = Tracker("VmDeploy", vm.name)
         steps = [("disk", "disk from the golden image"), ("create", "New-VM")]
         steps += [(f"nic:{n.name}", f"NIC {n.name}") for n in vm.nics]
+        if vm.guest.os is OsFamily.windows_legacy:
+            steps.append(("offline-config", "first-boot guest configuration"))
         steps += [("start", "start")] if vm.start else []
+        if vm.start and vm.guest.os is OsFamily.windows:
+            steps.append(("guest-ready", "wait for PowerShell Direct"))
+            steps += [(f"guest-ip:{n.name}", f"guest IPv4 on {n.name}") for n in vm.nics
+                      if n.ipv4]
+            steps += [("telnet", "Telnet server")] if vm.guest.telnet else []
+            steps += [("rdp", "RDP port")] if vm.guest.rdp else []
         self._tracker.plan(*steps)
         saga = Saga(f"VmDeploy {vm.name}", enabled=request.compensate)
         try:
@@ -96,7 +109,30 @@ class VmDeployWorkflow:
             await self._step(f"nic:{nic.name}", f"NIC {nic.name} on {nic.switch}",
                              "vm.nic", VmNicInput.from_spec(vm, nic).model_copy(
                                  update={"lab": lab}))
+        if vm.guest.os is OsFamily.windows_legacy:
+            await self._step("offline-config", "first-boot guest configuration",
+                             "guest.offline_config", OfflineGuestConfigInput.from_spec(
+                                 spec, vm).model_copy(update={"lab": lab}))
         if vm.start:
             await self._step("start", "start", "vm.start",
                              VmInput(lab=lab, host=vm.host, vm=vm.name))
+            if vm.guest.os is OsFamily.windows:
+                await self._guest(spec, vm)
         return first.changed or created.changed
+
+    async def _guest(self, spec: LabSpec, vm: Vm) -> None:
+        """PowerShell Direct configuration of a Windows Server 2016+ guest."""
+        lab = spec.lab
+        await self._step("guest-ready", "wait for PowerShell Direct", "guest.wait_ready",
+                         GuestWaitInput.from_spec(vm).model_copy(update={"lab": lab}))
+        for nic in vm.nics:
+            if nic.ipv4 is not None:
+                await self._step(f"guest-ip:{nic.name}", f"guest IPv4 on {nic.name}",
+                                 "guest.set_ipv4", GuestIpv4Input.from_spec(vm, nic).model_copy(
+                                     update={"lab": lab}))
+        if vm.guest.telnet:
+            await self._step("telnet", "Telnet server", "guest.telnet",
+                             GuestTelnetInput.from_spec(vm).model_copy(update={"lab": lab}))
+        if vm.guest.rdp:
+            await self._step("rdp", "RDP port", "guest.rdp",
+                             GuestRdpInput.from_spec(vm).model_copy(update={"lab": lab}))

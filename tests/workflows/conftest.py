@@ -12,8 +12,7 @@ import pytest
 from temporalio.client import Client
 
 from activities.context import LabContextInterceptor
-from activities.host import HostActivities
-from activities.vm import VmActivities
+from activities.registry import remote_activities
 from hvlab.labs import LabRegistry
 from hvlab.powershell.endpoints import WorkerLab
 from hvlab.powershell.session import SessionPool
@@ -52,7 +51,7 @@ async def lab_worker(client: Client, task_queue: str, fleet: Fleet) -> AsyncIter
     """A worker with every workflow and the remote activities, on the fleet's home."""
     lab = WorkerLab(fleet.home, dict(os.environ))
     sessions = SessionPool(lab)
-    activities = [*HostActivities(sessions, lab).all(), *VmActivities(sessions, lab).all()]
+    activities = remote_activities(sessions, lab)
     try:
         async with running_worker(client, task_queue, workflows=ALL_WORKFLOWS,
                                   activities=activities,

@@ -67,3 +67,30 @@ async def test_failed_vm_deploy_leaves_host_as_before(
         assert after["vms"].keys() == before["vms"].keys()
         files = {k.lower() for k in fleet.world.host("SVR2").files}  # type: ignore[union-attr]
         assert not any("huge" in f for f in files)
+
+
+async def test_seed_build_reaches_nat_checks(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
+) -> None:
+    """The seed's build (hosts, share, delegation, readiness, VMs, NAT) completes: the share
+    is granted to the hosts, KCD is in AD, the legacy guests came up configured offline and
+    the forwarded ports 23 and 35000 on the router reach Telnet and RDP."""
+    kinds = ["host-prep", "shared-storage", "delegation", "migration-readiness", "vm-deploy",
+             "nat"]
+    async with lab_worker(client, task_queue, fleet):
+        result = await client.execute_workflow(
+            LabBuildWorkflow.run, LabBuildInput(spec=seed, only=kinds),
+            id=f"seed-build-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+    assert set(result.units.values()) == {"done"}, result.units
+    state = fleet.state()
+    share = state["shares"]["DC1"]["smb"]
+    granted = {a["account"] for a in share["share_acl"]}
+    assert {"KOSA\\SVR1$", "KOSA\\SVR2$"} <= granted
+    assert {"KOSA\\SVR1$", "KOSA\\SVR2$"} <= {a["account"] for a in share["ntfs_acl"]}
+    svr1 = state["ad"]["computers"]["SVR1"]
+    assert "Microsoft Virtual System Migration Service/SVR2" in svr1["allowed_to_delegate_to"]
+    assert svr1["trusted_to_auth_for_delegation"] is True
+    router = state["hosts"]["SVR1"]["guests"]["win2003-1"]
+    assert len(router["nat_mappings"]) == 2, router["nat_mappings"]
+    nat = result.progress.steps[-1]
+    assert nat.name == "nat:router" and nat.state in ("done", "unchanged")
