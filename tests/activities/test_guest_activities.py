@@ -323,6 +323,31 @@ def test_rdp_port_once_then_recorded(
     assert changes(fleet, "SVR1") == before
 
 
+def test_rras_nat_once_on_a_windows_router(
+    fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
+) -> None:
+    """guest/rras-nat makes the guest's first adapter public and the second private with
+    the port mapping; the rerun only reads; an unknown interface fails permanently."""
+    windows_guest(fleet, vm_activities)
+    vm_activities.nic(VmNicInput(host="SVR1", vm="ws2022", name="Internal", switch="Internal",
+                                 mac=static_mac("ws2022", "Internal")))
+    nat = GuestNatConfig(public="Ethernet", private=["Ethernet 2"],
+                         mappings=["tcp:23:10.10.10.2:23"])
+    request = GuestNatInput(host="SVR1", vm="ws2022", os="windows", credential="guest-admin",
+                            nat=nat)
+    assert guests.rras_nat(request).changed
+    guest = fleet.state()["hosts"]["SVR1"]["guests"]["ws2022"]
+    assert guest["nat_interfaces"] == {"Ethernet": "full", "Ethernet 2": "private"}
+    assert [(m["public_port"], m["private_ip"]) for m in guest["nat_mappings"]] == [
+        (23, "10.10.10.2")]
+    before = changes(fleet, "SVR1")
+    assert not guests.rras_nat(request).changed
+    assert changes(fleet, "SVR1") == before
+    wrong = request.model_copy(update={"nat": nat.model_copy(update={"public": "Nope"})})
+    with pytest.raises(ApplicationError) as caught:
+        guests.rras_nat(wrong)
+    assert caught.value.non_retryable and "Interface 'Nope' not found" in caught.value.message
+
 def test_telnet_on_a_2016_plus_guest_fails_for_the_missing_role(
     fleet: Fleet, vm_activities: VmActivities, guests: GuestActivities
 ) -> None:
