@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hvlab.spec import MIGRATION_SERVICE, HostRole, LabSpec, NatKind, Vm
+from hvlab.spec import MIGRATION_SERVICE, HostRole, LabSpec, NatKind, OsFamily, Vm
 
 
 class PlanStep(BaseModel):
@@ -163,8 +163,14 @@ def _vm_steps(spec: LabSpec, vm: Vm) -> list[PlanStep]:
     ]
     steps += [_s(f"nic:{n.name}", f"NIC {n.name} on {n.switch}" + (" (legacy)" if n.legacy
               else ""), h) for n in vm.nics]
+    legacy = vm.guest.os is OsFamily.windows_legacy
+    if legacy:
+        steps.append(_s("offline-config", "first-boot configuration written into the disk "
+                                          "(no PowerShell Direct on this guest)", h))
     if vm.start:
-        steps += [_s("start", "start", h), _s("wait-ready", "wait until the guest answers", h)]
+        steps.append(_s("start", "start", h))
+    if vm.start and vm.guest.os is OsFamily.windows:
+        steps.append(_s("guest-ready", "wait until PowerShell Direct answers", h))
         steps += [_s(f"guest-ip:{n.name}", f"guest IPv4 {n.ipv4} on {n.name}", h)
                   for n in vm.nics if n.ipv4]
         if vm.guest.telnet:

@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hvlab.plan import BuildPlan, build_plan
@@ -56,12 +57,26 @@ def plan(
     spec = load_or_exit(file)
     build = build_plan(spec)
     if as_json:
-        out.print_json(build.model_dump_json())
+        sys.stdout.write(json.dumps(_plan_json(spec, build), indent=2) + "\n")
         return
     _print_plan(spec, build)
 
 
+def _plan_json(spec: LabSpec, build: BuildPlan) -> dict[str, object]:
+    from activities.plan_commands import plan_commands
+
+    commands = plan_commands(spec, build)
+    data = build.model_dump(mode="json")
+    for unit in data["units"]:
+        for step in unit["steps"]:
+            step["commands"] = [c.describe() for c in commands[(unit["id"], step["name"])]]
+    return data
+
+
 def _print_plan(spec: LabSpec, build: BuildPlan) -> None:
+    from activities.plan_commands import plan_commands
+
+    commands = plan_commands(spec, build)
     hosts = ", ".join(f"{h.name} ({h.role})" for h in spec.hosts)
     out.print(f"[bold]lab {spec.lab}[/]  domain {spec.domain.fqdn}  hosts: {hosts}")
     out.print("VMs: " + ", ".join(f"{v.name} on {v.host}" for v in spec.vms))
@@ -71,6 +86,8 @@ def _print_plan(spec: LabSpec, build: BuildPlan) -> None:
         table = Table(show_header=False, box=None, pad_edge=False)
         for number, step in enumerate(unit.steps, 1):
             table.add_row(f"  {number:>2}.", step.host, step.title)
+            for command in commands[(unit.id, step.name)]:
+                table.add_row("", "", f"[dim]{escape(command.describe())}[/]")
         out.print(table)
 
 

@@ -39,15 +39,28 @@ SWITCH = Switch(True)
 
 def _fmt(value: Any) -> str:
     if isinstance(value, CredentialRef):
-        return str(value)
+        return f" {value}"
     if isinstance(value, Switch):
         return "" if value.value else ":$false"
     if isinstance(value, list | tuple):
         return " " + ",".join(_quote(v) for v in value)
     if isinstance(value, dict):
-        inner = "; ".join(f"{k}={_quote(v)}" for k, v in value.items())
+        inner = "; ".join(f"{_literal(k)}={_items(v)}" for k, v in value.items())
         return " @{" + inner + "}"
     return " " + _quote(value)
+
+
+def _literal(value: Any) -> str:
+    """A value in expression mode (inside @{...}): strings always quoted."""
+    if isinstance(value, str) and not isinstance(value, bool):
+        return "'" + value.replace("'", "''") + "'"
+    return _quote(value)
+
+
+def _items(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(_literal(v) for v in value)
+    return _literal(value)
 
 
 def _quote(value: Any) -> str:
@@ -58,7 +71,7 @@ def _quote(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     text = str(value)
-    if text and all(c.isalnum() or c in "-_.:\\/" for c in text):
+    if text and text[0].isalnum() and all(c.isalnum() or c in "-_.:\\/" for c in text):
         return text
     return "'" + text.replace("'", "''") + "'"
 
