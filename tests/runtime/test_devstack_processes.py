@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hvlab.devstack import DevConfig, read_pid, status, stop, write_pid
+from hvlab.devstack import DevConfig, read_pid, server_argv, status, stop, write_pid
+from hvlab.settings import get_settings
 from tests.runtime.procs import running
 
 SLEEPER = "import time\nwhile True: time.sleep(1)"
@@ -70,3 +71,25 @@ def test_pid_files_round_trip_and_tolerate_garbage(tmp_path: Path) -> None:
     assert read_pid(path) == 4242
     path.write_text("not a pid")
     assert read_pid(path) is None
+
+
+def test_dev_config_and_server_flags_follow_settings(
+    hvlab_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ports come from HVLAB_* (options win); the server gets pinned ports, fast queues, WAL."""
+    monkeypatch.setenv("HVLAB_DEV_PORT", "17111")
+    monkeypatch.setenv("HVLAB_DEV_HTTP_PORT", "17112")
+    cfg = DevConfig.from_settings(get_settings(), ui_port=18111)
+    assert (cfg.home, cfg.port, cfg.ui_port, cfg.http_port) == (hvlab_home, 17111, 18111, 17112)
+    assert cfg.db_file == hvlab_home / "dev" / "temporal.db"
+    argv = " ".join(server_argv(cfg))
+    for flag in (
+        f"--db-filename {cfg.db_file}",
+        "--ip 127.0.0.1 --port 17111 --ui-port 18111 --http-port 17112 --metrics-port 7244",
+        "--ui-disable-news-fetch",
+        "--sqlite-pragma journal_mode=wal",
+        "--sqlite-pragma synchronous=normal",
+    ):
+        assert flag in argv
+    for queue in ("transfer", "timer", "visibility", "outbound"):
+        assert f"history.{queue}ProcessorMaxPollRPS=1000" in argv
