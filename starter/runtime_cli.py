@@ -219,20 +219,15 @@ class CheckRow:
 
 
 def host_checks(spec: LabSpec, sim: bool) -> list[CheckRow]:
-    """Checks of the lab's hosts (WinRM reachable, credentials, roles).
+    """Each host of ``spec`` (the simulated fleet with ``sim``): WinRM reachable and
+    authenticated, Windows version, Hyper-V module, clock skew against the DC."""
+    from hvlab.hostcheck import HostChecker
 
-    Hook for the remote execution layer: it returns the rows for each host of ``spec``
-    (against the simulated fleet when ``sim``). Until then it reports that it is pending.
-    """
-    target = "simulated fleet" if sim else "real hosts"
-    names = ", ".join(h.name for h in spec.hosts)
-    return [
-        CheckRow(
-            f"hosts of lab {spec.lab}",
-            None,
-            f"{names} ({target}): host checks come with the remote execution layer",
-        )
-    ]
+    checker = HostChecker(spec, sim=sim, home=get_settings().home_dir)
+    try:
+        return [CheckRow(f"{r.host}: {r.check}", r.ok, r.detail, r.fix) for r in checker.run()]
+    finally:
+        checker.close()
 
 
 def _skipped(*names: str) -> list[CheckRow]:

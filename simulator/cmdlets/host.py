@@ -557,6 +557,7 @@ def _win32_operating_system(call: Call) -> list[Any]:
             BuildNumber=host.os_version.split(".")[-1],
             CSName=host.name,
             LastBootUpTime=_boot_time(host),
+            LocalDateTime=PSDateTime.fromtimestamp(call.sim.clock.now() + host.clock_skew, dt.UTC),
             TotalVisibleMemorySize=u64(host.memory_total // 1024),
             FreePhysicalMemory=u64(host.memory_free() // 1024),
             PSComputerName=None,
