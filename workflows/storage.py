@@ -61,12 +61,13 @@ class SharedStorageWorkflow:
                                                              name=share.name),
                     options=COMPENSATION))
             access = ShareAccessInput.from_spec(share).model_copy(update={"lab": lab})
-            saga.add("revoke access", lambda: step(
-                "storage.revoke_access", RevokeAccessInput(
-                    lab=lab, host=share.host, name=share.name,
-                    accounts=[g.account for g in access.grants]), options=COMPENSATION))
-            await tracked(self._tracker, "share-acl", "share access", "storage.share_access",
-                          access)
+            granted = await tracked(self._tracker, "share-acl", "share access",
+                                    "storage.share_access", access)
+            revoke = RevokeAccessInput(lab=lab, host=share.host, name=share.name,
+                                       accounts=list(granted.observed.get("granted", [])))
+            if revoke.accounts and not created.changed:  # a removed share takes its ACL along
+                saga.add("revoke access", lambda: step(
+                    "storage.revoke_access", revoke, options=COMPENSATION))
             await tracked(self._tracker, "ntfs", "NTFS rights (OI)(CI)", "storage.ntfs",
                           NtfsInput.from_spec(share).model_copy(update={"lab": lab}))
         except BaseException:
