@@ -1,4 +1,4 @@
-"""Which lab an activity works on: taken from its input's ``lab`` field by an interceptor.
+"""Which lab an activity works on (from its input's ``lab`` field), and its step metric.
 
 Every activity input carries the lab id (never a secret). The worker installs
 :class:`LabContextInterceptor`, which puts that id in :data:`hvlab.labs.CURRENT_LAB` for the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from temporalio import activity
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -17,14 +18,18 @@ from temporalio.worker import (
 )
 
 from hvlab.labs import CURRENT_LAB
+from hvlab.metrics import timed_step
 
 
 class _LabInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        lab = getattr(input.args[0], "lab", "") if input.args else ""
+        arg = input.args[0] if input.args else None
+        lab = getattr(arg, "lab", "")
+        host = getattr(arg, "host", None) or getattr(arg, "dc", None) or "-"
         token = CURRENT_LAB.set(lab if isinstance(lab, str) else "")
         try:
-            return await self.next.execute_activity(input)
+            with timed_step(activity.info().activity_type, str(host)):
+                return await self.next.execute_activity(input)
         finally:
             CURRENT_LAB.reset(token)
 

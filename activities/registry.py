@@ -20,6 +20,7 @@ from activities.network import NetworkActivities
 from activities.replica import ReplicaActivities
 from activities.storage import StorageActivities
 from activities.vm import VmActivities
+from hvlab.metrics import WINRM_REQUESTS, WINRM_SESSIONS_OPEN
 from hvlab.powershell.endpoints import EndpointSource, WorkerLab
 from hvlab.powershell.session import SessionPool
 from hvlab.settings import Settings
@@ -38,4 +39,14 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     """The bound activity methods of every domain, built for ``settings``."""
     doctor = DoctorActivities(settings)
     lab = WorkerLab(settings.home_dir, os.environ, settings.secrets_file)
-    return [doctor.probe, *remote_activities(SessionPool(lab), lab)]
+    sessions = SessionPool(lab, on_open=_sessions_open, on_request=_request_outcome)
+    return [doctor.probe, *remote_activities(sessions, lab)]
+
+
+def _sessions_open(host: str, delta: int) -> None:
+    if host:
+        WINRM_SESSIONS_OPEN.labels(host=host).inc(delta)
+
+
+def _request_outcome(host: str, outcome: str) -> None:
+    WINRM_REQUESTS.labels(host=host, outcome=outcome).inc()

@@ -117,8 +117,9 @@ def to_plain(value: Any) -> Any:
 
 
 class _Pool:
-    def __init__(self, runspace: RunspacePool) -> None:
+    def __init__(self, runspace: RunspacePool, host: str) -> None:
         self.runspace = runspace
+        self.host = host
         self.keys_exchanged = False
         self.lock = threading.Lock()
 
@@ -161,7 +162,7 @@ class SessionPool:
         runspace = RunspacePool(wsman)
         runspace.open()
         self._on_open(endpoint.host, 1)
-        return _Pool(runspace)
+        return _Pool(runspace, endpoint.host)
 
     @staticmethod
     def _key(endpoint: Endpoint) -> tuple[str, str, int, str]:
@@ -177,6 +178,7 @@ class SessionPool:
         with self._guard:
             existing = self._pools.setdefault(key, pool)
         if existing is not pool:
+            self._on_open(endpoint.host, -1)
             self._close_quietly(pool)
         return existing
 
@@ -185,18 +187,18 @@ class SessionPool:
         with self._guard:
             pool = self._pools.pop(self._key(endpoint), None)
         if pool is not None:
+            self._on_open(endpoint.host, -1)
             self._close_quietly(pool)
 
     def _close_quietly(self, pool: _Pool) -> None:
-        self._on_open("", 0)
         with contextlib.suppress(Exception):
             pool.runspace.close()
 
     def close(self) -> None:
         with self._guard:
             pools, self._pools = list(self._pools.items()), {}
-        for (host, *_), pool in pools:
-            self._on_open(host, -1)
+        for _, pool in pools:
+            self._on_open(pool.host, -1)
             self._close_quietly(pool)
 
     # -- running pipelines ----------------------------------------------------------------

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from hvlab.metrics import REGISTRY
 from hvlab.spec import LabSpec
 from simulator.fleet import Fleet
 from tests.workflows.conftest import lab_worker, mutating_counts
@@ -40,6 +41,9 @@ async def test_build_prepares_hosts_and_deploys_vms(
                 "External", "Internal", "Private", "Internal2"}
         assert set(state["hosts"]["SVR1"]["vms"]) == {"win2003-1", "win2003-2"}
         assert state["hosts"]["SVR2"]["vms"]["Linux01"]["state"] == "Running"
+        steps = REGISTRY.get_sample_value("hvlab_step_duration_seconds_count", {
+            "step": "host.switch", "host": "SVR2", "outcome": "ok"})
+        assert steps is not None and steps >= 4
         before = mutating_counts(fleet)
         again = await _build(client, task_queue, seed)
         assert set(again.units.values()) == {"done"}
