@@ -45,10 +45,11 @@ class JobDriver:
     """Releases the simulated job's progress sleeps one at a time (a StepClock job has
     ``job_steps`` sleeps; the last one is released without waiting for another)."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, sleeps: int | None = None) -> None:
+        """``sleeps``: how many the job will take (fewer when it is cut short)."""
         self.fleet = fleet
         self.clock = StepClock()
-        self.left = Clock().d.job_steps
+        self.left = sleeps or Clock().d.job_steps
         fleet.sim.clock = self.clock
 
     def advance(self, n: int = 1) -> None:
@@ -80,6 +81,17 @@ def driver(fleet: Fleet) -> Iterator[JobDriver]:
     lab_with_vm(fleet.sim)
     yield JobDriver(fleet)
     fleet.sim.clock = Clock(0)
+
+
+def move(acts: MigrationActivities, request: MoveInput) -> None:
+    """Start the move and wait for its job; the job of an instant move may already be gone
+    (the VM's location decides, as in real life)."""
+    started = acts.start_move(request)
+    assert started.changed
+    if not started.observed["done"]:
+        polled = acts.poll_job(MigrationJobInput(host=request.host, interval_seconds=0.01,
+                                                 job_id=started.observed["job_id"]))
+        assert polled.observed["state"] in ("Completed", "Gone")
 
 
 def counter(fleet: Fleet, host: str, cmdlet: str) -> int:
@@ -233,12 +245,14 @@ def test_failed_job_is_a_classified_permanent_failure(
     fleet: Fleet, acts: MigrationActivities
 ) -> None:
     """A job that ends in Exception fails poll_job non-retryably with its ErrorDescription
-    (a fast simulated clock: the move takes ~0.1 s, the ended job stays listed for ~3 s)."""
+    (the job is cut short after its 8th of 20 progress steps)."""
     lab_with_vm(fleet.sim)
     fleet.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR2", "kind": "migration",
                                        "at_percent": 40}]))
-    fleet.sim.clock = Clock(100)
+    driver = JobDriver(fleet, sleeps=8)
     job_id = acts.start_move(MOVE).observed["job_id"]
+    driver.advance(8)
+    driver.wait()
     with pytest.raises(ApplicationError) as caught:
         acts.poll_job(MigrationJobInput(host="SVR2", job_id=job_id, interval_seconds=0.01))
     assert caught.value.non_retryable and caught.value.type == "RemoteCommandFailed"
@@ -250,10 +264,14 @@ def test_failed_job_is_a_classified_permanent_failure(
     fleet.sim.clock = Clock(0)
 
 
-def test_job_gone_at_once_reports_the_job_error(fleet: Fleet, acts: MigrationActivities) -> None:
+def test_job_gone_at_once_reports_the_job_error(
+    fleet: Fleet, acts: MigrationActivities, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An instant move that failed leaves no host-side job: start_move surfaces the
-    PowerShell job's error instead of claiming success."""
+    PowerShell job's error instead of claiming success. (The sim runs the job inside Move-VM
+    here, so it has ended and left before start_move looks.)"""
     lab_with_vm(fleet.sim)
+    monkeypatch.setattr(fleet.sim, "start_job", lambda job, work: work(job))
     fleet.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR2", "kind": "migration",
                                        "at_percent": 40}]))
     with pytest.raises(ApplicationError) as caught:
@@ -289,12 +307,7 @@ def test_storage_move(fleet: Fleet, acts: MigrationActivities) -> None:
     request = MoveInput(host="SVR2", vm="Linux01", mode="storage",
                         destination_path="C:\\Hyper-V\\Moved")
     assert acts.preflight(request).observed["compatible"]
-    started = acts.start_move(request)
-    assert started.changed
-    if not started.observed["done"]:
-        polled = acts.poll_job(MigrationJobInput(host="SVR2", job_id=started.observed["job_id"],
-                                                 interval_seconds=0.01))
-        assert polled.observed["state"] == "Completed"
+    move(acts, request)
     where = acts.verify_location(VerifyLocationInput(host="SVR2", vm="Linux01",
                                                      path="C:\\Hyper-V\\Moved"))
     assert where.observed["disks"] == ["C:\\Hyper-V\\Moved\\Linux01.vhdx"]
@@ -312,13 +325,13 @@ def test_storage_to_share_then_smb_move(fleet: Fleet, acts: MigrationActivities)
     share_vm_storage(fleet)
     to_share = MoveInput(host="SVR2", vm="Linux01", mode="storage",
                          destination_path="\\\\DC1\\smb\\Linux01")
-    acts.start_move(to_share)
+    move(acts, to_share)
     acts.verify_location(VerifyLocationInput(host="SVR2", vm="Linux01",
                                              path="\\\\DC1\\smb\\Linux01"))
     smb = MoveInput(host="SVR2", vm="Linux01", mode="smb", destination="SVR1",
                     destination_fqdn="svr1.kosa.vm")
     assert acts.preflight(smb).observed["compatible"]
-    assert acts.start_move(smb).changed
+    move(acts, smb)
     where = acts.verify_location(VerifyLocationInput(host="SVR1", vm="Linux01",
                                                      path="\\\\DC1\\smb\\Linux01",
                                                      absent_from="SVR2"))

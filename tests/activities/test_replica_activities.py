@@ -162,18 +162,23 @@ def test_enable_initial_replication_and_remove(
 def test_failed_initial_replication_is_replication_failed(
     lab: Fleet, acts: ReplicaActivities, rep: ReplicationInput
 ) -> None:
-    """A seeding job that fails leaves Error/Critical: start_initial and wait_state fail as
-    ReplicationFailed, not retried."""
+    """A seeding job that fails (after 10 of its 20 progress steps) leaves Error/Critical:
+    wait_state fails as ReplicationFailed, not retried; so does starting it again."""
     accept(acts, "SVR1")
     acts.enable(rep)
     lab.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR2", "kind": "replication",
                                      "at_percent": 50}]))
-    with pytest.raises(ApplicationError) as started:
-        acts.start_initial(rep)
-    assert started.value.type == "ReplicationFailed" and started.value.non_retryable
+    driver = JobDriver(lab, sleeps=10)
+    assert acts.start_initial(rep).observed["state"] == "InitialReplicationInProgress"
+    driver.advance(10)
+    driver.wait()
     with pytest.raises(ApplicationError) as waited:
         acts.wait_state(ReplicaWaitInput(host="SVR2", vm="Linux01", interval_seconds=0.01))
-    assert waited.value.type == "ReplicationFailed" and "Error/Critical" in waited.value.message
+    assert waited.value.type == "ReplicationFailed" and waited.value.non_retryable
+    assert "Error/Critical" in waited.value.message
+    with pytest.raises(ApplicationError) as again:
+        acts.start_initial(rep)
+    assert again.value.type == "PreconditionFailed"
 
 
 def test_planned_failover_cancel_complete_reverse(
