@@ -3,8 +3,9 @@ off first and left off; starting it is vm.start), remove it.
 
 Create and remove probe Get-VMSnapshot and act only when needed. A restore is a deliberate
 reset and always applies the checkpoint; a retry of the same activity after the restore went
-through (its heartbeat says so) does not apply it a second time. The ``*_command`` functions
-build the exact commands the activities emit (the catalogue test binds every one of them).
+through (its heartbeat says so) reports it without applying it a second time. The
+``*_command`` functions build the exact commands the activities emit (the catalogue test
+binds every one of them).
 """
 
 from __future__ import annotations
@@ -119,9 +120,9 @@ class CheckpointActivities:
             progress({"restored": request.name, "vm": request.vm})
         checkpoint = _checkpoint_view(self._require(request))
         before = self._vm_state(request)
-        if restored and before not in RUNNING_STATES:
-            return StepResult(changed=False, observed={**checkpoint, "state": before,
-                                                       "resumed": True})
+        if restored and before not in RUNNING_STATES:  # applied by an earlier attempt
+            return StepResult(changed=True, observed={**checkpoint, "state": before,
+                                                      "resumed": True})
         if before in RUNNING_STATES:
             self._remote.run(request.host, stop_vm_command(request.vm, turn_off=True))
         self._remote.run(request.host, restore_checkpoint_command(request.vm, request.name))

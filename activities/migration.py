@@ -186,6 +186,18 @@ def _under(path: Any, root: str) -> bool:
     return bool(r) and (p == r or p.startswith(r + "\\"))
 
 
+def _check_move(request: MoveInput) -> None:
+    """The destination parameters the mode needs (refused before anything is sent)."""
+    missing = [name for name, needed in (
+        ("destination", request.mode != "storage" and not request.destination),
+        ("destination_path", request.mode != "smb" and not request.destination_path),
+    ) if needed]
+    if missing:
+        raise ApplicationError(f"a {request.mode} move of {request.vm} needs "
+                               + " and ".join(missing), type="InvalidParameter",
+                               non_retryable=True)
+
+
 def _job_id(value: str) -> str:
     """A job InstanceID (a GUID) as Hyper-V writes it; anything else is refused before it
     reaches a WQL query."""
@@ -320,7 +332,8 @@ class MigrationActivities:
 
     def _readiness(self, request: MigrationReadinessInput) -> StepResult:
         """What the host had before is heartbeated before anything changes, so a retry after
-        a lost result still reports the original settings and every network it added."""
+        a lost result still reports the original settings, every network it added, and
+        ``changed`` (the compensation is registered on it)."""
         before = self._settings(request.host)
         earlier = _resume_details()
         previous = MigrationHostSettings(**earlier["previous"]) if "previous" in earlier \
@@ -337,6 +350,8 @@ class MigrationActivities:
         after = self._settings(request.host)
         if not _same(after, request.settings) or self._missing_networks(request):
             raise verify_failed(request.host, "migration settings did not take", after)
+        if earlier:  # an earlier attempt of this execution may have made the changes
+            changed = changed or bool(added) or not _same(previous, after)
         return StepResult(changed=changed, observed={
             "current": after.model_dump(exclude={"lab"}), **record,
             "networks": self._networks(request.host)})
@@ -416,6 +431,7 @@ class MigrationActivities:
             return self._preflight(request)
 
     def _preflight(self, request: MoveInput) -> StepResult:
+        _check_move(request)
         done = self._moved(request)
         if done is not None:
             return StepResult(changed=False, observed={"done": True, "location": done,
@@ -440,6 +456,7 @@ class MigrationActivities:
             return self._start_move(request)
 
     def _start_move(self, request: MoveInput) -> StepResult:
+        _check_move(request)
         done = self._moved(request)
         if done is not None:
             return StepResult(changed=False, observed={"done": True, "location": done})

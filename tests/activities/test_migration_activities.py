@@ -129,8 +129,9 @@ def test_readiness_and_its_compensation(
 def test_readiness_retry_keeps_what_was_there_before(
     fleet: Fleet, lab_spec: LabSpec, acts: MigrationActivities
 ) -> None:
-    """A retry after the settings were applied (result lost) reports the previous settings
-    and added networks its first attempt heartbeated, so the compensation stays exact."""
+    """A retry after the settings were applied (result lost) sends nothing but reports
+    changed with the previous settings and added networks its first attempt heartbeated, so
+    the compensation is registered and exact."""
     hyperv_ready(fleet.sim, "SVR1")
     request = MigrationReadinessInput.from_spec(lab_spec.host("SVR1"))
     env = ActivityEnvironment()
@@ -143,7 +144,7 @@ def test_readiness_retry_keeps_what_was_there_before(
     env.info = dataclasses.replace(env.info, heartbeat_details=list(beats[-1]))
     before = mutations(fleet, "SVR1")
     retried = env.run(acts.readiness, request)
-    assert not retried.changed and mutations(fleet, "SVR1") == before
+    assert retried.changed and mutations(fleet, "SVR1") == before
     assert retried.observed["previous"] == first.observed["previous"]
     assert retried.observed["previous"]["authentication"] == "CredSSP"
     assert retried.observed["added_networks"] == ["192.168.1.0/24"]
@@ -178,6 +179,11 @@ def test_missing_delegation_is_delegation_missing(
         assert caught.value.type == "DelegationMissing" and caught.value.non_retryable
         assert "0x8009030E" in caught.value.message
     assert fleet.sim.host("SVR2").vm("Linux01") is not None
+    incomplete = MoveInput(host="SVR2", vm="Linux01", mode="shared-nothing", destination="SVR1")
+    with pytest.raises(ApplicationError) as refused:
+        acts.start_move(incomplete)
+    assert refused.value.type == "InvalidParameter" and "destination_path" in refused.value.message
+    assert counter(fleet, "SVR2", "Move-VM") == 1  # the one refused for want of delegation
 
 
 def test_start_move_never_sends_a_second_move(
