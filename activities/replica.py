@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.base import application_errors, cancelled
-from activities.host import SILENT, conflict, verify_failed
+from activities.host import SILENT, conflict, path_exists_command, verify_failed
 from activities.migration import (
     NAMESPACE,
     ProgressRemote,
@@ -364,8 +364,10 @@ class ReplicaActivities:
         if state and state != "Off":
             self._remote.run(host, stop_vm_command(vm, turn_off=True))
         self._remote.run(host, remove_vm_command(vm))
-        for path in disks:
-            self._remote.run(host, remove_file_command(path))
+        exists = self._remote.query(host, path_exists_command(disks)) if disks else []
+        for path, there in zip(disks, exists, strict=False):
+            if there is True:  # a seeding that never ran wrote no disk
+                self._remote.run(host, remove_file_command(path))
         return True
 
     # -- initial replication and waiting -------------------------------------------------

@@ -179,6 +179,9 @@ def test_failed_initial_replication_is_replication_failed(
     with pytest.raises(ApplicationError) as again:
         acts.start_initial(rep)
     assert again.value.type == "PreconditionFailed"
+    assert acts.remove(rep).changed  # the replica VM's disk was never written
+    assert lab.sim.host("SVR1").vm("Linux01") is None
+    assert lab.sim.host("SVR2").vm("Linux01").replication is None  # type: ignore[union-attr]
 
 
 def test_planned_failover_cancel_complete_reverse(
