@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from workflows.checkpoint import CheckpointWorkflow
 from workflows.delegation import DelegationWorkflow
 from workflows.doctor import DoctorWorkflow
 from workflows.host_prep import HostPrepWorkflow
 from workflows.lab_build import LabBuildWorkflow
 from workflows.nat import NatGatewayWorkflow
 from workflows.readiness import MigrationReadinessWorkflow
+from workflows.reset import LabResetWorkflow
 from workflows.storage import SharedStorageWorkflow
+from workflows.teardown import LabTeardownWorkflow
 from workflows.vm_deploy import VmDeployWorkflow
 
 ALL_WORKFLOWS: list[type] = [
@@ -20,4 +23,7 @@ ALL_WORKFLOWS: list[type] = [
     DelegationWorkflow,
     MigrationReadinessWorkflow,
     NatGatewayWorkflow,
+    CheckpointWorkflow,
+    LabResetWorkflow,
+    LabTeardownWorkflow,
 ]

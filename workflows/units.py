@@ -8,6 +8,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from hvlab.plan import PlanUnit
     from hvlab.spec import LabSpec
+    from workflows.checkpoint import CheckpointWorkflowInput
     from workflows.delegation import DelegationWorkflowInput
     from workflows.host_prep import HostPrepInput
     from workflows.nat import NatWorkflowInput
@@ -23,6 +24,7 @@ UNIT_WORKFLOWS: dict[str, str] = {
     "delegation": "DelegationWorkflow",
     "migration-readiness": "MigrationReadinessWorkflow",
     "nat": "NatGatewayWorkflow",
+    "checkpoint": "CheckpointWorkflow",
 }
 
 
@@ -41,4 +43,6 @@ def unit_input(unit: PlanUnit, spec: LabSpec, compensate: bool) -> BaseModel:
         return ReadinessWorkflowInput(spec=spec, host=unit.target, compensate=compensate)
     if unit.kind == "nat":
         return NatWorkflowInput(spec=spec, nat=unit.target, compensate=compensate)
+    if unit.kind == "checkpoint":
+        return CheckpointWorkflowInput(spec=spec, checkpoint=unit.target, compensate=compensate)
     raise ValueError(f"no input builder for unit kind {unit.kind!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from activities.registry import remote_activities
 from hvlab.labs import LabRegistry
 from hvlab.powershell.endpoints import WorkerLab
 from hvlab.powershell.session import SessionPool
+from hvlab.settings import get_settings
 from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
 from simulator.fleet import Fleet
@@ -59,3 +61,23 @@ async def lab_worker(client: Client, task_queue: str, fleet: Fleet) -> AsyncIter
             yield worker
     finally:
         sessions.close()
+
+
+@pytest.fixture
+def cli_env(temporal_address: str, task_queue: str, fleet: Fleet,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The ``hvlab`` CLI talks to the test server, starts work on the test's task queue and
+    registers labs in the fleet's home (run it with :func:`hvlab`)."""
+    monkeypatch.setenv("HVLAB_TEMPORAL_ADDRESS", temporal_address)
+    monkeypatch.setenv("HVLAB_TASK_QUEUE", task_queue)
+    monkeypatch.setenv("HVLAB_HOME", str(fleet.home))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def hvlab(*args: str) -> int:
+    """Run the CLI (``starter.cli.run``) in a thread, as it runs its own event loop."""
+    from starter.cli import run
+
+    return await asyncio.to_thread(run, list(args))

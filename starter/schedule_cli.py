@@ -1,0 +1,292 @@
+"""Lab operations beyond the build: ``checkpoint``, ``reset``, ``down`` and ``schedule ...``.
+
+Every command validates the lab file (exit 2 with its problems) and the names it is given
+(exit 2) before it connects to Temporal or starts anything, then registers the lab for the
+workers. Workflow ids follow the lab: ``<lab>-checkpoint-<name>``, ``<lab>-reset``,
+``<lab>-down``; starting one that runs already attaches to it. A reset schedule has the id
+``<lab>-reset-schedule``; it starts LabResetWorkflow runs (overlap policy skip: a reset that
+is still running makes the next one skip) in the lab file's ``reset.timezone``. Creating it
+again replaces its cron expression and the lab file it carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.table import Table
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleHandle,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from hvlab.labs import LabRegistry
+from hvlab.settings import get_settings
+from hvlab.spec import LabSpec
+from hvlab.specfile import load_lab
+from hvlab.temporal import TemporalUnavailable, connect
+from starter.cli import UsageProblem, out
+from starter.ops_cli import watch
+from workflows.checkpoint import CheckpointWorkflowInput, checkpoint_vms
+from workflows.reset import LabResetInput, reset_checkpoint
+from workflows.teardown import LabTeardownInput
+
+LabFile = Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)]
+SimOption = Annotated[bool, typer.Option("--sim", help="use the simulated fleet's endpoints")]
+WatchOption = Annotated[bool, typer.Option("--watch", help="follow progress until it ends")]
+CheckpointOption = Annotated[str, typer.Option(
+    "--checkpoint", help="checkpoint to restore (default: the lab file's reset.checkpoint)")]
+ScheduleId = Annotated[str, typer.Argument(help="schedule id, e.g. classroom-reset-schedule")]
+CRON = re.compile(r"^\S+( \S+){4}$")
+
+schedule_app = typer.Typer(help="Temporal Schedules that reset labs.", no_args_is_help=True)
+
+
+def reset_workflow_id(lab: str) -> str:
+    return f"{lab}-reset"
+
+
+def reset_schedule_id(lab: str) -> str:
+    return f"{lab}-reset-schedule"
+
+
+def _register(spec: LabSpec, sim: bool) -> None:
+    """Store the (validated) lab file where the workers read it."""
+    LabRegistry(get_settings().home_dir).register(spec, sim=sim)
+
+
+async def _client() -> Client:
+    try:
+        return await connect(get_settings())
+    except TemporalUnavailable as exc:
+        raise UsageProblem(f"{exc} — start it with `hvlab dev --detach`") from None
+
+
+def _reset_checkpoint(spec: LabSpec, name: str) -> str:
+    try:
+        return reset_checkpoint(spec, name)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+async def _start(workflow: str, arg: BaseModel, workflow_id: str, summary: str
+                 ) -> WorkflowHandle[Any, Any]:
+    client = await _client()
+    return await client.start_workflow(
+        workflow, arg, id=workflow_id, task_queue=get_settings().task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, static_summary=summary)
+
+
+def _launch(workflow: str, arg: BaseModel, workflow_id: str, summary: str, follow: bool) -> None:
+    handle = asyncio.run(_start(workflow, arg, workflow_id, summary))
+    out.print(f"{summary}: workflow {handle.id}")
+    if follow:
+        watch(handle.id)
+
+
+# ------------------------------------------------------------------ checkpoint, reset, down
+
+
+def checkpoint(
+    file: LabFile,
+    name: Annotated[str, typer.Argument(help="checkpoint name from the lab file")],
+    sim: SimOption = False,
+    follow: WatchOption = False,
+) -> None:
+    """Take the lab file's checkpoint NAME of every VM it lists."""
+    spec = load_lab(file)
+    try:
+        checkpoint_vms(spec, name)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    _register(spec, sim)
+    _launch("CheckpointWorkflow", CheckpointWorkflowInput(spec=spec, checkpoint=name),
+            f"{spec.lab}-checkpoint-{name}", f"checkpoint {name} of lab {spec.lab}", follow)
+
+
+def reset(
+    file: LabFile,
+    name: CheckpointOption = "",
+    sim: SimOption = False,
+    follow: WatchOption = False,
+) -> None:
+    """Restore a checkpoint on every VM of the lab, then re-converge the lab file."""
+    spec = load_lab(file)
+    chosen = _reset_checkpoint(spec, name)
+    _register(spec, sim)
+    _launch("LabResetWorkflow", LabResetInput(spec=spec, checkpoint=chosen),
+            reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", follow)
+
+
+def down(file: LabFile, sim: SimOption = False, follow: WatchOption = False) -> None:
+    """Remove what FILE describes, newest first; running it twice is harmless."""
+    spec = load_lab(file)
+    _register(spec, sim)
+    _launch("LabTeardownWorkflow", LabTeardownInput(spec=spec), f"{spec.lab}-down",
+            f"teardown of lab {spec.lab}", follow)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def reset_schedule(spec: LabSpec, cron: str, checkpoint: str, task_queue: str) -> Schedule:
+    """The Schedule that runs LabResetWorkflow for ``spec`` on ``cron``."""
+    timezone = spec.reset.timezone if spec.reset else "UTC"
+    action = ScheduleActionStartWorkflow(
+        "LabResetWorkflow", LabResetInput(spec=spec, checkpoint=checkpoint),
+        id=reset_workflow_id(spec.lab), task_queue=task_queue,
+        execution_timeout=timedelta(hours=12), static_summary=f"scheduled reset of {spec.lab}")
+    return Schedule(
+        action=action,
+        spec=ScheduleSpec(cron_expressions=[cron], time_zone_name=timezone),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note=f"reset {spec.lab} to {checkpoint}"))
+
+
+async def put_reset_schedule(client: Client, spec: LabSpec, cron: str, checkpoint: str,
+                             task_queue: str) -> tuple[ScheduleHandle, bool]:
+    """Create the lab's reset schedule, or replace an existing one; (handle, created)."""
+    schedule = reset_schedule(spec, cron, checkpoint, task_queue)
+    schedule_id = reset_schedule_id(spec.lab)
+    try:
+        return await client.create_schedule(schedule_id, schedule), True
+    except ScheduleAlreadyRunningError:
+        handle = client.get_schedule_handle(schedule_id)
+
+        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await handle.update(replace)
+        return handle, False
+
+
+@schedule_app.command("reset")
+def schedule_reset(
+    file: LabFile,
+    cron: Annotated[str, typer.Option("--cron", help='five-field cron, e.g. "0 6 * * 1-5"')],
+    name: CheckpointOption = "",
+    sim: SimOption = False,
+) -> None:
+    """Reset the lab on a cron schedule (in the lab file's reset.timezone)."""
+    spec = load_lab(file)
+    chosen = _reset_checkpoint(spec, name)
+    if not CRON.match(cron.strip()):
+        raise UsageProblem(f"--cron {cron!r} is not a five-field cron expression")
+    _register(spec, sim)
+    handle, created = asyncio.run(_put(spec, cron.strip(), chosen))
+    verb = "created" if created else "updated"
+    out.print(f"schedule {handle.id} {verb}: reset {spec.lab} to {chosen} at '{cron}'")
+
+
+async def _put(spec: LabSpec, cron: str, checkpoint: str) -> tuple[ScheduleHandle, bool]:
+    client = await _client()
+    try:
+        return await put_reset_schedule(client, spec, cron, checkpoint,
+                                        get_settings().task_queue)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise UsageProblem(f"schedule rejected: {exc.message}") from None
+        raise
+
+
+async def _list() -> list[list[str]]:
+    client = await _client()
+    rows: list[list[str]] = []
+    async for entry in await client.list_schedules():
+        schedule, info = entry.schedule, entry.info
+        crons = ", ".join(schedule.spec.cron_expressions) if schedule else ""
+        paused = "paused" if schedule and schedule.state.paused else "active"
+        upcoming = info.next_action_times[0].isoformat() if info and info.next_action_times \
+            else ""
+        rows.append([entry.id, crons, paused, upcoming])
+    return rows
+
+
+@schedule_app.command("list")
+def schedule_list() -> None:
+    """List schedules: id, cron, paused or active, next run."""
+    table = Table("schedule id", "cron", "state", "next run (UTC)")
+    for row in asyncio.run(_list()):
+        table.add_row(*row)
+    out.print(table)
+
+
+async def _on_schedule(schedule_id: str,
+                       act: Callable[[ScheduleHandle], Awaitable[None]]) -> None:
+    client = await _client()
+    handle = client.get_schedule_handle(schedule_id)
+    try:
+        await handle.describe()
+        await act(handle)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise UsageProblem(f"no schedule {schedule_id}") from None
+        raise
+
+
+def _pause(handle: ScheduleHandle) -> Awaitable[None]:
+    return handle.pause(note="paused with hvlab schedule pause")
+
+
+def _unpause(handle: ScheduleHandle) -> Awaitable[None]:
+    return handle.unpause(note="unpaused with hvlab schedule unpause")
+
+
+def _trigger(handle: ScheduleHandle) -> Awaitable[None]:
+    return handle.trigger()
+
+
+def _delete(handle: ScheduleHandle) -> Awaitable[None]:
+    return handle.delete()
+
+
+@schedule_app.command("pause")
+def schedule_pause(schedule_id: ScheduleId) -> None:
+    """Stop the schedule from starting runs until unpaused."""
+    asyncio.run(_on_schedule(schedule_id, _pause))
+    out.print(f"schedule {schedule_id} paused")
+
+
+@schedule_app.command("unpause")
+def schedule_unpause(schedule_id: ScheduleId) -> None:
+    """Let a paused schedule start runs again."""
+    asyncio.run(_on_schedule(schedule_id, _unpause))
+    out.print(f"schedule {schedule_id} unpaused")
+
+
+@schedule_app.command("trigger")
+def schedule_trigger(schedule_id: ScheduleId) -> None:
+    """Start one run now (skipped while a run of it is still going)."""
+    asyncio.run(_on_schedule(schedule_id, _trigger))
+    out.print(f"schedule {schedule_id} triggered")
+
+
+@schedule_app.command("delete")
+def schedule_delete(schedule_id: ScheduleId) -> None:
+    """Delete the schedule (runs it started keep going)."""
+    asyncio.run(_on_schedule(schedule_id, _delete))
+    out.print(f"schedule {schedule_id} deleted")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (checkpoint, reset, down):
+        app.command()(command)
+    app.add_typer(schedule_app, name="schedule")

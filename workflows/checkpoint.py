@@ -1,0 +1,107 @@
+"""CheckpointWorkflow: one named checkpoint of the lab file on every VM it lists.
+
+The plan's ``checkpoint`` units (``checkpoint:<name>``, after every other unit) run it. The VMs
+are checkpointed at the same time so the lab's checkpoint is as close to one instant as the
+hosts allow; a checkpoint that exists already is left alone (reference §14). On failure or
+cancellation the checkpoints this run created are removed again (unless compensation is off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import CheckpointInput, StepResult
+    from hvlab.spec import LabSpec
+    from workflows.options import COMPENSATION
+    from workflows.progress import Progress, Tracker
+    from workflows.saga import Saga
+    from workflows.steps import step
+
+
+class CheckpointWorkflowInput(BaseModel):
+    spec: LabSpec
+    checkpoint: str
+    compensate: bool = True
+
+
+class CheckpointWorkflowResult(BaseModel):
+    checkpoint: str
+    vms: list[str]
+    created: list[str]
+    progress: Progress
+
+
+def checkpoint_vms(spec: LabSpec, name: str) -> list[str]:
+    """The VMs of the lab file's checkpoint ``name``, in file order; ValueError if unknown."""
+    entry = next((c for c in spec.checkpoints if c.name == name), None)
+    if entry is None:
+        known = ", ".join(c.name for c in spec.checkpoints) or "none"
+        raise ValueError(f"lab {spec.lab} has no checkpoint {name!r} (known: {known})")
+    if entry.vms == "all":
+        return [v.name for v in spec.vms]
+    listed = {n.lower() for n in entry.vms}
+    return [v.name for v in spec.vms if v.name.lower() in listed]
+
+
+def invalid_input(message: str) -> ApplicationError:
+    return ApplicationError(message, type="InvalidInput", non_retryable=True)
+
+
+@workflow.defn(name="CheckpointWorkflow")
+class CheckpointWorkflow:
+    def __init__(self) -> None:
+        self._tracker = Tracker("Checkpoint")
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self._tracker.progress
+
+    @workflow.run
+    async def run(self, request: CheckpointWorkflowInput) -> CheckpointWorkflowResult:
+        """Checkpoint every listed VM; remove the ones this run created on failure."""
+        try:
+            vms = checkpoint_vms(request.spec, request.checkpoint)
+        except ValueError as exc:
+            raise invalid_input(str(exc)) from None
+        self._tracker = Tracker("Checkpoint", request.checkpoint)
+        self._tracker.plan(*((f"checkpoint:{vm}", f"checkpoint {vm}") for vm in vms))
+        saga = Saga(f"Checkpoint {request.checkpoint}", enabled=request.compensate)
+        created: list[str] = []
+        try:
+            outcomes = await asyncio.gather(
+                *(self._create(request, vm, saga, created) for vm in vms),
+                return_exceptions=True)
+            failures = [o for o in outcomes if isinstance(o, BaseException)]
+            if failures:
+                raise failures[0]
+        except BaseException:
+            await saga.compensate()
+            raise
+        self._tracker.finish()
+        return CheckpointWorkflowResult(checkpoint=request.checkpoint, vms=vms, created=created,
+                                        progress=self._tracker.progress)
+
+    async def _create(self, request: CheckpointWorkflowInput, name: str, saga: Saga,
+                      created: list[str]) -> None:
+        spec = request.spec
+        arg = CheckpointInput(lab=spec.lab, host=spec.vm(name).host, vm=name,
+                              name=request.checkpoint)
+        title = f"checkpoint {request.checkpoint} of {name}"
+
+        async def work() -> StepResult:
+            return await step("checkpoint.create", arg, summary=title)
+
+        result = await self._tracker.run(f"checkpoint:{name}", title, work, _changed)
+        if result.changed:
+            created.append(name)
+            saga.add(f"remove checkpoint of {name}", lambda: step(
+                "checkpoint.remove", arg, summary=f"undo {title}", options=COMPENSATION))
+
+
+def _changed(result: StepResult) -> bool:
+    return result.changed

@@ -1,0 +1,194 @@
+"""LabResetWorkflow: put the whole lab back to one named checkpoint, then re-converge it.
+
+Reference §14: every VM of the checkpoint is turned off first (no VM keeps running against
+peers that are being rolled back), then each one's checkpoint is applied, then the VMs start in
+dependency order: the domain controller when it is a VM of the lab (waited for until it
+answers), the NAT router VMs, then the rest in file order. Last, the lab file's build runs again
+as a child LabBuildWorkflow, so what a rollback lost (AD objects and delegation after a DC
+rollback, share grants) comes back; every build step probes first, so converged parts cost
+only their probes. There is no compensation: the reset is itself the repair, and running it
+again is the way out of a failed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import CheckpointInput, GuestWaitInput, StepResult, VmInput
+    from hvlab.plan import build_plan
+    from hvlab.spec import LabSpec, OsFamily
+    from workflows.checkpoint import checkpoint_vms, invalid_input
+    from workflows.lab_build import LabBuildInput, LabBuildResult
+    from workflows.options import REBOOT_WAIT
+    from workflows.progress import Progress, Tracker
+    from workflows.steps import step
+    from workflows.units import UNIT_WORKFLOWS
+
+
+class LabResetInput(BaseModel):
+    spec: LabSpec
+    checkpoint: str = Field(default="", description="empty: the lab file's reset.checkpoint")
+    compensate: bool = Field(default=False, description="passed to the re-converging build")
+    only: list[str] = Field(default_factory=list, description=(
+        "unit kinds to re-converge; empty: every kind of the plan that has a workflow"))
+
+
+class LabResetResult(BaseModel):
+    lab: str
+    checkpoint: str
+    restored: list[str]
+    started: list[str]
+    converged: dict[str, str] = Field(default_factory=dict, description="build unit states")
+    not_converged: list[str] = Field(default_factory=list, description=(
+        "unit kinds of the plan that no workflow builds yet, so the reset did not re-run them"))
+    progress: Progress
+
+
+def reset_checkpoint(spec: LabSpec, name: str = "") -> str:
+    """The checkpoint a reset restores: ``name``, else the lab file's ``reset.checkpoint``, else
+    its only checkpoint; ValueError when none or unknown."""
+    chosen = name or (spec.reset.checkpoint if spec.reset else "")
+    if not chosen and len(spec.checkpoints) == 1:
+        chosen = spec.checkpoints[0].name
+    if not chosen:
+        raise ValueError(f"lab {spec.lab}: name the checkpoint to restore (the lab file has "
+                         f"{len(spec.checkpoints)} checkpoints and no reset.checkpoint)")
+    checkpoint_vms(spec, chosen)
+    return chosen
+
+
+def start_order(spec: LabSpec, vms: list[str]) -> list[str]:
+    """``vms`` in the order a reset starts them: the DC (when it is one of them), the NAT
+    router VMs, then the others in lab-file order."""
+    position = {v.name.lower(): i for i, v in enumerate(spec.vms)}
+    ordered = sorted(vms, key=lambda n: position.get(n.lower(), len(position)))
+    dc = [n for n in ordered if n.lower() == spec.domain.dc.lower()]
+    routers = {(nat.vm or "").lower() for nat in spec.nat}
+    first = dc + [n for n in ordered if n.lower() in routers and n not in dc]
+    return first + [n for n in ordered if n not in first]
+
+
+def converge_kinds(spec: LabSpec, only: list[str]) -> tuple[list[str], list[str]]:
+    """(kinds the reset re-runs, plan kinds it leaves out because no workflow builds them)."""
+    kinds = list(dict.fromkeys(u.kind for u in build_plan(spec).order()))
+    if only:
+        return [k for k in kinds if k in only], []
+    return [k for k in kinds if k in UNIT_WORKFLOWS], [k for k in kinds if k not in UNIT_WORKFLOWS]
+
+
+def _changed(result: StepResult) -> bool:
+    return result.changed
+
+
+@workflow.defn(name="LabResetWorkflow")
+class LabResetWorkflow:
+    def __init__(self) -> None:
+        self._tracker = Tracker("LabReset")
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self._tracker.progress
+
+    @workflow.run
+    async def run(self, request: LabResetInput) -> LabResetResult:
+        """Stop all, restore all, start in order, re-converge."""
+        spec = request.spec
+        try:
+            name = reset_checkpoint(spec, request.checkpoint)
+        except ValueError as exc:
+            raise invalid_input(str(exc)) from None
+        vms = checkpoint_vms(spec, name)
+        kinds, left_out = converge_kinds(spec, request.only)
+        order = start_order(spec, vms)
+        self._tracker = Tracker("LabReset", f"{spec.lab} to {name}")
+        self._tracker.plan(*[(f"stop:{v}", f"turn off {v}") for v in vms],
+                           *[(f"restore:{v}", f"restore {name} on {v}") for v in vms],
+                           *[(f"start:{v}", f"start {v}") for v in order],
+                           ("converge", "re-converge the lab file"))
+        await self._all([self._vm_step(f"stop:{v}", f"turn off {v}", "vm.stop", v, spec)
+                         for v in vms])
+        restored = await self._all([self._restore(v, name, spec) for v in vms])
+        started = await self._start(spec, order)
+        build = await self._converge(spec, request.compensate, kinds, left_out)
+        self._tracker.finish()
+        return LabResetResult(
+            lab=spec.lab, checkpoint=name, restored=[v for v, r in zip(vms, restored, strict=True)
+                                                     if r.changed],
+            started=started, converged=build.units if build else {}, not_converged=left_out,
+            progress=self._tracker.progress)
+
+    @staticmethod
+    async def _all(steps: list[Awaitable[StepResult]]) -> list[StepResult]:
+        """Run the steps at once; wait for all of them, then raise the first failure."""
+        outcomes = await asyncio.gather(*steps, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [o for o in outcomes if isinstance(o, StepResult)]
+
+    async def _vm_step(self, name: str, title: str, activity: str, vm: str,
+                       spec: LabSpec) -> StepResult:
+        arg = VmInput(lab=spec.lab, host=spec.vm(vm).host, vm=vm)
+
+        async def work() -> StepResult:
+            return await step(activity, arg, summary=title)
+
+        return await self._tracker.run(name, title, work, _changed)
+
+    async def _restore(self, vm: str, checkpoint: str, spec: LabSpec) -> StepResult:
+        arg = CheckpointInput(lab=spec.lab, host=spec.vm(vm).host, vm=vm, name=checkpoint)
+        title = f"restore {checkpoint} on {vm}"
+
+        async def work() -> StepResult:
+            return await step("checkpoint.restore", arg, summary=title)
+
+        return await self._tracker.run(f"restore:{vm}", title, work, _changed)
+
+    async def _start(self, spec: LabSpec, order: list[str]) -> list[str]:
+        started: list[str] = []
+        for name in order:
+            vm = spec.vm(name)
+            if not vm.start:
+                self._tracker.skip(f"start:{name}", f"start {name}", "start: false in the lab file")
+                continue
+            await self._vm_step(f"start:{name}", f"start {name}", "vm.start", name, spec)
+            started.append(name)
+            if name.lower() == spec.domain.dc.lower() and vm.guest.os is OsFamily.windows:
+                await self._wait_dc(spec, name)
+        return started
+
+    async def _wait_dc(self, spec: LabSpec, name: str) -> None:
+        """The DC answers before the members start (they need it for Kerberos and DNS)."""
+        arg = GuestWaitInput.from_spec(spec.vm(name)).model_copy(update={"lab": spec.lab})
+
+        async def work() -> StepResult:
+            return await step("guest.wait_ready", arg, summary=f"wait for {name}",
+                              options=REBOOT_WAIT)
+
+        await self._tracker.run(f"ready:{name}", f"wait until {name} answers", work)
+
+    async def _converge(self, spec: LabSpec, compensate: bool, kinds: list[str],
+                        left_out: list[str]) -> LabBuildResult | None:
+        title = "re-converge the lab file"
+        if not kinds:
+            self._tracker.skip("converge", title, "no unit kind to re-run")
+            return None
+        if left_out:
+            workflow.logger.warning("reset of %s: no workflow re-converges %s", spec.lab,
+                                    ", ".join(left_out))
+
+        async def work() -> LabBuildResult:
+            result = await workflow.execute_child_workflow(
+                "LabBuildWorkflow", LabBuildInput(spec=spec, compensate=compensate, only=kinds),
+                id=f"{workflow.info().workflow_id}/converge", result_type=LabBuildResult,
+                static_summary=f"re-converge {spec.lab}", execution_timeout=timedelta(hours=12))
+            assert isinstance(result, LabBuildResult)
+            return result
+
+        return await self._tracker.run("converge", title, work)

@@ -1,0 +1,260 @@
+"""LabTeardownWorkflow (``hvlab down``): remove what the lab file describes, in reverse plan order.
+
+Each unit of the build plan is undone by the undo activities of its kind (reference §18):
+checkpoints removed, replication removed on both sides (the replica VM with its disks) and the
+replica servers and their firewall rule turned off, host NAT removed, VMs turned off and removed
+with their disks, migration turned off and the lab's migration networks removed, delegation
+entries removed, the SMB share removed, the hosts' switches removed. What has no undo activity
+stays and the result says so (domain membership, Hyper-V role, folders and default paths, the
+router's NAT inside its VM, which goes with the VM, the share's folder and NTFS rights).
+
+Every undo activity treats "already gone" as done, so a second teardown only probes. A host
+whose Hyper-V cmdlets do not answer (a half-built lab: role not installed) has none of the
+Hyper-V objects; its steps are skipped after one read-only probe per host and the result says
+so. A unit is undone once every unit that depends on it is undone, independent ones at the same
+time. After a failure no further unit starts and the teardown fails; running it again
+continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        CheckpointInput,
+        HostInput,
+        MigrationHostSettings,
+        MigrationRestoreInput,
+        RemoveDelegationInput,
+        RemoveHostNatInput,
+        RemoveShareInput,
+        RemoveSwitchInput,
+        ReplicaFirewallInput,
+        ReplicationInput,
+        VmInput,
+        VmRemoveInput,
+        delegation_spns,
+    )
+    from hvlab.plan import PlanUnit, build_plan
+    from hvlab.spec import LabSpec, NatKind
+    from workflows.checkpoint import checkpoint_vms
+    from workflows.options import PROBE
+    from workflows.progress import Progress, Tracker
+    from workflows.steps import step
+
+Undo = tuple[str, BaseModel, tuple[str, ...]]  # activity, its input, hosts it needs Hyper-V on
+
+LEFT_IN_PLACE: dict[str, str] = {
+    "host-prep": "domain membership, Hyper-V role, folders and default paths stay",
+    "shared-storage": "the share's folder, its files and NTFS rights stay",
+    "nat": "RRAS NAT lives in the router VM and goes with it",
+}
+
+
+class LabTeardownInput(BaseModel):
+    spec: LabSpec
+    only: list[str] = Field(default_factory=list, description="unit kinds (all if empty)")
+
+
+class LabTeardownResult(BaseModel):
+    lab: str
+    removed: dict[str, list[str]] = Field(
+        default_factory=dict, description="unit -> the undo steps that changed something")
+    left: dict[str, str] = Field(default_factory=dict,
+                                 description="unit -> what teardown does not remove, and why")
+    progress: Progress
+
+
+def _checkpoint(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    return [("checkpoint.remove", CheckpointInput(lab=spec.lab, host=spec.vm(vm).host, vm=vm,
+                                                  name=unit.target), (spec.vm(vm).host,))
+            for vm in checkpoint_vms(spec, unit.target)]
+
+
+def _replication(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    rep = ReplicationInput.from_spec(spec, unit.target).model_copy(update={"lab": spec.lab})
+    undos: list[Undo] = [("replica.remove", rep, (rep.replica, rep.primary))]
+    for host in (rep.replica, rep.primary):
+        undos += [("replica.disable_firewall", ReplicaFirewallInput(lab=spec.lab, host=host),
+                   (host,)),
+                  ("replica.disable_server", HostInput(lab=spec.lab, host=host), (host,))]
+    return undos
+
+
+def _nat(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    nat = next(n for n in spec.nat if n.name == unit.target)
+    if nat.kind is not NatKind.host_netnat:
+        return []
+    return [("network.remove_host_nat", RemoveHostNatInput(lab=spec.lab, host=nat.host or "",
+                                                           name=nat.name), ())]
+
+
+def _vm(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    vm = spec.vm(unit.target)
+    return [("vm.remove", VmRemoveInput(lab=spec.lab, host=vm.host, vm=vm.name,
+                                        disk_path=spec.vm_disk_path(vm)), (vm.host,))]
+
+
+def _migration(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    """Disable-VMMigration and remove the lab's migration networks (reference §18); the
+    other settings keep the lab file's values."""
+    m = spec.host(unit.target).migration
+    if m is None:
+        return []
+    off = MigrationHostSettings(
+        enabled=False, authentication=m.authentication.value, performance=m.performance.value,
+        max_vm_migrations=m.max_concurrent, max_storage_migrations=m.max_storage,
+        use_any_network=m.use_any_network)
+    networks = [str(n) for n in m.networks]
+    return [("migration.restore_readiness", MigrationRestoreInput(
+        lab=spec.lab, host=unit.target, previous=off, remove_networks=networks), (unit.target,))]
+
+
+def _delegation(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    entry = next(d for d in spec.delegation if d.host.lower() == unit.target.lower())
+    return [("directory.remove_delegation", RemoveDelegationInput(
+        lab=spec.lab, dc=spec.domain.dc, computer=entry.host, spns=delegation_spns(spec, entry),
+        restore_transition=entry.protocol_transition), ())]
+
+
+def _share(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    host, name = unit.target.split("/", 1)
+    return [("storage.remove_share", RemoveShareInput(lab=spec.lab, host=host, name=name), ())]
+
+
+def _host(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    host = spec.host(unit.target)
+    return [("host.remove_switch", RemoveSwitchInput(lab=spec.lab, host=host.name, name=s.name),
+             (host.name,)) for s in reversed(host.switches)]
+
+
+UNDO: dict[str, Callable[[LabSpec, PlanUnit], list[Undo]]] = {
+    "checkpoint": _checkpoint, "replication": _replication, "nat": _nat, "vm-deploy": _vm,
+    "migration-readiness": _migration, "delegation": _delegation, "shared-storage": _share,
+    "host-prep": _host,
+}
+
+
+def teardown_units(spec: LabSpec, only: list[str]) -> list[tuple[PlanUnit, list[Undo]]]:
+    """The plan's units in reverse order, each with its undo steps (empty: nothing to undo)."""
+    units = [u for u in reversed(build_plan(spec).order()) if not only or u.kind in only]
+    return [(u, UNDO[u.kind](spec, u) if u.kind in UNDO else []) for u in units]
+
+
+def _no_hyperv(exc: ActivityError) -> bool:
+    """The probe failed because the host has no Hyper-V cmdlets (role not installed)."""
+    cause = exc.cause
+    return isinstance(cause, ApplicationError) and cause.type == "CommandNotFound"
+
+
+@workflow.defn(name="LabTeardownWorkflow")
+class LabTeardownWorkflow:
+    def __init__(self) -> None:
+        self._tracker = Tracker("LabTeardown")
+        self._hyperv: dict[str, asyncio.Future[bool]] = {}
+        self._lab = ""
+        self._done: dict[str, asyncio.Event] = {}
+        self._failed = False
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self._tracker.progress
+
+    @workflow.run
+    async def run(self, request: LabTeardownInput) -> LabTeardownResult:
+        """Undo every unit, newest first."""
+        spec = request.spec
+        units = teardown_units(spec, request.only)
+        self._lab = spec.lab
+        self._tracker = Tracker("LabTeardown", spec.lab)
+        self._tracker.plan(*((u.id, f"undo {u.kind} {u.target}") for u, _ in units))
+        result = LabTeardownResult(lab=spec.lab, progress=self._tracker.progress)
+        self._done = {u.id: asyncio.Event() for u, _ in units}
+        self._failed = False
+        outcomes = await asyncio.gather(*(self._after_dependents(u, undos, units, result)
+                                          for u, undos in units), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        self._tracker.finish()
+        result.progress = self._tracker.progress
+        return result
+
+    async def _after_dependents(self, unit: PlanUnit, undos: list[Undo],
+                                units: list[tuple[PlanUnit, list[Undo]]],
+                                result: LabTeardownResult) -> None:
+        """Undo ``unit`` once every unit that depends on it is undone (independent units at
+        the same time); after a failure no further unit starts."""
+        try:
+            for other, _ in units:
+                if unit.id in other.depends_on:
+                    await self._done[other.id].wait()
+            if not self._failed:
+                await self._unit(unit, undos, result)
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            self._done[unit.id].set()
+
+    async def _unit(self, unit: PlanUnit, undos: list[Undo], result: LabTeardownResult) -> None:
+        title = f"undo {unit.kind} {unit.target}"
+        note = LEFT_IN_PLACE.get(unit.kind, "")
+        if not undos:
+            note = note or f"no undo activity for {unit.kind} units"
+            self._tracker.skip(unit.id, title, note)
+        else:
+
+            async def work() -> list[str]:
+                return await self._undo(undos, unit, result)
+
+            changed = await self._tracker.run(unit.id, title, work, bool)
+            if changed:
+                result.removed[unit.id] = changed
+        if note:
+            result.left[unit.id] = "; ".join(filter(None, [note, result.left.get(unit.id)]))
+
+    async def _undo(self, undos: list[Undo], unit: PlanUnit, result: LabTeardownResult
+                    ) -> list[str]:
+        changed: list[str] = []
+        for activity, arg, needs in undos:
+            label = f"{activity} {_describe(arg)}"
+            missing = [h for h in needs if not await self._has_hyperv(h)]
+            if missing:
+                result.left.setdefault(unit.id, f"no Hyper-V on {', '.join(missing)}: "
+                                                "nothing of it there")
+                continue
+            outcome = await step(activity, arg, summary=label)
+            if outcome.changed:
+                changed.append(label)
+        return changed
+
+    async def _has_hyperv(self, host: str) -> bool:
+        """Whether Hyper-V's cmdlets answer on ``host`` (one read-only probe per host and run,
+        shared by the units that ask at the same time)."""
+        key = host.lower()
+        if key not in self._hyperv:
+            self._hyperv[key] = asyncio.ensure_future(self._probe(host))
+        return await self._hyperv[key]
+
+    async def _probe(self, host: str) -> bool:
+        try:
+            await step("vm.exists", VmInput(lab=self._lab, host=host, vm="hvlab-teardown-probe"),
+                       summary=f"is Hyper-V on {host}?", options=PROBE)
+        except ActivityError as exc:
+            if not _no_hyperv(exc):
+                raise
+            return False
+        return True
+
+
+def _describe(arg: BaseModel) -> str:
+    fields = arg.model_dump()
+    keys = ("host", "dc", "primary", "vm", "computer", "name")
+    return " ".join(str(fields[k]) for k in keys if fields.get(k))
