@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from hvlab.spec import LabSpec
+from hvlab.spec import Checkpoint, LabSpec
 from hvlab.specfile import dump_lab
 from simulator.fleet import Fleet
 from starter.cli import run as cli
 from tests.sim.conftest import hyperv_ready, join_domain, run
 from tests.workflows.conftest import hvlab, lab_worker
+from workflows.checkpoint import CheckpointWorkflow, CheckpointWorkflowInput
 from workflows.lab_build import LabBuildInput, LabBuildResult, LabBuildWorkflow
 from workflows.reset import LabResetInput, LabResetResult, LabResetWorkflow, start_order
 
@@ -60,7 +61,7 @@ async def test_checkpoint_then_change_then_reset_restores(
 ) -> None:
     """The build's checkpoint unit takes 'baseline'; after drift `hvlab reset FILE --watch`
     turns the VM off, applies the checkpoint, starts it and re-converges: the VM equals its
-    checkpointed self."""
+    checkpointed self. A checkpoint that fails on one VM is removed again from the others."""
     spec = svr2_lab(seed)
     lab = tmp_path / "svr2.yaml"
     lab.write_text(dump_lab(spec))
@@ -77,6 +78,18 @@ async def test_checkpoint_then_change_then_reset_restores(
         assert await hvlab("reset", str(lab), "--sim", "--watch") == 0
         result = await client.get_workflow_handle(
             "classroom-reset", result_type=LabResetResult).result()
+        ghost = spec.vm("Linux01").model_copy(update={"name": "ghost"})
+        with_ghost = spec.model_copy(update={"vms": [*spec.vms, ghost],
+                                             "checkpoints": [Checkpoint(name="pre-class")]})
+        with pytest.raises(WorkflowFailureError):
+            await client.execute_workflow(
+                CheckpointWorkflow.run, CheckpointWorkflowInput(spec=with_ghost,
+                                                                checkpoint="pre-class"),
+                id=f"checkpoint-ghost-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        taken = await client.execute_workflow(
+            CheckpointWorkflow.run, CheckpointWorkflowInput(spec=spec, checkpoint="baseline"),
+            id=f"checkpoint-again-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        assert taken.created == []
     assert linux01(fleet) == checkpointed
     assert (result.checkpoint, result.restored, result.started) == (
         "baseline", ["Linux01"], ["Linux01"])
