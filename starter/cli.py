@@ -99,10 +99,11 @@ def schema() -> None:
 
 def _mount_subcommands() -> None:
     """Register the command groups that live in their own modules."""
-    from starter import demo_cli, ops_cli, runtime_cli, schedule_cli, sim_cli
+    from starter import demo_cli, operate_cli, ops_cli, runtime_cli, schedule_cli, sim_cli
 
     runtime_cli.register(app)
     ops_cli.register(app)
+    operate_cli.register(app)
     demo_cli.register(app)
     schedule_cli.register(app)
     app.add_typer(sim_cli.sim_app, name="sim")

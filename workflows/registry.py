@@ -5,10 +5,13 @@ from __future__ import annotations
 from workflows.checkpoint import CheckpointWorkflow
 from workflows.delegation import DelegationWorkflow
 from workflows.doctor import DoctorWorkflow
+from workflows.failover import PlannedFailoverWorkflow
 from workflows.host_prep import HostPrepWorkflow
 from workflows.lab_build import LabBuildWorkflow
+from workflows.migration import LiveMigrationWorkflow
 from workflows.nat import NatGatewayWorkflow
 from workflows.readiness import MigrationReadinessWorkflow
+from workflows.replication import ReplicationWorkflow
 from workflows.reset import LabResetWorkflow
 from workflows.storage import SharedStorageWorkflow
 from workflows.teardown import LabTeardownWorkflow
@@ -26,4 +29,7 @@ ALL_WORKFLOWS: list[type] = [
     CheckpointWorkflow,
     LabResetWorkflow,
     LabTeardownWorkflow,
+    LiveMigrationWorkflow,
+    ReplicationWorkflow,
+    PlannedFailoverWorkflow,
 ]

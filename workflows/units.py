@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.host_prep import HostPrepInput
     from workflows.nat import NatWorkflowInput
     from workflows.readiness import ReadinessWorkflowInput
+    from workflows.replication import ReplicationWorkflowInput
     from workflows.storage import SharedStorageInput
     from workflows.vm_deploy import VmDeployInput
 
@@ -25,6 +26,7 @@ UNIT_WORKFLOWS: dict[str, str] = {
     "migration-readiness": "MigrationReadinessWorkflow",
     "nat": "NatGatewayWorkflow",
     "checkpoint": "CheckpointWorkflow",
+    "replication": "ReplicationWorkflow",
 }
 
 
@@ -45,4 +47,6 @@ def unit_input(unit: PlanUnit, spec: LabSpec, compensate: bool) -> BaseModel:
         return NatWorkflowInput(spec=spec, nat=unit.target, compensate=compensate)
     if unit.kind == "checkpoint":
         return CheckpointWorkflowInput(spec=spec, checkpoint=unit.target, compensate=compensate)
+    if unit.kind == "replication":
+        return ReplicationWorkflowInput(spec=spec, vm=unit.target, compensate=compensate)
     raise ValueError(f"no input builder for unit kind {unit.kind!r}")

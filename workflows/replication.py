@@ -1,0 +1,209 @@
+"""ReplicationWorkflow: Hyper-V Replica of one VM (reference §13.1-§13.2).
+
+Replica servers on both hosts (the primary must accept replication too, for reverse
+replication after a planned failover), the listener firewall rule on both, Enable-VMReplication
+on the primary, initial replication (a host-side job, followed with heartbeats) and the wait for
+Replicating/Normal. Port, frequency and replica storage come from the lab file's replication
+entry for the VM (defaults otherwise).
+
+On failure or cancel the replication this run enabled is removed on both sides (with the
+replica VM); replica servers and firewall rules this run turned on are turned off again.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        HostInput,
+        ReplicaFirewallInput,
+        ReplicaServerInput,
+        ReplicationInput,
+        ReplicaWaitInput,
+        StepResult,
+    )
+    from hvlab.spec import Host, LabSpec, Replication, Vm
+    from workflows.options import COMPENSATION, LONG_JOB
+    from workflows.progress import Progress, Tracker
+    from workflows.saga import Saga
+    from workflows.steps import step, tracked
+
+
+class ReplicationWorkflowInput(BaseModel):
+    spec: LabSpec
+    vm: str
+    replica: str | None = Field(default=None, description="replica host (else the lab file's)")
+    primary: str | None = Field(default=None, description="primary host (else the lab file's)")
+    compensate: bool = True
+    poll_seconds: float = Field(default=5.0, gt=0)
+
+
+class ReplicationWorkflowResult(BaseModel):
+    vm: str
+    primary: str
+    replica: str
+    state: str
+    health: str
+    changed: list[str]
+    progress: Progress
+
+
+def replication_id(lab: str, vm: str) -> str:
+    return f"{lab}-replicate-{vm}"
+
+
+def known_vm(spec: LabSpec, name: str) -> Vm:
+    """The lab file's VM; an unknown name fails the workflow (not its task) as NotFound."""
+    try:
+        return spec.vm(name)
+    except KeyError:
+        raise ApplicationError(f"lab {spec.lab} has no VM {name!r}", type="NotFound",
+                               non_retryable=True) from None
+
+
+def known_host(spec: LabSpec, name: str) -> Host:
+    """The lab file's host; an unknown name fails the workflow (not its task) as NotFound."""
+    try:
+        return spec.host(name)
+    except KeyError:
+        raise ApplicationError(f"lab {spec.lab} has no host {name!r}", type="NotFound",
+                               non_retryable=True) from None
+
+
+def _entry(spec: LabSpec, vm: str) -> Replication | None:
+    return next((r for r in spec.replication if r.vm.lower() == vm.lower()), None)
+
+
+def replication_input(spec: LabSpec, vm: str, replica: str | None = None,
+                      primary: str | None = None) -> ReplicationInput:
+    """The activities' view of ``vm``'s replication: hosts from the arguments, else the lab
+    file's entry (primary defaults to the VM's host); port and frequency from the entry."""
+    entry, name = _entry(spec, vm), known_vm(spec, vm).name
+    primary_host = known_host(spec, primary or (entry.primary if entry else
+                                                spec.vm(vm).host)).name
+    replica_name = replica or (entry.replica if entry else None)
+    if replica_name is None:
+        raise ApplicationError(f"{name}: no replica host given and none in the lab file",
+                               type="InvalidParameter", non_retryable=True)
+    replica_host = known_host(spec, replica_name).name
+    if replica_host == primary_host:
+        raise ApplicationError(f"{name}: replica host {replica_host} is its primary",
+                               type="InvalidParameter", non_retryable=True)
+    fqdn = spec.domain.fqdn.lower()
+    return ReplicationInput(
+        lab=spec.lab, primary=primary_host, replica=replica_host, vm=name,
+        replica_server=f"{replica_host.lower()}.{fqdn}",
+        primary_server=f"{primary_host.lower()}.{fqdn}",
+        port=entry.port if entry else 80, frequency=entry.frequency if entry else 300)
+
+
+def replica_storage(spec: LabSpec, vm: str) -> str:
+    entry = _entry(spec, vm)
+    return entry.storage if entry else "C:\\Hyper-V\\Replica"
+
+
+@workflow.defn(name="ReplicationWorkflow")
+class ReplicationWorkflow:
+    def __init__(self) -> None:
+        self._tracker = Tracker("Replication")
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self._tracker.progress
+
+    @workflow.run
+    async def run(self, request: ReplicationWorkflowInput) -> ReplicationWorkflowResult:
+        """Replicate the VM; remove what this run set up on failure or cancel."""
+        rep = replication_input(request.spec, request.vm, request.replica, request.primary)
+        self._tracker = Tracker("Replication", f"{rep.vm} {rep.primary} -> {rep.replica}")
+        self._tracker.plan(*self._steps(rep))
+        saga = Saga(f"Replication {rep.vm}", enabled=request.compensate)
+        changed: list[str] = []
+        try:
+            for host in (rep.replica, rep.primary):
+                await self._server(request, rep, host, saga, changed)
+            for host in (rep.replica, rep.primary):
+                await self._firewall(rep, host, saga, changed)
+            await self._enable(rep, saga, changed)
+            done = await self._initial(request, rep, changed)
+        except BaseException:
+            await saga.compensate()
+            raise
+        self._tracker.finish()
+        return ReplicationWorkflowResult(
+            vm=rep.vm, primary=rep.primary, replica=rep.replica,
+            state=str(done.observed.get("state")), health=str(done.observed.get("health")),
+            changed=changed, progress=self._tracker.progress)
+
+    @staticmethod
+    def _steps(rep: ReplicationInput) -> list[tuple[str, str]]:
+        return [(f"replica-server:{rep.replica}", f"replica server on {rep.replica}"),
+                (f"replica-server:{rep.primary}", f"replica server on {rep.primary}"),
+                (f"firewall:{rep.replica}", f"listener rule on {rep.replica}"),
+                (f"firewall:{rep.primary}", f"listener rule on {rep.primary}"),
+                ("enable", f"replicate {rep.vm} to {rep.replica}"),
+                ("initial", "initial replication"),
+                ("wait-normal", "wait Replicating / Normal")]
+
+    async def _server(self, request: ReplicationWorkflowInput, rep: ReplicationInput,
+                      host: str, saga: Saga, changed: list[str]) -> None:
+        server = ReplicaServerInput(lab=rep.lab, host=host, port=rep.port,
+                                    storage=replica_storage(request.spec, rep.vm))
+        result = await tracked(self._tracker, f"replica-server:{host}",
+                               f"replica server on {host}", "replica.server", server)
+        if result.changed and not (result.observed.get("previous") or {}).get("enabled"):
+            changed.append(f"replica-server:{host}")
+            saga.add(f"disable replica server on {host}", lambda: step(
+                "replica.disable_server", HostInput(lab=rep.lab, host=host),
+                summary=f"undo: replica server on {host}", options=COMPENSATION))
+
+    async def _firewall(self, rep: ReplicationInput, host: str, saga: Saga,
+                        changed: list[str]) -> None:
+        rule = ReplicaFirewallInput(lab=rep.lab, host=host, port=rep.port)
+        result = await tracked(self._tracker, f"firewall:{host}", f"listener rule on {host}",
+                               "replica.firewall", rule)
+        previous = result.observed.get("previous") or {}
+        if result.changed and not previous.get("enabled"):
+            changed.append(f"firewall:{host}")
+            port = int(previous.get("port") or 80)
+            undo = ReplicaFirewallInput(lab=rep.lab, host=host, port=port)
+            saga.add(f"disable listener rule on {host}", lambda: step(
+                "replica.disable_firewall", undo, summary=f"undo: listener rule on {host}",
+                options=COMPENSATION))
+
+    async def _enable(self, rep: ReplicationInput, saga: Saga, changed: list[str]) -> None:
+        """Enable-VMReplication; the removal is registered first and skipped only when the
+        step found the replication in place already (or refused a different one)."""
+        created: list[bool] = []
+
+        async def remove() -> StepResult | None:
+            if created and not created[0]:
+                return None
+            return await step("replica.remove", rep, summary=f"undo: replication of {rep.vm}",
+                              options=COMPENSATION)
+
+        saga.add(f"remove replication of {rep.vm}", remove)
+        try:
+            result = await tracked(self._tracker, "enable", f"replicate {rep.vm} to "
+                                   f"{rep.replica}", "replica.enable", rep)
+        except ActivityError as exc:
+            if isinstance(exc.cause, ApplicationError) and exc.cause.type == "Conflict":
+                created.append(False)
+            raise
+        created.append(result.changed)
+        if result.changed:
+            changed.append("enable")
+
+    async def _initial(self, request: ReplicationWorkflowInput, rep: ReplicationInput,
+                       changed: list[str]) -> StepResult:
+        started = await tracked(self._tracker, "initial", "initial replication",
+                                "replica.start_initial", rep)
+        if started.changed:
+            changed.append("initial")
+        wait = ReplicaWaitInput(lab=rep.lab, host=rep.primary, vm=rep.vm,
+                                interval_seconds=request.poll_seconds)
+        return await tracked(self._tracker, "wait-normal", "wait Replicating / Normal",
+                             "replica.wait_state", wait, options=LONG_JOB)
