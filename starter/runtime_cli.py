@@ -222,8 +222,14 @@ def host_checks(spec: LabSpec, sim: bool) -> list[CheckRow]:
     """Each host of ``spec`` (the simulated fleet with ``sim``): WinRM reachable and
     authenticated, Windows version, Hyper-V module, clock skew against the DC."""
     from hvlab.hostcheck import HostChecker
+    from hvlab.powershell.errors import RemoteError
 
-    checker = HostChecker(spec, sim=sim, home=get_settings().home_dir)
+    try:
+        checker = HostChecker(spec, sim=sim, home=get_settings().home_dir)
+    except RemoteError as exc:
+        fix = ("start the simulated fleet: `hvlab sim serve FILE --detach`" if sim
+               else exc.fix or "check the lab file's connections")
+        return [CheckRow(f"hosts of lab {spec.lab}", False, exc.host_message, fix)]
     try:
         return [CheckRow(f"{r.host}: {r.check}", r.ok, r.detail, r.fix) for r in checker.run()]
     finally:

@@ -101,10 +101,13 @@ def test_doctor_reports_the_polling_worker(stack: Stack) -> None:
 def test_doctor_with_a_lab_file_adds_host_rows_and_rejects_bad_files(
     stack: Stack, tmp_path: Path
 ) -> None:
-    """`hvlab doctor FILE --sim` reports the lab's hosts; an invalid FILE exits 2 at once."""
+    """`hvlab doctor FILE --sim` without a running fleet fails the host row and names the fix
+    (per-host checks against a fleet: tests/cli/test_doctor_hosts.py); an invalid FILE exits 2
+    at once."""
     result = stack.hvlab("doctor", str(SEED), "--sim")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "hosts of lab" in result.stdout and "SVR1" in result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "hosts of lab classroom" in result.stdout and "hvlab sim serve" in result.stdout
+    assert "Traceback" not in result.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("hosts: [\n")
     bad = stack.hvlab("doctor", str(broken))

@@ -420,8 +420,6 @@ def test_ping_succeeds_once_echo_is_allowed(fleet: Fleet, svr1: Remote) -> None:
     assert unknown.output == [False] and unknown.warnings == ["Name resolution of nohost failed"]
 
 
-@pytest.mark.xfail(reason="simulator/winrm/fastpipe.py leaves _x000A_ escapes in script text",
-                   strict=False)
 def test_packaged_script_over_pypsrp(fleet: Fleet) -> None:
     """host/test-port sent as script text by pypsrp (like hvlab's SessionPool does)."""
     from pypsrp.powershell import PowerShell
