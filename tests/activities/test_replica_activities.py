@@ -240,3 +240,26 @@ def test_test_failover_and_cleanup(
     before = mutations(lab, "SVR1")
     assert not acts.cleanup_test_failover(replica).changed
     assert mutations(lab, "SVR1") == before
+
+
+def test_reverse_refused_by_old_primary_then_failover_cancelled(
+    lab: Fleet, acts: ReplicaActivities, rep: ReplicationInput, vm_activities: VmActivities
+) -> None:
+    """SVR2 does not accept replication: the reverse fails with the host's message
+    (ReplicaConnectionFailed), and stop_failover undoes the failover and the prepare."""
+    accept(acts, "SVR1")
+    acts.enable(rep)
+    acts.start_initial(rep)
+    acts.wait_state(ReplicaWaitInput(host="SVR2", vm="Linux01", interval_seconds=0.01))
+    vm_activities.stop(VmInput(host="SVR2", vm="Linux01"))
+    acts.prepare_failover(ReplicaVmInput(host="SVR2", vm="Linux01"))
+    acts.failover(rep)
+    with pytest.raises(ApplicationError) as caught:
+        acts.reverse(rep)
+    assert caught.value.type == "ReplicaConnectionFailed" and caught.value.non_retryable
+    assert "svr2.kosa.vm" in caught.value.message.lower()
+    assert state(lab, "SVR1") == ("Replica", "FailedOverWaitingCompletion")
+    undone = acts.stop_failover(rep)
+    assert undone.changed and undone.observed["primary"]["state"] == "Replicating"
+    assert state(lab, "SVR1") == ("Replica", "Replicating")
+    assert state(lab, "SVR2") == ("Primary", "Replicating")
