@@ -1,8 +1,9 @@
-"""``hvlab demo``: the embedded stack, the simulated fleet and the seed lab, end to end.
+"""``hvlab demo``: the embedded stack, the simulated fleet and the seed scenario, end to end.
 
-Today the demo brings up the Temporal dev server and worker, serves the lab's simulated fleet
-over WinRM, prints the build plan and proves a worker executes work (doctor round trip). The
-lab-build workflows plug in here as they land.
+Brings up the Temporal dev server and a worker, serves the lab's simulated hosts over WinRM,
+proves a worker executes work (doctor round trip), then runs the seed scenario as workflows
+(:mod:`starter.scenario`) with live progress, creates the weekday reset schedule, prints a
+table of every phase and the Web UI address, and stops everything unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from hvlab.plan import build_plan
 from hvlab.settings import get_settings
+from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
 from starter.cli import _print_plan, err, out
 
@@ -68,12 +70,46 @@ def _start_fleet(file: Path, speed: float) -> tuple[bool, str]:
     return True, ", ".join(f"{n} {h['address']}:{h['port']}" for n, h in hosts.items())
 
 
+def _ui_url() -> str:
+    from starter.runtime_cli import _current_config
+
+    return f"{_current_config().ui_url}/namespaces/{get_settings().namespace}/workflows"
+
+
 def _doctor() -> tuple[bool, str]:
     from starter.runtime_cli import temporal_checks
 
     rows = asyncio.run(temporal_checks(get_settings()))
     failed = [r for r in rows if r.ok is False]
     return not failed, "; ".join(f"{r.check}: {r.detail}" for r in (failed or rows[-1:]))
+
+
+def _scenario(spec: LabSpec, steps: list[DemoStep]) -> bool:
+    """The seed's phases as workflows, then the weekday reset schedule."""
+    from hvlab.labs import LabRegistry
+    from hvlab.temporal import connect
+    from starter.scenario import Scenario, run_scenario
+    from starter.schedule_cli import put_reset_schedule
+
+    settings = get_settings()
+    LabRegistry(settings.home_dir).register(spec, sim=True)
+    scenario = Scenario(spec, settings.task_queue).build()
+
+    async def go() -> bool:
+        client = await connect(settings)
+        ok = await run_scenario(client, scenario, out)
+        for phase in scenario.phases:
+            steps.append(DemoStep(phase.name, phase.seconds, phase.state == "done",
+                                  phase.detail))
+        if ok and spec.reset is not None:
+            started = time.monotonic()
+            handle, _ = await put_reset_schedule(client, spec, spec.reset.cron,
+                                                 spec.reset.checkpoint, settings.task_queue)
+            steps.append(DemoStep("weekday reset schedule", time.monotonic() - started, True,
+                                  f"{handle.id}: '{spec.reset.cron}' {spec.reset.timezone}"))
+        return ok
+
+    return asyncio.run(go())
 
 
 def _stop_all() -> tuple[bool, str]:
@@ -101,23 +137,27 @@ def demo(
     keep: Annotated[bool, typer.Option(help="leave the stack and fleet running")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 0.0,
+    show_plan: Annotated[bool, typer.Option("--plan", help="print the build plan first")] = False,
 ) -> None:
     """Start the embedded stack and the simulated fleet for FILE, plan the lab, check it all."""
     spec = load_lab(file)
     plan = build_plan(spec)
     steps: list[DemoStep] = []
     _quiet(as_json)  # with --json, stdout carries only the JSON summary
+    if show_plan:
+        _print_plan(spec, plan)
     ok = _timed("temporal dev server + worker", steps, _start_stack)
     ok = ok and _timed("simulated fleet", steps, lambda: _start_fleet(file, speed))
     ok = ok and _timed("doctor round trip", steps, _doctor)
     steps.append(DemoStep("build plan", 0.0, True,
                           f"{len(plan.units)} units, {sum(len(u.steps) for u in plan.units)} "
                           f"steps on {', '.join(h.name for h in spec.hosts)}"))
-    if not as_json:
-        _print_plan(spec, plan)
+    ok = ok and _scenario(spec, steps)
     if not keep:
         _timed("stop", steps, _stop_all)
     _summary(steps, as_json)
+    if not as_json:
+        out.print(f"Web UI: {_ui_url()}")
     if keep and not as_json:
         out.print("left running; stop everything with: hvlab dev stop")
     if not ok:

@@ -87,14 +87,14 @@ def _nics(call: Call) -> list[tuple[Vm, VmNic]]:
     objects = as_list(call.get("VMNetworkAdapter")) + [o for o in call.input if _is_nic(o)]
     if objects:
         return [hit for hit in (_nic_from_object(call, o) for o in objects) if hit]
-    wanted = call.get("Name")
+    wanted = [str(n).lower() for n in as_list(call.get("Name"))]  # String or String[]
     out = []
     for vm in target_vms(call):
-        hits = [n for n in vm.nics if wanted is None or n.name.lower() == str(wanted).lower()]
-        if not hits and wanted is not None:
-            call.error(
-                NIC_NOT_FOUND.format(name=wanted, vm=vm.name), "InvalidParameter", "InvalidArgument"
-            )
+        hits = [n for n in vm.nics if not wanted or n.name.lower() in wanted]
+        for name in wanted:
+            if not any(n.name.lower() == name for n in hits):
+                call.error(NIC_NOT_FOUND.format(name=name, vm=vm.name), "InvalidParameter",
+                           "InvalidArgument")
         out += [(vm, n) for n in hits]
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from simulator.engine import Sim
 from simulator.pstypes import prop
 from simulator.world import Ace
-from tests.sim.conftest import GB, MB, hyperv_ready, join_domain, run
+from tests.sim.conftest import GB, MB, hyperv_ready, join_domain, lab_with_vm, run
 
 GOLD = "C:\\Golden\\win2003-sysprep.vhdx"
 DISK = "C:\\Hyper-V\\VHDs\\win2003-1.vhdx"
@@ -170,3 +170,18 @@ def test_vm_on_smb_needs_rights_and_delegation(sim: Sim) -> None:
     comp.allowed_to_delegate_to, comp.trusted_to_auth_for_delegation = ["cifs/DC1.kosa.vm"], True
     assert run(sim, "SVR1", "New-VM", Name="s", Path="\\\\DC1\\smb").ok
     assert sim.host("DC1").folder_exists("C:\\smb\\s\\Virtual Machines")
+
+
+def test_connect_nic_by_name_list(sim: Sim) -> None:
+    """Connect-VMNetworkAdapter takes -Name as String[] (as Hyper-V declares it)."""
+    lab_with_vm(sim, "vm1", "SVR1")
+    assert run(sim, "SVR1", "Stop-VM", Name="vm1", TurnOff=None).ok
+    assert run(sim, "SVR1", "Add-VMNetworkAdapter", VMName="vm1", Name="nicA").ok
+    result = run(sim, "SVR1", "Connect-VMNetworkAdapter", VMName="vm1", Name=["nicA"],
+                 SwitchName="Internal")
+    assert result.ok, result.errors
+    vm = sim.host("SVR1").vm("vm1")
+    assert vm is not None and vm.nic("nicA").switch == "Internal"  # type: ignore[union-attr]
+    missing = run(sim, "SVR1", "Connect-VMNetworkAdapter", VMName="vm1", Name=["nope"],
+                  SwitchName="Internal")
+    assert any('name "nope"' in e for e in missing.errors)

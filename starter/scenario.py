@@ -1,0 +1,175 @@
+"""The seed scenario that ``hvlab demo`` runs, as durable workflows on the embedded stack.
+
+Build the lab; shared-nothing live migration of win2003-1 SVR1 -> SVR2; SMB live migration of
+win2003-3 (files on \\\\DC1\\smb); storage migration of win2003-2 to the share; replication of
+Linux01 SVR2 -> SVR1; planned failover with reverse replication and start on SVR1; the
+"baseline" checkpoint; a weekday reset schedule. Each phase is one workflow started through
+the Temporal client; its ``progress`` query feeds the live display.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from hvlab.spec import LabSpec, Vm
+from workflows.checkpoint import CheckpointWorkflowInput
+from workflows.failover import PlannedFailoverInput, failover_id
+from workflows.lab_build import LabBuildInput
+from workflows.migration import LiveMigrationInput, migration_id
+from workflows.progress import Progress
+from workflows.replication import ReplicationWorkflowInput, replication_id
+
+BUILD_KINDS = ["host-prep", "shared-storage", "delegation", "migration-readiness", "vm-deploy",
+               "nat"]
+
+
+@dataclass
+class Phase:
+    name: str
+    workflow: str
+    workflow_id: str
+    make_input: Callable[[], BaseModel]
+    after: Callable[[Any], str] = lambda result: ""
+    state: str = "pending"
+    seconds: float = 0.0
+    detail: str = ""
+    percent: int = 0
+
+
+@dataclass
+class Scenario:
+    """The seed's phases for one lab; ``moved`` tracks where VMs are after each move."""
+
+    spec: LabSpec
+    task_queue: str
+    moved: dict[str, str] = field(default_factory=dict)
+    phases: list[Phase] = field(default_factory=list)
+
+    def current_spec(self) -> LabSpec:
+        """The lab with each VM on the host it runs on now (after migrations/failover)."""
+        vms: list[Vm] = [v.model_copy(update={"host": self.moved.get(v.name, v.host)})
+                         for v in self.spec.vms]
+        return self.spec.model_copy(update={"vms": vms})
+
+    def build(self) -> Scenario:
+        lab = self.spec.lab
+        self.phases = [
+            Phase("build the lab", "LabBuildWorkflow", f"{lab}-build",
+                  lambda: LabBuildInput(spec=self.spec, only=BUILD_KINDS),
+                  lambda r: f"{len(r.units)} units"),
+            self._move("win2003-1", "SVR2", "shared-nothing"),
+            self._move("win2003-3", "SVR2", "smb"),
+            self._move("win2003-2", None, "storage", "\\\\DC1\\smb\\win2003-2"),
+            Phase("replicate Linux01 SVR2 -> SVR1", "ReplicationWorkflow",
+                  replication_id(lab, "Linux01"),
+                  lambda: ReplicationWorkflowInput(spec=self.current_spec(), vm="Linux01"),
+                  lambda r: f"{r.state}/{r.health}"),
+            Phase("planned failover + reverse", "PlannedFailoverWorkflow",
+                  failover_id(lab, "Linux01"),
+                  lambda: PlannedFailoverInput(spec=self.current_spec(), vm="Linux01"),
+                  self._failed_over),
+            Phase("checkpoint baseline", "CheckpointWorkflow", f"{lab}-checkpoint-baseline",
+                  lambda: CheckpointWorkflowInput(spec=self.current_spec(),
+                                                  checkpoint="baseline"),
+                  lambda r: f"{len(r.vms)} VMs"),
+        ]
+        return self
+
+    def _move(self, vm: str, to: str | None, mode: str, path: str | None = None) -> Phase:
+        where = to or path or ""
+
+        def done(result: Any) -> str:
+            self.moved[vm] = result.host
+            return f"now on {result.host}" + (f" ({result.path})" if result.path else "")
+
+        return Phase(f"{mode} migration {vm} -> {where}", "LiveMigrationWorkflow",
+                     migration_id(self.spec.lab, vm),
+                     lambda: LiveMigrationInput(spec=self.current_spec(), vm=vm, destination=to,
+                                                mode=mode, storage_path=path,
+                                                progress_seconds=1.0, poll_seconds=0.5),
+                     done)
+
+    def _failed_over(self, result: Any) -> str:
+        self.moved["Linux01"] = result.primary
+        return f"primary now {result.primary}, replica {result.replica}"
+
+
+def _table(phases: list[Phase]) -> Table:
+    table = Table("phase", "state", "%", "seconds", "detail")
+    colours = {"done": "green", "failed": "red", "running": "cyan", "pending": "dim"}
+    for phase in phases:
+        table.add_row(phase.name, f"[{colours.get(phase.state, 'white')}]{phase.state}[/]",
+                      str(phase.percent), f"{phase.seconds:.1f}", phase.detail)
+    return table
+
+
+async def _follow(client: Client, phase: Phase, refresh: Callable[[], None]) -> Any:
+    handle = client.get_workflow_handle(phase.workflow_id)
+    result_task = asyncio.ensure_future(handle.result())
+    while not result_task.done():
+        try:
+            progress = await handle.query("progress", result_type=Progress)
+            phase.percent = progress.percent
+            current = progress.current
+            phase.detail = current.title if current else progress.phase
+        except RPCError:
+            pass
+        refresh()
+        await asyncio.wait({result_task}, timeout=0.5)
+    return await result_task
+
+
+async def run_phase(client: Client, scenario: Scenario, phase: Phase,
+                    refresh: Callable[[], None]) -> bool:
+    """Start one phase's workflow, follow its progress, record the outcome."""
+    started = time.monotonic()
+    phase.state = "running"
+    try:
+        await client.start_workflow(
+            phase.workflow, phase.make_input(), id=phase.workflow_id,
+            task_queue=scenario.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=phase.name)
+        result = await _follow(client, phase, refresh)
+        phase.state, phase.percent, phase.detail = "done", 100, phase.after(_typed(result))
+        return True
+    except (WorkflowFailureError, RPCError) as exc:
+        cause = getattr(exc, "cause", None)
+        phase.state, phase.detail = "failed", str(cause or exc)[:300]
+        return False
+    finally:
+        phase.seconds = time.monotonic() - started
+        refresh()
+
+
+class _Obj:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+
+
+def _typed(result: Any) -> Any:
+    return _Obj(result) if isinstance(result, dict) else result
+
+
+async def run_scenario(client: Client, scenario: Scenario, console: Console) -> bool:
+    """Run every phase in order; stop at the first failure."""
+    with Live(_table(scenario.phases), console=console, refresh_per_second=4) as live:
+        def refresh() -> None:
+            live.update(_table(scenario.phases))
+
+        for phase in scenario.phases:
+            if not await run_phase(client, scenario, phase, refresh):
+                return False
+    return True
