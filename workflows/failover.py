@@ -172,18 +172,12 @@ class PlannedFailoverWorkflow:
                           "replica.complete", ReplicaVmInput(lab=rep.lab, host=rep.replica,
                                                              vm=rep.vm))
             saga.undos.clear()  # Complete-VMFailover cannot be undone
-        state = None
-        if request.reverse:
-            state = await self._reverse(saga)
+        state = await self._reverse(saga) if request.reverse else None
         await self._connect_nics()
         await tracked(self._tracker, "start", f"start {rep.vm} on {rep.replica}", "vm.start",
                       self._vm(rep.replica))
         if request.reverse:
-            done = await tracked(self._tracker, "wait-normal", "wait Replicating / Normal",
-                                 "replica.wait_state", ReplicaWaitInput(
-                                     lab=rep.lab, host=rep.replica, vm=rep.vm,
-                                     interval_seconds=request.poll_seconds), options=LONG_JOB)
-            state = f"{done.observed.get('state')}/{done.observed.get('health')}"
+            state = await self._wait_normal()
         return PlannedFailoverResult(
             vm=rep.vm, primary=rep.replica, replica=rep.primary, test=False,
             approved_by=self._approval.by if self._approval else None, state=state,
@@ -200,6 +194,15 @@ class PlannedFailoverWorkflow:
                 "replica_server": rep.primary_server, "primary_server": rep.replica_server})
             await step("replica.start_initial", back, summary="initial replication back")
         return f"{reversed_.observed.get('state')}/{reversed_.observed.get('health')}"
+
+    async def _wait_normal(self) -> str:
+        """The reversed replication, seen from the new primary, is Replicating/Normal."""
+        rep = self._rep
+        wait = ReplicaWaitInput(lab=rep.lab, host=rep.replica, vm=rep.vm,
+                                interval_seconds=self._request.poll_seconds)
+        done = await tracked(self._tracker, "wait-normal", "wait Replicating / Normal",
+                             "replica.wait_state", wait, options=LONG_JOB)
+        return f"{done.observed.get('state')}/{done.observed.get('health')}"
 
     async def _connect_nics(self) -> None:
         """The replica's NICs are not connected after failover: connect the lab file's."""

@@ -212,14 +212,11 @@ class LiveMigrationWorkflow:
 
     async def _move(self, plan: _Plan, saga: Saga) -> dict[str, Any]:
         move = plan.move
-        checked = await tracked(self._tracker, "preflight", "Compare-VM",
-                                "migration.preflight", move)
-        problems = list(checked.observed.get("incompatibilities") or [])
-        if problems:
-            text = "; ".join(f"{p.get('message')} ({p.get('message_id')}, {p.get('source')})"
-                             for p in problems)
-            raise _problem(move.host, f"{move.vm} cannot move to {move.target_host()}: {text}",
-                           "MigrationIncompatible", {"incompatibilities": problems})
+        if await self._job_running():
+            self._tracker.skip("preflight", "Compare-VM", "a migration job of the VM runs: "
+                               "re-attaching to it")
+        else:
+            await self._preflight(move)
         saga.add(f"cancel the migration job of {move.vm}", self._cancel_job)
         started = await tracked(self._tracker, "start", "start the move",
                                 "migration.start_move", move)
@@ -232,6 +229,25 @@ class LiveMigrationWorkflow:
         return {"moved": True, "job_id": job_id,
                 "reattached": bool(started.observed.get("reattached")),
                 "resumed_from": polled.observed.get("resumed_from")}
+
+    async def _job_running(self) -> bool:
+        """A migration job of the VM runs on the source already (an earlier run's)."""
+        found = await step("migration.find_job", self._find_input(), options=PROBE,
+                           summary=f"is {self._request.vm} being migrated?")
+        job = found.observed.get("job") or {}
+        self._vm_id = found.observed.get("vm_id") or self._vm_id
+        return bool(job) and job.get("state") not in FINISHED_JOB_STATES
+
+    async def _preflight(self, move: MoveInput) -> None:
+        """Compare-VM; incompatibilities fail the workflow with them as details."""
+        checked = await tracked(self._tracker, "preflight", "Compare-VM",
+                                "migration.preflight", move)
+        problems = list(checked.observed.get("incompatibilities") or [])
+        if problems:
+            text = "; ".join(f"{p.get('message')} ({p.get('message_id')}, {p.get('source')})"
+                             for p in problems)
+            raise _problem(move.host, f"{move.vm} cannot move to {move.target_host()}: {text}",
+                           "MigrationIncompatible", {"incompatibilities": problems})
 
     def _job_input(self, job_id: str) -> MigrationJobInput:
         return MigrationJobInput(lab=self._lab, host=self._source, job_id=job_id,

@@ -34,7 +34,8 @@ from simulator.engine import Sim
 from simulator.fleet import Fleet
 from tests.activities.test_migration_activities import JobDriver
 from tests.conftest import running_worker
-from tests.sim.conftest import delegate, hyperv_ready, join_domain, run
+from tests.sim.conftest import SEED, delegate, hyperv_ready, join_domain, run
+from tests.workflows.conftest import hvlab
 from workflows.migration import LiveMigrationInput, LiveMigrationResult, LiveMigrationWorkflow
 from workflows.registry import ALL_WORKFLOWS
 
@@ -230,6 +231,30 @@ async def test_worker_restart_mid_job_resumes_without_second_move(
                    ).replay_workflow(await handle.fetch_history())
 
 
+async def test_new_run_reattaches_to_a_running_job(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, svr1_vm: str,
+    driver: JobDriver
+) -> None:
+    """A run terminated mid-job leaves the host-side job running; the next run skips the
+    pre-flight, re-attaches to that job and finishes the move without a second Move-VM."""
+    async with ops_worker(client, task_queue, fleet):
+        first = await start(client, task_queue, move(seed, svr1_vm))
+        await asyncio.to_thread(driver.advance, 3)
+        await first.terminate("operator gave up")
+        second = await start(client, task_queue, move(seed, svr1_vm))
+
+        async def attached() -> bool:
+            progress = await second.query(LiveMigrationWorkflow.progress)
+            return any(s.name == "job" and s.state == "running" for s in progress.steps)
+
+        await eventually(attached)
+        await asyncio.to_thread(driver.finish)
+        result = await second.result()
+    assert result.moved and result.reattached and result.host == "SVR2"
+    assert result.progress.steps[1].state == "skipped"
+    assert count(fleet, "SVR1", "Move-VM") == 1 and count(fleet, "SVR1", "Compare-VM") == 1
+
+
 async def test_cancel_mid_job_leaves_the_vm_on_its_source(
     client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, svr1_vm: str,
     driver: JobDriver
@@ -292,6 +317,24 @@ async def test_incompatible_destination_is_reported_as_data(
     assert "33012" in cause.message and "Internal" in cause.message
     assert cause.details[0]["incompatibilities"][0]["message_id"] == 33012
     assert count(fleet, "SVR1", "Move-VM") == 0
+
+
+async def test_cli_storage_migration_with_watch(
+    client: Client, task_queue: str, fleet: Fleet, svr1_vm: str, cli_env: None
+) -> None:
+    """`hvlab migrate FILE VM --mode storage --storage-path P --sim --watch` moves the VM's
+    files on SVR1 with one Move-VMStorage under the id <lab>-migrate-<vm> and exits 0."""
+    target = "C:\\Hyper-V\\Moved\\win2003-2"
+    async with ops_worker(client, task_queue, fleet):
+        assert await hvlab("migrate", str(SEED), svr1_vm, "--mode", "storage",
+                           "--storage-path", target, "--sim", "--watch") == 0
+        handle = client.get_workflow_handle_for(LiveMigrationWorkflow.run,
+                                                f"classroom-migrate-{svr1_vm}")
+        result = await handle.result()
+    assert result.moved and result.host == "SVR1" and result.path == target
+    assert result.disks and all(d.startswith(target + "\\") for d in result.disks)
+    assert on_host(fleet, "SVR1", svr1_vm).state == "Running"
+    assert count(fleet, "SVR1", "Move-VMStorage") == 1 and count(fleet, "SVR1", "Move-VM") == 0
 
 
 @pytest.mark.parametrize(("argv", "field"), [
