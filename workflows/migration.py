@@ -10,7 +10,8 @@ probe copies the job's percent into the ``progress`` query, then the VM's locati
 
 Modes: ``shared-nothing`` (Move-VM -IncludeStorage into ``storage_path``, by default the
 destination host's VM folder + VM name), ``smb`` (compute only, the files stay on the share),
-``storage`` (Move-VMStorage to ``storage_path`` on the VM's own host).
+``storage`` (Move-VMStorage to ``storage_path`` on the VM's own host). For ``smb`` the VM's
+files must be on a share already; the check afterwards wants them still there.
 
 On failure or cancel the VM's running migration job is cancelled and the VM is made to run
 where it is (started again if it ran before). Downtime is not measured: no activity pings the
@@ -141,7 +142,27 @@ class LiveMigrationWorkflow:
         found = await asyncio.gather(*(self._exists(h) for h in hosts))
         states = {h: str(r.observed.get("state")) for h, r in zip(hosts, found, strict=True)
                   if r.observed.get("exists")}
-        return self._plan(states)
+        plan = self._plan(states)
+        if self._request.mode != "smb":
+            return plan
+        where = plan.verify.host if plan.already_there else plan.move.host
+        share = await self._share(where)
+        return plan.model_copy(update={"verify": plan.verify.model_copy(update={"path": share})})
+
+    async def _share(self, host: str) -> str:
+        """The SMB share (\\\\server\\share) holding the VM's configuration: a compute-only
+        move leaves the files there (and needs them there)."""
+        vm = self._request.vm
+        found = await step("migration.verify_location", VerifyLocationInput(
+            lab=self._lab, host=host, vm=vm, fail_on_mismatch=False), options=PROBE,
+            summary=f"where are the files of {vm}?")
+        path = str(found.observed.get("path") or "")
+        parts = path.lstrip("\\").split("\\")
+        if not path.startswith("\\\\") or len(parts) < 2:
+            raise _problem(host, f"{vm} is stored at {path or '?'}, not on an SMB share: mode "
+                           "smb moves compute only; use shared-nothing", "InvalidParameter",
+                           {"path": path})
+        return "\\\\" + "\\".join(parts[:2])
 
     def _destination(self, source: str) -> str:
         request = self._request
@@ -187,7 +208,7 @@ class LiveMigrationWorkflow:
         """Where the VM's files must end up (None: not checked)."""
         request, spec = self._request, self._request.spec
         if request.mode == "smb":
-            return spec.vm(request.vm).path
+            return None  # the share holding the files, found while locating
         if request.storage_path:
             return request.storage_path
         if request.mode == "storage":

@@ -32,7 +32,7 @@ from hvlab.spec import LabSpec
 from simulator.clock import Clock
 from simulator.engine import Sim
 from simulator.fleet import Fleet
-from tests.activities.test_migration_activities import JobDriver
+from tests.activities.test_migration_activities import JobDriver, share_vm_storage
 from tests.conftest import running_worker
 from tests.sim.conftest import SEED, delegate, hyperv_ready, join_domain, run
 from tests.workflows.conftest import hvlab
@@ -203,6 +203,29 @@ async def test_shared_nothing_migration_moves_once(
         assert not again.moved and again.host == "SVR2"
         assert [s.state for s in again.progress.steps][1:4] == ["skipped"] * 3
     assert count(fleet, "SVR1", "Move-VM") == 1 and count(fleet, "SVR2", "Move-VM") == 0
+
+
+async def test_storage_to_the_share_then_compute_only_move(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, svr1_vm: str
+) -> None:
+    """A compute-only (smb) move of a VM on local disks fails before any move; after a
+    storage move to \\\\DC1\\smb the smb move runs it on SVR2 with its files still there."""
+    share_vm_storage(fleet)
+    async with ops_worker(client, task_queue, fleet):
+        with pytest.raises(WorkflowFailureError) as local:
+            await (await start(client, task_queue, move(seed, svr1_vm, mode="smb"))).result()
+        assert isinstance(local.value.cause, ApplicationError)
+        assert local.value.cause.type == "InvalidParameter"
+        assert "SMB share" in local.value.cause.message
+        to_share = LiveMigrationInput(spec=seed, vm=svr1_vm, mode="storage",
+                                      storage_path="\\\\DC1\\smb\\win2003-2", **FAST)
+        stored = await (await start(client, task_queue, to_share)).result()
+        assert stored.host == "SVR1" and stored.path == "\\\\DC1\\smb\\win2003-2"
+        result = await (await start(client, task_queue, move(seed, svr1_vm, mode="smb"))).result()
+    assert result.moved and result.host == "SVR2" and result.state == "Running"
+    assert result.path == "\\\\DC1\\smb\\win2003-2"
+    assert all(d.startswith("\\\\DC1\\smb\\") for d in result.disks)
+    assert count(fleet, "SVR1", "Move-VM") == 1 and count(fleet, "SVR1", "Move-VMStorage") == 1
 
 
 async def test_worker_restart_mid_job_resumes_without_second_move(
