@@ -93,6 +93,15 @@ class CheckpointActivities:
                                    type="NotFound", non_retryable=True)
         return _text(vm.get("State"))
 
+    @activity.defn(name="checkpoint.find")
+    def find(self, request: CheckpointInput) -> StepResult:
+        """Read-only: whether this host has the VM with that checkpoint (VMs move between
+        hosts, so a reset first looks for where each checkpoint is)."""
+        with application_errors():
+            snap = self._get(request)
+            observed = {"exists": snap is not None, "host": request.host}
+            return StepResult(changed=False, observed=observed)
+
     @activity.defn(name="checkpoint.create")
     def create(self, request: CheckpointInput) -> StepResult:
         """Checkpoint-VM -SnapshotName unless a checkpoint of that name exists."""
@@ -145,4 +154,4 @@ class CheckpointActivities:
 
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""
-        return [self.create, self.restore, self.remove]
+        return [self.find, self.create, self.restore, self.remove]

@@ -74,12 +74,18 @@ def start_order(spec: LabSpec, vms: list[str]) -> list[str]:
     return first + [n for n in ordered if n not in first]
 
 
+NOT_RECONVERGED = ("replication", "checkpoint")
+
+
 def converge_kinds(spec: LabSpec, only: list[str]) -> tuple[list[str], list[str]]:
     """(kinds the reset re-runs, plan kinds it leaves out because no workflow builds them)."""
     kinds = list(dict.fromkeys(u.kind for u in build_plan(spec).order()))
     if only:
         return [k for k in kinds if k in only], []
-    return [k for k in kinds if k in UNIT_WORKFLOWS], [k for k in kinds if k not in UNIT_WORKFLOWS]
+    # Replication roles change with failovers and the checkpoint was just restored: a reset
+    # re-converges the build, not those operations.
+    wanted = [k for k in kinds if k in UNIT_WORKFLOWS and k not in NOT_RECONVERGED]
+    return wanted, [k for k in kinds if k not in wanted]
 
 
 def _changed(result: StepResult) -> bool:
@@ -104,6 +110,7 @@ class LabResetWorkflow:
         except ValueError as exc:
             raise invalid_input(str(exc)) from None
         vms = checkpoint_vms(spec, name)
+        spec = await self._locate(spec, vms, name)
         kinds, left_out = converge_kinds(spec, request.only)
         order = start_order(spec, vms)
         self._tracker = Tracker("LabReset", f"{spec.lab} to {name}")
@@ -122,6 +129,25 @@ class LabResetWorkflow:
                                                      if r.changed],
             started=started, converged=build.units if build else {}, not_converged=left_out,
             progress=self._tracker.progress)
+
+    async def _locate(self, spec: LabSpec, vms: list[str], checkpoint: str) -> LabSpec:
+        """The lab with each VM placed on the host that holds its checkpoint: VMs move (live
+        migration, failover), and the checkpoint travels with the VM."""
+        hosts = [h.name for h in spec.hyperv_hosts]
+        probes = [(vm, host) for vm in vms for host in hosts]
+        found = await self._all([step("checkpoint.find", CheckpointInput(
+            lab=spec.lab, host=host, vm=vm, name=checkpoint), summary=f"find {vm} on {host}")
+            for vm, host in probes])
+        placed: dict[str, str] = {}
+        for (vm, host), result in zip(probes, found, strict=True):
+            if result.observed.get("exists") and (vm not in placed or host == spec.vm(vm).host):
+                placed[vm] = host
+        missing = [vm for vm in vms if vm not in placed]
+        if missing:
+            raise invalid_input(f"no Hyper-V host has checkpoint {checkpoint!r} of "
+                                f"{', '.join(missing)}")
+        moved = [v.model_copy(update={"host": placed.get(v.name, v.host)}) for v in spec.vms]
+        return spec.model_copy(update={"vms": moved})
 
     @staticmethod
     async def _all(steps: list[Awaitable[StepResult]]) -> list[StepResult]:

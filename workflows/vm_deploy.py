@@ -98,10 +98,14 @@ class VmDeployWorkflow:
             "vm.exists", VmInput(lab=lab, host=vm.host, vm=vm.name),
             summary=f"is {vm.name} there already?",
         )
-        if not probe.observed.get("exists"):
+        exists = bool(probe.observed.get("exists"))
+        if not exists:
             saga.add(f"remove {vm.name}", lambda: step(
                 "vm.remove", undo, summary=f"undo {vm.name}", options=COMPENSATION))
-        first = await self._step("disk", "disk from the golden image", "vm.disk", disk)
+            first = await self._step("disk", "disk from the golden image", "vm.disk", disk)
+        else:  # its disk is attached (and may have moved with the VM): no new copy
+            self._tracker.skip("disk", "disk from the golden image", "the VM exists already")
+            first = StepResult(changed=False)
         created = await self._step("create", "New-VM", "vm.create",
                                    VmCreateInput.from_spec(spec, vm).model_copy(
                                        update={"lab": lab}))
