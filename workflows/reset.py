@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import REBOOT_WAIT
     from workflows.progress import Progress, Tracker
     from workflows.steps import step
-    from workflows.units import UNIT_WORKFLOWS
 
 
 class LabResetInput(BaseModel):
@@ -74,7 +73,7 @@ def start_order(spec: LabSpec, vms: list[str]) -> list[str]:
     return first + [n for n in ordered if n not in first]
 
 
-NOT_RECONVERGED = ("replication", "checkpoint")
+RECONVERGED = ("host-prep", "shared-storage", "delegation", "migration-readiness")
 
 
 def converge_kinds(spec: LabSpec, only: list[str]) -> tuple[list[str], list[str]]:
@@ -82,9 +81,10 @@ def converge_kinds(spec: LabSpec, only: list[str]) -> tuple[list[str], list[str]
     kinds = list(dict.fromkeys(u.kind for u in build_plan(spec).order()))
     if only:
         return [k for k in kinds if k in only], []
-    # Replication roles change with failovers and the checkpoint was just restored: a reset
-    # re-converges the build, not those operations.
-    wanted = [k for k in kinds if k in UNIT_WORKFLOWS and k not in NOT_RECONVERGED]
+    # What a rollback loses lives in AD and on the hosts (computer objects, KCD, share ACLs,
+    # migration settings). VMs were just restored as they were at the checkpoint: redeploying
+    # them, re-checking NAT paths or re-enabling replication would undo the class's moves.
+    wanted = [k for k in kinds if k in RECONVERGED]
     return wanted, [k for k in kinds if k not in wanted]
 
 
