@@ -98,6 +98,10 @@ def remove_vm_command(name: str) -> Command:
     return Command.of("Remove-VM", Name=name, Force=SWITCH)
 
 
+def attached_disks_command(vm: str) -> Command:
+    return Command.of("Get-VMHardDiskDrive", VMName=vm)
+
+
 def remove_file_command(path: str) -> Command:
     return Command.of("Remove-Item", Path=path, Force=SWITCH)
 
@@ -203,17 +207,28 @@ class VmActivities:
 
     @activity.defn(name="vm.remove")
     def remove(self, request: VmRemoveInput) -> StepResult:
-        """Compensation of vm.create and vm.disk: turn off, remove, delete the disk; absent
-        things count as done."""
+        """Compensation of vm.create and vm.disk, and teardown: turn off, remove the VM, then
+        delete its attached disks (Remove-VM keeps them) and ``disk_path``; absent things count
+        as done."""
         with application_errors():
+            disks = self._attached(request.host, request.vm)
             changed = self._remove_vm(request.host, request.vm)
-            if request.disk_path and self._exists(request.host, request.disk_path):
-                self._remote.run(request.host, remove_file_command(request.disk_path))
-                changed = True
-            if self._get_vm(request.host, request.vm) is not None or (
-                    request.disk_path and self._exists(request.host, request.disk_path)):
-                raise verify_failed(request.host, f"VM {request.vm} or its disk remains", True)
-            return StepResult(changed=changed, observed={"absent": True})
+            paths = list(dict.fromkeys([*disks, *([request.disk_path] if request.disk_path
+                                                   else [])]))
+            for path in paths:
+                if self._exists(request.host, path):
+                    self._remote.run(request.host, remove_file_command(path))
+                    changed = True
+            left = [p for p in paths if self._exists(request.host, p)]
+            if self._get_vm(request.host, request.vm) is not None or left:
+                raise verify_failed(request.host, f"VM {request.vm} or its disk remains", left)
+            return StepResult(changed=changed, observed={"absent": True, "disks": paths})
+
+    def _attached(self, host: str, name: str) -> list[str]:
+        if self._get_vm(host, name) is None:
+            return []
+        drives = self._remote.query(host, attached_disks_command(name))
+        return [str(d.get("Path")) for d in drives if isinstance(d, dict) and d.get("Path")]
 
     def _remove_vm(self, host: str, name: str) -> bool:
         vm = self._get_vm(host, name)

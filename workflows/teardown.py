@@ -159,6 +159,7 @@ class LabTeardownWorkflow:
         self._tracker = Tracker("LabTeardown")
         self._hyperv: dict[str, asyncio.Future[bool]] = {}
         self._lab = ""
+        self._hosts: list[str] = []
         self._done: dict[str, asyncio.Event] = {}
         self._failed = False
 
@@ -172,6 +173,7 @@ class LabTeardownWorkflow:
         spec = request.spec
         units = teardown_units(spec, request.only)
         self._lab = spec.lab
+        self._hosts = [h.name for h in spec.hyperv_hosts]
         self._tracker = Tracker("LabTeardown", spec.lab)
         self._tracker.plan(*((u.id, f"undo {u.kind} {u.target}") for u, _ in units))
         result = LabTeardownResult(lab=spec.lab, progress=self._tracker.progress)
@@ -193,7 +195,7 @@ class LabTeardownWorkflow:
         the same time); after a failure no further unit starts."""
         try:
             for other, _ in units:
-                if unit.id in other.depends_on:
+                if unit.id in other.depends_on or _after_vms(unit, other):
                     await self._done[other.id].wait()
             if not self._failed:
                 await self._unit(unit, undos, result)
@@ -224,16 +226,29 @@ class LabTeardownWorkflow:
                     ) -> list[str]:
         changed: list[str] = []
         for activity, arg, needs in undos:
-            label = f"{activity} {_describe(arg)}"
             missing = [h for h in needs if not await self._has_hyperv(h)]
             if missing:
                 result.left.setdefault(unit.id, f"no Hyper-V on {', '.join(missing)}: "
                                                 "nothing of it there")
                 continue
-            outcome = await step(activity, arg, summary=label)
-            if outcome.changed:
-                changed.append(label)
+            targets = await self._located(arg) if isinstance(arg, VmRemoveInput) else [arg]
+            for target in targets:
+                outcome = await step(activity, target, summary=f"{activity} {_describe(target)}")
+                if outcome.changed:
+                    changed.append(f"{activity} {_describe(target)}")
         return changed
+
+    async def _located(self, arg: VmRemoveInput) -> list[VmRemoveInput]:
+        """The VM wherever it is now: live migration and failover move VMs off the host the
+        lab file names, and a replica leaves a copy on the other host. Each copy goes with
+        its attached disks (vm.remove deletes them)."""
+        hosts = [h for h in self._hosts if await self._has_hyperv(h)]
+        found = [h for h, r in zip(hosts, await asyncio.gather(*(
+            step("vm.exists", VmInput(lab=self._lab, host=h, vm=arg.vm), options=PROBE)
+            for h in hosts)), strict=True) if r.observed.get("exists")]
+        others = [arg.model_copy(update={"host": h, "disk_path": None}) for h in found
+                  if h.lower() != arg.host.lower()]
+        return [*others, arg]  # where it runs first: its disks are freed before deletion
 
     async def _has_hyperv(self, host: str) -> bool:
         """Whether Hyper-V's cmdlets answer on ``host`` (one read-only probe per host and run,
@@ -252,6 +267,12 @@ class LabTeardownWorkflow:
                 raise
             return False
         return True
+
+
+def _after_vms(unit: PlanUnit, other: PlanUnit) -> bool:
+    """Host-wide access (KCD, share rights) goes only after every VM is gone: a VM that has
+    moved to another host still needs it to delete its files on the share."""
+    return unit.kind in ("delegation", "shared-storage") and other.kind == "vm-deploy"
 
 
 def _describe(arg: BaseModel) -> str:
