@@ -51,10 +51,21 @@ class LabRegistry:
         return RegisteredLab(spec, sim, path)
 
     def load(self, lab: str) -> RegisteredLab | None:
-        """The registered lab, or None when this worker does not know it."""
+        """The registered lab, or None when this worker does not know it (parsed once per
+        change of its files: activities look it up for every remote command)."""
         path = self.directory / f"{lab}.yaml"
-        if not path.exists():
-            return None
         flags = self.directory / f"{lab}.json"
+        try:
+            stamp = (path.stat().st_mtime_ns, flags.stat().st_mtime_ns if flags.exists() else 0)
+        except FileNotFoundError:
+            return None
+        cached = _CACHE.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         sim = bool(json.loads(flags.read_text()).get("sim")) if flags.exists() else False
-        return RegisteredLab(load_lab(path), sim, path)
+        registered = RegisteredLab(load_lab(path), sim, path)
+        _CACHE[path] = (stamp, registered)
+        return registered
+
+
+_CACHE: dict[Path, tuple[tuple[int, int], RegisteredLab]] = {}
