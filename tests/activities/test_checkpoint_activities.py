@@ -120,5 +120,6 @@ def test_worker_registers_migration_replica_and_checkpoint(tmp_path: Path) -> No
         "replica.test_connection", "replica.enable", "replica.remove", "replica.start_initial",
         "replica.wait_state", "replica.prepare_failover", "replica.failover",
         "replica.complete", "replica.reverse", "replica.stop_failover", "replica.test_failover",
-        "replica.cleanup_test_failover", "checkpoint.create", "checkpoint.restore",
+        "replica.cleanup_test_failover", "checkpoint.find", "checkpoint.create",
+        "checkpoint.restore",
         "checkpoint.remove"}
