@@ -27,8 +27,38 @@ def _processes_mentioning(marker: str) -> list[str]:
     return found
 
 
+def _check_seed_end_state(state: dict[str, object]) -> None:
+    """The world after the seed scenario (issue acceptance): where every VM ended up."""
+    hosts = state["hosts"]  # type: ignore[index]
+    svr1, svr2 = hosts["SVR1"], hosts["SVR2"]  # type: ignore[index]
+    r1 = svr2["vms"]["win2003-1"]
+    assert r1["state"] == "Running" and all(
+        d["path"].startswith("C:\\Hyper-V\\") for d in r1["disks"])
+    w3 = svr2["vms"]["win2003-3"]
+    assert w3["state"] == "Running" and w3["path"].startswith("\\\\DC1\\smb")
+    assert all(d["path"].startswith("\\\\DC1\\smb") for d in w3["disks"])
+    w2 = svr1["vms"]["win2003-2"]
+    assert all(d["path"].startswith("\\\\DC1\\smb") for d in w2["disks"])
+    assert svr1["vms"]["Linux01"]["state"] == "Running"
+    primary, replica = svr1["replication"]["Linux01"], svr2["replication"]["Linux01"]
+    assert (primary["mode"], replica["mode"]) == ("Primary", "Replica")
+    assert (primary["state"], primary["health"]) == ("Replicating", "Normal")
+    ports = {m["public_port"] for m in svr2["guests"]["win2003-1"]["nat_mappings"]}
+    assert ports == {23, 35000}
+    computers = state["ad"]["computers"]  # type: ignore[index]
+    assert "Microsoft Virtual System Migration Service/SVR2" in computers["SVR1"][
+        "allowed_to_delegate_to"]
+    assert "Microsoft Virtual System Migration Service/SVR1" in computers["SVR2"][
+        "allowed_to_delegate_to"]
+    counters = state["counters"]  # type: ignore[index]
+    assert counters["SVR1"]["Move-VM"] == 2  # win2003-1 and win2003-3, once each
+    assert counters["SVR1"]["Move-VMStorage"] == 1
+    assert "Move-VM" not in counters["SVR2"]
+
+
 def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    """`hvlab demo --json` reports every step ok and no process of its HVLAB_HOME remains."""
+    """`hvlab demo --json --keep` runs the seed scenario: every phase ok and the world ends as
+    the seed says; `hvlab dev stop` then leaves no process of its HVLAB_HOME."""
     home = tmp_path / "demo-home"
     env = {
         **os.environ, "HVLAB_HOME": str(home), "HVLAB_DEV_PORT": "27533",
@@ -36,17 +66,30 @@ def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
         "HVLAB_DEV_HTTP_PORT": "27543", "HVLAB_DEV_METRICS_PORT": "27544",
         "HVLAB_METRICS_ADDRESS": "127.0.0.1:29564",
     }
-    result = subprocess.run(
-        [HVLAB, "demo", "examples/classroom-lab.yaml", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads(result.stdout)
-    names = [s["name"] for s in summary["steps"]]
-    assert names[:3] == ["temporal dev server + worker", "simulated fleet", "doctor round trip"]
-    assert all(s["ok"] for s in summary["steps"]), summary
-    assert (home / "sim" / "endpoints.json").exists()
+    try:
+        result = subprocess.run(
+            [HVLAB, "demo", "examples/classroom-lab.yaml", "--json", "--keep"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        summary = json.loads(result.stdout)
+        names = [s["name"] for s in summary["steps"]]
+        assert names[:3] == ["temporal dev server + worker", "simulated fleet",
+                             "doctor round trip"]
+        assert "planned failover + reverse" in names and "weekday reset schedule" in names
+        assert all(s["ok"] for s in summary["steps"]), summary
+        _check_seed_end_state(_state(env))
+    finally:
+        subprocess.run([HVLAB, "dev", "stop"], cwd=ROOT, env=env, capture_output=True,
+                       timeout=120)
     assert _processes_mentioning(str(home)) == []
+
+
+def _state(env: dict[str, str]) -> dict[str, object]:
+    result = subprocess.run([HVLAB, "sim", "state", "--json"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def test_demo_rejects_an_invalid_lab_without_starting_anything(tmp_path: Path) -> None:
