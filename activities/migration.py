@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from activities.base import Remote, application_errors, cancelled, heartbeat
 from activities.host import get_vmhost_command, verify_failed
 from activities.models import (
+    DowntimeInput,
     FindJobInput,
     MigrationHostSettings,
     MigrationJobInput,
@@ -37,6 +38,7 @@ from activities.models import (
     VerifyLocationInput,
 )
 from activities.vm import get_vm_command
+from hvlab.metrics import MIGRATION_DOWNTIME
 from hvlab.powershell.command import SWITCH, Command, Pipeline
 from hvlab.powershell.endpoints import EndpointSource
 from hvlab.powershell.errors import RemoteError, classify_message
@@ -116,6 +118,11 @@ def _job_query(job_id: str) -> str:
 
 def migration_job_command(job_id: str) -> Command:
     return Command.of("Get-CimInstance", Namespace=NAMESPACE, Query=_job_query(job_id))
+
+
+def ping_command(address: str) -> Command:
+    """One echo request, True/False (Test-Connection -Count 1 -Quiet, Windows PowerShell 5.1)."""
+    return Command.of("Test-Connection", ComputerName=address, Count=1, Quiet=SWITCH)
 
 
 def cancel_job_command(job_id: str) -> Command:
@@ -544,6 +551,49 @@ class MigrationActivities:
         time.sleep(request.interval_seconds)
 
     # -- verify --------------------------------------------------------------------------
+    @activity.defn(name="migration.watch_downtime")
+    def watch_downtime(self, request: DowntimeInput) -> StepResult:
+        """Ping the VM while its migration job runs; the longest gap in replies is the observed
+        downtime (also ``hvlab_migration_downtime_seconds``). A VM that does not answer before
+        the move is reported as not measurable, not as down."""
+        with application_errors():
+            return self._watch_downtime(request)
+
+    def _pings(self, request: DowntimeInput) -> bool:
+        answer = self._remote.query(request.host, ping_command(request.address))
+        return bool(answer) and answer[0] is True
+
+    def _job_ended(self, request: DowntimeInput) -> bool:
+        job = self._remote.query_one(request.job_host, migration_job_command(request.job_id))
+        return job is None or int(job.get("JobState") or 0) in DONE_STATES
+
+    def _watch_downtime(self, request: DowntimeInput) -> StepResult:
+        if not self._pings(request):
+            return StepResult(changed=False, observed={
+                "measured": False, "reason": f"{request.address} does not answer pings from "
+                                             f"{request.host}"})
+        started = time.monotonic()
+        longest, lost, probes, down_since = 0.0, 0, 1, None
+        while time.monotonic() - started < request.timeout_seconds:
+            ended = self._job_ended(request)
+            ok = self._pings(request)
+            probes, now = probes + 1, time.monotonic()
+            if not ok:
+                lost += 1
+                down_since = down_since if down_since is not None else now
+            elif down_since is not None:
+                longest, down_since = max(longest, now - down_since), None
+            progress({"probes": probes, "lost": lost, "longest": round(longest, 3)})
+            if ended or cancelled():
+                break
+            time.sleep(request.interval_seconds)
+        if down_since is not None:
+            longest = max(longest, time.monotonic() - down_since)
+        MIGRATION_DOWNTIME.labels(mode=request.mode).observe(longest)
+        return StepResult(changed=False, observed={
+            "measured": True, "downtime_seconds": round(longest, 3), "probes": probes,
+            "lost": lost, "from": request.host})
+
     @activity.defn(name="migration.verify_location")
     def verify_location(self, request: VerifyLocationInput) -> StepResult:
         """Where the VM and its files are (host, Path, disk paths) against the expectation;
@@ -609,5 +659,6 @@ class MigrationActivities:
 
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""
-        return [self.readiness, self.restore_readiness, self.preflight, self.start_move,
-                self.find_job, self.poll_job, self.verify_location, self.cancel_job]
+        return [self.watch_downtime, self.readiness, self.restore_readiness, self.preflight,
+                self.start_move, self.find_job, self.poll_job, self.verify_location,
+                self.cancel_job]

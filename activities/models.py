@@ -622,6 +622,20 @@ class MigrationJobInput(_Input):
     timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
 
 
+class DowntimeInput(_Input):
+    """Ping ``address`` from ``host`` (the seed's ``ping -t``) until the migration job
+    ``job_id`` on ``job_host`` has ended; report the longest run of lost replies."""
+
+    host: str = Field(description="where the pings come from")
+    address: str
+    vm: str
+    job_host: str
+    job_id: str
+    mode: str = "shared-nothing"
+    interval_seconds: float = Field(default=0.2, gt=0)
+    timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
+
+
 class FindJobInput(_Input):
     host: str
     vm: str

@@ -136,7 +136,8 @@ def demo(
     file: Annotated[Path, typer.Argument(help="lab file")] = Path("examples/classroom-lab.yaml"),
     keep: Annotated[bool, typer.Option(help="leave the stack and fleet running")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
-    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 0.0,
+    speed: Annotated[float, typer.Option(
+        help="simulated seconds per real second (0: instant)")] = 60.0,
     show_plan: Annotated[bool, typer.Option("--plan", help="print the build plan first")] = False,
 ) -> None:
     """Start the embedded stack and the simulated fleet for FILE, plan the lab, check it all."""

@@ -14,8 +14,10 @@ destination host's VM folder + VM name), ``smb`` (compute only, the files stay o
 files must be on a share already; the check afterwards wants them still there.
 
 On failure or cancel the VM's running migration job is cancelled and the VM is made to run
-where it is (started again if it ran before). Downtime is not measured: no activity pings the
-guest during the move yet, so ``downtime_seconds`` stays None.
+where it is (started again if it ran before). During a live move ``migration.watch_downtime``
+pings the VM from the DC (the seed's ``ping -t``) until the job ends and reports the longest
+gap in replies as ``downtime_seconds`` (behind ``workflow.patched("downtime-probe")`` so runs
+recorded before it still replay).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        DowntimeInput,
         FindJobInput,
         MigrationJobInput,
         MoveInput,
@@ -45,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import step, tracked
 
 FINISHED_JOB_STATES = ("Completed", "Terminated", "Killed", "Exception", "Gone")
-DOWNTIME_NOT_MEASURED = "not measured: no activity pings the guest during the move"
+DOWNTIME_NOT_MEASURED = "not measured: no live move ran (or it is a storage move)"
 
 
 class LiveMigrationInput(BaseModel):
@@ -246,10 +249,45 @@ class LiveMigrationWorkflow:
             self._tracker.skip("job", "migration job", "the move had finished")
             return {"moved": started.changed}
         job_id = str(started.observed["job_id"])
-        polled = await self._tracker.run("job", "migration job", lambda: self._follow(job_id))
+        watch = self._watch_downtime(move, job_id)
+        try:
+            polled = await self._tracker.run("job", "migration job",
+                                             lambda: self._follow(job_id))
+        except BaseException:
+            if watch is not None:
+                watch.cancel()
+            raise
         return {"moved": True, "job_id": job_id,
                 "reattached": bool(started.observed.get("reattached")),
-                "resumed_from": polled.observed.get("resumed_from")}
+                "resumed_from": polled.observed.get("resumed_from"),
+                **await self._downtime(watch)}
+
+    def _watch_downtime(self, move: MoveInput, job_id: str) -> asyncio.Future[StepResult] | None:
+        """Ping the VM from the DC during a live move (the seed's ``ping -t``)."""
+        if not workflow.patched("downtime-probe") or move.mode == "storage":
+            return None
+        spec = self._request.spec
+        address = next((str(n.ipv4.ip) for n in spec.vm(move.vm).nics if n.ipv4), None)
+        if address is None:
+            return None
+        probe = DowntimeInput(lab=self._lab, host=spec.domain.dc, address=address, vm=move.vm,
+                              job_host=move.host, job_id=job_id, mode=move.mode)
+        return asyncio.ensure_future(step("migration.watch_downtime", probe, options=LONG_JOB,
+                                          summary=f"ping {move.vm} during the move"))
+
+    @staticmethod
+    async def _downtime(watch: asyncio.Future[StepResult] | None) -> dict[str, Any]:
+        if watch is None:
+            return {}
+        try:
+            observed = (await watch).observed
+        except ActivityError as exc:
+            return {"downtime_note": f"not measured: the ping probe failed ({exc.cause})"}
+        if not observed.get("measured"):
+            return {"downtime_note": f"not measured: {observed.get('reason')}"}
+        return {"downtime_seconds": observed.get("downtime_seconds"),
+                "downtime_note": f"{observed.get('lost')} of {observed.get('probes')} pings "
+                                 f"from {observed.get('from')} lost"}
 
     async def _job_running(self) -> bool:
         """A migration job of the VM runs on the source already (an earlier run's)."""
@@ -318,6 +356,8 @@ class LiveMigrationWorkflow:
             disks=list(observed.get("disks") or []), state=observed.get("state"),
             moved=bool(moved.get("moved")), job_id=moved.get("job_id"),
             reattached=bool(moved.get("reattached")), resumed_from=moved.get("resumed_from"),
+            downtime_seconds=moved.get("downtime_seconds"),
+            downtime_note=moved.get("downtime_note", DOWNTIME_NOT_MEASURED),
             progress=self._tracker.progress)
 
     # -- compensation --------------------------------------------------------------------
