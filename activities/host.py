@@ -29,7 +29,7 @@ from activities.models import (
 )
 from hvlab.powershell.command import SWITCH, Command, CredentialRef
 from hvlab.powershell.endpoints import EndpointSource
-from hvlab.powershell.errors import RemoteError
+from hvlab.powershell.errors import NotFound, RemoteError
 from hvlab.powershell.session import SessionPool
 
 SILENT = "SilentlyContinue"
@@ -270,6 +270,8 @@ class HostActivities:
             if request.service is None:
                 return {"last_boot": _text(system.get("LastBootUpTime"))}
             service = self._remote.query_one(request.host, service_command(request.service))
+        except NotFound as error:  # WinRM answers before a new role's service is registered
+            return f"service {request.service} not there yet: {error.host_message}"
         except RemoteError as error:
             if not error.retryable:
                 raise

@@ -171,3 +171,15 @@ def test_wait_ready_for_vmms_after_role_reboot(
     assert host_activities.reboot(HostInput(host="SVR2")).changed
     ready = host_activities.wait_ready(WaitReadyInput(host="SVR2", service="vmms"))
     assert ready.observed["service"] == "Running" and ready.observed["attempts"] == 1
+
+
+def test_wait_ready_waits_for_a_service_not_registered_yet(
+    fleet: Fleet, host_activities: HostActivities
+) -> None:
+    """A host that answers WinRM before vmms exists is not ready yet (retryable), not a
+    permanent NotFound."""
+    with pytest.raises(ApplicationError) as caught:
+        host_activities.wait_ready(WaitReadyInput(host="SVR2", service="vmms",
+                                                  timeout_seconds=0.2, interval_seconds=0.05))
+    assert caught.value.type == "HostNotReady" and not caught.value.non_retryable
+    assert "vmms not there yet" in caught.value.message
