@@ -22,6 +22,7 @@ from activities.models import CheckpointInput, StepResult
 from activities.vm import get_vm_command, stop_vm_command
 from hvlab.powershell.command import Command, Switch
 from hvlab.powershell.endpoints import EndpointSource
+from hvlab.powershell.errors import CommandNotFound
 from hvlab.powershell.session import SessionPool
 
 NO_CONFIRM = Switch(False)
@@ -98,7 +99,10 @@ class CheckpointActivities:
         """Read-only: whether this host has the VM with that checkpoint (VMs move between
         hosts, so a reset first looks for where each checkpoint is)."""
         with application_errors():
-            snap = self._get(request)
+            try:
+                snap = self._get(request)
+            except CommandNotFound:  # no Hyper-V on this host: no VM, no checkpoint here
+                snap = None
             observed = {"exists": snap is not None, "host": request.host}
             return StepResult(changed=False, observed=observed)
 

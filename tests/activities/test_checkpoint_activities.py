@@ -115,7 +115,8 @@ def test_worker_registers_migration_replica_and_checkpoint(tmp_path: Path) -> No
     assert ours == {
         "migration.readiness", "migration.restore_readiness", "migration.preflight",
         "migration.start_move", "migration.find_job", "migration.poll_job",
-        "migration.verify_location", "migration.cancel_job", "replica.server",
+        "migration.verify_location", "migration.cancel_job", "migration.watch_downtime",
+        "replica.server",
         "replica.disable_server", "replica.firewall", "replica.disable_firewall",
         "replica.test_connection", "replica.enable", "replica.remove", "replica.start_initial",
         "replica.wait_state", "replica.prepare_failover", "replica.failover",
@@ -123,3 +124,11 @@ def test_worker_registers_migration_replica_and_checkpoint(tmp_path: Path) -> No
         "replica.cleanup_test_failover", "checkpoint.find", "checkpoint.create",
         "checkpoint.restore",
         "checkpoint.remove"}
+
+
+def test_find_on_a_host_without_hyperv_is_not_there(acts: CheckpointActivities) -> None:
+    """checkpoint.find on a host without the Hyper-V module answers 'not here'."""
+    from activities.models import CheckpointInput as Input
+
+    result = acts.find(Input(host="DC1", vm="Linux01", name="baseline"))
+    assert result.observed["exists"] is False and not result.changed
