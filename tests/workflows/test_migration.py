@@ -382,3 +382,21 @@ def test_cli_rejects_unknown_names_before_starting(
     assert f"{field}:" in capsys.readouterr().err
     assert not (hvlab_home / "labs").exists()
 
+
+
+async def test_job_failed_at_half_way_leaves_the_vm_on_its_source(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, svr1_vm: str
+) -> None:
+    """The host's migration job fails at 50 %: the workflow fails, the VM still runs on
+    SVR1, nothing of it is on SVR2, and Move-VM was sent once."""
+    from simulator.faults import FaultPlan
+
+    fleet.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR1", "at_percent": 50}]))
+    async with ops_worker(client, task_queue, fleet):
+        handle = await start(client, task_queue, move(seed, svr1_vm))
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    assert fleet.plan.faults[0].fired == 1
+    assert on_host(fleet, "SVR1", svr1_vm).state == "Running"
+    assert on_host(fleet, "SVR2", svr1_vm) is None
+    assert count(fleet, "SVR1", "Move-VM") == 1
