@@ -451,6 +451,16 @@ class AdComputer(_M):
     # [{"at": time, "spns": [...], "trusted": bool}]: delegation as of each change (KCD cache)
     delegation_history: list[dict[str, Any]] = Field(default_factory=list)
 
+    def delegation_at(self, cutoff: float) -> tuple[list[str], bool]:
+        """(msDS-AllowedToDelegateTo, TrustedToAuthForDelegation) as of ``cutoff``: what a
+        host whose machine tickets date from then sees. Without a recorded history (objects set
+        up directly) the current settings count."""
+        if not self.delegation_history:
+            return list(self.allowed_to_delegate_to), self.trusted_to_auth_for_delegation
+        seen = [h for h in self.delegation_history if float(h["at"]) <= cutoff]
+        state = seen[-1] if seen else self.delegation_history[0]
+        return list(state["spns"]), bool(state["trusted"])
+
 
 class AdUser(_M):
     name: str
@@ -626,13 +636,24 @@ class World(_M):
         )
 
     def delegates(self, source: str, service: str, target: str, *, transition: bool = True) -> bool:
-        """Has ``source``'s computer object KCD to ``service/target`` (short or FQDN)?"""
+        """Does ``source`` (the middle server) get tickets delegating to ``service/target``?
+
+        Either the short or the FQDN form in msDS-AllowedToDelegateTo counts. The source sees
+        its AD object as of its last machine-ticket purge (``klist purge -li 0x3e7``) or boot,
+        whichever is later; ``transition`` requires "use any authentication protocol", which
+        remotely initiated operations need.
+        """
         comp = self.ad.computer(source)
-        if comp is None or (transition and not comp.trusted_to_auth_for_delegation):
+        if comp is None or not comp.enabled:
+            return False
+        host = self.host(source)
+        cutoff = max(host.boot_time, host.tickets_purged_at) if host else float("inf")
+        spns, trusted = comp.delegation_at(cutoff)
+        if transition and not trusted:
             return False
         short = target.split(".")[0].lower()
         wanted = {f"{service}/{short}".lower(), f"{service}/{short}.{self.ad.fqdn}".lower()}
-        return any(spn.lower() in wanted for spn in comp.allowed_to_delegate_to)
+        return any(spn.lower() in wanted for spn in spns)
 
     # -- jobs
     def new_job(self, **fields: Any) -> Job:

@@ -73,35 +73,12 @@ def record_delegation_change(comp: AdComputer, before: dict[str, Any], now: floa
     comp.delegation_history.append({"at": now, **_state(comp)})
 
 
-def _state_at(comp: AdComputer, cutoff: float) -> dict[str, Any]:
-    if not comp.delegation_history:
-        return _state(comp)
-    seen = [h for h in comp.delegation_history if float(h["at"]) <= cutoff]
-    return seen[-1] if seen else comp.delegation_history[0]
-
-
 def delegation_effective(world: World, host: Host | str, spn: str, *,
                          transition: bool = True) -> bool:  # fmt: skip
-    """Does ``host`` (the middle server) currently get tickets delegating to ``spn``?
-
-    ``spn`` is ``service/target`` with a short or FQDN target (either form configured in
-    msDS-AllowedToDelegateTo counts). The host sees the AD settings as of its last machine
-    ticket purge (host/purge-tickets) or boot, whichever is later. ``transition`` requires
-    "use any authentication protocol" (TrustedToAuthForDelegation), which remotely initiated
-    operations need (WinRM sessions authenticate without a forwardable ticket).
-    """
-    name = host if isinstance(host, str) else host.name
-    h = world.host(name)
-    comp = world.ad.computer(name)
-    if h is None or comp is None or not comp.enabled:
-        return False
-    state = _state_at(comp, max(h.boot_time, h.tickets_purged_at))
-    if transition and not state["trusted"]:
-        return False
+    """:meth:`World.delegates` for ``spn`` = ``service/target`` (the form klist shows)."""
     service, _, target = spn.partition("/")
-    short = target.split(".")[0].lower()
-    wanted = {f"{service}/{short}".lower(), f"{service}/{short}.{world.ad.fqdn}".lower()}
-    return any(s.lower() in wanted for s in state["spns"])
+    name = host if isinstance(host, str) else host.name
+    return world.delegates(name, service, target, transition=transition)
 
 
 def purge_tickets(host: Host, now: float) -> None:

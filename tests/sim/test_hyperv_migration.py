@@ -183,3 +183,22 @@ def test_move_job_progress_is_visible_and_cancellable(sim: Sim) -> None:
     assert sim.job_done(job.id, timeout=5) and job.state == 8
     assert sim.host("SVR2").vm("Linux01") is not None
     assert sim.host("SVR1").vm("Linux01") is None
+
+
+def test_kcd_set_in_ad_applies_to_moves_after_the_ticket_purge(sim: Sim) -> None:
+    """KCD granted through Set-ADComputer does not help a move until the source's machine
+    tickets are renewed (klist purge -li 0x3e7); removing it keeps working until then too."""
+    from tests.sim.test_network import run_script
+
+    delegate_kind = "msDS-AllowedToDelegateTo"
+    lab_with_vm(sim)
+    comp = sim.world.ad.computer("SVR2")
+    granted = list(comp.allowed_to_delegate_to)  # type: ignore[union-attr]
+    assert run(sim, "DC1", "Set-ADComputer", Identity="SVR2", Clear=[delegate_kind]).ok
+    assert not run_script(sim, "SVR2", "host/purge-tickets").errors
+    assert move(sim).errors == [DELEGATION]
+    assert run(sim, "DC1", "Set-ADComputer", Identity="SVR2", Add={delegate_kind: granted}).ok
+    assert move(sim).errors == [DELEGATION]  # the old tickets still say "no delegation"
+    assert not run_script(sim, "SVR2", "host/purge-tickets").errors
+    result = move(sim)
+    assert result.ok, result.failure
