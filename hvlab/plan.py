@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hvlab.spec import MIGRATION_SERVICE, HostRole, LabSpec, NatKind, OsFamily, Vm
+from hvlab.spec import MIGRATION_SERVICE, LabSpec, NatKind, OsFamily, Vm
 
 
 class PlanStep(BaseModel):
@@ -250,11 +250,4 @@ def build_plan(spec: LabSpec) -> BuildPlan:
     return BuildPlan(lab=spec.lab, units=units)
 
 
-def dc_first(spec: LabSpec) -> list[str]:
-    """Host names with the DC first, then the Hyper-V hosts in file order."""
-    return [h.name for h in spec.hosts if h.role is HostRole.dc] + [
-        h.name for h in spec.hyperv_hosts
-    ]
-
-
-__all__ = ["MIGRATION_SERVICE", "BuildPlan", "PlanStep", "PlanUnit", "build_plan", "dc_first"]
+__all__ = ["MIGRATION_SERVICE", "BuildPlan", "PlanStep", "PlanUnit", "build_plan"]

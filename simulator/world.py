@@ -90,11 +90,6 @@ def find(mapping: dict[str, T], name: str) -> T | None:
     return None
 
 
-def find_key(mapping: dict[str, Any], name: str) -> str | None:
-    low = name.lower()
-    return next((k for k in mapping if k.lower() == low), None)
-
-
 def new_guid() -> str:
     return str(uuid.uuid4())
 
@@ -426,13 +421,6 @@ class Host(_M):
         self.mac_counter += 1
         high, low = (self.mac_counter >> 8) & 0xFF, self.mac_counter & 0xFF
         return f"00155D{self.host_octet:02X}{high:02X}{low:02X}"
-
-    def vhd_in_use(self, path: str) -> Vm | None:
-        key = path_key(path)
-        for vm in self.vms.values():
-            if any(path_key(d.path) == key for d in vm.disks):
-                return vm
-        return None
 
 
 # ---------------------------------------------------------------- AD, shares, jobs

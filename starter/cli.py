@@ -39,22 +39,13 @@ class UsageProblem(Exception):
     """Bad input that is not a lab-file problem; printed as one line, exit 2."""
 
 
-def fail_usage(message: str) -> NoReturn:
-    raise UsageProblem(message)
-
-
-def load_or_exit(path: Path) -> LabSpec:
-    """Load a lab file; SpecError is reported by ``main`` (exit 2)."""
-    return load_lab(path)
-
-
 @app.command()
 def plan(
     file: LabFile,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
 ) -> None:
     """Validate FILE and print the build DAG: units, their order and their steps."""
-    spec = load_or_exit(file)
+    spec = load_lab(file)  # SpecError is reported by run() (exit 2)
     build = build_plan(spec)
     if as_json:
         sys.stdout.write(json.dumps(_plan_json(spec, build), indent=2) + "\n")

@@ -96,11 +96,6 @@ class Command(BaseModel):
             parts.append(f"-{name}{_fmt(value)}")
         return " ".join(parts)
 
-    def credential_names(self) -> set[str]:
-        """Names of the lab credentials this command needs on the worker."""
-        return {
-            v.name for v in self.parameters.values() if isinstance(v, CredentialRef)
-        }
 
 
 class Script(BaseModel):
@@ -116,10 +111,6 @@ class Script(BaseModel):
         args = " ".join(f"-{k}{_fmt(v)}" for k, v in self.parameters.items())
         return f"& {self.name}.ps1 {args}".rstrip()
 
-    def credential_names(self) -> set[str]:
-        return {
-            v.name for v in self.parameters.values() if isinstance(v, CredentialRef)
-        }
 
 
 @dataclass(frozen=True)

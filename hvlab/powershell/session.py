@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -351,14 +350,3 @@ def _transport_error(endpoint: Endpoint, description: str, exc: Exception) -> Re
             return HostRebooting(host, description, f"HTTP {exc.code} from WinRM")
         return TransientRemoteError(host, description, f"WinRM HTTP {exc.code}")
     return TransientRemoteError(host, description, f"{type(exc).__name__}: {exc}")
-
-
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    """Poll ``check`` until it is true or ``timeout`` passes; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)

@@ -20,10 +20,6 @@ def as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def truthy(value: Any) -> bool:
-    return value is None or bool(value)
-
-
 class PathDenied(Exception):
     """The session may not touch that path (second hop without delegation, share rights)."""
 

@@ -22,7 +22,6 @@ from simulator.pstypes import (
     prop,
     ps_object,
     type_names,
-    u64,
 )
 from simulator.world import Host, Vm, VmDisk, VmNic
 
@@ -120,11 +119,6 @@ def is_vm_object(obj: Any) -> bool:
     )
 
 
-def one_vm(call: Call) -> Vm | None:
-    vms = target_vms(call)
-    return vms[0] if vms else None
-
-
 # ---------------------------------------------------------------- views
 
 
@@ -204,7 +198,3 @@ def disk_object(host: Host, vm: Vm, disk: VmDisk) -> Any:
         ComputerName=host.name,
         DiskNumber=None,
     )
-
-
-def size_object(value: int) -> Any:
-    return u64(value)

@@ -49,15 +49,18 @@ def fleet(seed: LabSpec, tmp_path: Path) -> Iterator[Fleet]:
 
 
 @asynccontextmanager
-async def lab_worker(client: Client, task_queue: str, fleet: Fleet) -> AsyncIterator[Any]:
-    """A worker with every workflow and the remote activities, on the fleet's home."""
+async def lab_worker(client: Client, task_queue: str, fleet: Fleet, **options: Any
+                     ) -> AsyncIterator[Any]:
+    """A worker with every workflow and the remote activities, on the fleet's home, as
+    worker.py builds it; ``options`` go to the Worker."""
     lab = WorkerLab(fleet.home, dict(os.environ))
     sessions = SessionPool(lab)
     activities = remote_activities(sessions, lab)
     try:
         async with running_worker(client, task_queue, workflows=ALL_WORKFLOWS,
                                   activities=activities,
-                                  interceptors=[LabContextInterceptor()]) as worker:
+                                  interceptors=[LabContextInterceptor()],
+                                  **options) as worker:
             yield worker
     finally:
         sessions.close()

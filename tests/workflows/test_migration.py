@@ -9,10 +9,9 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,21 +20,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.worker import Replayer
 
-from activities.context import LabContextInterceptor
 from activities.models import static_mac
-from activities.registry import remote_activities
-from hvlab.labs import CURRENT_LAB, LabRegistry, RegisteredLab
-from hvlab.powershell.credentials import ResolvedCredential
-from hvlab.powershell.endpoints import credentials_for, endpoint_source
-from hvlab.powershell.session import Endpoint, SessionPool
 from hvlab.spec import LabSpec
 from simulator.clock import Clock
 from simulator.engine import Sim
 from simulator.fleet import Fleet
 from tests.activities.test_migration_activities import JobDriver, share_vm_storage
-from tests.conftest import running_worker
 from tests.sim.conftest import SEED, delegate, hyperv_ready, join_domain, run
-from tests.workflows.conftest import hvlab
+from tests.workflows.conftest import hvlab, lab_worker
 from workflows.migration import LiveMigrationInput, LiveMigrationResult, LiveMigrationWorkflow
 from workflows.registry import ALL_WORKFLOWS
 
@@ -117,47 +109,8 @@ async def start(client: Client, task_queue: str, request: LiveMigrationInput
         id=f"{request.spec.lab}-migrate-{request.vm}-{uuid.uuid4().hex[:6]}")
 
 
-class ParsedLabs:
-    """The worker's lab lookup as ``WorkerLab`` does it (the activity's lab id selects a lab
-    registered under the home), but each lab file parsed once: WorkerLab parses the YAML on
-    every endpoint and credential lookup (about 0.1 s each), which would dominate these
-    tests' run time."""
-
-    def __init__(self, home: Path) -> None:
-        self._home = home
-        self._labs: dict[str, RegisteredLab] = {}
-
-    def _lab(self) -> RegisteredLab:
-        lab = CURRENT_LAB.get()
-        if lab not in self._labs:
-            registered = LabRegistry(self._home).load(lab)
-            assert registered is not None, f"lab {lab!r} is not registered"
-            self._labs[lab] = registered
-        return self._labs[lab]
-
-    def endpoint(self, host: str) -> Endpoint:
-        lab = self._lab()
-        return endpoint_source(lab.spec, lab.sim, self._home).endpoint(host)
-
-    def __call__(self, name: str) -> ResolvedCredential:
-        lab = self._lab()
-        return credentials_for(lab.spec, lab.sim, self._home)(name)
-
-
-@asynccontextmanager
-async def ops_worker(client: Client, task_queue: str, fleet: Fleet, **options: Any
-                     ) -> AsyncIterator[None]:
-    """Like ``lab_worker`` (every workflow, every remote activity, the lab interceptor), with
-    the lab parsed once; ``options`` go to the Worker."""
-    lab = ParsedLabs(fleet.home)
-    sessions = SessionPool(lab)
-    try:
-        async with running_worker(client, task_queue, workflows=ALL_WORKFLOWS,
-                                  activities=remote_activities(sessions, lab),
-                                  interceptors=[LabContextInterceptor()], **options):
-            yield
-    finally:
-        sessions.close()
+# the lab registry parses each lab once, so the worker tests use the shared lab worker
+ops_worker = lab_worker
 
 
 def quick_beat_worker(client: Client, task_queue: str, fleet: Fleet
