@@ -56,7 +56,8 @@ def _ui_link(workflow_id: str) -> str:
 def up(
     file: Annotated[Path, typer.Argument(help="lab file")],
     sim: SimOption = False,
-    watch: Annotated[bool, typer.Option(help="follow progress until the build ends")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="follow progress until the build ends")
+                     ] = False,
     no_compensate: Annotated[
         bool, typer.Option("--no-compensate", help="keep partial state on failure (debugging)")
     ] = False,

@@ -24,12 +24,16 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from hvlab.spec import LabSpec, Vm
-from workflows.checkpoint import CheckpointWorkflowInput
-from workflows.failover import PlannedFailoverInput, failover_id
-from workflows.lab_build import LabBuildInput
-from workflows.migration import LiveMigrationInput, migration_id
+from workflows.checkpoint import CheckpointWorkflowInput, CheckpointWorkflowResult
+from workflows.failover import PlannedFailoverInput, PlannedFailoverResult, failover_id
+from workflows.lab_build import LabBuildInput, LabBuildResult
+from workflows.migration import LiveMigrationInput, LiveMigrationResult, migration_id
 from workflows.progress import Progress
-from workflows.replication import ReplicationWorkflowInput, replication_id
+from workflows.replication import (
+    ReplicationWorkflowInput,
+    ReplicationWorkflowResult,
+    replication_id,
+)
 
 BUILD_KINDS = ["host-prep", "shared-storage", "delegation", "migration-readiness", "vm-deploy",
                "nat"]
@@ -41,6 +45,7 @@ class Phase:
     workflow: str
     workflow_id: str
     make_input: Callable[[], BaseModel]
+    result_type: type[BaseModel]
     after: Callable[[Any], str] = lambda result: ""
     state: str = "pending"
     seconds: float = 0.0
@@ -67,7 +72,7 @@ class Scenario:
         lab = self.spec.lab
         self.phases = [
             Phase("build the lab", "LabBuildWorkflow", f"{lab}-build",
-                  lambda: LabBuildInput(spec=self.spec, only=BUILD_KINDS),
+                  lambda: LabBuildInput(spec=self.spec, only=BUILD_KINDS), LabBuildResult,
                   lambda r: f"{len(r.units)} units"),
             self._move("win2003-1", "SVR2", "shared-nothing"),
             self._move("win2003-3", "SVR2", "smb"),
@@ -75,14 +80,17 @@ class Scenario:
             Phase("replicate Linux01 SVR2 -> SVR1", "ReplicationWorkflow",
                   replication_id(lab, "Linux01"),
                   lambda: ReplicationWorkflowInput(spec=self.current_spec(), vm="Linux01"),
+                  ReplicationWorkflowResult,
                   lambda r: f"{r.state}/{r.health}"),
             Phase("planned failover + reverse", "PlannedFailoverWorkflow",
                   failover_id(lab, "Linux01"),
                   lambda: PlannedFailoverInput(spec=self.current_spec(), vm="Linux01"),
+                  PlannedFailoverResult,
                   self._failed_over),
             Phase("checkpoint baseline", "CheckpointWorkflow", f"{lab}-checkpoint-baseline",
                   lambda: CheckpointWorkflowInput(spec=self.current_spec(),
                                                   checkpoint="baseline"),
+                  CheckpointWorkflowResult,
                   lambda r: f"{len(r.vms)} VMs"),
         ]
         return self
@@ -99,7 +107,7 @@ class Scenario:
                      lambda: LiveMigrationInput(spec=self.current_spec(), vm=vm, destination=to,
                                                 mode=mode, storage_path=path,
                                                 progress_seconds=1.0, poll_seconds=0.5),
-                     done)
+                     LiveMigrationResult, done)
 
     def _failed_over(self, result: Any) -> str:
         self.moved["Linux01"] = result.primary
@@ -116,7 +124,7 @@ def _table(phases: list[Phase]) -> Table:
 
 
 async def _follow(client: Client, phase: Phase, refresh: Callable[[], None]) -> Any:
-    handle = client.get_workflow_handle(phase.workflow_id)
+    handle = client.get_workflow_handle(phase.workflow_id, result_type=phase.result_type)
     result_task = asyncio.ensure_future(handle.result())
     while not result_task.done():
         try:
@@ -143,7 +151,7 @@ async def run_phase(client: Client, scenario: Scenario, phase: Phase,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=phase.name)
         result = await _follow(client, phase, refresh)
-        phase.state, phase.percent, phase.detail = "done", 100, phase.after(_typed(result))
+        phase.state, phase.percent, phase.detail = "done", 100, phase.after(result)
         return True
     except (WorkflowFailureError, RPCError) as exc:
         cause = getattr(exc, "cause", None)
@@ -152,15 +160,6 @@ async def run_phase(client: Client, scenario: Scenario, phase: Phase,
     finally:
         phase.seconds = time.monotonic() - started
         refresh()
-
-
-class _Obj:
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.__dict__.update(data)
-
-
-def _typed(result: Any) -> Any:
-    return _Obj(result) if isinstance(result, dict) else result
 
 
 async def run_scenario(client: Client, scenario: Scenario, console: Console) -> bool:
