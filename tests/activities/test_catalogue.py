@@ -51,6 +51,8 @@ from tests.sim.conftest import SEED
 
 def host_commands(spec: LabSpec) -> list[Command]:
     out = [h.computer_system_command(), h.operating_system_command(), h.restart_command(),
+           h.ip_address_command("192.168.1.110"), h.get_dns_command("Ethernet0"),
+           h.set_dns_command("Ethernet0", ["192.168.1.100"]),
            h.service_command("vmms"), h.get_vmhost_command()]
     out += [h.get_feature_command(HyperVRoleInput(host="SVR1")),
             h.install_feature_command(HyperVRoleInput(host="SVR1"))]
@@ -79,7 +81,8 @@ def vm_commands(spec: LabSpec) -> list[Command]:
                 v.get_nic_command(vm.name), v.get_nic_command(vm.name, v.DEFAULT_NIC),
                 v.remove_nic_command(vm.name, v.DEFAULT_NIC), v.start_vm_command(vm.name),
                 v.stop_vm_command(vm.name), v.stop_vm_command(vm.name, turn_off=True),
-                v.remove_vm_command(vm.name), v.remove_file_command(disk.path)]
+                v.remove_vm_command(vm.name), v.remove_file_command(disk.path),
+                v.attached_disks_command(vm.name)]
         for nic in vm.nics:
             request = VmNicInput.from_spec(vm, nic, "00155D010203" if nic.legacy else None)
             out += [v.add_nic_command(request), v.connect_nic_command(request)]
