@@ -43,6 +43,24 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     secrets_file: Path | None = None
+    codec_enabled: bool = Field(
+        default=False, description="encrypt payloads with the AES-GCM codec (hvlab.codec)"
+    )
+    codec_keys_file: Path | None = Field(
+        default=None, description="keyring file: one keyid:base64-of-32-bytes per line"
+    )
+    codec_keys: str | None = Field(
+        default=None, repr=False, description="keyring as comma-separated keyid:base64 entries"
+    )
+    codec_server_address: str = Field(
+        default="127.0.0.1:8888", description="host:port of `hvlab codec-server`"
+    )
+    codec_server_token_file: Path | None = Field(
+        default=None, description="file holding the codec server's bearer token"
+    )
+    codec_cors_origins: str = Field(
+        default="", description="comma-separated origins (the Web UI's) allowed by CORS"
+    )
 
     @model_validator(mode="before")
     @classmethod

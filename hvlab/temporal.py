@@ -8,6 +8,7 @@ exception, :class:`TemporalUnavailable`, when the server cannot be reached.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -26,9 +28,15 @@ from temporalio.runtime import (
 )
 from temporalio.service import TLSConfig
 
+from hvlab.codec import KeyringError, codec_from_settings
 from hvlab.settings import Settings
 
 CORE_LOGGER = "temporalio.core"
+#: Buckets of the histograms workflow code records through the SDK meter (seconds).
+WORKFLOW_HISTOGRAM_BUCKETS: dict[str, list[float]] = {
+    "hvlab_migration_duration_seconds": [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600,
+                                         7200],
+}
 
 
 class TemporalUnavailable(Exception):
@@ -38,6 +46,27 @@ class TemporalUnavailable(Exception):
         self.address = address
         self.reason = reason
         super().__init__(f"Temporal is not reachable at {address}: {reason}")
+
+
+class CodecUnavailable(TemporalUnavailable):
+    """``HVLAB_CODEC_ENABLED`` is true but the keyring cannot be loaded (``reason`` says why).
+
+    A :class:`TemporalUnavailable` so every caller that reports an unusable client (exit 2 in
+    the CLI, exit 1 in the worker) reports this too; its message names the setting.
+    """
+
+    def __str__(self) -> str:
+        return f"HVLAB_CODEC_ENABLED is true but the payload codec cannot be set up: {self.reason}"
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The pydantic data converter, with the AES-GCM payload codec when it is enabled.
+
+    Raises :class:`hvlab.codec.KeyringError` when the codec is enabled without usable keys.
+    """
+    if not settings.codec_enabled:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec_from_settings(settings))
 
 
 def process_identity() -> str:
@@ -98,12 +127,16 @@ async def connect(
         tls = tls_config(settings)
     except OSError as exc:
         raise TemporalUnavailable(address, f"cannot read TLS file: {exc}") from exc
+    try:
+        converter = data_converter(settings)
+    except KeyringError as exc:
+        raise CodecUnavailable(address, str(exc)) from None
     attempt = Client.connect(
         address,
         namespace=settings.namespace,
         api_key=settings.temporal_api_key,
         tls=tls,
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         runtime=runtime,
         identity=process_identity(),
         connect_timeout=timedelta(seconds=seconds),
@@ -130,7 +163,9 @@ def build_runtime(prometheus_bind: str | None = None) -> Runtime:
     With ``prometheus_bind`` (``host:port``) the SDK serves its metrics there; hvlab's
     public endpoint (:func:`hvlab.telemetry.start_metrics_server`) merges them with its own.
     """
-    metrics = PrometheusConfig(bind_address=prometheus_bind) if prometheus_bind else None
+    metrics = (PrometheusConfig(bind_address=prometheus_bind,
+                                histogram_bucket_overrides=WORKFLOW_HISTOGRAM_BUCKETS)
+               if prometheus_bind else None)
     logging_config = LoggingConfig(
         filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
         forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER)),

@@ -98,6 +98,8 @@ def _mount_subcommands() -> None:
     demo_cli.register(app)
     schedule_cli.register(app)
     app.add_typer(sim_cli.sim_app, name="sim")
+    from starter import codec_cli
+    codec_cli.register(app)
 
 
 def _report_spec_error(exc: SpecError) -> int:
