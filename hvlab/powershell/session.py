@@ -159,7 +159,12 @@ class SessionPool:
             read_timeout=self._operation_timeout + 10, no_proxy=True,
         )
         runspace = RunspacePool(wsman)
-        runspace.open()
+        try:
+            runspace.open()
+        except AuthenticationError:
+            raise AuthenticationFailed(
+                endpoint.host, "", f"the host rejected the credentials of {cred.username} "
+                f"(lab credential '{endpoint.credential}', HTTP 401)") from None
         self._on_open(endpoint.host, 1)
         return _Pool(runspace, endpoint.host)
 

@@ -173,6 +173,7 @@ class WinRMServer:
         self.users = UserDirectory(users)
         self.idle_timeout = idle_timeout
         self.connections_accepted = 0
+        self.auth_failures = 0  # logons refused (bad account or password), answered with 401
         self.basic_allowed = allow_basic and ipaddress.ip_address(address).is_loopback
         self.service = WSManService(
             host_name,
@@ -282,6 +283,8 @@ class WinRMServer:
         try:
             step = http.auth.authorize(http.headers.get("Authorization"))
         except AuthFailed:
+            with self._lock:
+                self.auth_failures += 1
             http.reply(401, headers=self._challenge())
             return
         token = _token_header(step)
