@@ -38,6 +38,7 @@ from activities.models import (
     StepResult,
 )
 from activities.vm import get_vm_command, remove_file_command, remove_vm_command, stop_vm_command
+from hvlab.metrics import forget_replication, set_replication_health
 from hvlab.powershell.command import SWITCH, Command, Switch
 from hvlab.powershell.endpoints import EndpointSource
 from hvlab.powershell.errors import RemoteError
@@ -225,7 +226,12 @@ class ReplicaActivities:
 
     def _replication(self, host: str, vm: str) -> dict[str, Any] | None:
         found = self._remote.query_one(host, get_replication_command(vm))
-        return _replication_view(found) if found is not None else None
+        if found is None:
+            return None
+        view = _replication_view(found)
+        if view["mode"] == "Primary" and view["health"]:
+            set_replication_health(vm, view["health"])  # the primary's view is the VM's health
+        return view
 
     def _require(self, host: str, vm: str) -> dict[str, Any]:
         found = self._replication(host, vm)
@@ -347,6 +353,7 @@ class ReplicaActivities:
                     if self._replication(h, request.vm) is not None]
             if left:
                 raise verify_failed(request.primary, "replication remains", left)
+            forget_replication(request.vm)
             return StepResult(changed=changed, observed={"removed": True})
 
     def _remove_replica_vm(self, request: ReplicationInput) -> bool:

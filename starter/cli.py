@@ -109,9 +109,19 @@ def _report_spec_error(exc: SpecError) -> int:
     return 2
 
 
+def _configure_cli_logging() -> None:
+    """Library warnings (temporalio, pypsrp) on stderr: console text on a terminal, JSON lines
+    otherwise (``HVLAB_LOG_FORMAT``); the CLI's own output is Rich text on stdout/stderr."""
+    from hvlab.telemetry import configure_logging
+
+    fmt = os.environ.get("HVLAB_LOG_FORMAT", "auto")
+    configure_logging(fmt if fmt in ("auto", "json", "console") else "auto", "WARNING")
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
     try:
+        _configure_cli_logging()
         _mount_subcommands()
         result = app(args=argv, standalone_mode=False, prog_name="hvlab")
         return result if isinstance(result, int) else 0

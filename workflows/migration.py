@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         VmInput,
     )
     from hvlab.spec import LabSpec
+    from workflows.metrics import migration_finished
     from workflows.options import COMPENSATION, LONG_JOB, PROBE
     from workflows.progress import Progress, Tracker
     from workflows.replication import known_host, known_vm
@@ -87,6 +88,14 @@ def migration_id(lab: str, vm: str) -> str:
     return f"{lab}-migrate-{vm}"
 
 
+def _outcome(exc: BaseException) -> str:
+    """``cancelled`` when the run (or its job) was cancelled, else ``failed``."""
+    cause = exc.cause if isinstance(exc, ActivityError) and exc.cause is not None else exc
+    if isinstance(exc, asyncio.CancelledError) or isinstance(cause, CancelledError):
+        return "cancelled"
+    return "failed"
+
+
 def _problem(host: str, message: str, kind: str, details: Any = None) -> ApplicationError:
     return ApplicationError(f"{host}: {message}", details, type=kind, non_retryable=True)
 
@@ -122,13 +131,17 @@ class LiveMigrationWorkflow:
         self._request = request.model_copy(update={"vm": vm.name})
         self._lab = request.spec.lab
         saga = Saga(f"LiveMigration {vm.name}", enabled=request.compensate)
+        started = workflow.now()
         try:
             plan = await self._tracker.run("locate", f"find {vm.name}", self._locate)
             self._source = plan.move.host
             result = await self._migrate(plan, saga)
-        except BaseException:
+        except BaseException as exc:
+            migration_finished(request.mode, _outcome(exc), None)
             await saga.compensate()
             raise
+        migration_finished(request.mode, "ok" if result.moved else "noop",
+                           workflow.now() - started if result.moved else None)
         self._tracker.finish()
         return result
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from temporalio import workflow
 
+from workflows.metrics import compensation_ran, compensations_seen
+
 Undo = Callable[[], Awaitable[object]]
 
 
@@ -24,6 +26,9 @@ class Saga:
     undos: list[tuple[str, Undo]] = field(default_factory=list)
     compensated: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        compensations_seen()
 
     def add(self, label: str, undo: Undo) -> None:
         """Register the undo of the step about to run (before running it)."""
@@ -39,6 +44,7 @@ class Saga:
             try:
                 await undo()
                 self.compensated.append(label)
+                compensation_ran()
             except BaseException as exc:  # keep undoing the rest, report at the end
                 self.failed.append(label)
                 workflow.logger.error("%s: compensation %s failed: %s", self.name, label, exc)

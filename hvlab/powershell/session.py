@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from importlib import resources
 from typing import Any, Literal
 
 import requests
+import structlog
 from pypsrp.complex_objects import GenericComplexObject, PSCredential, PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
@@ -35,6 +37,8 @@ from hvlab.powershell.errors import (
     TransientRemoteError,
     classify_message,
 )
+
+log = structlog.get_logger("hvlab.winrm")
 
 _UNKNOWN_SHELL = 2150858843
 _INT32 = range(-(2**31), 2**31)
@@ -166,6 +170,9 @@ class SessionPool:
                 endpoint.host, "", f"the host rejected the credentials of {cred.username} "
                 f"(lab credential '{endpoint.credential}', HTTP 401)") from None
         self._on_open(endpoint.host, 1)
+        log.info("winrm session opened", host=endpoint.host, address=endpoint.address,
+                 port=endpoint.port, scheme=endpoint.scheme, auth=endpoint.auth,
+                 credential=endpoint.credential)
         return _Pool(runspace, endpoint.host)
 
     @staticmethod
@@ -193,6 +200,7 @@ class SessionPool:
         if pool is not None:
             self._on_open(endpoint.host, -1)
             self._close_quietly(pool)
+            log.info("winrm session discarded", host=endpoint.host)
 
     def _close_quietly(self, pool: _Pool) -> None:
         with contextlib.suppress(Exception):
@@ -229,10 +237,13 @@ class SessionPool:
                 reused = self._key(endpoint) in self._pools
             try:
                 pool = self._get(endpoint)
+                started = time.monotonic()
                 with pool.lock:
                     result = self._invoke(pool, endpoint, pipeline, heartbeat, cancelled,
                                           poll_seconds)
                 self._on_request(endpoint.host, "ok")
+                log.debug("remote command", host=endpoint.host, command=description,
+                          ms=round((time.monotonic() - started) * 1000, 1))
                 return result
             except RemoteError as exc:
                 self._on_request(endpoint.host, "error" if not exc.retryable else "transient")

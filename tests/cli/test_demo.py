@@ -79,10 +79,67 @@ def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert "planned failover + reverse" in names and "weekday reset schedule" in names
         assert all(s["ok"] for s in summary["steps"]), summary
         _check_seed_end_state(_state(env))
+        _check_worker_metrics(env["HVLAB_METRICS_ADDRESS"])
+        _check_worker_log(home / "dev" / "worker.log")
     finally:
         subprocess.run([HVLAB, "dev", "stop"], cwd=ROOT, env=env, capture_output=True,
                        timeout=120)
     assert _processes_mentioning(str(home)) == []
+
+
+def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Sample name -> [(labels, value)]; the parser rejects malformed or duplicated text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return found
+
+
+def _check_worker_metrics(address: str) -> None:
+    """Issue 6, acceptance 2: after the demo the worker's one endpoint shows every hvlab_
+    metric, with non-zero samples for steps and migrations, next to the SDK's."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        samples = _samples(response.read().decode())
+    assert "temporal_workflow_completed_total" in samples or "temporal_workflow_completed" in samples
+
+    def total(name: str, **match: str) -> float:
+        return sum(v for labels, v in samples.get(name, [])
+                   if all(labels.get(k) == want for k, want in match.items()))
+
+    assert total("hvlab_step_duration_seconds_count", outcome="ok") > 50
+    assert total("hvlab_step_duration_seconds_count", step="migration.start_move") >= 3
+    assert total("hvlab_migrations_total", mode="shared-nothing", outcome="ok") >= 1
+    assert total("hvlab_migrations_total", mode="smb", outcome="ok") >= 1
+    assert total("hvlab_migrations_total", mode="storage", outcome="ok") >= 1
+    assert total("hvlab_migration_duration_seconds_count") >= 3
+    assert "hvlab_migration_downtime_seconds_count" in samples
+    assert "hvlab_compensations_total" in samples  # published at 0 by every saga
+    [(labels, health)] = samples["hvlab_replication_health"]
+    assert labels == {"vm": "Linux01"} and health == 0  # Normal after failover + reverse
+    assert total("hvlab_winrm_requests_total", host="SVR1", outcome="ok") > 10
+    assert {labels["host"] for labels, _ in samples["hvlab_winrm_sessions_open"]} >= {
+        "DC1", "SVR1", "SVR2"}
+    assert samples["hvlab_worker_info"][0][1] == 1
+
+
+def _check_worker_log(path: Path) -> None:
+    """The worker logs JSON lines; each step's line carries its workflow, activity and host."""
+    steps = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("event") in ("step finished", "step failed"):
+                steps.append(event)
+    assert len(steps) > 50
+    move = next(e for e in steps if e["activity"] == "migration.start_move")
+    assert move["workflow_id"] and move["run_id"] and move["host"] == "SVR1"
+    assert move["vm"] in ("win2003-1", "win2003-3") and move["workflow_type"] == (
+        "LiveMigrationWorkflow")
 
 
 def _state(env: dict[str, str]) -> dict[str, object]:

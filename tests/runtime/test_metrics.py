@@ -21,12 +21,11 @@ from tests.conftest import running_worker
 from workflows.doctor import DoctorInput, DoctorWorkflow
 from workflows.registry import ALL_WORKFLOWS
 
+# The activity registry's families (the parser strips _total). Workflow metrics
+# (hvlab.metrics.WORKFLOW_METRICS) appear once a workflow records them: tests/cli/test_demo.py.
 HVLAB_FAMILIES = {
     "hvlab_step_duration_seconds",
-    "hvlab_migrations",
-    "hvlab_migration_duration_seconds",
     "hvlab_migration_downtime_seconds",
-    "hvlab_compensations",
     "hvlab_replication_health",
     "hvlab_winrm_sessions_open",
     "hvlab_winrm_requests",
@@ -111,3 +110,19 @@ def test_metrics_without_sdk_exporter_still_serve_hvlab_metrics() -> None:
     assert status == 200
     assert "# hvlab: Temporal SDK metrics unavailable" in text
     assert set(_families(text)) >= HVLAB_FAMILIES
+
+
+def test_workflow_metric_names_agree() -> None:
+    """The names workflow code records are the ones hvlab.metrics documents, none of them is
+    also in the activity registry (a duplicate family breaks the scrape), and every histogram
+    has buckets on the runtime."""
+    from hvlab.temporal import WORKFLOW_HISTOGRAM_BUCKETS
+    from workflows import metrics as wf_metrics
+
+    recorded = {wf_metrics.MIGRATIONS_TOTAL, wf_metrics.MIGRATION_DURATION,
+                wf_metrics.COMPENSATIONS_TOTAL}
+    assert recorded == set(metrics.WORKFLOW_METRICS)
+    registry_names = {m.name for m in metrics.REGISTRY.collect()}
+    assert not {n.removesuffix("_total") for n in recorded} & registry_names
+    histograms = {n for n, kind in metrics.WORKFLOW_METRICS.items() if kind == "histogram"}
+    assert histograms == set(WORKFLOW_HISTOGRAM_BUCKETS)
