@@ -110,6 +110,8 @@ def checkpoint(
     name: Annotated[str, typer.Argument(help="checkpoint name from the lab file")],
     sim: SimOption = False,
     follow: WatchOption = False,
+    no_compensate: Annotated[bool, typer.Option(
+        "--no-compensate", help="keep checkpoints already taken when one VM fails")] = False,
 ) -> None:
     """Take the lab file's checkpoint NAME of every VM it lists."""
     spec = load_lab(file)
@@ -118,7 +120,8 @@ def checkpoint(
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     _register(spec, sim)
-    _launch("CheckpointWorkflow", CheckpointWorkflowInput(spec=spec, checkpoint=name),
+    _launch("CheckpointWorkflow", CheckpointWorkflowInput(spec=spec, checkpoint=name,
+                                                          compensate=not no_compensate),
             f"{spec.lab}-checkpoint-{name}", f"checkpoint {name} of lab {spec.lab}", follow)
 
 
@@ -127,12 +130,15 @@ def reset(
     name: CheckpointOption = "",
     sim: SimOption = False,
     follow: WatchOption = False,
+    compensate: Annotated[bool, typer.Option(
+        "--compensate", help="undo the re-converging build's steps if it fails (default: "
+        "keep them; a reset is re-run, not rolled back)")] = False,
 ) -> None:
     """Restore a checkpoint on every VM of the lab, then re-converge the lab file."""
     spec = load_lab(file)
     chosen = _reset_checkpoint(spec, name)
     _register(spec, sim)
-    _launch("LabResetWorkflow", LabResetInput(spec=spec, checkpoint=chosen),
+    _launch("LabResetWorkflow", LabResetInput(spec=spec, checkpoint=chosen, compensate=compensate),
             reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", follow)
 
 
