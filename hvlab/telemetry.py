@@ -28,6 +28,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor
 
 from hvlab.metrics import REGISTRY
@@ -76,9 +77,15 @@ def _formatter(as_json: bool, colors: bool) -> structlog.stdlib.ProcessorFormatt
     renderer: Processor
     if as_json:
         renderer = structlog.processors.JSONRenderer()
-        finishing: list[Processor] = [structlog.processors.dict_tracebacks, renderer]
+        # Tracebacks as dicts, never with frame locals: a frame of the session pool holds the
+        # resolved credential, and structlog's default shows locals.
+        tracebacks = structlog.processors.ExceptionRenderer(
+            ExceptionDictTransformer(show_locals=False, max_frames=20))
+        finishing: list[Processor] = [tracebacks, renderer]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=colors)
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=colors,
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False))
         finishing = [renderer]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_shared_processors(), structlog.stdlib.ExtraAdder()],

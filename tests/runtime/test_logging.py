@@ -84,3 +84,25 @@ def test_console_format_is_not_json() -> None:
     text = stream.getvalue()
     assert "hello" in text and "host" in text and "SVR2" in text
     assert not text.lstrip().startswith("{")
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_tracebacks_never_show_frame_locals(fmt: str) -> None:
+    """A logged exception shows its frames but not their locals: the session pool's frames
+    hold the resolved credential (structlog's and Rich's defaults would print it)."""
+    stream = io.StringIO()
+    configure_logging(fmt, "INFO", stream=stream)
+
+    def open_session(password: str) -> None:
+        raise ConnectionError("logon failed for LAB\\hvlab-admin")
+
+    secret = "-".join(("Pa55", "in", "a", "frame!"))  # not in the source lines shown
+    try:
+        open_session(secret)
+    except ConnectionError:
+        structlog.get_logger("hvlab.test").exception("session failed")
+        logging.getLogger("temporalio.activity").exception("activity failed")
+    text = stream.getvalue()
+    assert "open_session" in text and "logon failed" in text
+    assert secret not in text
