@@ -98,6 +98,16 @@ async def test_checkpoint_then_change_then_reset_restores(
     states = {s.name: s.state for s in result.progress.steps}
     assert states == {"stop:Linux01": "unchanged", "restore:Linux01": "done",
                       "start:Linux01": "done", "converge": "done"}
+    # `hvlab checkpoint --no-compensate` keeps what was taken when another VM fails.
+    ghost_lab = tmp_path / "ghost.yaml"  # a valid lab file: the ghost has no NIC of its own
+    ghost_lab.write_text(dump_lab(with_ghost.model_copy(update={
+        "vms": [spec.vm("Linux01"), ghost.model_copy(update={"nics": []})],
+        "checkpoints": [*spec.checkpoints, Checkpoint(name="pre-class")]})))
+    async with lab_worker(client, task_queue, fleet):
+        code = await hvlab("checkpoint", str(ghost_lab), "pre-class", "--sim", "--watch",
+                           "--no-compensate")
+    assert code == 1
+    assert linux01(fleet)["checkpoints"] == ["baseline", "pre-class"]
 
 
 async def test_reset_with_unknown_checkpoint_fails_before_touching_a_vm(
