@@ -1,0 +1,111 @@
+"""``make bench``: every benchmark of issue 7, in one run, as ratios; writes
+``bench/results/bench-latest.json`` and the tables of ``BENCHMARKS.md``.
+
+Usage::
+
+    .venv/bin/python bench/run_all.py [--quick] [--only dispatch,overhead,makespan,resume,classroom]
+                                      [--classroom 1,5,10,20,30] [--speed 8] [--no-report]
+
+``--quick`` (``make bench QUICK=1``): fewer repeats, a faster simulated clock, 1 and 3 labs in
+the classroom (a few minutes instead of ~15). Everything runs on a private dev server (ports
+34233/34234/34243/34244, worker metrics 34264) and a private simulated fleet on 127.0.34.x
+under ``/tmp/hvlab-bench-*``, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import dispatch, phases, report
+from bench.common import ROOT, Stack, load_average, log, machine, new_home, remove_home
+from hvlab.telemetry import configure_logging
+
+RESULTS = ROOT / "bench" / "results"
+ALL = ("dispatch", "overhead", "makespan", "resume", "classroom")
+SPEED = 8.0  # simulated seconds per real second for the realistic builds (see BENCHMARKS.md)
+QUICK_SPEED = 30.0
+MIGRATE_SPEED = 0.25  # the resume benchmark's move (16 simulated s) takes ~65 s: time to kill
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    only = [x for x in args.only.split(",") if x] if args.only else list(ALL)
+    speed = args.speed or (QUICK_SPEED if args.quick else SPEED)
+    sizes = [int(x) for x in args.classroom.split(",")] if args.classroom else (
+        [1, 3] if args.quick else [1, 5, 10, 20, 30])
+    result: dict[str, Any] = {"machine": machine(), "quick": args.quick,
+                              "load_before": load_average(), "benchmarks": {}, "errors": {}}
+    started = time.monotonic()
+    bench = result["benchmarks"]
+
+    async def guarded(name: str, work: Any) -> None:
+        log(f"{name} ...")
+        try:
+            bench[name] = await work
+        except Exception as exc:
+            log(f"{name} failed: {exc!r}")
+            result["errors"][name] = traceback.format_exc()[-3000:]
+
+    if "dispatch" in only:
+        await guarded("dispatch", dispatch.run(args.quick))
+    main_phases = [p for p in ("overhead", "makespan", "resume", "classroom") if p in only]
+    if main_phases:
+        home = new_home("main")
+        stack = Stack(home)
+        try:
+            client = await stack.start()
+            if "overhead" in main_phases:
+                await guarded("overhead", phases.overhead(stack, client, args.quick))
+            if "makespan" in main_phases:
+                await guarded("makespan", phases.makespan(stack, client, speed))
+            if "resume" in main_phases:
+                await guarded("resume", phases.resume(stack, client, MIGRATE_SPEED))
+            if "classroom" in main_phases:
+                if stack.worker is None or stack.worker.poll() is not None:
+                    stack.start_worker()
+                    await stack.wait_worker(client)
+                await guarded("classroom", phases.classroom(stack, client, sizes, speed))
+        finally:
+            stack.stop()
+            if not args.keep:
+                remove_home(home)
+    result["load_after"] = load_average()
+    result["duration_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="")
+    parser.add_argument("--classroom", default="", help="lab counts, e.g. 1,5,10,20,30")
+    parser.add_argument("--speed", type=float, default=0.0)
+    parser.add_argument("--keep", action="store_true", help="keep the bench HVLAB_HOME")
+    parser.add_argument("--no-report", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench-latest.json")
+    args = parser.parse_args()
+    configure_logging("console", "WARNING")  # the serial replay runs activities in-process
+    result = asyncio.run(main_async(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    log(f"wrote {args.out}")
+    if not args.no_report:
+        report.write(result, ROOT / "BENCHMARKS.md")
+        log("wrote BENCHMARKS.md")
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # temporalio clients can crash at interpreter teardown
