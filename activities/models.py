@@ -697,6 +697,14 @@ class ReplicaVmInput(_Input):
     vm: str
 
 
+class ReplicaHealthInput(_Input):
+    """A replicated VM and the hosts that may hold its primary side (either one, after a
+    planned failover and reverse replication)."""
+
+    vm: str
+    hosts: list[str] = Field(min_length=1)
+
+
 class ReplicaWaitInput(_Input):
     host: str
     vm: str

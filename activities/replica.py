@@ -31,6 +31,7 @@ from activities.migration import (
 from activities.models import (
     HostInput,
     ReplicaFirewallInput,
+    ReplicaHealthInput,
     ReplicaServerInput,
     ReplicationInput,
     ReplicaVmInput,
@@ -427,6 +428,36 @@ class ReplicaActivities:
                                        type="ReplicationTimeout", non_retryable=False)
             time.sleep(request.interval_seconds)
 
+    @activity.defn(name="replica.health")
+    def health(self, request: ReplicaHealthInput) -> StepResult:
+        """Read-only: the relationship as its primary side reports it (Get-VMReplication on
+        each host; the one in Primary mode counts) and ``hvlab_replication_health`` for the
+        VM. No primary found counts as Critical: ``NotConfigured`` when every host answered,
+        ``Unreachable`` when one did not."""
+        with application_errors():
+            sides: dict[str, dict[str, Any] | None] = {}
+            unreachable: dict[str, str] = {}
+            for host in request.hosts:
+                try:
+                    sides[host] = self._replication(host, request.vm)
+                except RemoteError as exc:
+                    if not exc.retryable:  # a command error, not a host out of reach
+                        raise
+                    unreachable[host] = exc.host_message or str(exc)
+            primary = next((h for h, view in sides.items()
+                            if view is not None and view["mode"] == "Primary"), None)
+            if primary is None:
+                state = "Unreachable" if unreachable else "NotConfigured"
+                set_replication_health(request.vm, "Critical")
+                return StepResult(changed=False, observed={
+                    "vm": request.vm, "primary": None, "state": state, "health": "Critical",
+                    "unreachable": unreachable,
+                    "modes": {h: v["mode"] if v else None for h, v in sides.items()}})
+            view = sides[primary] or {}
+            return StepResult(changed=False, observed={
+                "vm": request.vm, "primary": primary, "replica": view.get("replica"),
+                "state": view["state"], "health": view["health"], "unreachable": unreachable})
+
     def _percent(self, host: str, found: dict[str, Any]) -> int | None:
         """Initial replication progress from its Msvm_ConcreteJob (JobType 116)."""
         if found["state"] != "InitialReplicationInProgress":
@@ -565,6 +596,6 @@ class ReplicaActivities:
         """The bound activity methods, for worker registration."""
         return [self.server, self.disable_server, self.firewall, self.disable_firewall,
                 self.test_connection, self.enable, self.remove, self.start_initial,
-                self.wait_state, self.prepare_failover, self.failover, self.complete,
+                self.wait_state, self.health, self.prepare_failover, self.failover, self.complete,
                 self.reverse, self.stop_failover, self.test_failover,
                 self.cleanup_test_failover]

@@ -27,6 +27,7 @@ from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleHandle,
+    ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
@@ -46,6 +47,11 @@ from hvlab.temporal import TemporalUnavailable, connect
 from starter.cli import UsageProblem, out
 from starter.ops_cli import watch
 from workflows.checkpoint import CheckpointWorkflowInput, checkpoint_vms
+from workflows.replica_health import (
+    ReplicationHealthInput,
+    ReplicationHealthResult,
+    health_workflow_id,
+)
 from workflows.reset import LabResetInput, reset_checkpoint
 from workflows.teardown import LabTeardownInput
 
@@ -57,7 +63,8 @@ CheckpointOption = Annotated[str, typer.Option(
 ScheduleId = Annotated[str, typer.Argument(help="schedule id, e.g. classroom-reset-schedule")]
 CRON = re.compile(r"^\S+( \S+){4}$")
 
-schedule_app = typer.Typer(help="Temporal Schedules that reset labs.", no_args_is_help=True)
+schedule_app = typer.Typer(help="Temporal Schedules: lab resets and replication health checks.",
+                           no_args_is_help=True)
 
 
 def reset_workflow_id(lab: str) -> str:
@@ -170,8 +177,13 @@ def reset_schedule(spec: LabSpec, cron: str, checkpoint: str, task_queue: str) -
 async def put_reset_schedule(client: Client, spec: LabSpec, cron: str, checkpoint: str,
                              task_queue: str) -> tuple[ScheduleHandle, bool]:
     """Create the lab's reset schedule, or replace an existing one; (handle, created)."""
-    schedule = reset_schedule(spec, cron, checkpoint, task_queue)
-    schedule_id = reset_schedule_id(spec.lab)
+    return await put_schedule(client, reset_schedule_id(spec.lab),
+                              reset_schedule(spec, cron, checkpoint, task_queue))
+
+
+async def put_schedule(client: Client, schedule_id: str, schedule: Schedule
+                       ) -> tuple[ScheduleHandle, bool]:
+    """Create the schedule, or replace an existing one of that id; (handle, created)."""
     try:
         return await client.create_schedule(schedule_id, schedule), True
     except ScheduleAlreadyRunningError:
@@ -292,7 +304,100 @@ def schedule_delete(schedule_id: ScheduleId) -> None:
     out.print(f"schedule {schedule_id} deleted")
 
 
+# ------------------------------------------------------------------- replication health
+
+EVERY = re.compile(r"^(\d+)([smh])$")
+
+
+def health_schedule_id(lab: str) -> str:
+    return f"{lab}-replication-health-schedule"
+
+
+def _every(text: str) -> timedelta:
+    match = EVERY.match(text.strip())
+    if not match:
+        raise UsageProblem(f"--every {text!r}: use a number with s, m or h, e.g. 5m")
+    value = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if not 30 <= value <= 86400:
+        raise UsageProblem(f"--every {text!r}: between 30s and 24h")
+    return timedelta(seconds=value)
+
+
+def _replicated(spec: LabSpec) -> None:
+    if not spec.replication:
+        raise UsageProblem(f"lab {spec.lab} has no replication entries: nothing to check")
+
+
+def health(
+    file: LabFile,
+    sim: SimOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> int:
+    """Read the replication health of the lab's replicated VMs (read-only); exit 1 when one
+    is not Replicating/Normal. Also refreshes hvlab_replication_health on the worker."""
+    spec = load_lab(file)
+    _replicated(spec)
+    _register(spec, sim)
+    result = asyncio.run(_health(spec))
+    if as_json:
+        out.print_json(result.model_dump_json())
+    else:
+        table = Table("VM", "primary", "replica", "state", "health", "note")
+        for vm in result.vms:
+            table.add_row(vm.vm, vm.primary or "-", vm.replica or "-", vm.state, vm.health,
+                          vm.note)
+        out.print(table)
+    return 1 if result.problems else 0
+
+
+async def _health(spec: LabSpec) -> ReplicationHealthResult:
+    client = await _client()
+    handle = await client.start_workflow(
+        "ReplicationHealthWorkflow", ReplicationHealthInput(spec=spec),
+        id=health_workflow_id(spec.lab), task_queue=get_settings().task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        result_type=ReplicationHealthResult, static_summary=f"replication health of {spec.lab}",
+        execution_timeout=timedelta(minutes=10))
+    result: ReplicationHealthResult = await handle.result()
+    return result
+
+
+def health_schedule(spec: LabSpec, every: timedelta, task_queue: str) -> Schedule:
+    """The Schedule that runs ReplicationHealthWorkflow for ``spec`` every ``every``."""
+    action = ScheduleActionStartWorkflow(
+        "ReplicationHealthWorkflow", ReplicationHealthInput(spec=spec),
+        id=health_workflow_id(spec.lab), task_queue=task_queue,
+        execution_timeout=timedelta(minutes=10),
+        static_summary=f"scheduled replication health of {spec.lab}")
+    return Schedule(
+        action=action,
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note=f"replication health of {spec.lab}"))
+
+
+@schedule_app.command("health")
+def schedule_health(
+    file: LabFile,
+    every: Annotated[str, typer.Option("--every", help="interval, e.g. 5m (30s to 24h)")] = "5m",
+    sim: SimOption = False,
+) -> None:
+    """Check the lab's replication health on an interval (keeps the metric and alert fresh)."""
+    spec = load_lab(file)
+    _replicated(spec)
+    interval = _every(every)
+    _register(spec, sim)
+    handle, created = asyncio.run(_put_schedule(
+        health_schedule_id(spec.lab), health_schedule(spec, interval, get_settings().task_queue)))
+    verb = "created" if created else "updated"
+    out.print(f"schedule {handle.id} {verb}: replication health of {spec.lab} every {every}")
+
+
+async def _put_schedule(schedule_id: str, schedule: Schedule) -> tuple[ScheduleHandle, bool]:
+    return await put_schedule(await _client(), schedule_id, schedule)
+
+
 def register(app: typer.Typer) -> None:
-    for command in (checkpoint, reset, down):
+    for command in (checkpoint, reset, down, health):
         app.command()(command)
     app.add_typer(schedule_app, name="schedule")

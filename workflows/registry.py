@@ -11,6 +11,7 @@ from workflows.lab_build import LabBuildWorkflow
 from workflows.migration import LiveMigrationWorkflow
 from workflows.nat import NatGatewayWorkflow
 from workflows.readiness import MigrationReadinessWorkflow
+from workflows.replica_health import ReplicationHealthWorkflow
 from workflows.replication import ReplicationWorkflow
 from workflows.reset import LabResetWorkflow
 from workflows.storage import SharedStorageWorkflow
@@ -32,4 +33,5 @@ ALL_WORKFLOWS: list[type] = [
     LiveMigrationWorkflow,
     ReplicationWorkflow,
     PlannedFailoverWorkflow,
+    ReplicationHealthWorkflow,
 ]

@@ -4,7 +4,9 @@ replication removes what the run set up on both hosts."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
@@ -98,3 +100,90 @@ async def test_failed_initial_replication_is_undone_on_both_sides(
         assert not host.replica_server.enabled
         rule = fleet.sim.world.firewall_rule(host, REPLICA_HTTP_RULE)
         assert rule is not None and not rule.enabled and rule.local_port == "80"
+
+
+async def test_health_check_reads_the_primary_and_publishes_the_gauge(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, linux01: str
+) -> None:
+    """ReplicationHealthWorkflow reads both hosts, reports the Primary side's state/health and
+    sets hvlab_replication_health; a Critical relationship, and one removed from the
+    primary, are problems (gauge 2). It changes nothing on any host."""
+    from hvlab.metrics import REGISTRY
+    from workflows.replica_health import ReplicationHealthInput, ReplicationHealthWorkflow
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("hvlab_replication_health", {"vm": linux01})
+
+    async def check() -> tuple[str | None, str, str, list[str]]:
+        result = await client.execute_workflow(
+            ReplicationHealthWorkflow.run, ReplicationHealthInput(spec=seed),
+            id=f"health-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        [vm] = result.vms
+        return vm.primary, vm.state, vm.health, result.problems
+
+    async with ops_worker(client, task_queue, fleet):
+        await replicate(client, task_queue, seed, linux01)
+        before = mutating_counts(fleet)
+        assert await check() == ("SVR2", "Replicating", "Normal", [])
+        assert gauge() == 0
+        rep = fleet.sim.host("SVR2").vm(linux01).replication  # type: ignore[union-attr]
+        rep.health = "Critical"  # type: ignore[union-attr]
+        assert await check() == ("SVR2", "Replicating", "Critical", [linux01])
+        assert gauge() == 2
+        rep.health = "Normal"  # type: ignore[union-attr]
+        assert (await check())[2] == "Normal" and gauge() == 0
+        fleet.sim.host("SVR2").vm(linux01).replication = None  # type: ignore[union-attr]
+        assert await check() == (None, "NotConfigured", "Critical", [linux01])
+        assert gauge() == 2
+        assert mutating_counts(fleet) == before
+
+
+async def test_health_cli_and_schedule(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, linux01: str,
+    cli_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    """`hvlab health FILE --sim` prints the primary's view and exits 0 when Normal, 1 when
+    not; `hvlab schedule health --every 1m` creates <lab>-replication-health-schedule whose
+    triggered run reads health; bad --every and a lab without replication exit 2."""
+    from datetime import timedelta
+
+    from temporalio.client import ScheduleActionExecutionStartWorkflow
+
+    from hvlab.specfile import dump_lab
+    from tests.sim.conftest import SEED
+    from tests.workflows.conftest import hvlab
+    from workflows.replica_health import ReplicationHealthResult
+
+    schedule_id = "classroom-replication-health-schedule"
+    async with ops_worker(client, task_queue, fleet):
+        await replicate(client, task_queue, seed, linux01)
+        capsys.readouterr()
+        assert await hvlab("health", str(SEED), "--sim") == 0
+        printed = capsys.readouterr().out
+        assert "Linux01" in printed and "Replicating" in printed and "Normal" in printed
+        fleet.sim.host("SVR2").vm(linux01).replication.health = "Warning"  # type: ignore[union-attr]
+        assert await hvlab("health", str(SEED), "--sim") == 1
+        assert await hvlab("schedule", "health", str(SEED), "--every", "1m", "--sim") == 0
+        handle = client.get_schedule_handle(schedule_id)
+        described = await handle.describe()
+        assert [i.every for i in described.schedule.spec.intervals] == [timedelta(minutes=1)]
+        await handle.trigger()
+        started = None
+        for _ in range(400):
+            actions = (await handle.describe()).info.recent_actions
+            started = next((a.action.workflow_id for a in actions if isinstance(
+                a.action, ScheduleActionExecutionStartWorkflow)), None)
+            if started:
+                break
+            await asyncio.sleep(0.05)
+        assert started is not None
+        result = await client.get_workflow_handle(
+            started, result_type=ReplicationHealthResult).result()
+        assert result.problems == [linux01] and result.vms[0].health == "Warning"
+        await handle.delete()
+    assert await hvlab("schedule", "health", str(SEED), "--every", "5x", "--sim") == 2
+    assert await hvlab("schedule", "health", str(SEED), "--every", "10s", "--sim") == 2
+    bare = tmp_path / "no-replication.yaml"
+    bare.write_text(dump_lab(seed.model_copy(update={"replication": []})))
+    assert await hvlab("health", str(bare), "--sim") == 2
+    assert "no replication entries" in capsys.readouterr().err
