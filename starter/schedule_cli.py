@@ -150,11 +150,30 @@ def reset(
 
 
 def down(file: LabFile, sim: SimOption = False, follow: WatchOption = False) -> None:
-    """Remove what FILE describes, newest first; running it twice is harmless."""
+    """Remove what FILE describes, newest first; running it twice is harmless. The lab's
+    schedules (reset, replication health) are deleted first, so none starts a run against a
+    lab being removed."""
     spec = load_lab(file)
     _register(spec, sim)
+    for schedule_id in asyncio.run(_delete_lab_schedules(spec.lab)):
+        out.print(f"schedule {schedule_id} deleted")
     _launch("LabTeardownWorkflow", LabTeardownInput(spec=spec), f"{spec.lab}-down",
             f"teardown of lab {spec.lab}", follow)
+
+
+async def _delete_lab_schedules(lab: str) -> list[str]:
+    """Delete the lab's reset and health schedules that exist; their ids."""
+    client = await _client()
+    deleted = []
+    for schedule_id in (reset_schedule_id(lab), health_schedule_id(lab)):
+        try:
+            await client.get_schedule_handle(schedule_id).delete()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue
+        deleted.append(schedule_id)
+    return deleted
 
 
 # --------------------------------------------------------------------------- schedules

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from hvlab.spec import LabSpec
 from hvlab.specfile import dump_lab
@@ -41,7 +43,11 @@ async def test_teardown_removes_vms_and_switches_and_a_rerun_changes_nothing(
         before = mutating_counts(fleet)
         lab = tmp_path / "lab.yaml"
         lab.write_text(dump_lab(seed))
+        assert await hvlab("schedule", "reset", str(lab), "--cron", "0 6 * * 1-5", "--sim") == 0
         assert await hvlab("down", str(lab), "--sim", "--watch") == 0
+        with pytest.raises(RPCError) as gone:  # down deleted the lab's reset schedule
+            await client.get_schedule_handle("classroom-reset-schedule").describe()
+        assert gone.value.status == RPCStatusCode.NOT_FOUND
         second = await client.get_workflow_handle(
             "classroom-down", result_type=LabTeardownResult).result()
     assert mutating_counts(fleet) == before
