@@ -9,10 +9,11 @@ from collections.abc import Iterator, Mapping
 
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.api.history.v1 import History
 
 # Payload fields the SDK never passes through the codec: search attributes must stay readable
 # for the server's visibility index, headers only with HeaderCodecBehavior.CODEC.
-UNENCODED_FIELDS = frozenset({"search_attributes", "indexed_fields", "header"})
+UNENCODED_FIELDS = frozenset({"search_attributes", "indexed_fields", "header", "patch-marker"})
 
 
 def payloads(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
@@ -39,6 +40,20 @@ def payloads(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
 def codec_covered(path: str) -> bool:
     """Whether the SDK passes a payload at ``path`` through the payload codec."""
     return not UNENCODED_FIELDS.intersection(path.split("."))
+
+
+PATCH_MARKER = "core_patch"
+
+
+def history_payloads(history: History) -> Iterator[tuple[str, Payload]]:
+    """Every payload of ``history``; those of ``workflow.patched`` markers (written by the SDK
+    core, which has no codec: they hold the patch id, no user data) under ``patch-marker``."""
+    for number, event in enumerate(history.events):
+        attrs = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and attrs.marker_name == PATCH_MARKER:
+            yield from payloads(attrs, "patch-marker")
+            continue
+        yield from payloads(event, f"events[{number}]")
 
 
 def _b64_variants(raw: bytes) -> Iterator[bytes]:
