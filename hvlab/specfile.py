@@ -12,6 +12,14 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 
 from hvlab.spec import LabSpec
 from hvlab.spec_check import Loc, check_lab
@@ -92,9 +100,54 @@ def _echo_input(item: Any, loc: Loc) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
 
 
+# A lab file is a few levels deep and a few thousand nodes even with its anchors expanded;
+# anything far beyond is a mistake or a YAML bomb, refused before it is built.
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
+def _shape_issue(text: str) -> SpecIssue | None:
+    """Nesting deeper than MAX_DEPTH, or more than MAX_NODES nodes once aliases are expanded,
+    found from the parser's events (no recursion, nothing expanded); syntax errors are left
+    to the full load."""
+    depth, expanded = 0, 0
+    sizes: dict[str, int] = {}
+    starts: list[tuple[str | None, int]] = []
+    try:
+        for event in YAML(typ="rt").parse(text):
+            if isinstance(event, MappingStartEvent | SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return SpecIssue("", event.start_mark.line + 1,
+                                     f"nested more than {MAX_DEPTH} levels deep")
+                starts.append((event.anchor, expanded))
+                expanded += 1
+            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+                depth -= 1
+                anchor, start = starts.pop()
+                if anchor:
+                    sizes[anchor] = expanded - start
+            elif isinstance(event, ScalarEvent):
+                expanded += 1
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, AliasEvent):
+                expanded += sizes.get(event.anchor or "", 1)
+            if expanded > MAX_NODES:
+                line = event.start_mark.line + 1 if event.start_mark else None
+                return SpecIssue("", line, f"more than {MAX_NODES} values once YAML aliases "
+                                 "are expanded (a YAML bomb?)")
+    except YAMLError:
+        return None
+    return None
+
+
 def parse_lab(text: str, source: str = "<lab>") -> LabSpec:
     """Parse and validate lab YAML; raise SpecError listing every problem."""
     yaml = YAML(typ="rt")
+    shape = _shape_issue(text)
+    if shape is not None:
+        raise SpecError(source, [shape])
     try:
         tree = yaml.load(text)
     except MarkedYAMLError as exc:

@@ -258,6 +258,23 @@ class Call:
                     break
 
 
+# what a job reports when the host at its other end goes away mid-job (a ``down`` fault)
+PEER_LOST = {
+    "replication": (
+        "Hyper-V failed to replicate changes for virtual machine '{vm}': The connection with "
+        "the server was terminated abnormally (0x00002EFE). (Virtual machine ID {id})"
+    ),
+    "migration": (
+        "Virtual machine migration operation for '{vm}' failed at migration source '{src}'. "
+        "(Virtual machine ID {id})\nThe Virtual Machine Management Service failed to establish "
+        "a connection for a Virtual Machine migration with host '{peer}': A connection attempt "
+        "failed because the connected party did not properly respond after a period of time, "
+        "or established connection failed because connected host has failed to respond. "
+        "(0x8007274C)."
+    ),
+}
+
+
 # ---------------------------------------------------------------- the simulation
 
 
@@ -283,6 +300,7 @@ class Sim:
         self.on_command: Callable[[Host, str], None] = self._fault_reboot
         self._job_events: dict[str, threading.Event] = {}
         self._boot_events: dict[str, threading.Event] = {}
+        self.down: set[str] = set()  # hosts a ``down`` fault has taken off the network
 
     def booted(self, host_name: str) -> threading.Event:
         """Set when the host's last reboot finished (tests wait on it)."""
@@ -351,6 +369,8 @@ class Sim:
         steps = max(1, self.clock.d.job_steps)
         for step in range(1, steps + 1):
             self.clock.sleep(seconds / steps)
+            for fault in self.faults.downs_due(job, step * 100 // steps):
+                self.host_down(fault.host or "", fault.seconds)
             with self.lock:
                 if self._interrupted(job, step * 100 // steps):
                     abort(job)
@@ -368,10 +388,33 @@ class Sim:
             job.finished = self.clock.now()
         self.save()
 
+    def host_down(self, name: str, seconds: float) -> None:
+        """Take ``name`` off the network for ``seconds`` real seconds: its WinRM listener
+        refuses connections and jobs talking to it lose their connection."""
+        with self.lock:
+            self.down.add(name.upper())
+        self.on_host_down(name)
+
+        def up() -> None:
+            with self.lock:
+                self.down.discard(name.upper())
+            self.on_host_up(name)
+
+        timer = threading.Timer(seconds, up)
+        timer.daemon = True
+        timer.start()
+
     def _interrupted(self, job: Job, percent: int) -> bool:
         if job.cancel_requested:
             job.state, job.error_code = 8, 32768
             job.error_description = "The operation was cancelled."
+            return True
+        peer = (job.peer or job.destination or "").upper()
+        if peer in self.down and job.kind in PEER_LOST:
+            job.state, job.error_code = 10, 32768
+            job.error_description = PEER_LOST[job.kind].format(
+                vm=job.vm_name, id=job.vm_id.upper(), src=job.host, peer=job.peer or job.destination
+            )
             return True
         if self.faults.job_fails(job, percent):
             job.state, job.error_code = 10, 32768

@@ -10,6 +10,9 @@ A plan is a list of faults::
       - {type: reboot, host: SVR2, after_commands: 10}              # reboot after the 10th command
       - {type: reboot, host: SVR2, at: 30}                          # 30 simulated s after start
       - {type: fail_job, host: SVR2, kind: migration, at_percent: 40}
+      - {type: down, host: SVR1, kind: replication, at_percent: 50, seconds: 3}
+        # SVR1 leaves the network for 3 real seconds once a replication job reaches 50 %:
+        # connections are refused, a job with SVR1 at its other end fails
 
 ``drop``/``http500``/``delay`` become the WinRM server's FaultRules; the others are applied by
 the simulation (command counting, job progress).
@@ -28,7 +31,7 @@ from ruamel.yaml import YAML
 from simulator.winrm.faults import FaultEffect, FaultHooks, FaultRule
 from simulator.world import Job
 
-FaultType = Literal["drop", "http500", "delay", "reboot", "fail_job"]
+FaultType = Literal["drop", "http500", "delay", "reboot", "fail_job", "down"]
 
 
 class Fault(BaseModel):
@@ -134,6 +137,22 @@ class SimFaults:
                     fault.fired += 1
                     return True
         return False
+
+    def downs_due(self, job: Job, percent: int) -> list[Fault]:
+        """The ``down`` faults a job of this kind at this percent sets off (each fires once)."""
+        with self._lock:
+            due = [
+                fault
+                for fault in self.plan.faults
+                if fault.type == "down"
+                and fault.host
+                and not fault.fired
+                and (fault.kind is None or fault.kind == job.kind)
+                and percent >= fault.at_percent
+            ]
+            for fault in due:
+                fault.fired += 1
+        return due
 
     def timed_reboots(self) -> list[Fault]:
         return [f for f in self.plan.faults if f.type == "reboot" and f.at is not None]

@@ -515,6 +515,7 @@ class Job(_M):
     vm_id: str = ""
     vm_name: str = ""
     destination: str | None = None
+    peer: str | None = None  # the host at the job's other end (replica server), else destination
     error_code: int = 0
     error_description: str = ""
     started: float = 0.0

@@ -18,8 +18,9 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError
 
 from hvlab.labs import LabRegistry
@@ -121,15 +122,37 @@ async def _watch(workflow_id: str) -> int:
             if description.status != WorkflowExecutionStatus.RUNNING:
                 break
             await asyncio.sleep(0.5)
-    return _report_outcome(workflow_id, description.status)
+    reason = ""
+    if description.status == WorkflowExecutionStatus.FAILED:
+        reason = await _failure_reason(handle)
+    return _report_outcome(workflow_id, description.status, reason)
 
 
-def _report_outcome(workflow_id: str, status: WorkflowExecutionStatus | None) -> int:
+async def _failure_reason(handle: WorkflowHandle[Any, Any]) -> str:
+    """The innermost error of a failed workflow (the host's message and its fix), if any."""
+    try:
+        await handle.result()
+    except WorkflowFailureError as exc:
+        cause: BaseException | None = exc.cause
+        while isinstance(cause, FailureError) and isinstance(cause.cause, FailureError):
+            cause = cause.cause
+        if isinstance(cause, ApplicationError) and cause.type:
+            return f"{cause.type}: {cause.message}"
+        return str(cause or "")
+    except Exception:
+        return ""
+    return ""
+
+
+def _report_outcome(workflow_id: str, status: WorkflowExecutionStatus | None,
+                    reason: str = "") -> int:
     name = status.name if status is not None else "UNKNOWN"
     if status == WorkflowExecutionStatus.COMPLETED:
         out.print(f"[green]{workflow_id} completed[/]")
         return 0
     err.print(f"[red]{workflow_id} ended {name.lower()}[/]; see `hvlab history {workflow_id}`")
+    if reason:
+        err.print(reason, markup=False)
     return 1
 
 

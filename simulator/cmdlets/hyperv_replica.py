@@ -241,6 +241,7 @@ def start_initial(call: Call) -> None:
             job_type=116,
             vm_id=vm.id,
             vm_name=vm.name,
+            peer=pair[0].name,
             command="Start-VMInitialReplication",
         )
         call.sim.run_job(job, size / call.sim.clock.d.replication_rate, *_seed_callbacks(call, vm))

@@ -28,9 +28,15 @@ from simulator.world import (
 )
 
 BAD_STATE = "The operation cannot be performed while the object is in its current state."
+# Start-VM on Windows Server 2016+ when the host's free memory is below the VM's startup memory
 NO_MEMORY = (
-    "Unable to allocate {mb} MB of RAM: Insufficient system resources exist to complete "
-    "the requested service. (0x800705AA)"
+    "'{vm}' failed to start.\n"
+    "'{vm}' could not initialize.\n"
+    "Not enough memory in the system to start the virtual machine {vm}.\n"
+    "'{vm}' failed to start. (Virtual machine ID {id})\n"
+    "'{vm}' could not initialize. (Virtual machine ID {id})\n"
+    "Not enough memory in the system to start the virtual machine {vm} with ram size {mb} "
+    "megabytes. (Virtual machine ID {id})"
 )
 ACCESS_DENIED = (
     "'{vm}' failed to create external configuration store at '{path}': General "
@@ -309,7 +315,7 @@ def start_problem(call: Call, host: Host, vm: Vm) -> str | None:
             "virtual machine. Fail over the virtual machine first."
         )
     if vm.state != "Saved" and host.memory_free() < vm.memory_startup:
-        return NO_MEMORY.format(mb=vm.memory_startup // MB)
+        return NO_MEMORY.format(vm=vm.name, id=vm.id.upper(), mb=vm.memory_startup // MB)
     for disk in vm.disks:
         spot = call.world.locate(host, disk.path)
         if spot is None or spot[0].file(spot[1]) is None:

@@ -104,7 +104,8 @@ def test_start_with_too_little_memory(
     with pytest.raises(ApplicationError) as caught:
         vm_activities.start(VmInput(host="SVR1", vm="huge"))
     assert caught.value.type == "InsufficientMemory" and caught.value.non_retryable
-    assert "0x800705AA" in caught.value.message
+    assert "Not enough memory in the system to start the virtual machine huge" in \
+        caught.value.message
     assert fleet.state()["hosts"]["SVR1"]["vms"]["huge"]["state"] == "Off"
 
 

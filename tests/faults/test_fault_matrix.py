@@ -33,9 +33,16 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from hvlab.spec import LabSpec
+from simulator.faults import FaultPlan
 from simulator.fleet import Fleet
-from tests.workflows.conftest import lab_worker, mutating_counts
+from simulator.winrm import FaultEffect, FaultRule
+from simulator.world import REPLICA_HTTP_RULE
+from tests.sim.conftest import GB, SEED, run
+from tests.workflows.conftest import hvlab, lab_worker, mutating_counts
+from tests.workflows.test_migration import lab_vm, ready_hosts
 from workflows.lab_build import LabBuildInput, LabBuildWorkflow
+from workflows.replication import ReplicationWorkflow, ReplicationWorkflowInput
+from workflows.vm_deploy import VmDeployInput, VmDeployWorkflow
 
 
 def root_cause(error: BaseException) -> ApplicationError:
@@ -54,6 +61,25 @@ def svr2_only(seed: LabSpec, **update: Any) -> LabSpec:
                             "replication": [], "checkpoints": [], "shares": [],
                             "delegation": []}
     return seed.model_copy(update={**base, **update})
+
+
+async def retried_activities(handle: Any) -> set[str]:
+    """Activity types of the workflow that needed more than one attempt."""
+    history = await handle.fetch_history()
+    scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")}
+    return {scheduled[e.activity_task_started_event_attributes.scheduled_event_id]
+            for e in history.events
+            if e.HasField("activity_task_started_event_attributes")
+            and e.activity_task_started_event_attributes.attempt > 1}
+
+
+def cli_text(capsys: pytest.CaptureFixture[str]) -> str:
+    """What the CLI printed, without the in-process worker's JSON log lines."""
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    return "\n".join(line for line in lines if not line.startswith("{\""))
 
 
 def attempts(history: Any) -> list[int]:
@@ -96,3 +122,142 @@ async def test_wrong_password_fails_fast_without_retry_storm(
     assert 1 <= sum(refused.values()) <= 2, refused  # one refused logon per host reached
     assert all(server.request_counts == {} for server in fleet.servers.values())
     assert all(counts == {} for counts in mutating_counts(fleet).values())
+
+
+# -- host out of memory --------------------------------------------------------------------
+
+
+async def test_out_of_memory_start_fails_and_leaves_nothing(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
+) -> None:
+    """SVR2 (16 GB, 2 GB kept by the parent) already runs a 10 GB VM; Linux01 asks for 6 GB,
+    which the host has in total but not free. Start-VM fails with Hyper-V's own error,
+    classified InsufficientMemory, not retried; the deploy's saga removes the new VM and its
+    disk; the running VM is untouched. (A VM larger than the whole host:
+    tests/workflows/test_lab_build.py::test_failed_vm_deploy_leaves_host_as_before.)"""
+    ready_hosts(fleet.sim)
+    assert run(fleet.sim, "SVR2", "New-VM", Name="hog", MemoryStartupBytes=10 * GB).ok
+    assert run(fleet.sim, "SVR2", "Start-VM", Name="hog").ok
+    linux01 = seed.vm("Linux01").model_copy(update={"memory": 6 * GB})
+    spec = svr2_only(seed, vms=[linux01])
+    before = dict(fleet.state()["counters"]["SVR2"])
+    async with lab_worker(client, task_queue, fleet):
+        handle = await client.start_workflow(
+            VmDeployWorkflow.run, VmDeployInput(spec=spec, vm="Linux01"),
+            id=f"oom-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    cause = root_cause(failed.value)
+    assert cause.type == "InsufficientMemory" and cause.non_retryable
+    assert cause.message.startswith("SVR2: Start-VM")
+    assert "'Linux01' could not initialize." in cause.message
+    assert ("Not enough memory in the system to start the virtual machine Linux01 with ram size "
+            "6144 megabytes") in cause.message
+    assert "fix: free memory on the host or lower the VM's startup memory" in cause.message
+    assert set(attempts(await handle.fetch_history())) == {1}
+    state = fleet.state()
+    assert "Linux01" not in state["hosts"]["SVR2"]["vms"]
+    assert state["hosts"]["SVR2"]["vms"]["hog"]["state"] == "Running"
+    host = fleet.world.host("SVR2")
+    assert host is not None
+    assert [p for p in host.files if "linux01" in p.lower() and "golden" not in p.lower()] == []
+    after = state["counters"]["SVR2"]
+    assert after["Start-VM"] - before.get("Start-VM", 0) == 1
+    assert after["New-VM"] - before.get("New-VM", 0) == 1
+    assert after["Remove-VM"] - before.get("Remove-VM", 0) == 1
+
+
+# -- replica host down during initial replication ------------------------------------------
+
+
+async def test_replica_host_down_during_initial_replication_is_undone(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
+) -> None:
+    """SVR1 (the replica) leaves the network for 2 s when Linux01's seeding reaches 50 %. The
+    seeding job fails with the Replica connection error and the workflow fails as
+    ReplicationFailed; its compensation finds SVR1 unreachable, retries until SVR1 is back
+    and then undoes both sides: no relationship, no replica VM, replica servers and listener
+    rules as before the run; Linux01 keeps running on SVR2."""
+    ready_hosts(fleet.sim)
+    lab_vm(fleet.sim, seed, "Linux01")
+    fleet.set_faults(FaultPlan.parse([{"type": "down", "host": "SVR1", "kind": "replication",
+                                       "at_percent": 50, "seconds": 2.0}]))
+    async with lab_worker(client, task_queue, fleet):
+        handle = await client.start_workflow(
+            ReplicationWorkflow.run,
+            ReplicationWorkflowInput(spec=seed, vm="Linux01", replica="SVR1", poll_seconds=0.02),
+            id=f"{seed.lab}-replicate-down-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    assert fleet.plan.faults[0].fired == 1
+    cause = root_cause(failed.value)
+    assert cause.type == "ReplicationFailed"
+    # the workflow reports the relationship's state; the host's reason (0x00002EFE, see
+    # tests/faults/test_fault_kinds.py) is in the job, which the poll does not read
+    assert cause.message == "SVR2: replication of Linux01 is Error/Critical"
+    assert cause.non_retryable
+    retried = await retried_activities(handle)
+    assert "replica.remove" in retried, retried  # the undo waited for SVR1 to come back
+    assert fleet.sim.host("SVR2").vm("Linux01").replication is None  # type: ignore[union-attr]
+    assert fleet.sim.host("SVR2").vm("Linux01").state == "Running"  # type: ignore[union-attr]
+    assert fleet.sim.host("SVR1").vm("Linux01") is None
+    for name in ("SVR1", "SVR2"):
+        host = fleet.sim.host(name)
+        assert not host.replica_server.enabled
+        rule = fleet.sim.world.firewall_rule(host, REPLICA_HTTP_RULE)
+        assert rule is not None and not rule.enabled and rule.local_port == "80"
+
+
+# -- WinRM connection dropped before the command ran ---------------------------------------
+
+
+async def test_dropped_connection_before_start_vm_is_retried(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
+) -> None:
+    """The request carrying Start-VM is cut before SVR2 runs it: the step fails as transient,
+    the retry starts the VM, which was started exactly once; the deploy is done."""
+    ready_hosts(fleet.sim)
+    rule = fleet.servers["SVR2"].faults.add(FaultRule(FaultEffect.DROP, action="Command",
+                                                      command="Start-VM", nth=1, count=1))
+    spec = svr2_only(seed)
+    async with lab_worker(client, task_queue, fleet):
+        handle = await client.start_workflow(
+            VmDeployWorkflow.run, VmDeployInput(spec=spec, vm="Linux01"),
+            id=f"drop-start-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        result = await handle.result()
+    assert rule.fired == 1 and result.created
+    assert "vm.start" in await retried_activities(handle)
+    assert fleet.state()["counters"]["SVR2"]["Start-VM"] == 1  # the cut request never ran
+    assert fleet.state()["hosts"]["SVR2"]["vms"]["Linux01"]["state"] == "Running"
+
+
+# -- delegation missing, as the operator sees it -------------------------------------------
+
+
+async def test_missing_delegation_names_the_fix_in_the_cli(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, cli_env: None,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the migration-service KCD on SVR1, `hvlab migrate FILE win2003-2 --to SVR2
+    --sim --watch` exits 1 and prints, after the progress, the host, the Kerberos error and
+    the fix (constrained delegation on the source host); no Move-VM is sent and the VM runs
+    on SVR1."""
+    ready_hosts(fleet.sim)
+    lab_vm(fleet.sim, seed, "win2003-2")
+    computer = fleet.sim.world.ad.computer("SVR1")
+    assert computer is not None
+    computer.allowed_to_delegate_to = ["cifs/SVR2", "cifs/DC1"]
+    async with lab_worker(client, task_queue, fleet):
+        code = await hvlab("migrate", str(SEED), "win2003-2", "--to", "SVR2", "--sim", "--watch")
+        watched = cli_text(capsys)
+        assert code == 1, watched
+        assert "classroom-migrate-win2003-2 ended failed" in watched
+        assert "hvlab history classroom-migrate-win2003-2" in watched
+    assert "Traceback" not in watched
+    reason = watched[watched.index("ended failed"):]
+    assert "DelegationMissing: SVR1: Compare-VM" in reason and "0x8009030E" in reason
+    assert "fix: add Kerberos constrained delegation" in reason
+    assert "'Microsoft Virtual System Migration Service'" in reason
+    assert fleet.state()["counters"]["SVR1"].get("Move-VM", 0) == 0
+    assert fleet.sim.host("SVR1").vm("win2003-2").state == "Running"  # type: ignore[union-attr]
+    assert fleet.sim.host("SVR2").vm("win2003-2") is None

@@ -52,10 +52,31 @@ def test_missing_switch_is_refused(sim: Sim) -> None:
 def test_start_needs_free_host_memory(sim: Sim) -> None:
     vm_with_disk(sim, memory=15 * GB)
     result = run(sim, "SVR1", "Start-VM", Name="win2003-1")
+    vm_id = sim.host("SVR1").vm("win2003-1").id.upper()
     assert result.errors == [
-        "Unable to allocate 15360 MB of RAM: Insufficient system resources "
-        "exist to complete the requested service. (0x800705AA)"
+        "'win2003-1' failed to start.\n"
+        "'win2003-1' could not initialize.\n"
+        "Not enough memory in the system to start the virtual machine win2003-1.\n"
+        f"'win2003-1' failed to start. (Virtual machine ID {vm_id})\n"
+        f"'win2003-1' could not initialize. (Virtual machine ID {vm_id})\n"
+        "Not enough memory in the system to start the virtual machine win2003-1 with ram "
+        f"size 15360 megabytes. (Virtual machine ID {vm_id})"
     ]
+    assert result.error_ids[0].startswith("OperationFailed,")
+    assert sim.host("SVR1").vm("win2003-1").state == "Off"
+
+
+def test_start_needs_free_memory_not_just_total(sim: Sim) -> None:
+    """Memory of running VMs counts (16 GB host, 2 GB kept by the parent): an 8 GB VM fits
+    the host but not what a running 7 GB VM leaves free; once that VM is off it starts."""
+    vm_with_disk(sim, memory=8 * GB)
+    assert run(sim, "SVR1", "New-VM", Name="other", MemoryStartupBytes=7 * GB).ok
+    assert run(sim, "SVR1", "Start-VM", Name="other").ok
+    result = run(sim, "SVR1", "Start-VM", Name="win2003-1")
+    assert "Not enough memory in the system to start the virtual machine win2003-1 with ram " \
+        "size 8192 megabytes" in result.failure
+    assert run(sim, "SVR1", "Stop-VM", Name="other", TurnOff=None).ok
+    assert run(sim, "SVR1", "Start-VM", Name="win2003-1").ok
 
 
 def test_start_assigns_macs_and_heartbeat_follows_the_guest(sim: Sim) -> None:
