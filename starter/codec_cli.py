@@ -7,16 +7,27 @@ payloads (bytes as base64), ``X-Namespace`` header. Every POST needs ``Authoriza
 <token>`` (the token from ``HVLAB_CODEC_SERVER_TOKEN_FILE``); without a token configured it
 serves on a loopback address only. CORS answers the origins in ``HVLAB_CODEC_CORS_ORIGINS``
 (the Web UI's) and no other. Neither keys nor the token are ever printed or logged.
+
+Browsers: the Web UI cannot send a fixed bearer token, but with
+``TEMPORAL_CODEC_INCLUDE_CREDENTIALS=true`` it sends the codec server's cookies. A person who
+holds the token signs in once at ``GET /login`` (a form; ``POST /login``); the server answers
+with a session cookie (``HttpOnly``, ``SameSite=Strict``, ``Secure`` behind HTTPS, 12 h) that
+carries an expiry and its HMAC under a key derived from the token, never the token itself.
+Replacing the token ends every session. ``POST /logout`` clears the cookie.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import html
 import ipaddress
 import json
 import signal
 import sys
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +45,16 @@ codec_app = typer.Typer(help="Payload encryption keys (AES-256-GCM).", no_args_i
 MAX_BODY = 32 * 1024 * 1024
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace"
 OPERATIONS = ("encode", "decode")
+SESSION_COOKIE = "hvlab_codec_session"
+SESSION_SECONDS = 12 * 3600
+LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>hvlab codec server</title>
+</head><body style="font-family:sans-serif;max-width:36em;margin:3em auto">
+<h1>hvlab codec server</h1><p>{message}</p>
+<form method="post" action="/login"><label>Codec server token
+<input type="password" name="token" autocomplete="off" autofocus required></label>
+<button type="submit">Sign in</button></form>
+<form method="post" action="/logout"><button type="submit">Sign out</button></form>
+</body></html>"""
 
 
 def is_loopback(host: str) -> bool:
@@ -80,6 +101,27 @@ class CodecServer(ThreadingHTTPServer):
         self.origins = origins
         self.log = log or (lambda line: None)
         super().__init__(address, _Handler)
+
+    def _session_key(self) -> bytes:
+        assert self.token is not None
+        return hmac.new(self.token.encode(), b"hvlab-codec-session", hashlib.sha256).digest()
+
+    def new_session(self, now: float | None = None) -> str:
+        """A cookie value: ``<expiry>.<hmac>`` (no token inside)."""
+        expiry = str(int((now if now is not None else time.time()) + SESSION_SECONDS))
+        mac = hmac.new(self._session_key(), expiry.encode(), hashlib.sha256).hexdigest()
+        return f"{expiry}.{mac}"
+
+    def session_valid(self, value: str, now: float | None = None) -> bool:
+        """Whether ``value`` is a session this token issued and it has not expired."""
+        if self.token is None:
+            return False
+        expiry, _, mac = value.partition(".")
+        if not expiry.isdigit():
+            return False
+        wanted = hmac.new(self._session_key(), expiry.encode(), hashlib.sha256).hexdigest()
+        fresh = int(expiry) > (now if now is not None else time.time())
+        return hmac.compare_digest(mac.encode(), wanted.encode()) and fresh
 
     @property
     def url(self) -> str:
@@ -134,14 +176,53 @@ class _Handler(BaseHTTPRequestHandler):
             return parts[-1]
         return None
 
-    def _authorized(self) -> bool:
+    def _token_matches(self, given: str) -> bool:
         token = self.server.token
-        if token is None:
+        return token is not None and hmac.compare_digest(given.strip().encode(), token.encode())
+
+    def _cookie(self, name: str) -> str | None:
+        for part in (self.headers.get("Cookie") or "").split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == name:
+                return value
+        return None
+
+    def _authorized(self) -> bool:
+        if self.server.token is None:
             return True
         scheme, _, given = (self.headers.get("Authorization") or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        )
+        if scheme.lower() == "bearer":
+            return self._token_matches(given)
+        session = self._cookie(SESSION_COOKIE)
+        return session is not None and self.server.session_valid(session)
+
+    def _page(self, status: int, message: str, cookie: str | None = None) -> None:
+        data = LOGIN_PAGE.format(message=html.escape(message)).encode()
+        self.send_response(status)
+        if cookie is not None:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _set_cookie(self, value: str, max_age: int) -> str:
+        secure = (self.headers.get("X-Forwarded-Proto") or "").lower() == "https"
+        return (f"{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; "
+                f"SameSite=Strict{'; Secure' if secure else ''}")
+
+    def _login(self) -> None:
+        length = min(int(self.headers.get("Content-Length") or 0), 4096)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        if self.server.token is None:
+            self._page(200, "No token is configured on this server: nothing to sign in to.")
+        elif self._token_matches((form.get("token") or [""])[0]):
+            self._page(200, "Signed in for 12 hours: the Web UI can now decode payloads.",
+                       self._set_cookie(self.server.new_session(), SESSION_SECONDS))
+        else:
+            self.close_connection = True
+            self._page(401, "Wrong token.")
 
     # -- methods
     def do_OPTIONS(self) -> None:
@@ -149,7 +230,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(204 if self._operation() else 404)
 
     def do_POST(self) -> None:
-        """Encode or decode the body's payloads."""
+        """Encode or decode the body's payloads; sign in or out."""
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/login":
+            self._login()
+            return
+        if path == "/logout":
+            self._page(200, "Signed out.", self._set_cookie("", 0))
+            return
         operation = self._operation()
         if operation is None:
             self._reply(404, {"error": "POST /encode or /decode"})
@@ -178,7 +266,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, answer)
 
     def do_GET(self) -> None:
-        """Anything but POST/OPTIONS: 405 on the codec paths, else 404."""
+        """The sign-in page at /login; 405 on the codec paths, else 404."""
+        if self.path.split("?", 1)[0].rstrip("/") == "/login":
+            signed_in = (self._cookie(SESSION_COOKIE) or "") and self._authorized()
+            self._page(200, "You are signed in." if signed_in else
+                       "Sign in with the codec server's token so the Temporal Web UI can decode "
+                       "hvlab payloads in this browser.")
+            return
         self._reply(405 if self._operation() else 404)
 
 

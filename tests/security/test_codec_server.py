@@ -189,3 +189,51 @@ def test_keygen_prints_a_usable_line(tmp_path: Path) -> None:
     assert Keyring.from_text(line).active_id == "k9"
     assert line != subprocess.run([HVLAB, "codec", "keygen", "--id", "k9"], cwd=ROOT,
                                   capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def _form(srv: CodecServer, path: str, fields: dict[str, str], **headers: str
+          ) -> tuple[int, dict[str, str], bytes]:
+    import urllib.parse
+
+    host, port = srv.server_address[:2]
+    conn = http.client.HTTPConnection(str(host), port, timeout=10)
+    conn.request("POST", path, body=urllib.parse.urlencode(fields).encode(), headers={
+        "Content-Type": "application/x-www-form-urlencoded", **headers})
+    response = conn.getresponse()
+    result = response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    conn.close()
+    return result
+
+
+def test_browser_sign_in_lets_the_web_ui_decode_with_a_cookie(server: CodecServer) -> None:
+    """The Web UI sends cookies, not a fixed token (TEMPORAL_CODEC_INCLUDE_CREDENTIALS): a
+    person with the token signs in at /login and gets an HttpOnly, SameSite=Strict session
+    cookie without the token in it; /decode then works from the UI's origin with that cookie
+    only. A wrong token, a forged or expired cookie and a signed-out browser get 401."""
+    status, _, page = _request(server, "GET", "/login")
+    assert status == 200 and b'name="token"' in page
+    status, head, _ = _form(server, "/login", {"token": "wrong"})
+    assert status == 401 and "set-cookie" not in head
+    status, head, _ = _form(server, "/login", {"token": TOKEN})
+    cookie = head["set-cookie"]
+    assert status == 200 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert TOKEN not in cookie and "Secure" not in cookie  # plain HTTP here
+    session = cookie.split(";", 1)[0]
+    _, encoded_raw = _request(server, "POST", "/encode", _body(_plain()), **_auth())[::2]
+    encoded = _body(_payloads(encoded_raw))
+    status, head, raw = _request(server, "POST", "/decode", encoded, Cookie=session,
+                                 Origin=UI, **{"X-Namespace": "default"})
+    assert status == 200 and _payloads(raw) == _plain()
+    assert head["access-control-allow-origin"] == UI
+    assert head["access-control-allow-credentials"] == "true"
+    expiry, mac = session.split("=", 1)[1].split(".")
+    forged = f"hvlab_codec_session={int(expiry) + 3600}.{mac}"
+    assert _request(server, "POST", "/decode", encoded, Cookie=forged)[0] == 401
+    expired = server.new_session(now=0)
+    assert not server.session_valid(expired)
+    assert _request(server, "POST", "/decode", encoded,
+                    Cookie=f"hvlab_codec_session={expired}")[0] == 401
+    status, head, _ = _form(server, "/logout", {}, Cookie=session)
+    assert status == 200 and "Max-Age=0" in head["set-cookie"]
+    behind_tls = _form(server, "/login", {"token": TOKEN}, **{"X-Forwarded-Proto": "https"})
+    assert "; Secure" in behind_tls[1]["set-cookie"]
