@@ -28,7 +28,13 @@ from activities.registry import build_activities
 from hvlab.metrics import set_worker_info
 from hvlab.settings import Settings, get_settings
 from hvlab.telemetry import MetricsServer, configure_logging, hvlab_version, start_metrics_server
-from hvlab.temporal import TemporalUnavailable, build_metrics_runtime, build_runtime, connect
+from hvlab.temporal import (
+    CodecUnavailable,
+    TemporalUnavailable,
+    build_metrics_runtime,
+    build_runtime,
+    connect,
+)
 from workflows.registry import ALL_WORKFLOWS
 
 log = structlog.get_logger("hvlab.worker")
@@ -110,6 +116,9 @@ async def _connect_and_serve(
 ) -> int:
     try:
         client = await connect(settings, runtime=runtime)
+    except CodecUnavailable as exc:
+        log.error("payload codec unusable", reason=exc.reason)
+        return 1
     except TemporalUnavailable as exc:
         log.error("cannot reach Temporal", address=exc.address, reason=exc.reason)
         return 1

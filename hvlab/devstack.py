@@ -45,7 +45,7 @@ from temporalio.client import Client
 
 from hvlab.settings import Settings
 from hvlab.telemetry import split_address
-from hvlab.temporal import TemporalUnavailable, connect
+from hvlab.temporal import CodecUnavailable, TemporalUnavailable, connect
 
 LOOPBACK = "127.0.0.1"
 DYNAMIC_CONFIG: dict[str, int] = {
@@ -468,6 +468,8 @@ async def _server_ready(settings: Settings) -> bool:
         client = await connect(settings, timeout=1.0)
         request = DescribeNamespaceRequest(namespace=settings.namespace)
         await client.workflow_service.describe_namespace(request, timeout=ONE_SECOND)
+    except CodecUnavailable:
+        raise  # HVLAB_CODEC_* is wrong: waiting does not help
     except (TemporalUnavailable, RuntimeError):
         return False
     return True

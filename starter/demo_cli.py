@@ -142,6 +142,9 @@ def demo(
 ) -> None:
     """Start the embedded stack and the simulated fleet for FILE, plan the lab, check it all."""
     spec = load_lab(file)
+    from starter.runtime_cli import check_codec_settings
+
+    check_codec_settings()
     plan = build_plan(spec)
     steps: list[DemoStep] = []
     _quiet(as_json)  # with --json, stdout carries only the JSON summary

@@ -26,7 +26,7 @@ from temporalio.service import RPCError
 from hvlab.labs import LabRegistry
 from hvlab.settings import get_settings
 from hvlab.specfile import load_lab
-from hvlab.temporal import TemporalUnavailable, connect
+from hvlab.temporal import CodecUnavailable, TemporalUnavailable, connect
 from starter.cli import UsageProblem, err, out
 from workflows.lab_build import LabBuildInput, LabBuildWorkflow
 from workflows.progress import Progress as WorkflowProgress
@@ -42,6 +42,8 @@ def build_id(lab: str) -> str:
 async def _client() -> Client:
     try:
         return await connect(get_settings())
+    except CodecUnavailable as exc:  # a settings problem, not a server to start
+        raise UsageProblem(str(exc)) from None
     except TemporalUnavailable as exc:
         raise UsageProblem(f"{exc} — start it with `hvlab dev --detach`") from None
 

@@ -95,9 +95,23 @@ def _describe(state: StackStatus) -> None:
         )
 
 
+def check_codec_settings() -> None:
+    """Fail before anything starts when HVLAB_CODEC_ENABLED is set without usable keys."""
+    from hvlab.codec import KeyringError
+    from hvlab.temporal import data_converter
+    from starter.cli import UsageProblem
+
+    try:
+        data_converter(get_settings())
+    except KeyringError as exc:
+        raise UsageProblem(f"HVLAB_CODEC_ENABLED is true but the payload codec cannot be set "
+                           f"up: {exc}") from None
+
+
 def _start_or_exit(cfg: DevConfig) -> StackStatus:
     from hvlab.devstack import DevStackError, start
 
+    check_codec_settings()
     try:
         state = start(cfg)
     except DevStackError as exc:

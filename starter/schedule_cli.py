@@ -43,9 +43,8 @@ from hvlab.labs import LabRegistry
 from hvlab.settings import get_settings
 from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
-from hvlab.temporal import TemporalUnavailable, connect
 from starter.cli import UsageProblem, out
-from starter.ops_cli import watch
+from starter.ops_cli import _client, watch
 from workflows.checkpoint import CheckpointWorkflowInput, checkpoint_vms
 from workflows.replica_health import (
     ReplicationHealthInput,
@@ -80,18 +79,11 @@ def _register(spec: LabSpec, sim: bool) -> None:
     LabRegistry(get_settings().home_dir).register(spec, sim=sim)
 
 
-async def _client() -> Client:
-    try:
-        return await connect(get_settings())
-    except TemporalUnavailable as exc:
-        raise UsageProblem(f"{exc} — start it with `hvlab dev --detach`") from None
-
-
 def _reset_checkpoint(spec: LabSpec, name: str) -> str:
     try:
         return reset_checkpoint(spec, name)
     except ValueError as exc:
-        raise UsageProblem(str(exc)) from None
+        raise UsageProblem(f"--checkpoint: {exc}") from None
 
 
 async def _start(workflow: str, arg: BaseModel, workflow_id: str, summary: str
@@ -125,7 +117,7 @@ def checkpoint(
     try:
         checkpoint_vms(spec, name)
     except ValueError as exc:
-        raise UsageProblem(str(exc)) from None
+        raise UsageProblem(f"NAME: {exc}") from None
     _register(spec, sim)
     _launch("CheckpointWorkflow", CheckpointWorkflowInput(spec=spec, checkpoint=name,
                                                           compensate=not no_compensate),

@@ -48,3 +48,16 @@ def test_a_bad_key_file_line_is_named_and_no_key_is_echoed(tmp_path: Path) -> No
     assert result.returncode == 2
     assert f"{keys} line 3: key 'k2' is 5 bytes" in result.stderr
     assert good.split(":")[1] not in result.stdout + result.stderr
+
+
+def test_dev_and_demo_refuse_it_before_starting_anything(tmp_path: Path) -> None:
+    """`hvlab dev --detach` and `hvlab demo` exit 2 at once with the settings named, and start
+    nothing (no dev directory, no server waiting out its start-up timeout)."""
+    home = tmp_path / "home"
+    env = {**_env(tmp_path), "HVLAB_HOME": str(home)}
+    for args in (("dev", "--detach"), ("demo", "examples/classroom-lab.yaml")):
+        result = _run(env, *args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "HVLAB_CODEC_KEYS_FILE" in result.stderr and "Traceback" not in result.stderr
+        assert not home.exists()
+    assert "payload codec unusable" in _run(env, "worker").stderr
