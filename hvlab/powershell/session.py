@@ -145,6 +145,7 @@ class SessionPool:
         self._operation_timeout = operation_timeout
         self._connection_timeout = connection_timeout
         self._pools: dict[tuple[str, str, int, str], _Pool] = {}
+        self._opening: dict[tuple[str, str, int, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self._on_open = on_open or (lambda host, delta: None)
         self._on_request = on_request or (lambda host, outcome: None)
@@ -180,18 +181,24 @@ class SessionPool:
         return (endpoint.host.lower(), endpoint.address, endpoint.port, endpoint.credential)
 
     def _get(self, endpoint: Endpoint) -> _Pool:
+        """The host's pool, opened on first use. Activities that need the same host at once
+        wait for one opening (each opening its own and closing all but one cost a shell and
+        an NTLM logon per extra activity: seen as 2 shells on DC1 in `make bench`)."""
         key = self._key(endpoint)
         with self._guard:
             pool = self._pools.get(key)
+            opening = self._opening.setdefault(key, threading.Lock())
         if pool is not None:
             return pool
-        pool = self._open(endpoint)
-        with self._guard:
-            existing = self._pools.setdefault(key, pool)
-        if existing is not pool:
-            self._on_open(endpoint.host, -1)
-            self._close_quietly(pool)
-        return existing
+        with opening:
+            with self._guard:
+                pool = self._pools.get(key)
+            if pool is not None:
+                return pool
+            pool = self._open(endpoint)
+            with self._guard:
+                self._pools[key] = pool
+            return pool
 
     def discard(self, endpoint: Endpoint) -> None:
         """Forget the host's pool (after a failure or a reboot); the next call reopens."""
