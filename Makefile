@@ -29,8 +29,10 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# `make bench` (~15 min) writes bench/results/bench-latest.json and BENCHMARKS.md;
+# `make bench QUICK=1` is the few-minute version. Not part of `make test`.
 bench: $(STAMP)
-	$(BIN)/python bench/sim_roundtrip.py
+	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

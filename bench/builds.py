@@ -50,8 +50,11 @@ async def build(client: Client, spec: LabSpec) -> Build:
     return Build(spec.lab, spec, seconds, run)
 
 
-async def builds(client: Client, specs: list[LabSpec]) -> list[Build | BaseException]:
-    return await asyncio.gather(*(build(client, s) for s in specs), return_exceptions=True)
+async def builds(client: Client, specs: list[LabSpec], timeout: float | None = None
+                 ) -> list[Build | BaseException]:
+    """Every lab's build at once; a failure or a timeout is returned in its place."""
+    return await asyncio.gather(*(asyncio.wait_for(build(client, s), timeout) for s in specs),
+                                return_exceptions=True)
 
 
 async def chain(client: Client, steps: int) -> dict[str, Any]:
@@ -118,6 +121,23 @@ def critical_path(plan: BuildPlan, weight: dict[str, float]) -> tuple[float, lis
     return finish[end], path[::-1]
 
 
+def step_gaps(run: WorkflowRun) -> list[float]:
+    """Per activity: seconds from the previous activity of the same workflow closing (or the
+    workflow starting) to this one starting on the worker, i.e. what Temporal and the
+    workflow code spend between two steps; the bare chain's per-activity time is the same
+    quantity for a no-op."""
+    gaps: list[float] = []
+    for wf in run.all_workflows():
+        previous = wf.started
+        for item in sorted(wf.activities, key=lambda a: a.scheduled):
+            if item.started is None:
+                continue
+            if item.scheduled >= previous:  # sequential step (parallel ones overlap)
+                gaps.append(item.started - previous)
+            previous = max(previous, item.closed or previous)
+    return gaps
+
+
 def analyse(b: Build) -> dict[str, Any]:
     """Makespan (history), per-unit busy time, the critical path and activity counts."""
     run = b.run
@@ -139,5 +159,6 @@ def analyse(b: Build) -> dict[str, Any]:
         "critical_path": path,
         "critical_path_activities": cp_steps,
         "activity_exec_s": exec_s,
+        "step_gaps_s": step_gaps(run),
         "unit_busy_s": {u: round(s, 3) for u, s in busy.items()},
     }

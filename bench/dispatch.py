@@ -1,6 +1,7 @@
 """Benchmark 2: the dispatch floor and the history queue readers, per dev-server variant.
 
-Per variant (its own dev server + bench worker): the bare chain's latency per activity; a
+Per variant (its own dev server + bench worker): the bare chain's latency per activity; 10
+chains at once (activities per second: the readers are per shard, shared by every workflow); a
 timer check (``timer_workflows`` concurrent workflows each sleeping ``ticks`` x 1 s, the shape
 of a workflow-side polling loop such as LiveMigrationWorkflow's 10 s progress sampling, at
 classroom scale): how late the timers fire; a visibility check: how long until a just started
@@ -18,7 +19,7 @@ from typing import Any
 from temporalio.client import Client
 
 from bench.builds import chains
-from bench.chain import BenchTimerLoopWorkflow, TimerLoopInput
+from bench.chain import BenchChainWorkflow, BenchTimerLoopWorkflow, ChainInput, TimerLoopInput
 from bench.common import (
     DEFAULT_RPS,
     TASK_QUEUE,
@@ -45,6 +46,21 @@ VARIANTS: dict[str, tuple[StackConfig, str]] = {
     "memory": (StackConfig(db_file=False), "in-memory, all four readers at 1000/s"),
     "memory-default": (StackConfig(db_file=False, dynamic={}), "in-memory, defaults (20/s)"),
 }
+
+
+async def throughput(client: Client, chains_at_once: int, steps: int) -> dict[str, Any]:
+    """``chains_at_once`` bare chains at the same time (one shard's readers serve them all):
+    activities per second through the server."""
+    tag = uuid.uuid4().hex[:6]
+    t0 = time.monotonic()
+    handles = await asyncio.gather(*(
+        client.start_workflow(BenchChainWorkflow.run, ChainInput(steps=steps),
+                              id=f"bench-tput-{tag}-{i}", task_queue=TASK_QUEUE)
+        for i in range(chains_at_once)))
+    await asyncio.gather(*(h.result() for h in handles))
+    wall = time.monotonic() - t0
+    return {"chains": chains_at_once, "steps": steps,
+            "activities_per_s": r(chains_at_once * steps / wall, 1)}
 
 
 async def timers(client: Client, workflows: int, ticks: int) -> dict[str, Any]:
@@ -104,9 +120,11 @@ async def variant(name: str, quick: bool) -> dict[str, Any]:
         result: dict[str, Any] = {"what": what, "dynamic_config": config.dynamic
                                   if config.dynamic is not None else RAISED}
         result["chain"] = await chains(client, 20, 3 if quick else 5)
+        result["throughput"] = await throughput(client, 10, 10 if quick else 20)
         result["timers"] = await timers(client, 10 if quick else 30, 3 if quick else 5)
         result["visibility"] = await visibility(client, 3 if quick else 5, 10 if quick else 30)
         log(f"dispatch {name}: chain {result['chain']['per_activity_ms']:.1f} ms/activity, "
+            f"{result['throughput']['activities_per_s']} activities/s with 10 chains, "
             f"timers p95 late {result['timers']['late_p95_ms']} ms, visibility "
             f"{result['visibility']['single_p50_ms']} ms / burst "
             f"{result['visibility']['burst_all_listed_ms']} ms")
@@ -126,6 +144,9 @@ async def run(quick: bool) -> dict[str, Any]:
                                         / v["embedded"]["chain"]["per_activity_ms"], 2),
         "memory_over_embedded": r(v["memory"]["chain"]["per_activity_ms"]
                                   / v["embedded"]["chain"]["per_activity_ms"], 2),
+        "throughput_embedded_over_default": r(
+            v["embedded"]["throughput"]["activities_per_s"]
+            / v["file-default"]["throughput"]["activities_per_s"], 2),
     }
     return out
 

@@ -3,10 +3,10 @@
 
 Usage::
 
-    .venv/bin/python bench/run_all.py [--quick] [--only dispatch,overhead,makespan,resume,classroom]
+    .venv/bin/python bench/run_all.py [--quick] [--only roundtrip,dispatch,overhead,...]
                                       [--classroom 1,5,10,20,30] [--speed 8] [--no-report]
 
-``--quick`` (``make bench QUICK=1``): fewer repeats, a faster simulated clock, 1 and 3 labs in
+``--quick`` (``make bench QUICK=1``): fewer repeats, a faster simulated clock (15), 1 and 3 labs in
 the classroom (a few minutes instead of ~15). Everything runs on a private dev server (ports
 34233/34234/34243/34244, worker metrics 34264) and a private simulated fleet on 127.0.34.x
 under ``/tmp/hvlab-bench-*``, removed afterwards.
@@ -31,10 +31,23 @@ from bench.common import ROOT, Stack, load_average, log, machine, new_home, remo
 from hvlab.telemetry import configure_logging
 
 RESULTS = ROOT / "bench" / "results"
-ALL = ("dispatch", "overhead", "makespan", "resume", "classroom")
+ALL = ("roundtrip", "dispatch", "overhead", "makespan", "resume", "classroom")
 SPEED = 8.0  # simulated seconds per real second for the realistic builds (see BENCHMARKS.md)
-QUICK_SPEED = 30.0
+QUICK_SPEED = 15.0
 MIGRATE_SPEED = 0.25  # the resume benchmark's move (16 simulated s) takes ~65 s: time to kill
+
+
+async def roundtrip(quick: bool) -> dict[str, Any]:
+    """``bench/sim_roundtrip.py``: the simulated WinRM listener alone (server in a child)."""
+    argv = [sys.executable, str(ROOT / "bench" / "sim_roundtrip.py"), "--subprocess",
+            "--calls", "100" if quick else "300", "--pools", "8", "--per-pool", "10"]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                cwd=ROOT)
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"sim_roundtrip.py exited {proc.returncode}")
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,6 +68,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             log(f"{name} failed: {exc!r}")
             result["errors"][name] = traceback.format_exc()[-3000:]
 
+    if "roundtrip" in only:
+        await guarded("roundtrip", roundtrip(args.quick))
     if "dispatch" in only:
         await guarded("dispatch", dispatch.run(args.quick))
     main_phases = [p for p in ("overhead", "makespan", "resume", "classroom") if p in only]
@@ -73,7 +88,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 if stack.worker is None or stack.worker.poll() is not None:
                     stack.start_worker()
                     await stack.wait_worker(client)
-                await guarded("classroom", phases.classroom(stack, client, sizes, speed))
+                extend = None if args.quick or args.classroom else 40
+                await guarded("classroom", phases.classroom(stack, client, sizes, speed,
+                                                            extend_to=extend))
         finally:
             stack.stop()
             if not args.keep:

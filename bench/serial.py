@@ -61,7 +61,7 @@ def run_serial(home: Path, plan: BuildPlan, steps: list[ActivityRun], fleet: Fle
     functions, sessions = _functions(home)
     converter = pydantic_data_converter.payload_converter
     per_type: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
-    retries = 0
+    retries: list[str] = []
     token = CURRENT_LAB.set(lab)
     started = time.monotonic()
     try:
@@ -77,7 +77,7 @@ def run_serial(home: Path, plan: BuildPlan, steps: list[ActivityRun], fleet: Fle
                 except ApplicationError as exc:
                     if exc.non_retryable or attempt == RETRIES - 1:
                         raise
-                    retries += 1
+                    retries.append(f"{item.activity_type}: {str(exc)[:160]}")
                     time.sleep(1.0)
             seconds = time.monotonic() - t0
             after = _totals(fleet.state())
@@ -94,5 +94,6 @@ def run_serial(home: Path, plan: BuildPlan, steps: list[ActivityRun], fleet: Fle
                "seconds_per_step": round(sum(r[2] for r in rows) / len(rows), 3)}
         for name, rows in sorted(per_type.items())
     }
-    return {"wall_s": wall, "steps": len(steps), "retries": retries, "per_type": table,
+    return {"wall_s": wall, "steps": len(steps), "retries": len(retries),
+            "retried": retries, "per_type": table,
             "fleet": fleet.state()["winrm"]}
