@@ -109,7 +109,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the bench HVLAB_HOME")
     parser.add_argument("--no-report", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench-latest.json")
+    parser.add_argument("--report-only", type=Path, default=None,
+                        help="regenerate BENCHMARKS.md from a results file, run nothing")
     args = parser.parse_args()
+    if args.report_only:
+        report.write(json.loads(args.report_only.read_text()), ROOT / "BENCHMARKS.md")
+        return 0
     configure_logging("console", "WARNING")  # the serial replay runs activities in-process
     result = asyncio.run(main_async(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
