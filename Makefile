@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB ?= examples/classroom-lab.yaml
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: lint typecheck unit
 # `make bench QUICK=1` is the few-minute version. Not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick)
+
+# `make chaos` (~20 min): the seed scenario 20 times while the worker is SIGKILLed (3 times a
+# run) and the dev server restarted; end state and mutating commands checked after each run.
+# Writes bench/results/chaos-<time>.json and chaos-latest.json. Not part of `make test`.
+CHAOS_RUNS ?= 20
+CHAOS_SEED ?= 1
+CHAOS_JOBS ?= 3
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --jobs $(CHAOS_JOBS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

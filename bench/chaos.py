@@ -35,9 +35,9 @@ import argparse
 import asyncio
 import contextlib
 import copy
-import itertools
 import json
 import os
+import queue
 import random
 import shutil
 import signal
@@ -45,9 +45,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,6 +94,10 @@ class Stack:
     cfg: DevConfig = field(init=False)
 
     def __post_init__(self) -> None:
+        self.move_ports(0)
+
+    def move_ports(self, by: int) -> None:
+        self.base_port += by
         p = self.base_port
         self.cfg = DevConfig(home=self.home, port=p, ui_port=p + 1, http_port=p + 2,
                              metrics_port=p + 3, worker_metrics_address=f"127.0.0.1:{p + 4}")
@@ -314,7 +320,8 @@ class Driver:
 @dataclass
 class Kill:
     at: float
-    planned: float
+    planned: int
+    """The planned progress point: finished activities (-1: a later kill of a burst)."""
     worker_pid: int | None
     phase: str
     killed_during: list[str]
@@ -335,25 +342,58 @@ class ServerRestart:
 
 @dataclass
 class Plan:
-    kills: list[float]
+    kill_after_steps: list[int]
+    """Kill when the workers have finished this many activities (progress, not wall time)..."""
+    kill_delays: list[float]
+    """... and this many seconds more (so the kill lands inside the next activities)."""
+    burst_gaps: list[float]
+    """With ``--burst``: further kills this many seconds after the previous kill's restart."""
     server_restart: float | None
+    """Seconds after the scenario starts."""
+
+    @property
+    def kills(self) -> int:
+        return len(self.kill_after_steps) + len(self.burst_gaps)
 
 
-def make_plan(rng: random.Random, kills: int, server_restart: bool, span: float) -> Plan:
-    """Seeded moments (seconds after the scenario starts) inside the undisturbed run's span:
-    kills at least 1.5 s apart, the server restart at least 2 s away from every kill."""
-    lo, hi = 0.5, max(span * 0.85, 3.0)
-    while True:
-        times = sorted(rng.uniform(lo, hi) for _ in range(kills))
-        if all(b - a >= 1.5 for a, b in itertools.pairwise(times)):
-            break
-    restart = None
-    if server_restart:
-        for _ in range(1000):
-            restart = rng.uniform(lo, hi)
-            if all(abs(restart - t) >= 2.0 for t in times):
-                break
-    return Plan(times, restart)
+BURST_GAP = (1.5, 4.0)
+STEPS_HINT, SPAN_HINT = 100, 24.0
+"""Plan parameters for a burst run that starts before run 0 has measured them."""
+
+
+def make_plan(rng: random.Random, kills: int, server_restart: bool, steps: int,
+              span: float, *, burst: bool = False) -> Plan:
+    """Seeded kill moments spread over the scenario's progress.
+
+    A kill is placed after a uniformly random number of finished activities (of the ``steps``
+    the undisturbed run finished) plus 0-1 s, not at a wall-clock time: a kill during an
+    activity stalls its workflow until the activity's timeout notices the dead worker (60 s
+    for remote steps, probes and reboot waits, 20 s for host-side jobs), so wall-clock moments
+    after the first kill would mostly land in that stall. Counting activities, every kill
+    lands in a fresh part of the scenario and over many runs every phase is covered. The
+    server restart is at a uniformly random moment of the undisturbed run's ``span``.
+    """
+    if burst:
+        points = [rng.randrange(1, max(int(steps * 0.6), 2))]
+        gaps = [round(rng.uniform(*BURST_GAP), 3) for _ in range(kills - 1)]
+    else:
+        points = sorted(rng.sample(range(1, max(int(steps * 0.95), kills + 1)), kills))
+        gaps = []
+    delays = [round(rng.uniform(0.0, 1.0), 3) for _ in points]
+    restart = round(rng.uniform(0.5, max(span * 0.85, 2.0)), 3) if server_restart else None
+    return Plan(points, delays, gaps, restart)
+
+
+STEP_EVENTS = (b'"event": "step finished"', b'"event": "step failed"')
+
+
+def finished_steps(log: Path) -> int:
+    """Activities finished (or failed) so far by every worker of the run (worker.log)."""
+    try:
+        data = log.read_bytes()
+    except OSError:
+        return 0
+    return sum(data.count(marker) for marker in STEP_EVENTS)
 
 
 class Chaos:
@@ -375,7 +415,7 @@ class Chaos:
         except (RPCError, TimeoutError):
             return None
 
-    async def kill_worker(self, planned: float) -> None:
+    async def kill_worker(self, planned: int) -> None:
         pid = self.stack.pid("worker")
         snapshot = await self._snapshot(pid)
         killed_at = time.monotonic() - self.t0
@@ -399,20 +439,32 @@ class Chaos:
         self.restart = restart
 
     async def run(self, done: asyncio.Event) -> None:
-        events: list[tuple[float, str]] = [(t, "kill") for t in self.plan.kills]
-        if self.plan.server_restart is not None:
-            events.append((self.plan.server_restart, "server"))
-        for at, what in sorted(events):
-            delay = at - (time.monotonic() - self.t0)
-            if delay > 0:
+        """Kill at the planned progress points and restart the server at its moment."""
+        points = list(zip(self.plan.kill_after_steps, self.plan.kill_delays, strict=True))
+        gaps = list(self.plan.burst_gaps)
+        server = self.plan.server_restart
+        log = self.stack.cfg.log_file("worker")
+        next_burst: float | None = None
+        while (points or next_burst is not None or server is not None) and not done.is_set():
+            now = time.monotonic() - self.t0
+            if server is not None and now >= server:
+                await self.restart_server(server)
+                server = None
+            elif next_burst is not None and now >= next_burst:
+                await self.kill_worker(-1)
+                next_burst = time.monotonic() - self.t0 + gaps.pop(0) if gaps else None
+            elif points and finished_steps(log) >= points[0][0]:
+                steps, delay = points.pop(0)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), timeout=delay)
-            if done.is_set():
-                return
-            if what == "kill":
-                await self.kill_worker(at)
+                if done.is_set():
+                    return
+                await self.kill_worker(steps)
+                if not points and gaps:
+                    next_burst = time.monotonic() - self.t0 + gaps.pop(0)
             else:
-                await self.restart_server(at)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), timeout=0.05)
 
 
 # --------------------------------------------------------------------------- checking
@@ -579,11 +631,12 @@ class Reference:
     projection: dict[str, Any]
     counts: dict[str, dict[str, int]]
     span: float
+    steps: int
 
     @classmethod
     def load(cls, path: Path) -> Reference:
         data = json.loads(path.read_text())
-        return cls(data["projection"], data["counts"], data["span"])
+        return cls(data["projection"], data["counts"], data["span"], data["steps"])
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -610,6 +663,8 @@ class RunResult:
     key_fact_problems: list[str]
     leftover_pids: list[int]
     home: str
+    steps: int = 0
+    """Activities finished or failed, by all the run's workers."""
     error: str = ""
 
 
@@ -622,7 +677,16 @@ async def _open_workflows(client: Client | None) -> list[str]:
 
 async def _run(stack: Stack, spec: LabSpec, plan: Plan | None
                ) -> tuple[Driver, Chaos | None, dict[str, Any], list[str], float]:
-    await asyncio.to_thread(stack.start_stack)
+    for attempt in range(3):
+        try:
+            await asyncio.to_thread(stack.start_stack)
+            break
+        except devstack.DevStackError as exc:
+            # 33000-33999 lies in Linux's ephemeral range: another process's listener on port
+            # 0 (e.g. a fleet's control API) can hold one of ours. Move 300 ports up.
+            if "already in use" not in str(exc) or attempt == 2:
+                raise
+            stack.move_ports(300)
     await asyncio.to_thread(stack.start_fleet)
     LabRegistry(stack.home).register(spec, sim=True)
     driver = Driver(stack.cfg, spec)
@@ -650,7 +714,8 @@ async def _run(stack: Stack, spec: LabSpec, plan: Plan | None
 
 
 def run_once(index: int, seed: int, home: Path, base_port: int, speed: float,
-             plan: Plan | None, reference: Reference | None) -> tuple[RunResult, dict[str, Any]]:
+             plan: Plan | None) -> tuple[RunResult, dict[str, Any]]:
+    """One run (undisturbed without ``plan``); :func:`judge` compares it to the reference."""
     spec = load_lab(LAB)
     stack = Stack(home, base_port, speed)
     started = time.monotonic()
@@ -668,25 +733,18 @@ def run_once(index: int, seed: int, home: Path, base_port: int, speed: float,
         with contextlib.suppress(Exception):
             stack.stop()
     leftovers = stack.leftovers()
-    diffs: list[str] = []
-    cdiffs: list[str] = []
-    facts: list[str] = []
-    if state:
-        facts = key_facts(state)
-        if reference is not None:
-            diffs = diff(reference.projection, projection(state))
-            cdiffs = counter_diffs(reference.counts, mutating_counts(state))
+    facts = key_facts(state) if state else []
     phases = [asdict(o) for o in driver.outcomes] if driver else []
     phases_ok = bool(phases) and all(p["ok"] for p in phases) and len(phases) == (
         len(driver.scenario.phases) + (1 if spec.reset else 0) if driver else 0)
     kills = [asdict(k) for k in chaos.kills] if chaos else []
-    enough_kills = plan is None or len(kills) == len(plan.kills)
+    enough_kills = plan is None or len(kills) == plan.kills
     restarted = plan is None or plan.server_restart is None or (
         chaos is not None and chaos.restart is not None)
-    ok = (not error and phases_ok and not open_wf and not diffs and not cdiffs and not facts
+    ok = (not error and bool(state) and phases_ok and not open_wf and not facts
           and not leftovers and enough_kills and restarted)
     if not enough_kills:
-        error = error or f"only {len(kills)} of {len(plan.kills) if plan else 0} kills happened"
+        error = error or f"only {len(kills)} of {plan.kills if plan else 0} kills happened"
     if not restarted:
         error = error or "the scenario ended before the planned dev server restart"
     result = RunResult(
@@ -694,9 +752,18 @@ def run_once(index: int, seed: int, home: Path, base_port: int, speed: float,
         scenario_seconds=round(scenario_seconds, 2),
         plan=asdict(plan) if plan else {}, kills=kills,
         server_restart=asdict(chaos.restart) if chaos and chaos.restart else None,
-        phases=phases, open_workflows=open_wf, diffs=diffs, counter_diffs=cdiffs,
-        key_fact_problems=facts, leftover_pids=leftovers, home=str(home), error=error)
+        phases=phases, open_workflows=open_wf, diffs=[], counter_diffs=[],
+        key_fact_problems=facts, leftover_pids=leftovers, home=str(home),
+        steps=finished_steps(stack.cfg.log_file("worker")), error=error)
     return result, state
+
+
+def judge(result: RunResult, state: dict[str, Any], reference: Reference) -> None:
+    """Compare a run's world and mutating counters with the reference's; fails it on a diff."""
+    if state:
+        result.diffs = diff(reference.projection, projection(state))
+        result.counter_diffs = counter_diffs(reference.counts, mutating_counts(state))
+    result.ok = result.ok and not result.diffs and not result.counter_diffs
 
 
 # --------------------------------------------------------------------------- reporting
@@ -751,12 +818,19 @@ def main(argv: list[str] | None = None) -> int:
                         default="every", help="dev server restart in every run (default), "
                         "only the first, or none")
     parser.add_argument("--speed", type=float, default=60.0, help="simulator speed (as demo)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="chaos runs at once, each with its own stack (a run mostly waits "
+                        "for the timeout that notices a killed worker: ~0.25 core per run)")
     parser.add_argument("--base-port", type=int, default=33300,
-                        help="5 consecutive ports for the dev server, UI, HTTP, metrics, worker")
+                        help="ports base .. base+10*jobs: dev server, UI, HTTP, metrics, worker")
     parser.add_argument("--reference", type=Path, default=None,
                         help="reference file to use instead of (or to write with "
                         "--write-reference) an undisturbed run 0")
     parser.add_argument("--write-reference", action="store_true")
+    parser.add_argument("--burst", action="store_true",
+                        help="kills as one burst (first at a random progress point, the others "
+                        "1.5-4 s after each restart): their stalls overlap; run 0 runs "
+                        "alongside (the short version in make test)")
     parser.add_argument("--no-reference-run", action="store_true",
                         help="skip run 0 (needs --reference)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
@@ -782,31 +856,80 @@ def main(argv: list[str] | None = None) -> int:
         if result.ok and not args.keep_homes:
             shutil.rmtree(result.home, ignore_errors=True)
 
-    if not args.no_reference_run:
-        result, state = run_once(0, 0, workdir / "run0", args.base_port, args.speed, None, None)
-        if state and result.ok:
-            reference = Reference(projection(state), mutating_counts(state),
-                                  result.scenario_seconds)
-            if args.reference and not args.write_reference:
-                stored = Reference.load(args.reference)
-                result.diffs = diff(stored.projection, reference.projection)
-                result.counter_diffs = counter_diffs(stored.counts, reference.counts)
-                result.ok = not (result.diffs or result.counter_diffs)
-            if args.reference and args.write_reference:
-                reference.save(args.reference)
-        finish_run(result)
-    if reference is None:
-        print("no reference: the undisturbed run failed", file=sys.stderr)
-    else:
-        for i in range(1, args.runs + 1):
-            seed = args.seed + i - 1
-            rng = random.Random(seed)
-            restart = args.server_restart == "every" or (
-                args.server_restart == "first" and i == 1)
-            plan = make_plan(rng, args.kills, restart, reference.span)
-            result, _ = run_once(i, seed, workdir / f"run{i}", args.base_port, args.speed, plan,
-                                 reference)
+    lock = threading.Lock()
+    waiting: list[tuple[RunResult, dict[str, Any]]] = []  # chaos runs done before run 0
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(args.jobs + 1):
+        slots.put(slot)
+
+    def reference_run() -> None:
+        nonlocal reference
+        slot = slots.get()
+        try:
+            result, state = run_once(0, 0, workdir / "run0", args.base_port + 10 * slot,
+                                     args.speed, None)
+        finally:
+            slots.put(slot)
+        with lock:
+            if state and result.ok:
+                reference = Reference(projection(state), mutating_counts(state),
+                                      result.scenario_seconds, result.steps)
+                if args.reference and args.write_reference:
+                    reference.save(args.reference)
+                elif args.reference:  # the stored reference must still hold
+                    judge(result, state, Reference.load(args.reference))
             finish_run(result)
+            for run, run_state in waiting:
+                if reference is not None:
+                    judge(run, run_state, reference)
+                else:
+                    run.ok, run.error = False, run.error or "no reference"
+                finish_run(run)
+            waiting.clear()
+            reference_done.set()
+
+    def chaos_run(i: int, steps: int, span: float) -> None:
+        seed = args.seed + i - 1
+        restart = args.server_restart == "every" or (
+            args.server_restart == "first" and i == 1)
+        plan = make_plan(random.Random(seed), args.kills, restart, steps, span,
+                         burst=args.burst)
+        slot = slots.get()  # its own ports while it runs (10 per slot)
+        try:
+            result, state = run_once(i, seed, workdir / f"run{i}",
+                                     args.base_port + 10 * slot, args.speed, plan)
+        finally:
+            slots.put(slot)
+        with lock:
+            if reference is None and not reference_done.is_set():
+                waiting.append((result, state))
+                return
+            if reference is not None:
+                judge(result, state, reference)
+            else:
+                result.ok, result.error = False, result.error or "no reference"
+            finish_run(result)
+
+    reference_done = threading.Event()
+    with ThreadPoolExecutor(max_workers=args.jobs + 1) as pool:
+        first = None
+        if not args.no_reference_run:
+            first = pool.submit(reference_run)
+            if not args.burst:  # the plans need the reference's step count and span
+                first.result()
+        else:
+            reference_done.set()
+        if reference is None and not args.burst:
+            print("no reference: the undisturbed run failed", file=sys.stderr)
+        else:
+            steps = reference.steps if reference else STEPS_HINT
+            span = reference.span if reference else SPAN_HINT
+            futures = [pool.submit(chaos_run, i, steps, span) for i in range(1, args.runs + 1)]
+            for future in futures:
+                future.result()
+        if first is not None:
+            first.result()
+        results.sort(key=lambda r: r.run)
 
     print_summary(results)
     chaos_runs = [r for r in results if r.run > 0]
