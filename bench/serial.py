@@ -5,7 +5,8 @@ The steps and their inputs are the ones the Temporal build ran (taken from its h
 plan's units in topological order, one after the other, each unit's steps in the order the
 build ran them. Each is the real activity function (``activities.*``,
 bound to a :class:`SessionPool` like the worker's), with the lab set as the worker's
-interceptor sets it; a retryable failure is retried after 1 s, like the RetryPolicy would.
+interceptor sets it; a retryable failure is retried every 1 s (a script waiting for a host
+to come back, like ``host.wait_ready`` polls every 1 s).
 Between steps the fleet's counters are read, which gives WinRM requests per step type.
 """
 
@@ -28,7 +29,7 @@ from hvlab.plan import BuildPlan
 from hvlab.powershell.endpoints import WorkerLab
 from hvlab.powershell.session import SessionPool
 
-RETRIES = 10
+RETRY_FOR = 600.0  # seconds a step is retried (every 1 s) before the replay gives up
 
 
 def _functions(home: Path) -> tuple[dict[str, Any], SessionPool]:
@@ -70,12 +71,12 @@ def run_serial(home: Path, plan: BuildPlan, steps: list[ActivityRun], fleet: Fle
             args = converter.from_payloads(list(item.input.payloads), arg_types)
             before = _totals(fleet.state())
             t0 = time.monotonic()
-            for attempt in range(RETRIES):
+            while True:
                 try:
                     fn(*args)
                     break
                 except ApplicationError as exc:
-                    if exc.non_retryable or attempt == RETRIES - 1:
+                    if exc.non_retryable or time.monotonic() - t0 > RETRY_FOR:
                         raise
                     retries.append(f"{item.activity_type}: {str(exc)[:160]}")
                     time.sleep(1.0)
