@@ -47,6 +47,22 @@ TASK_QUEUE = "hvlab"
 DEFAULT_RPS = 20  # the dev server's default for every history queue reader
 
 
+_CHILDREN: list[subprocess.Popen[Any]] = []  # every process the bench started (own session)
+
+
+def started(proc: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+    _CHILDREN.append(proc)
+    return proc
+
+
+def kill_children() -> None:
+    """SIGKILL every process group the bench started that still runs (on Ctrl-C/SIGTERM)."""
+    for proc in _CHILDREN:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -177,11 +193,11 @@ class FleetProc:
     """``bench/fleet_proc.py``: N simulated lab copies in one child process."""
 
     def __init__(self, home: Path, speed: float, labs: Iterable[Path]) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = started(subprocess.Popen(
             [PYTHON, str(ROOT / "bench" / "fleet_proc.py"), str(home), str(speed),
              *map(str, labs)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-            env={**os.environ, "HVLAB_HOME": str(home)}, start_new_session=True)
+            env={**os.environ, "HVLAB_HOME": str(home)}, start_new_session=True))
         ready = self._read()
         if not ready.get("ready"):
             raise RuntimeError(f"fleet did not start: {ready}")
@@ -271,14 +287,15 @@ class Stack:
             if devstack.port_open(port):
                 raise RuntimeError(f"port {port} is in use: is another bench running?")
         out = (self.home / "dev" / "temporal.log").open("ab")
-        self.server = subprocess.Popen(self.config.argv(self.home), stdout=out, stderr=out,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        self.server = started(subprocess.Popen(
+            self.config.argv(self.home), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+            start_new_session=True))
 
     def start_worker(self) -> None:
         out = (self.home / "dev" / "worker.log").open("ab")
-        self.worker = subprocess.Popen([PYTHON, str(ROOT / "bench" / "worker_proc.py")],
-                                       stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                       env=self.env, cwd=ROOT, start_new_session=True)
+        self.worker = started(subprocess.Popen(
+            [PYTHON, str(ROOT / "bench" / "worker_proc.py")], stdout=out, stderr=out,
+            stdin=subprocess.DEVNULL, env=self.env, cwd=ROOT, start_new_session=True))
 
     async def client(self) -> Client:
         deadline = time.monotonic() + 60
@@ -336,7 +353,8 @@ class Stack:
 
 
 def new_home(tag: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"hvlab-bench-{tag}-"))
+    """A private HVLAB_HOME, ``/tmp/hvlab-bench-<tag>-<pid>-*`` (removed afterwards)."""
+    return Path(tempfile.mkdtemp(prefix=f"hvlab-bench-{tag}-{os.getpid()}-"))
 
 
 def remove_home(home: Path) -> None:

@@ -449,7 +449,8 @@ def _classroom(c: dict[str, Any] | None) -> list[str]:
              f"{s.get('server_cpu_cores')} / {s.get('fleet_cpu_cores')}",
              f"{s.get('shells_per_host', {}).get('dc_max')} / "
              f"{s.get('shells_per_host', {}).get('hyperv_max')}",
-             s.get("winrm_requests_per_lab")] for s in c["steps"]]
+             s.get("winrm_requests_per_lab"),
+             (s.get("load_average_after") or ["-"])[0]] for s in c["steps"]]
     fails = [f for s in c["steps"] for f in s["failed"]]
     return [
         "## 5. Classroom",
@@ -466,7 +467,8 @@ def _classroom(c: dict[str, Any] | None) -> list[str]:
                  "activities",
                  "activities/s", "worker CPU (cores)", "worker RSS peak MB",
                  "server / fleet CPU (cores)",
-                 "max shells per DC / Hyper-V host", "WS-Man requests per lab"], rows),
+                 "max shells per DC / Hyper-V host", "WS-Man requests per lab",
+                 "machine load (1 min) at the end"], rows),
         f"Knee ({c['knee_rule']}): **{c['knee_labs'] or 'not reached in the steps run'}**.",
         "",
         *(["Failures: " + "; ".join(fails), ""] if fails else []),

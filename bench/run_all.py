@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -27,7 +29,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import dispatch, phases, report
-from bench.common import ROOT, Stack, load_average, log, machine, new_home, remove_home
+from bench.common import (
+    ROOT,
+    Stack,
+    kill_children,
+    load_average,
+    log,
+    machine,
+    new_home,
+    remove_home,
+)
 from hvlab.telemetry import configure_logging
 
 RESULTS = ROOT / "bench" / "results"
@@ -116,6 +127,15 @@ def main() -> int:
         report.write(json.loads(args.report_only.read_text()), ROOT / "BENCHMARKS.md")
         return 0
     configure_logging("console", "WARNING")  # the serial replay runs activities in-process
+
+    def interrupted(signum: int, _frame: Any) -> None:
+        kill_children()  # dev servers, workers and fleets run in their own sessions
+        for home in Path(tempfile.gettempdir()).glob(f"hvlab-bench-*-{os.getpid()}-*"):
+            remove_home(home)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     result = asyncio.run(main_async(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
