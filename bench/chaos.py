@@ -20,10 +20,16 @@ canonical projection exactly (VMs per host with state, paths, disks, NICs, check
 switches, files, folders, shares and ACLs, AD delegation, replication relationships, NAT,
 finished jobs, ...), satisfy the hand-written key facts of the seed (:func:`key_facts`), have
 no workflow left open, and its mutating command counters (see :func:`mutating_counts`) must
-equal the reference's: a retry may repeat probes, never a change.
+equal the reference's: a retry may repeat probes, never a change (the one exception,
+:data:`ALLOWED_REPEATS`, is reported per run).
 
-    python bench/chaos.py --runs 20 --seed 1          # what `make chaos` runs
-    python bench/chaos.py --runs 1 --seed 7 --no-reference-run --reference FILE
+Kill moments are progress points (after a random number of finished activities, see
+:func:`make_plan`), so each kill lands in a fresh part of the scenario even though the one
+before stalled it for a timeout; a run takes 2-4 min, mostly waiting, so ``--jobs`` runs go
+at once, each with its own home, ports (``--base-port`` + 10 per slot) and fleet port.
+
+    python bench/chaos.py --runs 20 --seed 1 --jobs 3   # what `make chaos` runs
+    python bench/chaos.py --runs 1 --seed 7 --burst     # the short version (tests/chaos)
 
 Results: ``bench/results/chaos-<timestamp>.json`` (gitignored) and a copy as
 ``bench/results/chaos-latest.json``. Exit 0 only if every run passes.
@@ -92,6 +98,7 @@ class Stack:
     base_port: int
     speed: float
     cfg: DevConfig = field(init=False)
+    start_retries: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.move_ports(0)
@@ -107,11 +114,26 @@ class Stack:
         """Start (or reuse) server and worker; seconds from spawn to ready of what started."""
         return devstack.start(self.cfg).started
 
+    def restart_stack(self) -> dict[str, float]:
+        """:meth:`start_stack` after a kill, tried 3 times (a start can fail on this busy
+        machine: 'dev server exited during start-up' was seen 3 times in 60 restarts)."""
+        for attempt in range(3):
+            try:
+                return self.start_stack()
+            except devstack.DevStackError as exc:
+                if attempt == 2:
+                    raise
+                self.start_retries.append(str(exc)[:300])
+        raise AssertionError("unreachable")
+
     def start_fleet(self) -> None:
         sim = self.home / "sim"
         sim.mkdir(parents=True, exist_ok=True)
+        # A fixed port of our own: with the default (5985, else ephemeral) a simulated reboot
+        # frees 127.0.0.1x:5985 and another fleet starting then takes it (its hosts answer
+        # our worker with 401).
         argv = [sys.executable, "-m", "starter.sim_cli", "serve", str(LAB), "--speed",
-                str(self.speed), "--fresh"]
+                str(self.speed), "--fresh", "--port", str(self.base_port + 5)]
         env = {**os.environ, "HVLAB_HOME": str(self.home)}
         with (sim / "serve.log").open("ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -422,7 +444,7 @@ class Chaos:
         self.stack.sigkill("worker")
         kill = Kill(killed_at, planned, pid, self.driver.current, kill_point(snapshot), snapshot)
         started = time.monotonic()
-        await asyncio.to_thread(self.stack.start_stack)
+        await asyncio.to_thread(self.stack.restart_stack)
         kill.restart_seconds = time.monotonic() - started
         self.kills.append(kill)
 
@@ -433,7 +455,7 @@ class Chaos:
                                 self.driver.current, kill_point(snapshot))
         started = time.monotonic()
         self.stack.sigkill("temporal")
-        started_now = await asyncio.to_thread(self.stack.start_stack)
+        started_now = await asyncio.to_thread(self.stack.restart_stack)
         restart.down_seconds = time.monotonic() - started
         restart.worker_restarted = "worker" in started_now
         self.restart = restart
@@ -527,12 +549,29 @@ def mutating_counts(state: dict[str, Any]) -> dict[str, dict[str, int]]:
     return out
 
 
-def counter_diffs(expected: dict[str, dict[str, int]],
-                  actual: dict[str, dict[str, int]]) -> list[str]:
+ALLOWED_REPEATS = {
+    "host/offline-guest-config": (
+        "guest.offline_config writes the same first-boot configuration into the disk of a VM "
+        "that is still off and marks it done in the VM's Notes afterwards; a worker killed "
+        "while the script runs leaves no mark, so the retry writes it again (same content, "
+        "applied once at first boot: the world check stays exact). No read-only probe of a "
+        "disk's pending configuration exists yet."),
+}
+"""Mutating commands a retry may legitimately repeat: reported, not failed."""
+
+
+def counter_diffs(expected: dict[str, dict[str, int]], actual: dict[str, dict[str, int]],
+                  allowed: list[str] | None = None) -> list[str]:
+    """Mutating counts that differ; repeats of :data:`ALLOWED_REPEATS` go to ``allowed``."""
     out = []
     for host in sorted(set(expected) | set(actual)):
         exp, act = expected.get(host, {}), actual.get(host, {})
         for name in sorted(set(exp) | set(act)):
+            if name in ALLOWED_REPEATS and allowed is not None and \
+                    act.get(name, 0) > exp.get(name, 0):
+                allowed.append(f"{host} {name}: {act[name]} (undisturbed run: "
+                               f"{exp.get(name, 0)})")
+                continue
             if exp.get(name, 0) != act.get(name, 0):
                 kind = "duplicated" if act.get(name, 0) > exp.get(name, 0) else "missing"
                 out.append(f"{host} {name}: {kind}, {act.get(name, 0)} (undisturbed run: "
@@ -665,6 +704,8 @@ class RunResult:
     home: str
     steps: int = 0
     """Activities finished or failed, by all the run's workers."""
+    allowed_repeats: list[str] = field(default_factory=list)
+    start_retries: list[str] = field(default_factory=list)
     error: str = ""
 
 
@@ -682,11 +723,13 @@ async def _run(stack: Stack, spec: LabSpec, plan: Plan | None
             await asyncio.to_thread(stack.start_stack)
             break
         except devstack.DevStackError as exc:
+            if attempt == 2:
+                raise
+            stack.start_retries.append(str(exc)[:300])
             # 33000-33999 lies in Linux's ephemeral range: another process's listener on port
             # 0 (e.g. a fleet's control API) can hold one of ours. Move 300 ports up.
-            if "already in use" not in str(exc) or attempt == 2:
-                raise
-            stack.move_ports(300)
+            if "already in use" in str(exc):
+                stack.move_ports(300)
     await asyncio.to_thread(stack.start_fleet)
     LabRegistry(stack.home).register(spec, sim=True)
     driver = Driver(stack.cfg, spec)
@@ -698,7 +741,7 @@ async def _run(stack: Stack, spec: LabSpec, plan: Plan | None
     controller = asyncio.ensure_future(chaos.run(done)) if chaos else None
     try:
         await asyncio.wait({drive} | ({controller} if controller else set()),
-                           return_when=asyncio.FIRST_EXCEPTION)
+                           return_when=asyncio.FIRST_COMPLETED)
         if controller is not None and controller.done() and controller.exception():
             drive.cancel()
             await controller  # raises: the chaos itself failed (a restart did not work)
@@ -754,7 +797,8 @@ def run_once(index: int, seed: int, home: Path, base_port: int, speed: float,
         server_restart=asdict(chaos.restart) if chaos and chaos.restart else None,
         phases=phases, open_workflows=open_wf, diffs=[], counter_diffs=[],
         key_fact_problems=facts, leftover_pids=leftovers, home=str(home),
-        steps=finished_steps(stack.cfg.log_file("worker")), error=error)
+        steps=finished_steps(stack.cfg.log_file("worker")),
+        start_retries=stack.start_retries, error=error)
     return result, state
 
 
@@ -762,7 +806,8 @@ def judge(result: RunResult, state: dict[str, Any], reference: Reference) -> Non
     """Compare a run's world and mutating counters with the reference's; fails it on a diff."""
     if state:
         result.diffs = diff(reference.projection, projection(state))
-        result.counter_diffs = counter_diffs(reference.counts, mutating_counts(state))
+        result.counter_diffs = counter_diffs(reference.counts, mutating_counts(state),
+                                             result.allowed_repeats)
     result.ok = result.ok and not result.diffs and not result.counter_diffs
 
 
@@ -790,6 +835,10 @@ def print_summary(results: list[RunResult]) -> None:
                 r.counter_diffs + [f"open workflow: {w}" for w in r.open_workflows] + \
                 [f"leftover pid {p}" for p in r.leftover_pids]:
             print(f"      ! {line}")
+        for line in r.allowed_repeats:
+            print(f"      ~ allowed repeat (see ALLOWED_REPEATS): {line}")
+        for line in r.start_retries:
+            print(f"      ~ stack start retried: {line[:150]}")
     table = coverage([r for r in results if r.kills])
     if table:
         print("\nkill points covered (activity running on the killed worker -> kills):")
@@ -858,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lock = threading.Lock()
     waiting: list[tuple[RunResult, dict[str, Any]]] = []  # chaos runs done before run 0
+    running = threading.Semaphore(args.jobs)
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(args.jobs + 1):
         slots.put(slot)
@@ -894,12 +944,13 @@ def main(argv: list[str] | None = None) -> int:
             args.server_restart == "first" and i == 1)
         plan = make_plan(random.Random(seed), args.kills, restart, steps, span,
                          burst=args.burst)
-        slot = slots.get()  # its own ports while it runs (10 per slot)
-        try:
-            result, state = run_once(i, seed, workdir / f"run{i}",
-                                     args.base_port + 10 * slot, args.speed, plan)
-        finally:
-            slots.put(slot)
+        with running:  # at most --jobs chaos runs at once (run 0 may run alongside)
+            slot = slots.get()  # its own ports while it runs (10 per slot)
+            try:
+                result, state = run_once(i, seed, workdir / f"run{i}",
+                                         args.base_port + 10 * slot, args.speed, plan)
+            finally:
+                slots.put(slot)
         with lock:
             if reference is None and not reference_done.is_set():
                 waiting.append((result, state))
@@ -939,6 +990,7 @@ def main(argv: list[str] | None = None) -> int:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": machine(),
         "kill_points": dict(coverage(chaos_runs)),
+        "allowed_repeats": ALLOWED_REPEATS,
         "runs": [asdict(r) for r in results],
     }
     args.out.mkdir(parents=True, exist_ok=True)
