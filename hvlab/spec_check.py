@@ -130,6 +130,10 @@ def _hosts(spec: LabSpec) -> Iterator[Problem]:
                 yield Problem((*loc, "adapter"), "an External switch needs the physical adapter")
             if switch.type is not SwitchType.External and switch.adapter:
                 yield Problem((*loc, "adapter"), f"a {switch.type} switch takes no adapter")
+            for other in host.switches[:s]:
+                if switch.subnet and other.subnet and switch.subnet.overlaps(other.subnet):
+                    yield Problem((*loc, "subnet"), f"{switch.subnet} overlaps {other.subnet} "
+                                  f"of switch {other.name!r} on {host.name}")
 
 
 def _vms(spec: LabSpec) -> Iterator[Problem]:

@@ -20,6 +20,7 @@ from ruamel.yaml.events import (
     SequenceEndEvent,
     SequenceStartEvent,
 )
+from ruamel.yaml.parser import RoundTripParser
 
 from hvlab.spec import LabSpec
 from hvlab.spec_check import Loc, check_lab
@@ -101,55 +102,62 @@ def _echo_input(item: Any, loc: Loc) -> bool:
 
 
 # A lab file is a few levels deep and a few thousand nodes even with its anchors expanded;
-# anything far beyond is a mistake or a YAML bomb, refused before it is built.
+# anything far beyond is a mistake or a YAML bomb, refused while it is being read.
 MAX_DEPTH = 64
 MAX_NODES = 100_000
 
 
-def _shape_issue(text: str) -> SpecIssue | None:
-    """Nesting deeper than MAX_DEPTH, or more than MAX_NODES nodes once aliases are expanded,
-    found from the parser's events (no recursion, nothing expanded); syntax errors are left
-    to the full load."""
-    depth, expanded = 0, 0
-    sizes: dict[str, int] = {}
-    starts: list[tuple[str | None, int]] = []
-    try:
-        for event in YAML(typ="rt").parse(text):
-            if isinstance(event, MappingStartEvent | SequenceStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return SpecIssue("", event.start_mark.line + 1,
-                                     f"nested more than {MAX_DEPTH} levels deep")
-                starts.append((event.anchor, expanded))
-                expanded += 1
-            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
-                depth -= 1
-                anchor, start = starts.pop()
-                if anchor:
-                    sizes[anchor] = expanded - start
-            elif isinstance(event, ScalarEvent):
-                expanded += 1
-                if event.anchor:
-                    sizes[event.anchor] = 1
-            elif isinstance(event, AliasEvent):
-                expanded += sizes.get(event.anchor or "", 1)
-            if expanded > MAX_NODES:
-                line = event.start_mark.line + 1 if event.start_mark else None
-                return SpecIssue("", line, f"more than {MAX_NODES} values once YAML aliases "
-                                 "are expanded (a YAML bomb?)")
-    except YAMLError:
-        return None
-    return None
+class _ShapeProblem(Exception):
+    def __init__(self, issue: SpecIssue) -> None:
+        self.issue = issue
+
+
+class _GuardedParser(RoundTripParser):
+    """The round-trip parser, counting nesting depth and the nodes aliases would expand to
+    (each event passes here once, so there is no second pass and nothing is expanded)."""
+
+    def __init__(self, loader: Any) -> None:
+        super().__init__(loader)
+        self._depth = 0
+        self._expanded = 0
+        self._sizes: dict[str, int] = {}
+        self._starts: list[tuple[str | None, int]] = []
+
+    def get_event(self) -> Any:
+        event = super().get_event()
+        if isinstance(event, MappingStartEvent | SequenceStartEvent):
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise _ShapeProblem(SpecIssue("", event.start_mark.line + 1,
+                                              f"nested more than {MAX_DEPTH} levels deep"))
+            self._starts.append((event.anchor, self._expanded))
+            self._expanded += 1
+        elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+            self._depth -= 1
+            anchor, start = self._starts.pop()
+            if anchor:
+                self._sizes[anchor] = self._expanded - start
+        elif isinstance(event, ScalarEvent):
+            self._expanded += 1
+            if event.anchor:
+                self._sizes[event.anchor] = 1
+        elif isinstance(event, AliasEvent):
+            self._expanded += self._sizes.get(event.anchor or "", 1)
+        if self._expanded > MAX_NODES:
+            line = event.start_mark.line + 1 if event.start_mark else None
+            raise _ShapeProblem(SpecIssue("", line, f"more than {MAX_NODES} values once YAML "
+                                          "aliases are expanded (a YAML bomb?)"))
+        return event
 
 
 def parse_lab(text: str, source: str = "<lab>") -> LabSpec:
     """Parse and validate lab YAML; raise SpecError listing every problem."""
     yaml = YAML(typ="rt")
-    shape = _shape_issue(text)
-    if shape is not None:
-        raise SpecError(source, [shape])
+    yaml.Parser = _GuardedParser
     try:
         tree = yaml.load(text)
+    except _ShapeProblem as exc:
+        raise SpecError(source, [exc.issue]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

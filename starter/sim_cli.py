@@ -49,6 +49,33 @@ def _load(file: Path) -> Any:
         raise typer.Exit(2) from None
 
 
+def _fault_plan(path: Path | None, label: str) -> Any:
+    """The fault plan in ``path`` (None without one); exit 2 naming ``label`` and the field
+    when it cannot be read or is not a valid plan."""
+    if path is None:
+        return None
+    from pydantic import ValidationError
+    from ruamel.yaml.error import YAMLError
+
+    from simulator.faults import FaultPlan
+
+    try:
+        return FaultPlan.load(path)
+    except OSError as exc:
+        problems = [f"cannot read {path}: {exc.strerror}"]
+    except ValidationError as exc:
+        problems = [
+            "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+            + f": {e['msg']}"
+            for e in exc.errors()
+        ]
+    except (ValueError, YAMLError) as exc:  # JSON or YAML syntax
+        problems = [f"not a YAML or JSON fault plan: {exc}".splitlines()[0]]
+    for problem in problems:
+        err.print(f"error: {label}: {problem}", markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
 def _print_endpoints(endpoints: dict[str, Any]) -> None:
     table = Table(title="simulated hosts")
     for column in ("host", "endpoint", "user"):
@@ -63,24 +90,23 @@ def _print_endpoints(endpoints: dict[str, Any]) -> None:
 def serve(
     file: Annotated[Path, typer.Argument(help="lab file (YAML)")],
     speed: Annotated[
-        float, typer.Option(help="simulated seconds per real second; 0 = instant")
+        float, typer.Option(min=0, help="simulated seconds per real second; 0 = instant")
     ] = 60.0,
     faults: Annotated[Path | None, typer.Option(help="fault plan (YAML or JSON)")] = None,
     fresh: Annotated[bool, typer.Option(help="start from the lab's initial state")] = False,
     detach: Annotated[bool, typer.Option(help="run in the background")] = False,
     port: Annotated[
-        int | None, typer.Option(help="WinRM port (default 5985, else ephemeral)")
+        int | None, typer.Option(min=0, max=65535, help="WinRM port (default 5985, else ephemeral)")
     ] = None,
 ) -> None:
     """Serve every host of FILE over WinRM until stopped."""
     spec = _load(file)
+    plan = _fault_plan(faults, "--faults")
     if detach:
         _detach(file, speed, faults, fresh, port)
         return
-    from simulator.faults import FaultPlan
     from simulator.fleet import Fleet
 
-    plan = FaultPlan.load(faults) if faults else None
     (sim_home() / "endpoints.json").unlink(missing_ok=True)
     fleet = Fleet(spec, home(), speed=speed, faults=plan, fresh=fresh, port=port).start()
     (sim_home() / "sim.pid").write_text(str(os.getpid()))
@@ -173,11 +199,8 @@ def reset() -> None:
 @sim_app.command()
 def faults(file: Annotated[Path, typer.Argument(help="fault plan (YAML or JSON)")]) -> None:
     """Replace the running fleet's fault plan."""
-    from ruamel.yaml import YAML
-
-    text = file.read_text()
-    data = json.loads(text) if file.suffix == ".json" else YAML(typ="safe").load(text)
-    _control("POST", "/faults", data)
+    plan = _fault_plan(file, "FILE")
+    _control("POST", "/faults", plan.model_dump(mode="json"))
     out.print("fault plan installed")
 
 
