@@ -18,7 +18,13 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError
@@ -119,7 +125,7 @@ async def _watch(workflow_id: str) -> int:
             try:
                 progress = await handle.query("progress", result_type=WorkflowProgress)
                 live.update(_render(progress))
-            except RPCError:
+            except (RPCError, WorkflowQueryFailedError):
                 pass  # not started yet or no progress query
             if description.status != WorkflowExecutionStatus.RUNNING:
                 break
