@@ -556,6 +556,10 @@ ALLOWED_REPEATS = {
         "while the script runs leaves no mark, so the retry writes it again (same content, "
         "applied once at first boot: the world check stays exact). No read-only probe of a "
         "disk's pending configuration exists yet."),
+    "host/purge-tickets": (
+        "directory.purge_tickets (klist purge of the host's machine tickets so changed "
+        "delegation applies without a reboot) has nothing to probe and always runs, by design: "
+        "a retry after a kill purges again, which is harmless."),
 }
 """Mutating commands a retry may legitimately repeat: reported, not failed."""
 
