@@ -54,7 +54,7 @@ def step_context(info: activity.Info, arg: Any) -> dict[str, Any]:
         "activity_id": info.activity_id,
         "attempt": info.attempt,
         "lab": _name(arg, "lab"),
-        "host": _name(arg, "host", "dc") or "-",
+        "host": _name(arg, "host", "dc", "primary") or "-",
         "vm": _name(arg, "vm"),
     }
 

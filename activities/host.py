@@ -267,8 +267,11 @@ class HostActivities:
         """The host's answer when ready, else why not (retryable failures only)."""
         try:
             system = self._remote.query_one(request.host, operating_system_command()) or {}
+            booted = _text(system.get("LastBootUpTime"))
+            if request.booted_before and booted == request.booted_before:
+                return f"still on the boot of {booted}: the restart has not happened yet"
             if request.service is None:
-                return {"last_boot": _text(system.get("LastBootUpTime"))}
+                return {"last_boot": booted}
             service = self._remote.query_one(request.host, service_command(request.service))
         except NotFound as error:  # WinRM answers before a new role's service is registered
             return f"service {request.service} not there yet: {error.host_message}"

@@ -72,6 +72,9 @@ class WaitReadyInput(_Input):
     timeout_seconds: float = 1800.0
     interval_seconds: float = 5.0
     service: str | None = Field(default=None, description="e.g. vmms after the Hyper-V role")
+    booted_before: str | None = Field(
+        default=None, description="LastBootUpTime before the restart: an answer from that same "
+        "boot is the old one still shutting down, not the host back")
 
 
 class FoldersInput(_Input):

@@ -191,12 +191,15 @@ def _server_drift(request: ReplicaServerInput, view: dict[str, Any]) -> list[str
     return drift
 
 
-def replication_failed(host: str, vm: str, found: dict[str, Any]) -> ApplicationError | None:
-    """The failure for a relationship in Error or Critical health, else None."""
+def replication_failed(host: str, vm: str, found: dict[str, Any], reason: str | None = None
+                       ) -> ApplicationError | None:
+    """The failure for a relationship in Error or Critical health, else None; ``reason`` is
+    the host's own explanation (a failed replication job's ErrorDescription) when known."""
     if found["state"] != "Error" and found["health"] != "Critical":
         return None
+    because = f": {reason}" if reason else ""
     return ApplicationError(f"{host}: replication of {vm} is {found['state']}/"
-                            f"{found['health']}", found, type="ReplicationFailed",
+                            f"{found['health']}{because}", found, type="ReplicationFailed",
                             non_retryable=True)
 
 
@@ -391,7 +394,7 @@ class ReplicaActivities:
                                    "ReadyForInitialReplication")
             self._remote.run(request.primary, start_initial_command(request.vm))
             after = self._require(request.primary, request.vm)
-            failure = replication_failed(request.primary, request.vm, after)
+            failure = self._failure(request.primary, request.vm, after)
             if failure is not None:
                 raise failure
             if after["state"] not in ("InitialReplicationInProgress", "Replicating"):
@@ -415,7 +418,7 @@ class ReplicaActivities:
             if found["state"] in request.states and (not request.health
                                                      or found["health"] in request.health):
                 return StepResult(changed=False, observed={**found, "polls": polls})
-            failure = replication_failed(request.host, request.vm, found)
+            failure = self._failure(request.host, request.vm, found)
             if failure is not None:
                 raise failure
             progress({"state": found["state"], "health": found["health"],
@@ -457,6 +460,25 @@ class ReplicaActivities:
             return StepResult(changed=False, observed={
                 "vm": request.vm, "primary": primary, "replica": view.get("replica"),
                 "state": view["state"], "health": view["health"], "unreachable": unreachable})
+
+    def _failure(self, host: str, vm: str, found: dict[str, Any]) -> ApplicationError | None:
+        """:func:`replication_failed` with the failed job's reason when it is failing."""
+        if found["state"] != "Error" and found["health"] != "Critical":
+            return None
+        return replication_failed(host, vm, found, self._job_error(host, found))
+
+    def _job_error(self, host: str, found: dict[str, Any]) -> str | None:
+        """ErrorDescription of the VM's failed replication job on ``host``, if one is left."""
+        try:
+            jobs = self._remote.query(host, replication_jobs_command())
+        except RemoteError:
+            return None  # the reason is a bonus; the state already says it failed
+        for job in jobs:
+            if isinstance(job, dict) and _text(job.get("VirtualSystemName")).upper() == \
+                    found["vm_id"] and int(job.get("ErrorCode") or 0) and \
+                    job.get("ErrorDescription"):
+                return _text(job.get("ErrorDescription"))
+        return None
 
     def _percent(self, host: str, found: dict[str, Any]) -> int | None:
         """Initial replication progress from its Msvm_ConcreteJob (JobType 116)."""

@@ -95,15 +95,16 @@ class HostPrepWorkflow:
         lab, host = self._lab, self._host
 
         async def work() -> StepResult:
-            await step(
+            rebooted = await step(
                 "host.reboot", HostInput(lab=lab, host=host),
                 summary=f"{host}: reboot",
             )
-            return await step(
-                "host.wait_ready",
-                WaitReadyInput(lab=lab, host=host, service=service, interval_seconds=1.0),
-                summary=f"{host}: wait until ready", options=REBOOT_WAIT,
-            )
+            before = rebooted.observed.get("last_boot_before") or None
+            wait = WaitReadyInput(lab=lab, host=host, service=service, interval_seconds=1.0)
+            if workflow.patched("wait-for-new-boot"):  # histories before it waited without it
+                wait = wait.model_copy(update={"booted_before": before})
+            return await step("host.wait_ready", wait, summary=f"{host}: wait until ready",
+                              options=REBOOT_WAIT)
 
         await self._tracker.run(name, "reboot and wait until ready", work)
 

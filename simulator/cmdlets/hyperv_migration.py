@@ -371,13 +371,28 @@ def _complete_storage(world: World, host: Host, vm: Vm, dest: str) -> None:
 # ---------------------------------------------------------------- CIM jobs
 
 
+class _JobKept:
+    """How long a finished job stays listed: TimeBeforeRemoval, 5 minutes of host time. An
+    instant clock still keeps it 5 real seconds, so a probe right after the end sees the job
+    and its ErrorDescription, as it would on a host."""
+
+    HOST_SECONDS = 300.0
+    INSTANT_FLOOR = 5.0
+
+    def seconds(self, clock: Any) -> float:
+        return self.INSTANT_FLOOR if clock.instant else clock.real(self.HOST_SECONDS)
+
+
+JOB_KEPT = _JobKept()
+
+
 def cim_jobs(call: Call) -> list[Any]:
     clock = call.sim.clock
     out = []
     for job in call.world.jobs.values():
         if job.host != call.host.name:
             continue
-        if job.finished is not None and clock.now() > job.finished + clock.real(300):
+        if job.finished is not None and clock.now() > job.finished + JOB_KEPT.seconds(clock):
             continue  # TimeBeforeRemoval: 5 minutes
         out.append(_job_instance(job))
     return out

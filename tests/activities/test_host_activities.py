@@ -183,3 +183,24 @@ def test_wait_ready_waits_for_a_service_not_registered_yet(
                                                   timeout_seconds=0.2, interval_seconds=0.05))
     assert caught.value.type == "HostNotReady" and not caught.value.non_retryable
     assert "vmms not there yet" in caught.value.message
+
+
+def test_wait_ready_does_not_take_the_old_boot_for_the_new_one(
+    fleet: Fleet, host_activities: HostActivities
+) -> None:
+    """Right after Restart-Computer the host still answers from the boot that is shutting
+    down: with ``booted_before`` that answer is not 'ready' (retryably, saying why); once the
+    host has booted again it is."""
+    from activities.host import operating_system_command
+
+    system = host_activities._remote.query_one("SVR2", operating_system_command()) or {}
+    before = str(system["LastBootUpTime"])
+    with pytest.raises(ApplicationError) as caught:
+        host_activities.wait_ready(WaitReadyInput(host="SVR2", booted_before=before,
+                                                  timeout_seconds=0.2, interval_seconds=0.05))
+    assert caught.value.type == "HostNotReady" and not caught.value.non_retryable
+    assert "restart has not happened yet" in caught.value.message
+    rebooted = host_activities.reboot(HostInput(host="SVR2"))
+    assert rebooted.observed["last_boot_before"] == before
+    ready = host_activities.wait_ready(WaitReadyInput(host="SVR2", booted_before=before))
+    assert ready.observed["last_boot"] != before

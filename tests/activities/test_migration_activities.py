@@ -276,8 +276,11 @@ def test_job_gone_at_once_reports_the_job_error(
     """An instant move that failed leaves no host-side job: start_move surfaces the
     PowerShell job's error instead of claiming success. (The sim runs the job inside Move-VM
     here, so it has ended and left before start_move looks.)"""
+    from simulator.cmdlets import hyperv_migration
+
     lab_with_vm(fleet.sim)
     monkeypatch.setattr(fleet.sim, "start_job", lambda job, work: work(job))
+    monkeypatch.setattr(hyperv_migration.JOB_KEPT, "INSTANT_FLOOR", 0.0)  # removed at once
     fleet.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR2", "kind": "migration",
                                        "at_percent": 40}]))
     with pytest.raises(ApplicationError) as caught:

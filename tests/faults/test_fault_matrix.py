@@ -16,7 +16,7 @@ Added here (what the tests above do not show):
 | case | expected outcome | test |
 |---|---|---|
 | WinRM connection dropped before the command ran (Start-VM request cut) | retried, the VM started exactly once, deploy done | test_dropped_connection_before_start_vm_is_retried |
-| replica host down during initial replication (new `down` fault kind) | the seeding job fails with Hyper-V's connection error (0x00002EFE), the workflow as ReplicationFailed 'replication of Linux01 is Error/Critical'; compensation retries until SVR1 is back and undoes both sides; Linux01 keeps running on SVR2 | test_replica_host_down_during_initial_replication_is_undone |
+| replica host down during initial replication (new `down` fault kind) | the seeding job fails with Hyper-V's connection error (0x00002EFE), the workflow as ReplicationFailed 'replication of Linux01 is Error/Critical: <the job's connection error>'; compensation retries until SVR1 is back and undoes both sides; Linux01 keeps running on SVR2 | test_replica_host_down_during_initial_replication_is_undone |
 | wrong password | build fails fast (one attempt) naming host and account, non-retryable AuthenticationFailed; a handful of 401s at the host, no retry storm; nothing changed | test_wrong_password_fails_fast_without_retry_storm |
 | delegation missing, as the operator sees it | `hvlab migrate --watch` exits 1 naming SVR1 and the fix (constrained delegation); no Move-VM, VM still on SVR1 | test_missing_delegation_names_the_fix_in_the_cli |
 | host out of memory | Start-VM fails with Hyper-V's "could not initialize ... Not enough memory" error as InsufficientMemory, not retried; the deploy removes its VM and disk | test_out_of_memory_start_fails_and_leaves_nothing |
@@ -192,9 +192,9 @@ async def test_replica_host_down_during_initial_replication_is_undone(
     assert fleet.plan.faults[0].fired == 1
     cause = root_cause(failed.value)
     assert cause.type == "ReplicationFailed"
-    # the workflow reports the relationship's state; the host's reason (0x00002EFE, see
-    # tests/faults/test_fault_kinds.py) is in the job, which the poll does not read
-    assert cause.message == "SVR2: replication of Linux01 is Error/Critical"
+    # the relationship's state and the host's own reason, read from the failed seeding job
+    assert cause.message.startswith("SVR2: replication of Linux01 is Error/Critical: ")
+    assert "0x00002EFE" in cause.message
     assert cause.non_retryable
     retried = await retried_activities(handle)
     assert "replica.remove" in retried, retried  # the undo waited for SVR1 to come back
