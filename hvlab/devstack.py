@@ -492,7 +492,10 @@ async def _wait_for_server(cfg: DevConfig, pid: int | None, timeout: float) -> C
     log = cfg.log_file("temporal")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not process_alive(pid, _server_marker(cfg)):
+        # No command-line marker here: the pid is the process just spawned (the marker guards
+        # stale pid files), and under load /proc/<pid>/cmdline was seen to read empty while the
+        # server ran, which reported a live server as exited and left it behind.
+        if not process_alive(pid):
             raise DevStackError(
                 f"the Temporal dev server exited during start-up; end of {log}:\n{log_tail(log)}"
             )

@@ -119,7 +119,7 @@ def test_worker_registers_migration_replica_and_checkpoint(tmp_path: Path) -> No
         "replica.server",
         "replica.disable_server", "replica.firewall", "replica.disable_firewall",
         "replica.test_connection", "replica.enable", "replica.remove", "replica.start_initial",
-        "replica.wait_state", "replica.prepare_failover", "replica.failover",
+        "replica.wait_state", "replica.health", "replica.prepare_failover", "replica.failover",
         "replica.complete", "replica.reverse", "replica.stop_failover", "replica.test_failover",
         "replica.cleanup_test_failover", "checkpoint.find", "checkpoint.create",
         "checkpoint.restore",
