@@ -47,6 +47,15 @@ def operating_system_command() -> Command:
     return Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem")
 
 
+PENDING_JOIN_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\Netlogon\\JoinDomain"
+
+
+def pending_join_command() -> Command:
+    """Netlogon's JoinDomain key exists while a domain join waits for its restart (what
+    pending-reboot checks read): PartOfDomain stays False until then."""
+    return Command.of("Test-Path", Path=PENDING_JOIN_KEY)
+
+
 def add_computer_command(request: DomainJoinInput) -> Command:
     """Join without -Restart: the reboot is its own step."""
     return Command.of("Add-Computer", DomainName=request.domain,
@@ -160,6 +169,11 @@ class HostActivities:
         if before.get("PartOfDomain") and _text(before.get("Domain")).lower() == \
                 request.domain.lower():
             return StepResult(changed=False, observed={**observed, "restart_needed": False})
+        if True in self._remote.query(request.host, pending_join_command()):
+            # joined by an earlier attempt (e.g. a worker killed before it reported): only the
+            # restart is missing, so no second Add-Computer
+            return StepResult(changed=False, observed={**observed, "restart_needed": True,
+                                                      "pending_join": True})
         try:
             self._remote.run(request.host, add_computer_command(request))
         except RemoteError as error:

@@ -561,11 +561,6 @@ ALLOWED_REPEATS = {
         "directory.purge_tickets (klist purge of the host's machine tickets so changed "
         "delegation applies without a reboot) has nothing to probe and always runs, by design: "
         "a retry after a kill purges again, which is harmless."),
-    "Add-Computer": (
-        "host.domain_join probes PartOfDomain, which stays false until the reboot; a retry "
-        "after a kill that followed the join sends Add-Computer again and the host refuses "
-        "it ('already in that domain'), which the activity reads as 'join pending'. The "
-        "counter counts the refused call; nothing changes."),
 }
 """Mutating commands a retry may legitimately repeat: reported, not failed."""
 

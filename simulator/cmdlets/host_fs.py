@@ -133,9 +133,28 @@ def _create(host: Host, path: str, kind: str, value: Any) -> Any:
     return item_object(file.path, file)
 
 
+# Registry keys the simulator can answer Test-Path for (no general registry model): the key
+# Netlogon creates for a domain join that waits for a restart, removed by the restart.
+PENDING_JOIN_KEY = "hklm:\\system\\currentcontrolset\\services\\netlogon\\joindomain"
+
+
+def _registry_key_exists(host: Host, path: str) -> bool | None:
+    """True/False for a registry path the simulator models, None for a file-system path."""
+    key = path.replace("/", "\\").rstrip("\\").lower()
+    if not key.startswith("hklm:"):
+        return None
+    if key == PENDING_JOIN_KEY:
+        return bool(host.pending_domain)
+    return False
+
+
 def test_path(call: Call) -> None:
     kind = str(call.get("PathType") or "Any").lower()
     for raw in _paths(call):
+        registry = _registry_key_exists(call.host, raw)
+        if registry is not None:
+            call.out(registry and kind != "leaf")
+            continue
         try:
             host, path = session_locate(call, raw)
         except (PathDenied, PathMissing):

@@ -51,8 +51,9 @@ def test_hyperv_role_installs_once(fleet: Fleet, host_activities: HostActivities
 def test_domain_join_without_restart(
     fleet: Fleet, lab_spec: LabSpec, host_activities: HostActivities
 ) -> None:
-    """Add-Computer runs without -Restart; after the reboot the probe sees the domain and a
-    rerun sends nothing."""
+    """Add-Computer runs without -Restart; a rerun before the restart sees the pending join
+    (Netlogon's JoinDomain key) and sends no second Add-Computer; after the reboot the probe
+    sees the domain and a rerun sends nothing."""
     dc = fleet.world.dc()
     for adapter in fleet.world.host("SVR1").adapters.values():  # type: ignore[union-attr]
         adapter.dns = [dc.address]
@@ -62,6 +63,8 @@ def test_domain_join_without_restart(
     assert fleet.state()["hosts"]["SVR1"]["domain"] is None
     pending = host_activities.domain_join(request)
     assert not pending.changed and pending.observed["restart_needed"] is True
+    assert pending.observed["pending_join"] is True
+    assert mutations(fleet, "SVR1").get("Add-Computer") == 1
     host_activities.reboot(HostInput(host="SVR1"))
     assert fleet.state()["hosts"]["SVR1"]["domain"] == "kosa.vm"
     before = mutations(fleet, "SVR1")
