@@ -107,6 +107,8 @@ def hvlab_metric_names() -> dict[str, set[str]]:
     for line in generate_latest(REGISTRY).decode().splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ", 3)
+            if name.endswith("_created"):
+                continue  # only once a series exists, and the worker disables them
             kinds[name] = kind
     families: dict[str, set[str]] = {}
     for name, kind in kinds.items():
