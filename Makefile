@@ -35,13 +35,15 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick)
 
 # `make chaos` (~20 min): the seed scenario 20 times while the worker is SIGKILLed (3 times a
-# run) and the dev server restarted; end state and mutating commands checked after each run.
+# run) and the dev server restarted; end state and mutating commands checked after each run;
+# then 200 client-creating CLI commands in a row under CPU load (make test runs 30).
 # Writes bench/results/chaos-<time>.json and chaos-latest.json. Not part of `make test`.
 CHAOS_RUNS ?= 20
 CHAOS_SEED ?= 1
 CHAOS_JOBS ?= 3
 chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --jobs $(CHAOS_JOBS)
+	HVLAB_CLI_RUNS=200 $(BIN)/python -m pytest -q tests/badinput/test_cli_stability.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
