@@ -41,8 +41,8 @@ WHY = {
           "hosts, or several labs at once (section 5), would exceed 3x",
     "3b": "orchestration between the path's steps (step gaps, child starts) on a loaded "
           "machine, and the 1 s poll granularity of host.wait_ready",
-    "4": "host.wait_ready probes a host that is about to go down (finding 2): that probe's "
-         "shell dies with the old boot",
+    "4": "host.wait_ready's first probe reaches the host before it goes down (finding 2): "
+         "that shell dies with the old boot; a short pause before the first probe would save it",
     "5": "see section 5",
     "6": "see section 6",
 }
@@ -407,7 +407,7 @@ def _makespan(m: dict[str, Any] | None) -> list[str]:
         "else waits for them, so no scheduler can beat serial / bound on this lab; ≥ 3x needs "
         "a lab with more independent hosts (or several labs at once: section 5). The serial "
         "script's `host.hyperv_role` time includes its retries while the host, which "
-        "`host.wait_ready` had wrongly found ready, was still rebooting (finding 2); a "
+        "`host.wait_ready` wrongly found ready before the fix, was still rebooting (finding 2); a "
         "straight script would wait for the reboot in some way too, so it is kept.",
         "",
     ]
@@ -577,17 +577,15 @@ FINDINGS = [
     "closed the loser, so the storage and delegation units, which start together on the DC, "
     "cost a second shell and NTLM logon on DC1 (2 shells instead of 1 in benchmark 4). Now "
     "one opening per (host, credential) at a time; the others wait for it.",
-    "2. **`host.wait_ready` can return before the reboot has happened** (not fixed: "
-    "`activities/host.py`, `activities/models.py`, `workflows/host_prep.py` belong to other "
-    "work in progress). `host.reboot` sends `Restart-Computer` and returns; `host.wait_ready` "
-    "then accepts the first answer from the host, which can still come from the old boot "
-    "while the host is shutting down (real Windows takes seconds to go down; the simulator "
-    "0.05 s). In the Temporal build the ~50 ms between two steps usually hides it; the serial "
-    "replay hits it every time: `host.hyperv_role` then fails with \"connection refused\" and "
-    "is retried until the host is back (the retries listed in section 3), and an extra shell "
-    "is opened on the rebooting host. On a real host the Hyper-V role install can be sent to a "
-    "host that is about to restart. Fix: `host.reboot` already observes "
-    "`last_boot_before`; pass it to `host.wait_ready` (new `WaitReadyInput.booted_after`) and "
-    "count the host ready only when `LastBootUpTime` differs.",
+    "2. **`host.wait_ready` could return before the reboot had happened** (fixed in "
+    "43dacb0). `host.reboot` sends `Restart-Computer` and returns; `host.wait_ready` accepted "
+    "the first answer, which could still come from the old boot while the host shut down "
+    "(real Windows takes seconds to go down; the simulator 0.05 s). The serial replay hit it "
+    "every time (`host.hyperv_role` retried until the host was back). Now `host.reboot`'s "
+    "`last_boot_before` goes to `host.wait_ready` (`WaitReadyInput.booted_before`, behind "
+    "`workflow.patched(\"wait-for-new-boot\")`) and an answer from that same boot is 'not "
+    "ready yet'. The probe still opens a shell on the old boot, which dies with it: that is "
+    "the extra shell per reboot in benchmark 4 (a short pause before the first probe would "
+    "save it).",
     "",
 ]
