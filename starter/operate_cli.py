@@ -17,15 +17,12 @@ from typing import Annotated, Any
 
 import typer
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from hvlab.labs import LabRegistry
-from hvlab.settings import get_settings
 from hvlab.spec import HostRole, LabSpec, Replication
 from hvlab.specfile import load_lab
 from starter.cli import UsageProblem, out
-from starter.ops_cli import SimOption, _client, _ui_link, _watch
+from starter.ops_cli import SimOption, _client, _ui_link, _watch, register_lab, start_or_attach
 from workflows.failover import (
     Approval,
     PlannedFailoverInput,
@@ -98,20 +95,6 @@ def _migration_target(spec: LabSpec, vm: str, to: str | None, mode: Mode,
 # --------------------------------------------------------------------------- starting
 
 
-def _register(file: Path, sim: bool) -> LabSpec:
-    spec = load_lab(file)
-    LabRegistry(get_settings().home_dir).register(spec, sim=sim)
-    return spec
-
-
-async def _start(workflow: Any, request: Any, workflow_id: str, summary: str
-                 ) -> WorkflowHandle[Any, Any]:
-    client = await _client()
-    return await client.start_workflow(
-        workflow, request, id=workflow_id, task_queue=get_settings().task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, static_summary=summary)
-
-
 def _started(handle: WorkflowHandle[Any, Any], what: str, watch: bool) -> None:
     out.print(f"{what}: workflow {handle.id}")
     out.print(f"Web UI: {_ui_link(handle.id)}")
@@ -135,12 +118,12 @@ def migrate(
     spec = load_lab(file)
     name = _vm(spec, vm)
     target = _migration_target(spec, name, to, mode, storage_path)
-    spec = _register(file, sim)
+    register_lab(spec, sim)
     request = LiveMigrationInput(
         spec=spec, vm=name, mode=mode.value, storage_path=storage_path,
         destination=target if mode is not Mode.storage else None,
         source=target if mode is Mode.storage else None, compensate=not no_compensate)
-    handle = asyncio.run(_start(LiveMigrationWorkflow.run, request,
+    handle = asyncio.run(start_or_attach(LiveMigrationWorkflow.run, request,
                                 migration_id(spec.lab, name), f"migrate {name} ({mode.value})"))
     _started(handle, f"migration of [bold]{name}[/] ({mode.value})", watch)
 
@@ -165,10 +148,10 @@ def replicate(
     primary = entry.primary if entry else spec.vm(name).host
     if replica is not None and replica.lower() == primary.lower():
         raise UsageProblem(f"--to: {replica} is the primary of {name}")
-    spec = _register(file, sim)
+    register_lab(spec, sim)
     request = ReplicationWorkflowInput(spec=spec, vm=name, replica=replica,
                                        compensate=not no_compensate)
-    handle = asyncio.run(_start(ReplicationWorkflow.run, request,
+    handle = asyncio.run(start_or_attach(ReplicationWorkflow.run, request,
                                 replication_id(spec.lab, name), f"replicate {name}"))
     _started(handle, f"replication of [bold]{name}[/]", watch)
 
@@ -191,13 +174,13 @@ def failover(
     spec = load_lab(file)
     name = _vm(spec, vm)
     _replication(spec, name)
-    spec = _register(file, sim)
+    register_lab(spec, sim)
     request = PlannedFailoverInput(
         spec=spec, vm=name, test=test, reverse=not no_reverse,
         approval_timeout=approval_timeout if approve else None, compensate=not no_compensate)
     workflow_id = failover_id(spec.lab, name, test)
     what = "test failover" if test else "planned failover"
-    handle = asyncio.run(_start(PlannedFailoverWorkflow.run, request, workflow_id,
+    handle = asyncio.run(start_or_attach(PlannedFailoverWorkflow.run, request, workflow_id,
                                 f"{what} of {name}"))
     if approve:
         out.print(f"approve it with: hvlab approve {workflow_id}")

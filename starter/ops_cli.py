@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 
 from hvlab.labs import LabRegistry
 from hvlab.settings import get_settings
+from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
 from hvlab.temporal import CodecUnavailable, TemporalUnavailable, connect
 from starter.cli import UsageProblem, err, out
@@ -73,24 +74,28 @@ def up(
 ) -> None:
     """Build (or converge) the lab described by FILE."""
     spec = load_lab(file)
-    settings = get_settings()
-    LabRegistry(settings.home_dir).register(spec, sim=sim)
+    register_lab(spec, sim)
     request = LabBuildInput(spec=spec, compensate=not no_compensate)
-    handle = asyncio.run(_start_build(request))
+    handle = asyncio.run(start_or_attach(LabBuildWorkflow.run, request, build_id(spec.lab),
+                                         f"build lab {spec.lab}"))
     out.print(f"build of lab [bold]{spec.lab}[/]: workflow {handle.id}")
     out.print(f"Web UI: {_ui_link(handle.id)}")
     if watch:
         raise typer.Exit(asyncio.run(_watch(handle.id)))
 
 
-async def _start_build(request: LabBuildInput) -> WorkflowHandle[Any, Any]:
+def register_lab(spec: LabSpec, sim: bool) -> None:
+    """Store the (validated) lab file where the workers read it."""
+    LabRegistry(get_settings().home_dir).register(spec, sim=sim)
+
+
+async def start_or_attach(workflow: Any, arg: Any, workflow_id: str, summary: str
+                          ) -> WorkflowHandle[Any, Any]:
+    """Start ``workflow`` as ``workflow_id``, or attach to the run of that id already going."""
     client = await _client()
     return await client.start_workflow(
-        LabBuildWorkflow.run, request, id=build_id(request.spec.lab),
-        task_queue=get_settings().task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"build lab {request.spec.lab}",
-    )
+        workflow, arg, id=workflow_id, task_queue=get_settings().task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, static_summary=summary)
 
 
 # --------------------------------------------------------------------------- watch

@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel
@@ -34,17 +34,15 @@ from temporalio.client import (
     ScheduleState,
     ScheduleUpdate,
     ScheduleUpdateInput,
-    WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from hvlab.labs import LabRegistry
 from hvlab.settings import get_settings
 from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
 from starter.cli import UsageProblem, out
-from starter.ops_cli import _client, watch
+from starter.ops_cli import _client, register_lab, start_or_attach, watch
 from workflows.checkpoint import CheckpointWorkflowInput, checkpoint_vms
 from workflows.replica_health import (
     ReplicationHealthInput,
@@ -74,11 +72,6 @@ def reset_schedule_id(lab: str) -> str:
     return f"{lab}-reset-schedule"
 
 
-def _register(spec: LabSpec, sim: bool) -> None:
-    """Store the (validated) lab file where the workers read it."""
-    LabRegistry(get_settings().home_dir).register(spec, sim=sim)
-
-
 def _reset_checkpoint(spec: LabSpec, name: str) -> str:
     try:
         return reset_checkpoint(spec, name)
@@ -86,16 +79,8 @@ def _reset_checkpoint(spec: LabSpec, name: str) -> str:
         raise UsageProblem(f"--checkpoint: {exc}") from None
 
 
-async def _start(workflow: str, arg: BaseModel, workflow_id: str, summary: str
-                 ) -> WorkflowHandle[Any, Any]:
-    client = await _client()
-    return await client.start_workflow(
-        workflow, arg, id=workflow_id, task_queue=get_settings().task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, static_summary=summary)
-
-
 def _launch(workflow: str, arg: BaseModel, workflow_id: str, summary: str, follow: bool) -> None:
-    handle = asyncio.run(_start(workflow, arg, workflow_id, summary))
+    handle = asyncio.run(start_or_attach(workflow, arg, workflow_id, summary))
     out.print(f"{summary}: workflow {handle.id}")
     if follow:
         watch(handle.id)
@@ -118,7 +103,7 @@ def checkpoint(
         checkpoint_vms(spec, name)
     except ValueError as exc:
         raise UsageProblem(f"NAME: {exc}") from None
-    _register(spec, sim)
+    register_lab(spec, sim)
     _launch("CheckpointWorkflow", CheckpointWorkflowInput(spec=spec, checkpoint=name,
                                                           compensate=not no_compensate),
             f"{spec.lab}-checkpoint-{name}", f"checkpoint {name} of lab {spec.lab}", follow)
@@ -136,7 +121,7 @@ def reset(
     """Restore a checkpoint on every VM of the lab, then re-converge the lab file."""
     spec = load_lab(file)
     chosen = _reset_checkpoint(spec, name)
-    _register(spec, sim)
+    register_lab(spec, sim)
     _launch("LabResetWorkflow", LabResetInput(spec=spec, checkpoint=chosen, compensate=compensate),
             reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", follow)
 
@@ -146,7 +131,7 @@ def down(file: LabFile, sim: SimOption = False, follow: WatchOption = False) -> 
     schedules (reset, replication health) are deleted first, so none starts a run against a
     lab being removed."""
     spec = load_lab(file)
-    _register(spec, sim)
+    register_lab(spec, sim)
     for schedule_id in asyncio.run(_delete_lab_schedules(spec.lab)):
         out.print(f"schedule {schedule_id} deleted")
     _launch("LabTeardownWorkflow", LabTeardownInput(spec=spec), f"{spec.lab}-down",
@@ -219,7 +204,7 @@ def schedule_reset(
     chosen = _reset_checkpoint(spec, name)
     if not CRON.match(cron.strip()):
         raise UsageProblem(f"--cron {cron!r} is not a five-field cron expression")
-    _register(spec, sim)
+    register_lab(spec, sim)
     handle, created = asyncio.run(_put(spec, cron.strip(), chosen))
     verb = "created" if created else "updated"
     out.print(f"schedule {handle.id} {verb}: reset {spec.lab} to {chosen} at '{cron}'")
@@ -348,7 +333,7 @@ def health(
     is not Replicating/Normal. Also refreshes hvlab_replication_health on the worker."""
     spec = load_lab(file)
     _replicated(spec)
-    _register(spec, sim)
+    register_lab(spec, sim)
     result = asyncio.run(_health(spec))
     if as_json:
         out.print_json(result.model_dump_json())
@@ -397,7 +382,7 @@ def schedule_health(
     spec = load_lab(file)
     _replicated(spec)
     interval = _every(every)
-    _register(spec, sim)
+    register_lab(spec, sim)
     handle, created = asyncio.run(_put_schedule(
         health_schedule_id(spec.lab), health_schedule(spec, interval, get_settings().task_queue)))
     verb = "created" if created else "updated"
