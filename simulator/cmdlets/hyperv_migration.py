@@ -371,19 +371,14 @@ def _complete_storage(world: World, host: Host, vm: Vm, dest: str) -> None:
 # ---------------------------------------------------------------- CIM jobs
 
 
-class _JobKept:
+def job_kept_seconds(clock: Any) -> float:
     """How long a finished job stays listed: TimeBeforeRemoval, 5 minutes of host time. An
     instant clock still keeps it 5 real seconds, so a probe right after the end sees the job
     and its ErrorDescription, as it would on a host."""
-
-    HOST_SECONDS = 300.0
-    INSTANT_FLOOR = 5.0
-
-    def seconds(self, clock: Any) -> float:
-        return self.INSTANT_FLOOR if clock.instant else clock.real(self.HOST_SECONDS)
+    return JOB_KEPT_INSTANT if clock.instant else clock.real(300.0)
 
 
-JOB_KEPT = _JobKept()
+JOB_KEPT_INSTANT = 5.0
 
 
 def cim_jobs(call: Call) -> list[Any]:
@@ -392,7 +387,7 @@ def cim_jobs(call: Call) -> list[Any]:
     for job in call.world.jobs.values():
         if job.host != call.host.name:
             continue
-        if job.finished is not None and clock.now() > job.finished + JOB_KEPT.seconds(clock):
+        if job.finished is not None and clock.now() > job.finished + job_kept_seconds(clock):
             continue  # TimeBeforeRemoval: 5 minutes
         out.append(_job_instance(job))
     return out

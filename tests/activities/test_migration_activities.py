@@ -280,7 +280,7 @@ def test_job_gone_at_once_reports_the_job_error(
 
     lab_with_vm(fleet.sim)
     monkeypatch.setattr(fleet.sim, "start_job", lambda job, work: work(job))
-    monkeypatch.setattr(hyperv_migration.JOB_KEPT, "INSTANT_FLOOR", 0.0)  # removed at once
+    monkeypatch.setattr(hyperv_migration, "JOB_KEPT_INSTANT", 0.0)  # removed at once
     fleet.set_faults(FaultPlan.parse([{"type": "fail_job", "host": "SVR2", "kind": "migration",
                                        "at_percent": 40}]))
     with pytest.raises(ApplicationError) as caught:
