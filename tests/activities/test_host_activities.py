@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -18,6 +19,8 @@ from activities.models import (
     SwitchInput,
     WaitReadyInput,
 )
+from hvlab.powershell.endpoints import SimCredentials, SimEndpoints
+from hvlab.powershell.session import SessionPool
 from hvlab.spec import LabSpec
 from simulator.fleet import Fleet
 from tests.activities.conftest import mutations
@@ -207,3 +210,24 @@ def test_wait_ready_does_not_take_the_old_boot_for_the_new_one(
     assert rebooted.observed["last_boot_before"] == before
     ready = host_activities.wait_ready(WaitReadyInput(host="SVR2", booted_before=before))
     assert ready.observed["last_boot"] != before
+
+
+def test_a_reboot_costs_one_new_shell(lab_spec: LabSpec, tmp_path: Path) -> None:
+    """With real reboot timing (the old boot answers for a moment after Restart-Computer, then
+    WinRM goes away), reboot + wait_ready open exactly one new shell: the wait does not open a
+    shell on the boot that is shutting down (it did in `make bench`: SVR1 5 shells, 2 reboots)."""
+    with Fleet(lab_spec, tmp_path, speed=600, fresh=True, port=0, control=False,
+               max_receive_wait=2.0) as fleet:
+        pool = SessionPool(SimCredentials(lab_spec, fleet.home))
+        try:
+            activities = HostActivities(pool, SimEndpoints(lab_spec, fleet.home))
+            rebooted = activities.reboot(HostInput(host="SVR2"))
+            before = rebooted.observed["last_boot_before"]
+            shells = fleet.servers["SVR2"].request_counts.get("Create", 0)
+            assert shells == 1
+            ready = activities.wait_ready(WaitReadyInput(
+                host="SVR2", booted_before=before, timeout_seconds=30, interval_seconds=0.3))
+            assert ready.observed["last_boot"] != before
+            assert fleet.servers["SVR2"].request_counts.get("Create", 0) == shells + 1
+        finally:
+            pool.close()
