@@ -19,6 +19,7 @@ def restart(sim: Sim, host: Host) -> None:
     """Reboot ``host``: instantly at speed 0, else in a background thread (down, wait, up)."""
     if sim.clock.instant:
         apply_boot(sim, host)
+        sim.on_host_rebooted(host.name)
         return
     host.rebooting = True
     name = host.name

@@ -70,6 +70,7 @@ class Fleet:
         self.sim.faults = SimFaults(self.plan)
         self.sim.on_host_down = self._down
         self.sim.on_host_up = self._up
+        self.sim.on_host_rebooted = self._rebooted
         self.servers: dict[str, WinRMServer] = {}
         self.hooks: dict[str, FaultHooks] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
@@ -163,6 +164,11 @@ class Fleet:
         server = self.servers.get(name)
         if server is not None:
             server.go_down()
+
+    def _rebooted(self, name: str) -> None:
+        server = self.servers.get(name)
+        if server is not None:
+            server.service.expire_shells()
 
     def _up(self, name: str) -> None:
         server = self.servers.get(name)

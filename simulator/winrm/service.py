@@ -75,6 +75,7 @@ class WSManService:
         self.largest_receive_envelope = 0
         self._endpoint = endpoint
         self._shells: dict[str, PsrpShell] = {}
+        self._stale: set[str] = set()  # shells of a boot that has ended (instant reboot)
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._faults: Counter[int] = Counter()
@@ -103,8 +104,17 @@ class WSManService:
         with self._lock:
             shells = list(self._shells.values())
             self._shells.clear()
+            self._stale.clear()
         for shell in shells:
             shell.close()
+
+    def expire_shells(self) -> None:
+        """The host rebooted without going down (instant clock): its shells belong to the old
+        boot. Output of pipelines already running can still be received (the Restart-Computer
+        answer); a new command on such a shell gets the shell-not-found fault, as after a real
+        reboot."""
+        with self._lock:
+            self._stale = set(self._shells)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -241,6 +251,7 @@ class WSManService:
         shell_id = request.selectors.get("ShellId", "").upper()
         with self._lock:
             shell = self._shells.pop(shell_id, None)
+            self._stale.discard(shell_id)
         if shell is None:
             raise soap.shell_not_found(shell_id)
         shell.close()
@@ -248,6 +259,14 @@ class WSManService:
 
     def _command(self, request: WSManRequest, username: str) -> _Operation:
         shell = self._shell(request)
+        with self._lock:
+            stale = shell.shell_id in self._stale
+            if stale:
+                self._stale.discard(shell.shell_id)
+                self._shells.pop(shell.shell_id, None)
+        if stale:
+            shell.close()
+            raise soap.shell_not_found(shell.shell_id)
         line = request.body.find("rsp:CommandLine", NS)
         command_id = (line.get("CommandId") if line is not None else None) or str(uuid.uuid4())
         args = line.findall("rsp:Arguments", NS) if line is not None else []

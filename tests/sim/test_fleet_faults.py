@@ -36,6 +36,29 @@ def test_reboot_refuses_connections_until_the_host_is_back(fleet: Fleet) -> None
     again.close()
 
 
+def test_instant_reboot_ends_the_old_boot_s_shells(fleet: Fleet) -> None:
+    """At speed 0 a reboot happens inside Restart-Computer and the host never refuses
+    connections, but the shells of the old boot still die, as on a real host: the restart's
+    answer arrives, the next command on that shell gets the shell-not-found fault, and a new
+    shell works (and sees the new boot)."""
+    from pypsrp.exceptions import WSManFaultError
+
+    ep = endpoints(fleet)["SVR1"]
+    ps = PS(ep)
+    before = ps.run("Get-CimInstance", ClassName="Win32_OperatingSystem").output_objects
+    restart = ps.run("Restart-Computer", Force=None)
+    assert restart.errors == []
+    with pytest.raises(WSManFaultError) as caught:
+        ps.run("Get-Date")
+    assert "shell" in str(caught.value).lower()
+    assert fleet.servers["SVR1"].open_shells() == 0
+    again = PS(ep)
+    after = again.run("Get-CimInstance", ClassName="Win32_OperatingSystem").output_objects
+    assert str(after[0].adapted_properties["LastBootUpTime"]) != str(
+        before[0].adapted_properties["LastBootUpTime"])
+    again.close()
+
+
 def test_drop_fault_cuts_the_nth_matching_request(lab_spec: LabSpec, tmp_path: Path) -> None:
     plan = FaultPlan.parse([{"type": "drop", "host": "DC1", "command": "Get-Service", "nth": 1}])
     with Fleet(

@@ -6,6 +6,7 @@ Windows Server 2003 guests), and checked with Test-NetConnection / host/test-por
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from pypsrp.complex_objects import RunspacePoolState
+from pypsrp.exceptions import WSManFaultError
 
 from simulator import reachability
 from simulator.engine import Sim
@@ -70,9 +73,8 @@ class Remote:
     """A pypsrp RunspacePool to one simulated host (cmdlets), plus packaged scripts.
 
     Packaged scripts run through the host's handler in-process (same binder and
-    implementation): the WinRM server's fast CreatePipeline decoder (simulator/winrm/
-    fastpipe.py ``_text``) does not unescape ``_x000A_`` in script text yet, so a multi-line
-    script sent by pypsrp loses its header (see test_packaged_script_over_pypsrp).
+    implementation, no WinRM round trip); test_packaged_script_over_pypsrp sends one over
+    pypsrp as hvlab's SessionPool does.
     """
 
     def __init__(self, fleet: Fleet, host: str) -> None:
@@ -84,8 +86,15 @@ class Remote:
         self.wsman = WSMan(ep["address"], port=ep["port"], username=ep["username"],
                            password=ep["password"], ssl=False, auth="ntlm",
                            cert_validation=False, connection_timeout=5, read_timeout=30)  # fmt: skip
-        self.pool = RunspacePool(self.wsman)
-        self.pool.open()
+        self._pool = RunspacePool(self.wsman)
+
+    @property
+    def pool(self) -> Any:
+        """Opened on first use, so set-up reboots done in-process come before the shell (a
+        reboot ends the shells of the old boot)."""
+        if self._pool.state == RunspacePoolState.BEFORE_OPEN:
+            self._pool.open()
+        return self._pool
 
     def cmd(self, name: str, **params: Any) -> Reply:
         from pypsrp.powershell import PowerShell
@@ -106,8 +115,17 @@ class Remote:
     def script(self, name: str, **params: Any) -> Reply:
         return run_script(self.fleet.sim, self.host, name, **params)
 
+    def reconnect(self) -> None:
+        """A new shell, as a client needs after the host rebooted."""
+        from pypsrp.powershell import RunspacePool
+
+        self.close()
+        self._pool = RunspacePool(self.wsman)
+
     def close(self) -> None:
-        self.pool.close()
+        if self._pool.state != RunspacePoolState.BEFORE_OPEN:
+            with contextlib.suppress(WSManFaultError):  # its shell died with a reboot
+                self._pool.close()
 
 
 def script_text(name: str) -> str:
@@ -346,7 +364,8 @@ def test_replica_listener_rule_gates_port_80(fleet: Fleet, svr1: Remote) -> None
     assert missing.errors == [f"No MSFT_NetFirewallRule objects found with property 'DisplayName' "
                               f"equal to '{REPLICA_RULE}'.  Verify the value of the property and "
                               "retry."]  # fmt: skip
-    hyperv_ready(sim, "SVR1", "SVR2")
+    hyperv_ready(sim, "SVR1", "SVR2")  # reboots SVR1: its shells are gone
+    svr1.reconnect()
     sim.host("SVR1").replica_server.enabled = True
     rule = svr1.cmd("Get-NetFirewallRule", DisplayName=REPLICA_RULE).output[0]
     assert str(value(rule, "Enabled")) == "False"
