@@ -140,7 +140,9 @@ def demo(
         help="simulated seconds per real second (0: instant)")] = 60.0,
     show_plan: Annotated[bool, typer.Option("--plan", help="print the build plan first")] = False,
 ) -> None:
-    """Start the embedded stack and the simulated fleet for FILE, plan the lab, check it all."""
+    """Run FILE's whole scenario on a simulated fleet: build, migrations, replica, failover.
+
+    Starts the embedded stack and the simulated fleet first; --keep leaves them running."""
     spec = load_lab(file)
     from starter.runtime_cli import check_codec_settings
 

@@ -127,9 +127,10 @@ def reset(
 
 
 def down(file: LabFile, sim: SimOption = False, follow: WatchOption = False) -> None:
-    """Remove what FILE describes, newest first; running it twice is harmless. The lab's
-    schedules (reset, replication health) are deleted first, so none starts a run against a
-    lab being removed."""
+    """Remove what FILE describes, newest first; running it twice is harmless.
+
+    The lab's schedules (reset, replication health) are deleted first, so none starts a run
+    against a lab being removed."""
     spec = load_lab(file)
     register_lab(spec, sim)
     for schedule_id in asyncio.run(_delete_lab_schedules(spec.lab)):
@@ -329,8 +330,10 @@ def health(
     sim: SimOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> int:
-    """Read the replication health of the lab's replicated VMs (read-only); exit 1 when one
-    is not Replicating/Normal. Also refreshes hvlab_replication_health on the worker."""
+    """Read the replication health of the lab's replicated VMs (read-only).
+
+    Exit 1 when one is not Replicating/Normal. Also refreshes hvlab_replication_health on the
+    worker."""
     spec = load_lab(file)
     _replicated(spec)
     register_lab(spec, sim)
