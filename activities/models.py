@@ -685,7 +685,9 @@ class ReplicationInput(_Input):
 
     @classmethod
     def from_spec(cls, spec: LabSpec, vm: str) -> ReplicationInput:
-        rep = next(r for r in spec.replication if r.vm.lower() == vm.lower())
+        rep = spec.replication_of(vm)
+        if rep is None:
+            raise KeyError(vm)
         fqdn = spec.domain.fqdn.lower()
         return cls(primary=rep.primary, replica=rep.replica, vm=rep.vm,
                    replica_server=f"{rep.replica.lower()}.{fqdn}",

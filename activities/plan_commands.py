@@ -175,7 +175,8 @@ def _nat(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]:
 
 def _replication(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]:
     request = ReplicationInput.from_spec(spec, unit.target)
-    rep = next(r for r in spec.replication if r.vm == unit.target)
+    rep = spec.replication_of(unit.target)
+    assert rep is not None  # the plan makes a replication unit only for an entry
     name, _, target = step.name.partition(":")
     if name == "replica-server":
         return [replica.set_server_command(ReplicaServerInput(host=target, port=rep.port,

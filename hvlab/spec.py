@@ -423,6 +423,10 @@ class LabSpec(_Model):
                 return vm
         raise KeyError(name)
 
+    def replication_of(self, vm: str) -> Replication | None:
+        """The replication entry of that VM (case-insensitive), or None."""
+        return next((r for r in self.replication if r.vm.lower() == vm.lower()), None)
+
     def golden(self, name: str) -> GoldenImage:
         for image in self.golden_images:
             if image.name == name:

@@ -75,7 +75,7 @@ def _hyperv_host(spec: LabSpec, name: str, field: str) -> str:
 
 
 def _replication(spec: LabSpec, vm: str) -> Replication:
-    entry = next((r for r in spec.replication if r.vm.lower() == vm.lower()), None)
+    entry = spec.replication_of(vm)
     if entry is None:
         raise UsageProblem(f"VM: {vm} has no replication in lab {spec.lab}")
     return entry
@@ -140,7 +140,7 @@ def replicate(
     """Replicate VM to a replica host with Hyper-V Replica."""
     spec = load_lab(file)
     name = _vm(spec, vm)
-    entry = next((r for r in spec.replication if r.vm.lower() == name.lower()), None)
+    entry = spec.replication_of(name)
     if to is None and entry is None:
         raise UsageProblem(f"--to: {name} has no replication in lab {spec.lab}; name the "
                            "replica host")

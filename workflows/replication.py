@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ReplicaWaitInput,
         StepResult,
     )
-    from hvlab.spec import Host, LabSpec, Replication, Vm
+    from hvlab.spec import Host, LabSpec, Vm
     from workflows.options import COMPENSATION, LONG_JOB
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
@@ -73,15 +73,11 @@ def known_host(spec: LabSpec, name: str) -> Host:
                                non_retryable=True) from None
 
 
-def _entry(spec: LabSpec, vm: str) -> Replication | None:
-    return next((r for r in spec.replication if r.vm.lower() == vm.lower()), None)
-
-
 def replication_input(spec: LabSpec, vm: str, replica: str | None = None,
                       primary: str | None = None) -> ReplicationInput:
     """The activities' view of ``vm``'s replication: hosts from the arguments, else the lab
     file's entry (primary defaults to the VM's host); port and frequency from the entry."""
-    entry, name = _entry(spec, vm), known_vm(spec, vm).name
+    entry, name = spec.replication_of(vm), known_vm(spec, vm).name
     primary_host = known_host(spec, primary or (entry.primary if entry else
                                                 spec.vm(vm).host)).name
     replica_name = replica or (entry.replica if entry else None)
@@ -101,7 +97,7 @@ def replication_input(spec: LabSpec, vm: str, replica: str | None = None,
 
 
 def replica_storage(spec: LabSpec, vm: str) -> str:
-    entry = _entry(spec, vm)
+    entry = spec.replication_of(vm)
     return entry.storage if entry else "C:\\Hyper-V\\Replica"
 
 
