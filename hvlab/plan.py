@@ -250,4 +250,16 @@ def build_plan(spec: LabSpec) -> BuildPlan:
     return BuildPlan(lab=spec.lab, units=units)
 
 
-__all__ = ["MIGRATION_SERVICE", "BuildPlan", "PlanStep", "PlanUnit", "build_plan"]
+def unit_steps(spec: LabSpec, unit_id: str) -> list[tuple[str, str]]:
+    """(name, title) of the unit's steps, as `hvlab plan` prints them: the unit's workflow
+    declares these in its progress, so the plan and a running build name the same steps."""
+    return [(s.name, s.title) for s in build_plan(spec).unit(unit_id).steps]
+
+
+def prefixed(steps: list[tuple[str, str]], *prefixes: str) -> list[str]:
+    """Names among ``steps`` equal to one of ``prefixes`` or starting with it plus ':'."""
+    return [n for n, _ in steps if any(n == p or n.startswith(p + ":") for p in prefixes)]
+
+
+__all__ = ["MIGRATION_SERVICE", "BuildPlan", "PlanStep", "PlanUnit", "build_plan", "prefixed",
+           "unit_steps"]

@@ -69,7 +69,8 @@ class CheckpointWorkflow:
         except ValueError as exc:
             raise invalid_input(str(exc)) from None
         self._tracker = Tracker("Checkpoint", request.checkpoint)
-        self._tracker.plan(*((f"checkpoint:{vm}", f"checkpoint {vm}") for vm in vms))
+        self._tracker.plan(*((f"checkpoint:{vm}", f"checkpoint {request.checkpoint} of {vm}")
+                             for vm in vms))
         saga = Saga(f"Checkpoint {request.checkpoint}", enabled=request.compensate)
         created: list[str] = []
         try:

@@ -12,6 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import DelegationInput, HostInput, RemoveDelegationInput
+    from hvlab.plan import prefixed, unit_steps
     from hvlab.spec import LabSpec
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
@@ -40,17 +41,19 @@ class DelegationWorkflow:
         spec, lab = request.spec, request.spec.lab
         entry = next(d for d in spec.delegation if d.host.lower() == request.host.lower())
         self._tracker = Tracker("Delegation", entry.host)
-        self._tracker.plan(("kcd", "constrained delegation"), ("purge", "purge tickets"))
+        planned = unit_steps(spec, f"delegation:{entry.host}")
+        self._tracker.plan(*planned)
         saga = Saga(f"Delegation {entry.host}", enabled=request.compensate)
         kcd = DelegationInput.from_spec(spec, entry).model_copy(update={"lab": lab})
         try:
-            result = await tracked(self._tracker, "kcd", f"{entry.host}$ may delegate",
+            entries = prefixed(planned, "kcd", "protocol-transition")
+            result = await tracked(self._tracker, entries, f"{entry.host}$ may delegate",
                                    "directory.delegation", kcd)
             undo = RemoveDelegationInput.from_step(kcd, result)
             if undo.spns or undo.restore_transition:
                 saga.add("remove delegation", lambda: step(
                     "directory.remove_delegation", undo, options=COMPENSATION))
-            await tracked(self._tracker, "purge", "purge machine tickets",
+            await tracked(self._tracker, "purge-tickets", "purge machine tickets",
                           "directory.purge_tickets", HostInput(lab=lab, host=entry.host))
         except BaseException:
             await saga.compensate()

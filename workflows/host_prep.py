@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         SwitchInput,
         WaitReadyInput,
     )
+    from hvlab.plan import prefixed, unit_steps
     from hvlab.spec import LabSpec
     from workflows.options import COMPENSATION, REBOOT_WAIT
     from workflows.progress import Progress, Tracker
@@ -61,7 +62,8 @@ class HostPrepWorkflow:
         spec, host = request.spec, request.spec.host(request.host)
         self._tracker = Tracker("HostPrep", host.name)
         self._lab, self._host = spec.lab, host.name
-        self._tracker.plan(*self._steps(request))
+        self._planned = unit_steps(spec, f"host-prep:{host.name}")
+        self._tracker.plan(*self._planned)
         saga = Saga(f"HostPrep {host.name}", enabled=request.compensate)
         changed: list[str] = []
         try:
@@ -72,20 +74,8 @@ class HostPrepWorkflow:
         self._tracker.finish()
         return HostPrepResult(host=host.name, changed=changed, progress=self._tracker.progress)
 
-    def _steps(self, request: HostPrepInput) -> list[tuple[str, str]]:
-        host = request.spec.host(request.host)
-        steps = []
-        if host.join_domain:
-            steps += [("dns", "point DNS at the DC"), ("domain-join", "join the domain")]
-        steps.append(("hyperv-role", "install Hyper-V"))
-        if host.folders:
-            steps.append(("folders", "create folders"))
-        if host.paths.virtual_machines or host.paths.virtual_hard_disks:
-            steps.append(("default-paths", "set default paths"))
-        steps += [(f"switch:{s.name}", f"switch {s.name}") for s in host.switches]
-        return steps
-
-    async def _step(self, name: str, title: str, activity: str, arg: BaseModel) -> StepResult:
+    async def _step(self, name: str | list[str], title: str, activity: str,
+                    arg: BaseModel) -> StepResult:
         async def work() -> StepResult:
             return await step(activity, arg, summary=f"{self._host}: {title}")
 
@@ -119,13 +109,17 @@ class HostPrepWorkflow:
             if joined.observed.get("restart_needed"):
                 changed.append("domain-join")
                 await self._reboot("reboot-join", None)
+            else:
+                self._tracker.skip("reboot-join", "reboot", "no restart pending")
         role = await self._step("hyperv-role", "install Hyper-V", "host.hyperv_role",
                                 HyperVRoleInput(lab=lab, host=host.name))
         if role.observed.get("restart_needed"):
             changed.append("hyperv-role")
             await self._reboot("reboot-role", "vmms")
+        else:
+            self._tracker.skip("reboot-role", "reboot", "no restart pending")
         if host.folders:
-            await self._step("folders", "create folders", "host.folders",
+            await self._step(prefixed(self._planned, "folder"), "create folders", "host.folders",
                              FoldersInput.from_spec(host).model_copy(update={"lab": lab}))
         if host.paths.virtual_machines or host.paths.virtual_hard_disks:
             await self._step("default-paths", "set default paths", "host.default_paths",

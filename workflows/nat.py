@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         HostNatInput,
         RemoveHostNatInput,
     )
+    from hvlab.plan import prefixed, unit_steps
     from hvlab.spec import LabSpec, NatKind
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
@@ -49,11 +50,13 @@ class NatGatewayWorkflow:
         spec, lab = request.spec, request.spec.lab
         nat = next(n for n in spec.nat if n.name == request.nat)
         self._tracker = Tracker("NatGateway", nat.name)
-        self._tracker.plan(("nat", f"{nat.kind} NAT"), ("verify", "forwarded ports answer"))
+        planned = unit_steps(spec, f"nat:{nat.name}")
+        self._tracker.plan(*planned)
+        configure = prefixed(planned, "nat-install", "interface", "forward")
         saga = Saga(f"NatGateway {nat.name}", enabled=request.compensate)
         try:
             if nat.kind is NatKind.rras_in_guest:
-                await tracked(self._tracker, "nat", f"RRAS NAT in {nat.vm}", "guest.rras_nat",
+                await tracked(self._tracker, configure, f"RRAS NAT in {nat.vm}", "guest.rras_nat",
                               GuestNatInput.from_spec(spec, nat).model_copy(update={"lab": lab}))
             else:
                 host_nat = HostNatInput.from_spec(spec, nat).model_copy(update={"lab": lab})
@@ -61,7 +64,7 @@ class NatGatewayWorkflow:
                     "network.remove_host_nat",
                     RemoveHostNatInput(lab=lab, host=host_nat.host, name=host_nat.name),
                     options=COMPENSATION))
-                await tracked(self._tracker, "nat", f"WinNAT on {nat.host}", "network.host_nat",
+                await tracked(self._tracker, configure, f"WinNAT on {nat.host}", "network.host_nat",
                               host_nat)
             checks = ConnectivityInput.from_spec(spec.model_copy(update={"nat": [nat]}))
             await tracked(self._tracker, "verify", "forwarded ports answer",

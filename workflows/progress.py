@@ -6,7 +6,7 @@ skipped or failed with workflow time, and keeps the UI's "current details" in st
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Literal, TypeVar
 
@@ -76,21 +76,32 @@ class Tracker:
             text += f" — {current.title}"
         workflow.set_current_details(text)
 
-    async def run(self, name: str, title: str, work: Callable[[], Awaitable[T]],
+    async def run(self, name: str | Sequence[str], title: str,
+                  work: Callable[[], Awaitable[T]],
                   changed: Callable[[T], bool] | None = None) -> T:
-        """Run one step, recording its state and times; failures are recorded and re-raised."""
-        step = self._step(name, title)
-        step.state, step.started, self.progress.phase = "running", workflow.now(), title
+        """Run one step, recording its state and times; failures are recorded and re-raised.
+
+        ``name`` may list several planned steps that one activity carries out together (e.g.
+        every ``kcd:*`` entry of a host in one directory.delegation call): they share the
+        state and times."""
+        names = [name] if isinstance(name, str) else list(name)
+        steps = [self._step(n, title) for n in names]
+        now = workflow.now()
+        for step in steps:
+            step.state, step.started = "running", now
+        self.progress.phase = title
         self._refresh()
         try:
             result = await work()
         except BaseException as exc:
-            step.state, step.finished, step.detail = "failed", workflow.now(), str(exc)
+            for step in steps:
+                step.state, step.finished, step.detail = "failed", workflow.now(), str(exc)
             self.progress.error = f"{title}: {exc}"
             self._refresh()
             raise
-        done = changed is None or changed(result)
-        step.state, step.finished = ("done" if done else "unchanged"), workflow.now()
+        state: StepState = "done" if changed is None or changed(result) else "unchanged"
+        for step in steps:
+            step.state, step.finished = state, workflow.now()
         self._refresh()
         return result
 

@@ -12,6 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import MigrationReadinessInput, MigrationRestoreInput
+    from hvlab.plan import unit_steps
     from hvlab.spec import LabSpec
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
@@ -39,13 +40,14 @@ class MigrationReadinessWorkflow:
         """Apply the host's migration settings; restore the previous ones on failure."""
         host = request.spec.host(request.host)
         self._tracker = Tracker("MigrationReadiness", host.name)
-        self._tracker.plan(("readiness", "live migration settings"))
+        planned = unit_steps(request.spec, f"migration-readiness:{host.name}")
+        self._tracker.plan(*planned)
         saga = Saga(f"MigrationReadiness {host.name}", enabled=request.compensate)
         settings = MigrationReadinessInput.from_spec(host).model_copy(
             update={"lab": request.spec.lab})
         try:
-            result = await tracked(self._tracker, "readiness", "live migration settings",
-                                   "migration.readiness", settings)
+            result = await tracked(self._tracker, [n for n, _ in planned],
+                                   "live migration settings", "migration.readiness", settings)
             if result.changed and "previous" in result.observed:
                 undo = MigrationRestoreInput.from_readiness(settings, result)
                 saga.add("restore migration settings", lambda: step(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 from temporalio import workflow
 
@@ -34,7 +36,7 @@ async def step(
 
 async def tracked(
     tracker: Tracker,
-    name: str,
+    name: str | Sequence[str],
     title: str,
     activity: str,
     arg: BaseModel,

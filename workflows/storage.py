@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ShareAccessInput,
         ShareInput,
     )
+    from hvlab.plan import unit_steps
     from hvlab.spec import LabSpec
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
@@ -48,11 +49,11 @@ class SharedStorageWorkflow:
                      if s.host.lower() == request.host.lower() and s.name == request.share)
         lab = request.spec.lab
         self._tracker = Tracker("SharedStorage", f"\\\\{share.host}\\{share.name}")
-        self._tracker.plan(("share", f"share {share.name}"), ("share-acl", "share access"),
-                           ("ntfs", "NTFS rights"))
+        self._tracker.plan(*unit_steps(request.spec, f"shared-storage:{share.host}/{share.name}"))
         saga = Saga(f"SharedStorage {share.name}", enabled=request.compensate)
         try:
-            created = await tracked(self._tracker, "share", f"share {share.name} on {share.path}",
+            created = await tracked(self._tracker, ["folder", "share"],
+                                    f"share {share.name} on {share.path}",
                                     "storage.share", ShareInput.from_spec(share).model_copy(
                                         update={"lab": lab}))
             if created.changed:
@@ -68,7 +69,7 @@ class SharedStorageWorkflow:
             if revoke.accounts and not created.changed:  # a removed share takes its ACL along
                 saga.add("revoke access", lambda: step(
                     "storage.revoke_access", revoke, options=COMPENSATION))
-            await tracked(self._tracker, "ntfs", "NTFS rights (OI)(CI)", "storage.ntfs",
+            await tracked(self._tracker, "ntfs-acl", "NTFS rights (OI)(CI)", "storage.ntfs",
                           NtfsInput.from_spec(share).model_copy(update={"lab": lab}))
         except BaseException:
             await saga.compensate()

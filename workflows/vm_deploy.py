@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         VmNicInput,
         VmRemoveInput,
     )
+    from hvlab.plan import unit_steps
     from hvlab.spec import LabSpec, OsFamily, Vm
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
@@ -62,18 +63,7 @@ class VmDeployWorkflow:
         """Deploy the VM; on failure or cancel remove what this run created."""
         spec, vm = request.spec, request.spec.vm(request.vm)
         self._tracker = Tracker("VmDeploy", vm.name)
-        steps = [("disk", "disk from the golden image"), ("create", "New-VM")]
-        steps += [(f"nic:{n.name}", f"NIC {n.name}") for n in vm.nics]
-        if vm.guest.os is OsFamily.windows_legacy:
-            steps.append(("offline-config", "first-boot guest configuration"))
-        steps += [("start", "start")] if vm.start else []
-        if vm.start and vm.guest.os is OsFamily.windows:
-            steps.append(("guest-ready", "wait for PowerShell Direct"))
-            steps += [(f"guest-ip:{n.name}", f"guest IPv4 on {n.name}") for n in vm.nics
-                      if n.ipv4]
-            steps += [("telnet", "Telnet server")] if vm.guest.telnet else []
-            steps += [("rdp", "RDP port")] if vm.guest.rdp else []
-        self._tracker.plan(*steps)
+        self._tracker.plan(*unit_steps(spec, f"vm-deploy:{vm.name}"))
         saga = Saga(f"VmDeploy {vm.name}", enabled=request.compensate)
         try:
             created = await self._deploy(spec, request.vm, saga)

@@ -8,10 +8,12 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from hvlab.metrics import REGISTRY
+from hvlab.plan import build_plan
 from hvlab.spec import LabSpec
 from simulator.fleet import Fleet
 from tests.workflows.conftest import lab_worker, mutating_counts
 from workflows.lab_build import LabBuildInput, LabBuildResult, LabBuildWorkflow
+from workflows.progress import Progress
 from workflows.vm_deploy import VmDeployInput, VmDeployWorkflow
 
 UNITS = ["host-prep", "vm-deploy"]
@@ -84,7 +86,19 @@ async def test_seed_build_reaches_nat_checks(
         result = await client.execute_workflow(
             LabBuildWorkflow.run, LabBuildInput(spec=seed, only=kinds),
             id=f"seed-build-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
-    assert set(result.units.values()) == {"done"}, result.units
+        assert set(result.units.values()) == {"done"}, result.units
+        # `hvlab plan` prints the plan's steps; each unit's workflow reports exactly those, in
+        # that order, and finishes every one of them (none left pending)
+        for unit in build_plan(seed).units:
+            if unit.kind not in kinds:
+                continue
+            child = client.get_workflow_handle(f"{seed.lab}-build/{unit.id}")
+            progress = await child.query("progress", result_type=Progress)
+            assert [(s.name, s.title) for s in progress.steps] == [
+                (s.name, s.title) for s in unit.steps], unit.id
+            assert {s.state for s in progress.steps} <= {"done", "unchanged", "skipped"}, (
+                unit.id, [(s.name, s.state) for s in progress.steps])
+            assert progress.percent == 100
     state = fleet.state()
     share = state["shares"]["DC1"]["smb"]
     granted = {a["account"] for a in share["share_acl"]}
