@@ -24,8 +24,8 @@ A node is down while its host reboots, while the VM is not Running, before a Win
 booted (heartbeat not ready yet) and during a live-migration blackout.
 
 Public API (used by the NetTCPIP cmdlets and available to other simulator modules):
-:func:`probe`, :func:`tcp_open`, :func:`resolve_name`, :func:`guest_adapter_name`,
-:func:`guest_listening_ports`.
+:func:`probe`, :func:`tcp_open`, :func:`resolve_name`, :func:`host_addresses`,
+:func:`guest_adapter_name`, :func:`guest_listening_ports`.
 """
 
 from __future__ import annotations
@@ -124,6 +124,12 @@ def _host_ifaces(host: Host) -> list[Iface]:
             if iface is not None:
                 out.append(iface)
     return out
+
+
+def host_addresses(host: Host) -> list[ipaddress.IPv4Interface]:
+    """The host's own addresses: Up adapters not bound to an External switch (physical NICs and
+    the management OS's vEthernet vNICs), as the network sees them."""
+    return [iface.address for iface in _host_ifaces(host)]
 
 
 def _vm_ifaces(host: Host, vm: Vm) -> list[Iface]:

@@ -5,15 +5,20 @@ authentication (Kerberos needs KCD with protocol transition on the *source* comp
 for "Microsoft Virtual System Migration Service/<dst>", plus "cifs/<dst>" when storage moves;
 CredSSP can never work from a remote session) -> 0x8009030E; same-named switches (33012),
 memory and processor compatibility; VM files on SMB need share+NTFS rights for the computer
-account that opens them and cifs delegation for the remote session.
+account that opens them and cifs delegation for the remote session. The source must open TCP
+6600 to the destination (vmms listening, 'Hyper-V (MIG-TCP-In)' enabled, a route), on an
+address inside the destination's MigrationNetworks when UseAnyNetworkForMigration is off.
+Move-VMStorage stays on one host and checks none of the network rules.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator import reachability
 from simulator.cmdlets import host_jobs
 from simulator.cmdlets.hyperv_common import hv_cmdlet, target_vms, vm_object
 from simulator.engine import Call, Registry
@@ -50,6 +55,27 @@ UNREACHABLE = (
     "'{src}'. (Virtual machine ID {id})\nFailed to establish a connection with host "
     "'{dst}': The network path was not found. (0x80070035)."
 )
+# [UNCONF] The reference (§11, §12.2) lists "TCP 6600 blocked" and "migration network not
+# matching any destination subnet" as failure modes but gives no wording. Both reuse the
+# UNREACHABLE shape with the Winsock reason the source's connect() would get: refused when no
+# listener answers (the destination binds its migration listener only to addresses inside its
+# MigrationNetworks when UseAnyNetworkForMigration is off, so with none there is nothing to
+# connect to), timed out when the packets are dropped (firewall rule 'Hyper-V (MIG-TCP-In)'
+# disabled, no route). Never 0x8009030E: that text means missing delegation.
+CONNECT_FAILED = (
+    "Virtual machine migration operation for '{vm}' failed at migration source "
+    "'{src}'. (Virtual machine ID {id})\nFailed to establish a connection with host "
+    "'{dst}': {reason}"
+)
+REFUSED = (
+    "No connection could be made because the target machine actively refused it. (0x8007274D)."
+)
+TIMED_OUT = (
+    "A connection attempt failed because the connected party did not properly respond after "
+    "a period of time, or established connection failed because connected host has failed "
+    "to respond. (0x8007274C)."
+)
+MIGRATION_PORT = 6600
 STORAGE_MISSING = "The virtual hard disk '{path}' is not accessible from host '{dst}'."  # [UNCONF]
 DONE_STATES = (7, 8, 9, 10)
 
@@ -93,10 +119,38 @@ def plan_move(call: Call, vm: Vm) -> Plan:
         if not host.vmhost.migration_enabled:
             plan.fatal = DISABLED.format(vm=vm.name, side=side, host=host.name, id=ident)
             return plan
-    plan.fatal = _auth_problem(call.world, src, dst, storage)
+    plan.fatal = _connect_problem(call, vm, src, dst)
+    plan.fatal = plan.fatal or _auth_problem(call.world, src, dst, storage)
     if plan.fatal is None:
         plan.problems = incompatibilities(call, plan)
     return plan
+
+
+def migration_addresses(dst: Host) -> list[str]:
+    """The addresses ``dst`` accepts incoming live migrations on (reference §11): with
+    UseAnyNetworkForMigration off only its own addresses inside one of its MigrationNetworks
+    (by Priority), else all of them."""
+    own = reachability.host_addresses(dst)
+    if dst.vmhost.use_any_network:
+        return [str(a.ip) for a in own]
+    out: list[str] = []
+    for net in sorted(dst.vmhost.migration_networks, key=lambda n: n.priority):
+        subnet = ipaddress.ip_network(net.subnet, strict=False)
+        out += [str(a.ip) for a in own if a.ip in subnet and str(a.ip) not in out]
+    return out
+
+
+def _connect_problem(call: Call, vm: Vm, src: Host, dst: Host) -> str | None:
+    """The source opens TCP 6600 to one of the destination's migration addresses."""
+    now = call.sim.clock.now()
+    addresses = migration_addresses(dst)
+    if any(reachability.tcp_open(call.world, now, src, a, MIGRATION_PORT) for a in addresses):
+        return None
+    listening = MIGRATION_PORT in reachability.host_listening_ports(dst)
+    reason = TIMED_OUT if addresses and listening else REFUSED
+    return CONNECT_FAILED.format(
+        vm=vm.name, src=src.name, id=vm.id.upper(), dst=dst.name, reason=reason
+    )
 
 
 def _auth_problem(world: World, src: Host, dst: Host, storage: bool) -> str | None:
