@@ -163,6 +163,25 @@ class VmNicInput(_Input):
                    legacy=nic.legacy, mac=mac or static_mac(vm.name, nic.name))
 
 
+class VmFirmwareInput(_Input):
+    """Secure Boot of a generation 2 VM (set while it is off, before its first start)."""
+
+    host: str
+    vm: str
+    secure_boot: bool = True
+    template: str = Field(default="MicrosoftWindows", description="Secure Boot template, "
+                          "e.g. MicrosoftUEFICertificateAuthority")
+
+    @classmethod
+    def from_spec(cls, vm: Vm) -> VmFirmwareInput | None:
+        """The VM's firmware settings, or None for generation 1 (BIOS: nothing to set)."""
+        firmware = vm.firmware
+        if firmware is None:
+            return None
+        on, template = firmware
+        return cls(host=vm.host, vm=vm.name, secure_boot=on, template=template.value)
+
+
 class VmInput(_Input):
     """A step on one VM (start, stop)."""
 

@@ -31,6 +31,7 @@ from activities.models import (
     SwitchInput,
     VmCreateInput,
     VmDiskInput,
+    VmFirmwareInput,
     VmNicInput,
     delegation_spns,
 )
@@ -136,6 +137,9 @@ def _vm_deploy(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]:
         return [vm.add_nic_command(VmNicInput.from_spec(v, nic))]
     if name == "offline-config":
         return [guest.offline_config_script(OfflineGuestConfigInput.from_spec(spec, v))]
+    if name == "firmware":
+        firmware = VmFirmwareInput.from_spec(v)
+        return [vm.set_firmware_command(firmware)] if firmware else []
     if name == "start":
         return [vm.start_vm_command(v.name)]
     if name == "guest-ready":

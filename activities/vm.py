@@ -25,6 +25,7 @@ from activities.models import (
     StepResult,
     VmCreateInput,
     VmDiskInput,
+    VmFirmwareInput,
     VmInput,
     VmNicInput,
     VmRemoveInput,
@@ -86,6 +87,16 @@ def connect_nic_command(request: VmNicInput) -> Command:
                       SwitchName=request.switch)
 
 
+def get_firmware_command(vm: str) -> Command:
+    return Command.of("Get-VMFirmware", VMName=vm)
+
+
+def set_firmware_command(request: VmFirmwareInput) -> Command:
+    return Command.of("Set-VMFirmware", VMName=request.vm,
+                      EnableSecureBoot="On" if request.secure_boot else "Off",
+                      SecureBootTemplate=request.template)
+
+
 def start_vm_command(name: str) -> Command:
     return Command.of("Start-VM", Name=name)
 
@@ -122,6 +133,18 @@ def _vm_view(vm: dict[str, Any]) -> dict[str, Any]:
 def _nic_view(nic: dict[str, Any]) -> dict[str, Any]:
     return {"name": nic.get("Name"), "switch": nic.get("SwitchName"),
             "legacy": nic.get("IsLegacy"), "mac": nic.get("MacAddress")}
+
+
+def _firmware_view(firmware: dict[str, Any]) -> dict[str, Any]:
+    return {"secure_boot": str(firmware.get("SecureBoot")),
+            "template": str(firmware.get("SecureBootTemplate") or "")}
+
+
+def _same_firmware(found: dict[str, Any], wanted: dict[str, str]) -> bool:
+    """With Secure Boot off the template does not matter."""
+    if found["secure_boot"].lower() != wanted["secure_boot"].lower():
+        return False
+    return wanted["secure_boot"] == "Off" or found["template"].lower() == wanted["template"].lower()
 
 
 def _disk_view(vhd: dict[str, Any]) -> dict[str, Any]:
@@ -264,6 +287,40 @@ class VmActivities:
                                 after)
         return StepResult(changed=True, observed=_nic_view(after))
 
+    # -- firmware ------------------------------------------------------------------------
+    @activity.defn(name="vm.firmware")
+    def firmware(self, request: VmFirmwareInput) -> StepResult:
+        """Secure Boot on/off and its template (a Linux guest needs the UEFI CA template).
+        Hyper-V changes firmware only while the VM is off: a running VM with other settings
+        is a conflict, not something to stop behind the user's back."""
+        with application_errors():
+            return self._firmware(request)
+
+    def _get_firmware(self, request: VmFirmwareInput) -> dict[str, Any]:
+        found = self._remote.query_one(request.host, get_firmware_command(request.vm))
+        if found is None:
+            raise ApplicationError(f"{request.host}: no firmware settings for VM {request.vm}",
+                                   type="NotFound", non_retryable=True)
+        return _firmware_view(found)
+
+    def _firmware(self, request: VmFirmwareInput) -> StepResult:
+        wanted = {"secure_boot": "On" if request.secure_boot else "Off",
+                  "template": request.template}
+        found = self._get_firmware(request)
+        if _same_firmware(found, wanted):
+            return StepResult(changed=False, observed=found)
+        state = self._state(VmInput(host=request.host, vm=request.vm))
+        if state != "Off":
+            raise conflict(request.host, f"VM {request.vm} is {state} with Secure Boot "
+                           f"{found['secure_boot']} ({found['template']}), wanted "
+                           f"{wanted['secure_boot']} ({wanted['template']}); Hyper-V changes "
+                           "firmware only while the VM is off: stop it, then run again")
+        self._remote.run(request.host, set_firmware_command(request))
+        after = self._get_firmware(request)
+        if not _same_firmware(after, wanted):
+            raise verify_failed(request.host, f"VM {request.vm} firmware is not {wanted}", after)
+        return StepResult(changed=True, observed={**after, "was": found})
+
     # -- probe ---------------------------------------------------------------------------
     @activity.defn(name="vm.exists")
     def exists(self, request: VmInput) -> StepResult:
@@ -305,5 +362,5 @@ class VmActivities:
 
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""
-        return [self.exists, self.disk, self.create, self.remove, self.nic, self.start,
-                self.stop]
+        return [self.exists, self.disk, self.create, self.remove, self.nic, self.firmware,
+                self.start, self.stop]

@@ -167,6 +167,9 @@ def _vm_steps(spec: LabSpec, vm: Vm) -> list[PlanStep]:
     if legacy:
         steps.append(_s("offline-config", "first-boot configuration written into the disk "
                                           "(no PowerShell Direct on this guest)", h))
+    if vm.firmware is not None:
+        on, template = vm.firmware
+        steps.append(_s("firmware", f"Secure Boot {template}" if on else "Secure Boot off", h))
     if vm.start:
         steps.append(_s("start", "start", h))
     if vm.start and vm.guest.os is OsFamily.windows:

@@ -271,6 +271,22 @@ class Guest(_Model):
     rdp: RdpRole | None = None
 
 
+class SecureBootTemplate(StrEnum):
+    """Hyper-V's Secure Boot templates: which boot loaders a generation 2 VM trusts."""
+
+    microsoft_windows = "MicrosoftWindows"
+    microsoft_uefi_ca = "MicrosoftUEFICertificateAuthority"  # Linux (shim signed by the UEFI CA)
+    open_source_shielded_vm = "OpenSourceShieldedVM"
+
+
+# the templates whose certificates sign each guest family's boot loader
+TRUSTED_TEMPLATES: dict[str, frozenset[SecureBootTemplate]] = {
+    "windows": frozenset({SecureBootTemplate.microsoft_windows}),
+    "linux": frozenset({SecureBootTemplate.microsoft_uefi_ca,
+                        SecureBootTemplate.open_source_shielded_vm}),
+}
+
+
 class Vm(_Model):
     name: ObjectName
     host: str
@@ -282,6 +298,21 @@ class Vm(_Model):
     nics: list[Nic] = Field(default_factory=list)
     guest: Guest
     start: bool = True
+    secure_boot: bool | None = Field(
+        default=None, description="generation 2 only: Secure Boot on (the default) or off")
+    secure_boot_template: SecureBootTemplate | None = Field(
+        default=None, description="generation 2 only: default MicrosoftWindows for Windows "
+        "guests, MicrosoftUEFICertificateAuthority for Linux (Hyper-V's own default, "
+        "MicrosoftWindows, halts a Linux guest in firmware)")
+
+    @property
+    def firmware(self) -> tuple[bool, SecureBootTemplate] | None:
+        """(Secure Boot on, template) for a generation 2 VM; None for generation 1 (BIOS)."""
+        if self.generation != 2:
+            return None
+        default = (SecureBootTemplate.microsoft_uefi_ca if self.guest.os is OsFamily.linux
+                   else SecureBootTemplate.microsoft_windows)
+        return self.secure_boot is not False, self.secure_boot_template or default
 
     @field_validator("name")
     @classmethod

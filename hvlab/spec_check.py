@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from hvlab.spec import (
     MIGRATION_SERVICE,
+    TRUSTED_TEMPLATES,
     HostRole,
     LabSpec,
     NatKind,
@@ -167,6 +168,26 @@ def _vms(spec: LabSpec) -> Iterator[Problem]:
                     )
         if vm.guest.telnet and vm.guest.os is OsFamily.linux:
             yield Problem(("vms", i, "guest", "telnet"), "the Telnet server role needs Windows")
+        yield from _firmware(vm, i)
+
+
+def _firmware(vm: Vm, i: int) -> Iterator[Problem]:
+    if vm.generation == 1:
+        for name in ("secure_boot", "secure_boot_template"):
+            if getattr(vm, name) is not None:
+                yield Problem(("vms", i, name), "generation 1 VMs have BIOS firmware: Secure "
+                              "Boot settings apply to generation 2 only; remove this field")
+        return
+    firmware = vm.firmware
+    assert firmware is not None
+    on, template = firmware
+    family = "linux" if vm.guest.os is OsFamily.linux else "windows"
+    if on and template not in TRUSTED_TEMPLATES[family]:
+        trusted = " or ".join(sorted(t.value for t in TRUSTED_TEMPLATES[family]))
+        yield Problem(("vms", i, "secure_boot_template"),
+                      f"a {vm.guest.os} guest does not boot with Secure Boot template "
+                      f"{template}: Hyper-V halts it in firmware; use {trusted}, or "
+                      "secure_boot: false")
 
 
 def _unc_paths(spec: LabSpec, loc: Loc, path: str | None) -> Iterator[Problem]:

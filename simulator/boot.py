@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from simulator.world import Host, World
+from simulator.world import NEVER, Host, World, firmware_halts
 from simulator.world_build import hyperv_rules
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _restart_vms(world: World, host: Host, ready_at: float) -> None:
         was_running = vm.state in ("Running", "Starting", "Paused")
         if was_running and vm.automatic_start_action in AUTO_START:
             vm.state = "Running"
-            vm.ready_at = ready_at
+            vm.ready_at = NEVER if firmware_halts(vm) else ready_at
         elif was_running:
             vm.state = "Saved" if vm.automatic_stop_action == "Save" else "Off"
             vm.ready_at = None

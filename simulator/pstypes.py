@@ -89,6 +89,7 @@ VMHeartbeatStatus = _enum(
         "Paused",
     ],
 )
+OnOffState = _enum(HV + "OnOffState", ["On", "Off"])
 VMSwitchType = _enum(HV + "VMSwitchType", ["Private", "Internal", "External"])
 VMReplicationState = _enum(
     HV + "VMReplicationState",

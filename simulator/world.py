@@ -281,9 +281,33 @@ class Vm(_M):
     blackout_until: float = 0.0  # unreachable until (live-migration switch-over)
     replication: Replication | None = None
     migrating: bool = False
+    # generation 2 firmware (New-VM's defaults: Secure Boot on, the MicrosoftWindows template)
+    secure_boot: bool = True
+    secure_boot_template: str = "MicrosoftWindows"
 
     def nic(self, name: str) -> VmNic | None:
         return next((n for n in self.nics if n.name.lower() == name.lower()), None)
+
+
+# Secure Boot templates (their ids as Get-VMFirmware shows them) and the guest families whose
+# boot loaders their certificates sign: Windows' boot manager is signed by the Microsoft
+# Windows PCA, Linux shims by the Microsoft UEFI CA.
+SECURE_BOOT_TEMPLATES = {
+    "MicrosoftWindows": ("1734c6e8-3154-4dda-ba5f-a874cc483422", {"windows"}),
+    "MicrosoftUEFICertificateAuthority": ("272e7447-90a4-4563-a4b9-8e4ab00526ce", {"linux"}),
+    "OpenSourceShieldedVM": ("4292ae2b-ee2c-4c48-9bd6-0dcd4d5ee6b0", {"linux"}),
+}
+NEVER = float(2**62)  # ready_at of a guest that never boots (halted in its firmware)
+
+
+def firmware_halts(vm: Vm) -> bool:
+    """A generation 2 VM whose Secure Boot template does not trust its guest's boot loader
+    stays in UEFI: State Running, heartbeat NoContact, no network."""
+    if vm.generation != 2 or not vm.secure_boot:
+        return False
+    family = "linux" if vm.guest.os == "linux" else "windows"
+    trusted = SECURE_BOOT_TEMPLATES.get(vm.secure_boot_template, ("", set()))[1]
+    return family not in trusted
 
 
 class Switch(_M):

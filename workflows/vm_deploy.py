@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
         VmCreateInput,
         VmDiskInput,
+        VmFirmwareInput,
         VmInput,
         VmNicInput,
         VmRemoveInput,
@@ -107,6 +108,11 @@ class VmDeployWorkflow:
             await self._step("offline-config", "first-boot guest configuration",
                              "guest.offline_config", OfflineGuestConfigInput.from_spec(
                                  spec, vm).model_copy(update={"lab": lab}))
+        firmware = VmFirmwareInput.from_spec(vm)
+        # histories recorded before the firmware step went straight to start
+        if firmware is not None and workflow.patched("vm-firmware"):
+            await self._step("firmware", "Secure Boot", "vm.firmware",
+                             firmware.model_copy(update={"lab": lab}))
         if vm.start:
             await self._step("start", "start", "vm.start",
                              VmInput(lab=lab, host=vm.host, vm=vm.name))

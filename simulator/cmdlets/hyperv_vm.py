@@ -15,6 +15,7 @@ from simulator.engine import Call, Registry
 from simulator.world import (
     GB,
     MB,
+    NEVER,
     Guest,
     Host,
     Vm,
@@ -22,6 +23,7 @@ from simulator.world import (
     VmDvd,
     VmNic,
     default_guest,
+    firmware_halts,
     is_unc,
     join_path,
     norm_path,
@@ -335,7 +337,10 @@ def boot_vm(call: Call, host: Host, vm: Vm) -> None:
         clock.sleep(clock.d.vm_start)
     vm.state = "Running"
     heartbeat_is = INTEGRATION.get(vm.guest.os, (True, True))[0]
-    vm.ready_at = clock.after(clock.d.guest_boot) if heartbeat_is else None
+    if firmware_halts(vm):
+        vm.ready_at = NEVER
+    else:
+        vm.ready_at = clock.after(clock.d.guest_boot) if heartbeat_is else None
 
 
 def stop_vm(call: Call) -> None:

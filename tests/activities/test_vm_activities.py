@@ -9,6 +9,7 @@ from activities.models import (
     StepResult,
     VmCreateInput,
     VmDiskInput,
+    VmFirmwareInput,
     VmInput,
     VmNicInput,
     VmRemoveInput,
@@ -27,6 +28,9 @@ def deploy(acts: VmActivities, spec: LabSpec, vm: Vm) -> list[StepResult]:
     for index, nic in enumerate(vm.nics):
         mac = f"00155D0101{index:02X}" if nic.legacy else None
         steps.append(acts.nic(VmNicInput.from_spec(vm, nic, mac)))
+    firmware = VmFirmwareInput.from_spec(vm)
+    if firmware is not None:
+        steps.append(acts.firmware(firmware))
     steps.append(acts.start(VmInput(host=vm.host, vm=vm.name)))
     return steps
 
@@ -136,3 +140,28 @@ def test_start_of_unknown_vm_is_not_found(fleet: Fleet, vm_activities: VmActivit
         vm_activities.start(VmInput(host="SVR1", vm="ghost"))
     assert caught.value.type == "NotFound" and caught.value.non_retryable
     assert "Start-VM" not in fleet.state()["counters"]["SVR1"]
+
+
+def test_firmware_trusts_the_linux_boot_loader_and_is_not_changed_on_a_running_vm(
+    fleet: Fleet, lab_spec: LabSpec, vm_activities: VmActivities
+) -> None:
+    """Linux01 (generation 2) gets the UEFI CA Secure Boot template before its first start, so
+    its guest boots (reachable); a rerun changes nothing. Asking a running VM for other
+    firmware settings is a conflict that names the fix: Hyper-V changes them only while off."""
+    from simulator import reachability
+
+    hyperv_ready(fleet.sim, "SVR2")
+    vm = lab_spec.vm("Linux01")
+    request = VmFirmwareInput.from_spec(vm)
+    assert request is not None and request.template == "MicrosoftUEFICertificateAuthority"
+    steps = deploy(vm_activities, lab_spec, vm)
+    assert steps[-2].changed and steps[-2].observed["was"]["template"] == "MicrosoftWindows"
+    linux = fleet.world.host("SVR2").vm("Linux01")  # type: ignore[union-attr]
+    assert linux is not None and reachability.vm_up(linux, fleet.sim.clock.now())
+    again = vm_activities.firmware(request)
+    assert not again.changed and again.observed == {
+        "secure_boot": "On", "template": "MicrosoftUEFICertificateAuthority"}
+    with pytest.raises(ApplicationError) as caught:
+        vm_activities.firmware(request.model_copy(update={"template": "MicrosoftWindows"}))
+    assert caught.value.type == "Conflict" and caught.value.non_retryable
+    assert "only while the VM is off" in caught.value.message

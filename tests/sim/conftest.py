@@ -261,6 +261,9 @@ def lab_with_vm(sim: Sim, vm: str = "Linux01", host: str = "SVR2") -> None:
         VHDPath=disk,
         SwitchName="External",
     ).ok
+    # a Linux guest boots under Secure Boot only with the UEFI CA template
+    assert run(sim, host, "Set-VMFirmware", VMName=vm,
+               SecureBootTemplate="MicrosoftUEFICertificateAuthority").ok
     assert run(sim, host, "Start-VM", Name=vm).ok
 
 

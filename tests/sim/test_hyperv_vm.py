@@ -206,3 +206,36 @@ def test_connect_nic_by_name_list(sim: Sim) -> None:
     missing = run(sim, "SVR1", "Connect-VMNetworkAdapter", VMName="vm1", Name=["nope"],
                   SwitchName="Internal")
     assert any('name "nope"' in e for e in missing.errors)
+
+
+def test_secure_boot_template_decides_whether_a_gen2_linux_guest_boots(sim: Sim) -> None:
+    """New-VM's Secure Boot template (MicrosoftWindows) does not trust a Linux shim: the VM
+    shows Running but stays in firmware (no heartbeat, no network). Firmware changes only
+    while the VM is off; with the UEFI CA template the guest boots. Generation 1 has none."""
+    from simulator import reachability
+
+    hyperv_ready(sim, "SVR2")
+    disk = "C:\\Hyper-V\\VHDs\\Linux01.vhdx"
+    assert run(sim, "SVR2", "Copy-Item", Path="C:\\Golden\\linux01.vhdx", Destination=disk).ok
+    assert run(sim, "SVR2", "New-VM", Name="Linux01", Generation=2, MemoryStartupBytes=GB,
+               VHDPath=disk, SwitchName="External").ok
+    firmware = run(sim, "SVR2", "Get-VMFirmware", VMName="Linux01").output[0]
+    assert (prop(firmware, "SecureBoot").name, prop(firmware, "SecureBootTemplate")) == (
+        "On", "MicrosoftWindows")
+    assert str(prop(firmware, "SecureBootTemplateId")) == "1734c6e8-3154-4dda-ba5f-a874cc483422"
+    assert run(sim, "SVR2", "Start-VM", Name="Linux01").ok
+    vm = sim.host("SVR2").vm("Linux01")
+    assert vm is not None
+    assert vm.state == "Running" and not reachability.vm_up(vm, sim.clock.now())
+    refused = run(sim, "SVR2", "Set-VMFirmware", VMName="Linux01",
+                  SecureBootTemplate="MicrosoftUEFICertificateAuthority")
+    assert refused.errors == [
+        "The operation cannot be performed while the object is in its current state."]
+    assert run(sim, "SVR2", "Stop-VM", Name="Linux01", TurnOff=None).ok
+    assert run(sim, "SVR2", "Set-VMFirmware", VMName="Linux01", EnableSecureBoot="On",
+               SecureBootTemplate="MicrosoftUEFICertificateAuthority").ok
+    assert run(sim, "SVR2", "Start-VM", Name="Linux01").ok
+    assert reachability.vm_up(vm, sim.clock.now())
+    vm_with_disk(sim)  # win2003-1, generation 1
+    gen1 = run(sim, "SVR1", "Get-VMFirmware", VMName="win2003-1")
+    assert gen1.output == [] and "generation 1" in gen1.errors[0]

@@ -48,6 +48,14 @@ BROKEN = [
     ("replica same host", "replica: SVR1", "replica: SVR2", "replication[0].replica",
      "another host"),
     ("dc role", "dc: DC1", "dc: SVR1", "domain.dc", "role dc"),
+    ("linux under the windows template", "    generation: 2\n    memory: 1GB\n",
+     "    generation: 2\n    secure_boot_template: MicrosoftWindows\n    memory: 1GB\n",
+     "vms[3].secure_boot_template", "halts it in firmware; use MicrosoftUEFICertificateAuthority"),
+    ("secure boot on generation 1", "  - name: win2003-2\n", "  - name: win2003-2\n"
+     "    secure_boot: false\n", "vms[1].secure_boot", "generation 2 only"),
+    ("unknown template", "    generation: 2\n    memory: 1GB\n",
+     "    generation: 2\n    secure_boot_template: Nope\n    memory: 1GB\n",
+     "vms[3].secure_boot_template", "Nope"),
 ]
 
 
