@@ -303,6 +303,10 @@ class Sim:
         self._job_events: dict[str, threading.Event] = {}
         self._boot_events: dict[str, threading.Event] = {}
         self.down: set[str] = set()  # hosts a ``down`` fault has taken off the network
+        # hosts whose management address is gone (an External switch took it from the adapter
+        # the WinRM endpoint stands for): their listener stays down until it is back
+        self.cut_off: set[str] = set()
+        self._cut_lock = threading.Lock()
 
     def booted(self, host_name: str) -> threading.Event:
         """Set when the host's last reboot finished (tests wait on it)."""
@@ -405,6 +409,44 @@ class Sim:
         timer = threading.Timer(seconds, up)
         timer.daemon = True
         timer.start()
+
+    def management_lost(self, name: str, grace: float | None = None) -> None:
+        """``name`` no longer carries the address its WinRM endpoint stands for.
+
+        Once the current command's answer had time to leave (``grace`` real seconds, by default
+        ``boot.REBOOT_GRACE``; 0 = at once) the host's listener goes down (``on_host_down``).
+        It stays down, across reboots and ``down`` faults, until :meth:`management_restored`.
+        """
+        key = name.upper()
+        with self._cut_lock:
+            if key in self.cut_off:
+                return
+            self.cut_off.add(key)
+            if grace == 0:
+                self.on_host_down(name)
+                return
+
+        def cut() -> None:
+            from simulator.boot import REBOOT_GRACE
+
+            threading.Event().wait(REBOOT_GRACE if grace is None else grace)
+            with self._cut_lock:
+                if key in self.cut_off:  # not restored meanwhile
+                    self.on_host_down(name)
+
+        threading.Thread(target=cut, name=f"cut-off-{name}", daemon=True).start()
+
+    def management_restored(self, name: str) -> None:
+        """The host's management address answers again: its listener comes back up (unless a
+        reboot or a ``down`` fault keeps it down; they bring it up when they end)."""
+        key = name.upper()
+        with self._cut_lock:
+            if key not in self.cut_off:
+                return
+            self.cut_off.discard(key)
+            host = self.world.host(name)
+            if key not in self.down and not (host is not None and host.rebooting):
+                self.on_host_up(name)
 
     def _interrupted(self, job: Job, percent: int) -> bool:
         if job.cancel_requested:

@@ -102,6 +102,7 @@ class Fleet:
         """Back to the lab's initial state; every open session is dropped."""
         with self.sim.lock:
             self.sim.world = world_from_spec(self.spec)
+            self.sim.cut_off.clear()  # the fresh world's hosts all carry their addresses
             self.sim.save()
         for server in self.servers.values():
             server.go_down()
@@ -134,6 +135,7 @@ class Fleet:
                 "password": self.password,
             }
         _write_private(self.dir / "endpoints.json", {"hosts": self.endpoints})
+        self._cut_off_hosts()
         if self._want_control:
             self._start_control()
         self._schedule_timed_reboots()
@@ -172,8 +174,19 @@ class Fleet:
 
     def _up(self, name: str) -> None:
         server = self.servers.get(name)
-        if server is not None and not self.stopped.is_set():
+        cut_off = name.upper() in self.sim.cut_off  # back only when its address is
+        if server is not None and not self.stopped.is_set() and not cut_off:
             server.come_up()
+
+    def _cut_off_hosts(self) -> None:
+        """A reloaded world may hold hosts whose management address an External switch took:
+        their listeners go down at once."""
+        from simulator.cmdlets.hyperv_switch import management_cut_off
+
+        with self.sim.lock:
+            cut = [h.name for h in self.world.hosts.values() if management_cut_off(h)]
+        for name in cut:
+            self.sim.management_lost(name, grace=0)
 
     def _schedule_timed_reboots(self) -> None:
         from simulator import boot

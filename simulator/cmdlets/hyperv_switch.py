@@ -1,4 +1,14 @@
-"""Virtual switches: New/Get/Remove-VMSwitch and the host vNICs they create."""
+"""Virtual switches: New/Get/Set/Remove-VMSwitch and the host vNICs they create.
+
+An External switch binds a physical adapter. With AllowManagementOS $true the adapter's IP
+configuration moves to the switch's host vNIC 'vEthernet (<switch>)'; with $false the host keeps
+no interface on that network. When that takes away the address the host's WinRM endpoint stands
+for (``Host.address``), the host is cut off: the command answers, then its listener goes down
+(``Sim.management_lost``) and stays down until a switch change gives the address back, e.g.
+Remove-VMSwitch or Set-VMSwitch -AllowManagementOS $true run from the console (in process).
+The address configuration of a bound adapter without a vNIC stays on the adapter (unused while
+bound), so removing the switch restores it [UNCONF, reference §6 Undo].
+"""
 
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ NOT_FOUND = 'Hyper-V was unable to find a virtual switch with name "{name}".'
 def register(registry: Registry) -> None:
     hv_cmdlet(registry, "New-VMSwitch")(new_vmswitch)
     hv_cmdlet(registry, "Get-VMSwitch")(get_vmswitch)
+    hv_cmdlet(registry, "Set-VMSwitch")(set_vmswitch)
     hv_cmdlet(registry, "Remove-VMSwitch")(remove_vmswitch)
 
 
@@ -60,6 +71,7 @@ def new_vmswitch(call: Call) -> None:
         sw.allow_management_os = True
         host.adapters[vnic_alias(name)] = _vnic(host, name, None)
     host.switches[name] = sw
+    follow_management(call)
     call.out(switch_object(host, sw))
 
 
@@ -154,6 +166,7 @@ def remove_vmswitch(call: Call) -> None:
             call.error(IN_USE.format(name=sw.name), "InvalidOperation", "InvalidOperation", sw.name)
             continue
         _unbind(host, sw)
+    follow_management(call)
 
 
 def _unbind(host: Host, sw: Switch) -> None:
@@ -168,3 +181,79 @@ def _unbind(host: Host, sw: Switch) -> None:
             if nic.switch and nic.switch.lower() == sw.name.lower():
                 nic.switch = None
     del host.switches[sw.name]
+
+
+def set_vmswitch(call: Call) -> None:
+    """Set-VMSwitch: -AllowManagementOS on an External switch adds or removes its host vNIC;
+    -Notes. Changing the type or the bound adapter is not simulated."""
+    host = call.host
+    for unsupported in ("SwitchType", "NetAdapterName", "NetAdapterInterfaceDescription"):
+        if call.has(unsupported):
+            call.fail(f"not simulated: Set-VMSwitch -{unsupported}", "NotSimulated")
+    for sw in _selected(call, report=True):
+        if call.has("AllowManagementOS"):
+            _set_management_os(call, host, sw, bool(call.get("AllowManagementOS")))
+        if call.has("Notes"):
+            sw.notes = str(call.get("Notes") or "")
+        if call.switch("Passthru"):
+            call.out(switch_object(host, sw))
+    follow_management(call)
+
+
+def _set_management_os(call: Call, host: Host, sw: Switch, allow: bool) -> None:
+    if sw.type != "External":
+        if allow != sw.allow_management_os:
+            call.fail(
+                f"not simulated: Set-VMSwitch -AllowManagementOS on the {sw.type} switch "
+                f"'{sw.name}'",
+                "NotSimulated",
+            )
+        return
+    physical = next((a for a in host.adapters.values() if a.bound_to_switch == sw.name), None)
+    alias = vnic_alias(sw.name)
+    if allow and alias not in host.adapters and physical is not None:
+        # [UNCONF] the new vNIC takes the configuration the adapter had before the binding
+        host.adapters[alias] = _vnic(host, sw.name, physical)
+        physical.ips, physical.gateway, physical.dns = [], None, []
+    elif not allow and alias in host.adapters:
+        vnic = host.adapters.pop(alias)
+        if physical is not None:  # kept on the bound adapter for when the switch goes
+            physical.ips, physical.gateway, physical.dns = vnic.ips, vnic.gateway, vnic.dns
+    sw.allow_management_os = allow
+
+
+# ---------------------------------------------------------------- the management address
+
+
+def _carries(adapter: HostAdapter, address: str) -> bool:
+    return any(ip.address.split("/")[0].lower() == address for ip in adapter.ips)
+
+
+def _live_on_lan(host: Host, adapter: HostAdapter) -> bool:
+    """Up, not bound to a switch, and on the physical network (a physical adapter or the
+    vNIC of an External switch), as reachability counts the host's interfaces."""
+    if adapter.status != "Up" or adapter.bound_to_switch:
+        return False
+    if adapter.virtual_switch is None:
+        return True
+    sw = host.switch(adapter.virtual_switch)
+    return sw is not None and sw.type == "External"
+
+
+def management_cut_off(host: Host) -> bool:
+    """The host's management address (``Host.address``) is configured on one of its adapters,
+    but on none that is Up, unbound and on the physical network: the WinRM endpoint that
+    address stands for cannot be reached."""
+    address = host.address.lower()
+    holders = [a for a in host.adapters.values() if _carries(a, address)]
+    return bool(holders) and not any(_live_on_lan(host, a) for a in holders)
+
+
+def follow_management(call: Call) -> None:
+    """After a switch change: cut the host off if it lost its management address (after this
+    command's answer), or bring its listener back if the address is reachable again."""
+    host = call.host
+    if management_cut_off(host):
+        call.sim.management_lost(host.name)
+    else:
+        call.sim.management_restored(host.name)

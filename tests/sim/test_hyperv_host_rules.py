@@ -130,3 +130,62 @@ def test_script_without_implementation_is_an_explicit_gap(sim: Sim) -> None:
         result.terminating = exc
     assert result.failure == "not simulated: script guest-ip"
     assert sim.world.counters["SVR1"]["guest-ip"] == 1
+
+
+def test_external_switch_without_management_os_cuts_the_host_off(sim: Sim) -> None:
+    """New-VMSwitch External -AllowManagementOS $false on the adapter with the host's address:
+    the host's listener goes down (after the answer) until the switch is removed; the host
+    hooks Fleet wires to its WinRM server fire."""
+    import threading
+
+    hyperv_ready(sim, "SVR2")  # the seed's External switch with $true: nothing happens
+    assert sim.cut_off == set()
+    down, up = threading.Event(), threading.Event()
+    sim.on_host_down = lambda name: down.set() if name == "SVR2" else None
+    sim.on_host_up = lambda name: up.set() if name == "SVR2" else None
+    assert run(sim, "SVR2", "Remove-VMSwitch", Name="External", Force=None).ok
+    result = run(
+        sim, "SVR2", "New-VMSwitch", Name="Lan", NetAdapterName="Ethernet0", AllowManagementOS=False
+    )
+    assert result.ok and prop(result.output[0], "AllowManagementOS") is False
+    assert sim.cut_off == {"SVR2"}
+    assert down.wait(10)
+    host = sim.host("SVR2")
+    assert "vEthernet (Lan)" not in host.adapters and host.adapters["Ethernet0"].bound_to_switch
+    assert run(sim, "SVR2", "New-VMSwitch", Name="More", SwitchType="Internal").ok
+    assert sim.cut_off == {"SVR2"} and not up.is_set()
+    assert run(sim, "SVR2", "Remove-VMSwitch", Name="Lan", Force=None).ok
+    assert up.is_set() and sim.cut_off == set()
+    assert [ip.address for ip in host.adapters["Ethernet0"].ips] == [f"{host.address}/24"]
+
+
+def test_external_switch_on_another_adapter_keeps_the_host_reachable(sim: Sim) -> None:
+    """Only the adapter that carries the management address matters."""
+    from simulator.world import HostAdapter, IpAddress
+
+    hyperv_ready(sim, "SVR1")
+    sim.host("SVR1").adapters["Ethernet1"] = HostAdapter(
+        alias="Ethernet1", description="Intel(R) 82574L Gigabit Network Connection #2",
+        mac="00-0C-29-01-4A-20", ips=[IpAddress(address="10.0.0.5/24")],
+    )  # fmt: skip
+    assert run(
+        sim, "SVR1", "New-VMSwitch", Name="Lab", NetAdapterName="Ethernet1", AllowManagementOS=False
+    ).ok
+    assert sim.cut_off == set()
+
+
+def test_set_vmswitch_management_os_moves_the_address(sim: Sim) -> None:
+    hyperv_ready(sim, "SVR1")
+    host = sim.host("SVR1")
+    assert run(sim, "SVR1", "Set-VMSwitch", Name="External", AllowManagementOS=False).ok
+    assert sim.cut_off == {"SVR1"} and "vEthernet (External)" not in host.adapters
+    assert not host.switch("External").allow_management_os  # type: ignore[union-attr]
+    passthru = run(
+        sim, "SVR1", "Set-VMSwitch", Name="External", AllowManagementOS=True, Passthru=None
+    )
+    assert passthru.ok and prop(passthru.output[0], "AllowManagementOS") is True
+    assert sim.cut_off == set() and host.adapters["Ethernet0"].ips == []
+    vnic = host.adapters["vEthernet (External)"]
+    assert [ip.address for ip in vnic.ips] == ["192.168.1.110/24"]
+    internal = run(sim, "SVR1", "Set-VMSwitch", Name="Internal", AllowManagementOS=False)
+    assert internal.failure.startswith("not simulated")
