@@ -149,7 +149,10 @@ class Switch(_Model):
     name: ObjectName
     type: SwitchType
     adapter: str | None = Field(default=None, description="physical adapter (External only)")
-    allow_management_os: bool = False
+    allow_management_os: bool = Field(
+        default=True, description="External only: keep a host vNIC with the adapter's address "
+        "(New-VMSwitch's default). false dedicates the adapter to VMs: if it carries the "
+        "host's WinRM address, the host drops off the network until the switch is removed")
     subnet: ipaddress.IPv4Network | None = Field(
         default=None, description="IPv4 subnet of the network behind this switch, if any"
     )

@@ -454,7 +454,7 @@ class Sim:
             job.error_description = "The operation was cancelled."
             return True
         peer = (job.peer or job.destination or "").upper()
-        if peer in self.down and job.kind in PEER_LOST:
+        if (peer in self.down or peer in self.cut_off) and job.kind in PEER_LOST:
             job.state, job.error_code = 10, 32768
             job.error_description = PEER_LOST[job.kind].format(
                 vm=job.vm_name, id=job.vm_id.upper(), src=job.host, peer=job.peer or job.destination

@@ -127,3 +127,16 @@ def test_seed_lab_matches_the_classroom() -> None:
     assert (rep.vm, rep.primary, rep.replica, rep.frequency) == ("Linux01", "SVR2", "SVR1", 300)
     assert rep.port != 80
     assert spec.reset is not None and spec.reset.checkpoint == "baseline"
+
+
+def test_external_switch_keeps_the_host_vnic_unless_told_otherwise() -> None:
+    """Like New-VMSwitch, an External switch keeps a host vNIC by default: with false the
+    adapter's address (often the host's WinRM address) leaves the host."""
+    text = BASE.replace("        allow_management_os: true\n", "", 1)
+    assert text != BASE
+    spec = parse_lab(text)
+    assert spec.host("SVR1").switches[0].allow_management_os is True
+    from activities.models import SwitchInput
+
+    request = SwitchInput.from_spec("SVR1", spec.host("SVR1").switches[0])
+    assert request.allow_management_os is True
