@@ -458,7 +458,9 @@ class MigrationActivities:
     def start_move(self, request: MoveInput) -> StepResult:
         """Start the move as a host-side job and return its id. Already at the destination:
         done, nothing sent. A migration job of this VM running on the source: re-attach to it.
-        Never sends a second Move-VM."""
+        Never sends a second Move-VM. A move the host refuses at once (delegation, switch,
+        memory, processor, access) leaves a job that already ended in Exception: that fails
+        here, non-retryably, as its classified ErrorDescription (as poll_job would)."""
         with application_errors():
             return self._start_move(request)
 
@@ -479,6 +481,8 @@ class MigrationActivities:
                     if _text(j.get("InstanceID")).upper() not in known), None)
         if job is None:
             return self._without_job(request, started)
+        if not _running(job) and int(job.get("JobState") or 0) != COMPLETED:
+            raise job_failure(request.host, job)  # refused at once (-AsJob: a failed job)
         return StepResult(changed=True, observed={**_job_view(job), "done": False,
                                                   "reattached": False, "vm_id": vm_id})
 

@@ -9,6 +9,14 @@ account that opens them and cifs delegation for the remote session. The source m
 6600 to the destination (vmms listening, 'Hyper-V (MIG-TCP-In)' enabled, a route), on an
 address inside the destination's MigrationNetworks when UseAnyNetworkForMigration is off.
 Move-VMStorage stays on one host and checks none of the network rules.
+
+Processor compatibility (§12.2) concerns every processor state the VM carries: its running or
+saved state and the saved state of each standard checkpoint taken while it ran.
+
+With -AsJob a failed precondition does not fail the call: it returns the PowerShell job, which
+is already Failed (Receive-Job gives the reason), and the source lists the Msvm_MigrationJob
+with JobState 10, ErrorCode 32768 and the same ErrorDescription. Without -AsJob the reason is
+the call's error, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from simulator import reachability
 from simulator.cmdlets import host_jobs
 from simulator.cmdlets.hyperv_common import hv_cmdlet, target_vms, vm_object
 from simulator.engine import Call, Registry
+from simulator.protocol import TerminatingError
 from simulator.pstypes import HV, cim_instance, ps_object, u16
 from simulator.world import Host, Job, Vm, World, is_unc, join_path, leaf, norm_path
 
@@ -174,7 +183,7 @@ def incompatibilities(call: Call, plan: Plan) -> list[tuple[str, int, Any]]:
     running = vm.state in ("Running", "Paused")
     if running and dst.memory_free() < vm.memory_startup:
         out.append((NO_MEMORY.format(mb=vm.memory_startup // 1024**2), 23012, "Memory"))
-    if running and plan.src.cpu_family != dst.cpu_family and not vm.compatibility_for_migration:
+    if plan.src.cpu_family != dst.cpu_family and not all(processor_states(vm)):
         out.append((HARDWARE, 24004, "Processor"))
     if any(other.id == vm.id for other in dst.vms.values()):
         out.append(
@@ -186,6 +195,20 @@ def incompatibilities(call: Call, plan: Plan) -> list[tuple[str, int, Any]]:
             )
         )
     out += _storage_problems(call, plan)
+    return out
+
+
+def processor_states(vm: Vm) -> list[bool]:
+    """Whether processor compatibility mode was on, for each processor state the VM carries:
+    the VM's own when it runs, is paused or saved (compatibility mode cannot change then), and
+    the saved state of every checkpoint taken while it ran that kept one (a standard
+    checkpoint; a production checkpoint has none), each with the mode of its own time. Restoring
+    one of those on a host of another CPU family needs the features it was saved with."""
+    out = [vm.compatibility_for_migration] if vm.state in ("Running", "Paused", "Saved") else []
+    for snap in vm.snapshots:
+        config = snap.config
+        if not config.get("production") and config.get("state") in ("Running", "Paused"):
+            out.append(bool(config.get("compatibility_for_migration", False)))
     return out
 
 
@@ -254,11 +277,20 @@ def move_vm(call: Call) -> None:
             continue
         plan = plan_move(call, vm)
         problem = plan.fatal or _first_problem(plan)
-        if problem:
+        if problem and call.switch("AsJob"):
+            job = call.world.new_job(**_move_job_fields(call, plan))
+            call.out(host_jobs.job_object(_failed(call, job, problem)))
+        elif problem:
             call.error(problem, "OperationFailed", "InvalidOperation", vm.name)
-            continue
-        job = _start_move(call, plan)
-        _finish(call, job, plan.dst)
+        else:
+            _finish(call, _start_move(call, plan), plan.dst)
+
+
+def _failed(call: Call, job: Job, problem: str) -> Job:
+    """``job`` ends at once in Exception (10) with ``problem`` as its ErrorDescription."""
+    job.started = job.finished = call.sim.clock.now()
+    job.state, job.error_code, job.error_description = 10, 32768, problem
+    return job
 
 
 def _first_problem(plan: Plan) -> str | None:
@@ -307,20 +339,26 @@ def _start_move(call: Call, plan: Plan) -> Job:
     seconds = (vm.memory_startup / clock.d.lm_memory_rate if running else 2.0) + (
         _disk_bytes(call.world, src, vm) / clock.d.lm_disk_rate if plan.storage else 0.0
     )
-    job = call.world.new_job(
-        host=src.name,
-        kind="migration",
-        job_type=306 if plan.storage else 305,
-        migration_type=32771 if plan.storage else 32768,
-        vm_id=vm.id,
-        vm_name=vm.name,
-        destination=dst.name,
-        command="Move-VM",
-    )
+    job = call.world.new_job(**_move_job_fields(call, plan))
     vm.migrating = True
     dest = _dest_root(call, plan)
     call.sim.run_job(job, seconds, lambda j: _complete_move(call, plan, dest), lambda j: _abort(vm))
     return job
+
+
+def _move_job_fields(call: Call, plan: Plan) -> dict[str, Any]:
+    """The Msvm_MigrationJob of a Move-VM on the source (the destination as named when it is
+    no Hyper-V host)."""
+    return {
+        "host": plan.src.name,
+        "kind": "migration",
+        "job_type": 306 if plan.storage else 305,
+        "migration_type": 32771 if plan.storage else 32768,
+        "vm_id": plan.vm.id,
+        "vm_name": plan.vm.name,
+        "destination": plan.dst.name if plan.dst else str(call.get("DestinationHost") or ""),
+        "command": "Move-VM",
+    }
 
 
 def _dest_root(call: Call, plan: Plan) -> str | None:
@@ -387,8 +425,13 @@ def move_vmstorage(call: Call) -> None:
                 vm.name,
             )
             continue
-        check_vmms_access(call, vm, dest)
-        clock = call.sim.clock
+        problem = None
+        try:
+            check_vmms_access(call, vm, dest)
+        except TerminatingError as exc:
+            if not call.switch("AsJob"):
+                raise
+            problem = exc.message
         job = call.world.new_job(
             host=call.host.name,
             kind="storage",
@@ -399,6 +442,10 @@ def move_vmstorage(call: Call) -> None:
             destination=None,
             command="Move-VMStorage",
         )
+        if problem is not None:
+            call.out(host_jobs.job_object(_failed(call, job, problem)))
+            continue
+        clock = call.sim.clock
         vm.migrating = True
         seconds = _disk_bytes(call.world, call.host, vm) / clock.d.lm_disk_rate
         call.sim.run_job(job, seconds, *_storage_callbacks(call.world, call.host, vm, dest))

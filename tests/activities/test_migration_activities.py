@@ -5,14 +5,15 @@ resume, classified job failures, cancellation and location checks."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.migration import MigrationActivities
+from activities.base import Remote
+from activities.migration import MigrationActivities, move_command
 from activities.models import (
     FindJobInput,
     MigrationJobInput,
@@ -21,7 +22,9 @@ from activities.models import (
     MoveInput,
     VerifyLocationInput,
 )
+from hvlab.powershell.command import Command
 from hvlab.powershell.endpoints import SimEndpoints
+from hvlab.powershell.errors import RemoteError
 from hvlab.powershell.session import SessionPool
 from hvlab.spec import LabSpec
 from simulator.clock import Clock
@@ -29,7 +32,8 @@ from simulator.faults import FaultPlan
 from simulator.fleet import Fleet
 from simulator.world import Ace
 from tests.activities.conftest import mutations
-from tests.sim.conftest import StepClock, hyperv_ready, lab_with_vm, run
+from tests.sim.conftest import GB, StepClock, hyperv_ready, lab_with_vm, run
+from tests.sim.test_migration_network import migration_networks
 
 DEST = "C:\\Hyper-V\\Linux01"
 MOVE = MoveInput(host="SVR2", vm="Linux01", mode="shared-nothing", destination="SVR1",
@@ -184,6 +188,117 @@ def test_missing_delegation_is_delegation_missing(
         acts.start_move(incomplete)
     assert refused.value.type == "InvalidParameter" and "destination_path" in refused.value.message
     assert counter(fleet, "SVR2", "Move-VM") == 1  # the one refused for want of delegation
+
+
+def _to_share(fleet: Fleet, request: MoveInput, account: str) -> MoveInput:
+    """Linux01's files on \\\\DC1\\smb, then ``account`` loses its NTFS rights there."""
+    share_vm_storage(fleet)
+    path = "\\\\DC1\\smb\\Linux01"
+    assert run(fleet.sim, "SVR2", "Move-VMStorage", Name="Linux01",
+               DestinationStoragePath=path).ok
+    acl = fleet.sim.host("DC1").ntfs_acls["c:\\smb"]
+    acl[:] = [ace for ace in acl if ace.account != account]
+    return request
+
+
+SMB = MoveInput(host="SVR2", vm="Linux01", mode="smb", destination="SVR1",
+                destination_fqdn="svr1.kosa.vm")
+STORAGE = MoveInput(host="SVR2", vm="Linux01", mode="storage",
+                    destination_path="\\\\DC1\\smb\\Moved")
+
+
+def _no_delegation(fleet: Fleet) -> MoveInput:
+    computer = fleet.sim.world.ad.computer("SVR2")
+    assert computer is not None
+    computer.allowed_to_delegate_to = ["cifs/SVR1", "cifs/DC1"]
+    return MOVE
+
+
+def _no_switch(fleet: Fleet) -> MoveInput:
+    assert run(fleet.sim, "SVR1", "Remove-VMSwitch", Name="External", Force=None).ok
+    return MOVE
+
+
+def _no_memory(fleet: Fleet) -> MoveInput:
+    fleet.sim.host("SVR1").memory_total = 2 * GB
+    return MOVE
+
+
+def _other_cpu(fleet: Fleet) -> MoveInput:
+    fleet.sim.host("SVR1").cpu_family = "AMD EPYC 7763"
+    return MOVE
+
+
+def _wrong_migration_network(fleet: Fleet) -> MoveInput:
+    migration_networks(fleet.sim, "SVR1", "10.10.10.0/24")
+    return MOVE
+
+
+REFUSED_MOVES: dict[str, tuple[Callable[[Fleet], MoveInput], str, str]] = {
+    # setup (returns the request), ApplicationError type, part of the host's text
+    "delegation": (_no_delegation, "DelegationMissing", "0x8009030E"),
+    "switch": (_no_switch, "SwitchMissing", "Could not find Ethernet switch 'External'."),
+    "memory": (_no_memory, "InsufficientMemory", "(0x800705AA)"),
+    "processor": (_other_cpu, "IncompatibleHost",
+                  "hardware on the destination computer is not compatible"),
+    "migration network": (_wrong_migration_network, "RemoteCommandFailed", "(0x8007274D)"),
+    "smb rights": (lambda fleet: _to_share(fleet, SMB, "KOSA\\SVR1$"), "AccessDenied",
+                   "(0x80070005)"),
+    "storage rights": (lambda fleet: _to_share(fleet, STORAGE, "KOSA\\SVR2$"), "AccessDenied",
+                       "(0x80070005)"),
+}
+
+
+@pytest.mark.parametrize("refusal", list(REFUSED_MOVES))
+def test_refused_move_fails_start_move_as_the_synchronous_error_would(
+    fleet: Fleet, lab_spec: LabSpec, sessions: SessionPool, acts: MigrationActivities,
+    refusal: str
+) -> None:
+    """A move the host refuses at once: with -AsJob the host returns a job already failed
+    (Msvm_MigrationJob in Exception with the reason). start_move fails non-retryably with the
+    type the same command without -AsJob gets and the host's text; the failed job stays
+    visible to find_job; the VM stays on SVR2."""
+    lab_with_vm(fleet.sim)
+    setup, kind, text = REFUSED_MOVES[refusal]
+    request = setup(fleet)
+    command = move_command(request)
+    synchronous = Command(cmdlet=command.cmdlet, parameters={
+        k: v for k, v in command.parameters.items() if k != "AsJob"})
+    with pytest.raises(RemoteError) as direct:
+        Remote(sessions, SimEndpoints(lab_spec, fleet.home)).run("SVR2", synchronous)
+    assert direct.value.type_name == kind and text in direct.value.host_message
+    sent = counter(fleet, "SVR2", command.cmdlet)
+    with pytest.raises(ApplicationError) as caught:
+        acts.start_move(request)
+    assert caught.value.type == kind and caught.value.non_retryable, caught.value.message
+    assert direct.value.host_message in caught.value.message
+    assert counter(fleet, "SVR2", command.cmdlet) == sent + 1
+    found = acts.find_job(FindJobInput(host="SVR2", vm="Linux01")).observed["job"]
+    assert found["state"] == "Exception" and found["error"] == direct.value.host_message
+    assert caught.value.details[0]["job_id"] == found["job_id"]
+    with pytest.raises(ApplicationError) as polled:
+        acts.poll_job(MigrationJobInput(host="SVR2", job_id=found["job_id"],
+                                        interval_seconds=0.01))
+    assert polled.value.type == kind and polled.value.message == caught.value.message
+    assert fleet.sim.host("SVR2").vm("Linux01") is not None
+    assert fleet.sim.host("SVR1").vm("Linux01") is None
+
+
+def test_refused_move_whose_job_is_gone_fails_by_receive_job(
+    fleet: Fleet, acts: MigrationActivities, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failed job already removed when start_move looks: Receive-Job on the PowerShell
+    job gives the host's reason, classified as before (DelegationMissing)."""
+    from simulator.cmdlets import hyperv_migration
+
+    lab_with_vm(fleet.sim)
+    _no_delegation(fleet)
+    monkeypatch.setattr(hyperv_migration, "JOB_KEPT_INSTANT", 0.0)  # removed at once
+    with pytest.raises(ApplicationError) as caught:
+        acts.start_move(MOVE)
+    assert caught.value.type == "DelegationMissing" and caught.value.non_retryable
+    assert "Receive-Job" in caught.value.message and "0x8009030E" in caught.value.message
+    assert counter(fleet, "SVR2", "Receive-Job") == 1
 
 
 def test_start_move_never_sends_a_second_move(

@@ -108,14 +108,111 @@ def test_destination_memory_is_checked(sim: Sim) -> None:
 
 def test_processor_incompatibility_until_compatibility_mode(sim: Sim) -> None:
     lab_with_vm(sim)
-    sim.host("SVR1").cpu_family = "AMD EPYC 7763"
-    assert "hardware on the destination computer is not compatible" in move(sim).failure
+    sim.host("SVR1").cpu_family = OTHER_CPU
+    assert HARDWARE in move(sim).failure
     sim.host("SVR2").vm("Linux01").compatibility_for_migration = True
     assert move(sim).ok
 
 
+HARDWARE = (
+    "The virtual machine cannot be moved to the destination computer. The hardware on the "
+    "destination computer is not compatible with the hardware requirements of this virtual "
+    "machine."
+)
+OTHER_CPU = "AMD EPYC 7763"
+
+
+def compare(sim: Sim) -> list[tuple[str, int, str]]:
+    report = run(
+        sim,
+        "SVR2",
+        "Compare-VM",
+        Name="Linux01",
+        DestinationHost="SVR1",
+        IncludeStorage=None,
+        DestinationStoragePath="C:\\Hyper-V\\Linux01",
+    )
+    assert report.ok, report.failure
+    problems = prop(report.output[0], "Incompatibilities")
+    return [(prop(p, "Message"), prop(p, "MessageId"), prop(p, "Source")) for p in problems]
+
+
+def refused_for_hardware(sim: Sim) -> bool:
+    """Compare-VM lists the processor problem and Move-VM fails with it (the VM stays)."""
+    problems = compare(sim)
+    assert problems in ([], [(HARDWARE, 24004, "Processor")]), problems
+    failure = move(sim).failure
+    assert bool(problems) == (HARDWARE in failure), failure
+    return bool(problems)
+
+
+def checkpoint(sim: Sim, name: str) -> None:
+    assert run(sim, "SVR2", "Checkpoint-VM", Name="Linux01", SnapshotName=name).ok
+
+
+def turn_off(sim: Sim) -> None:
+    assert run(sim, "SVR2", "Stop-VM", Name="Linux01", TurnOff=None).ok
+
+
+def test_saved_vm_keeps_its_processor_state(sim: Sim) -> None:
+    """A Saved VM resumes from its saved processor state, so another CPU family is refused
+    like for a running VM; once the saved state is discarded (turned off) it moves."""
+    lab_with_vm(sim)
+    sim.host("SVR1").cpu_family = OTHER_CPU
+    assert run(sim, "SVR2", "Stop-VM", Name="Linux01", Save=None).ok
+    assert refused_for_hardware(sim)
+    assert sim.host("SVR2").vm("Linux01").state == "Saved"
+    turn_off(sim)
+    assert not refused_for_hardware(sim)
+    assert sim.host("SVR1").vm("Linux01").state == "Off"
+
+
+def test_checkpoint_taken_while_running_keeps_processor_state(sim: Sim) -> None:
+    """An Off VM with a standard checkpoint taken while it ran carries that checkpoint's saved
+    processor state: refused until the checkpoint is removed. One taken while it was off has
+    none and does not matter."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR2", "Set-VM", Name="Linux01", CheckpointType="Standard").ok
+    checkpoint(sim, "running")
+    turn_off(sim)
+    checkpoint(sim, "off")
+    sim.host("SVR1").cpu_family = OTHER_CPU
+    assert refused_for_hardware(sim)
+    assert run(sim, "SVR2", "Remove-VMSnapshot", VMName="Linux01", Name="running").ok
+    assert not refused_for_hardware(sim)
+    assert [s.name for s in sim.host("SVR1").vm("Linux01").snapshots] == ["off"]
+
+
+def test_checkpoint_keeps_the_compatibility_mode_it_was_taken_with(sim: Sim) -> None:
+    """Compatibility mode is part of a saved processor state: a checkpoint taken without it
+    is refused even after the mode is turned on (the VM off); one taken in compatibility mode
+    moves even after the mode is turned off again."""
+    lab_with_vm(sim)
+    sim.host("SVR1").cpu_family = OTHER_CPU
+    assert run(sim, "SVR2", "Set-VM", Name="Linux01", CheckpointType="Standard").ok
+    checkpoint(sim, "full features")
+    turn_off(sim)
+    assert run(
+        sim, "SVR2", "Set-VMProcessor", VMName="Linux01", CompatibilityForMigrationEnabled=True
+    ).ok
+    assert refused_for_hardware(sim)
+    assert run(sim, "SVR2", "Remove-VMSnapshot", VMName="Linux01", Name="full features").ok
+    assert run(sim, "SVR2", "Start-VM", Name="Linux01").ok
+    checkpoint(sim, "compatible")
+    turn_off(sim)
+    assert run(
+        sim, "SVR2", "Set-VMProcessor", VMName="Linux01", CompatibilityForMigrationEnabled=False
+    ).ok
+    assert not refused_for_hardware(sim)
+
+
 def _smb_vm(sim: Sim) -> None:
     lab_with_vm(sim)
+    vm_on_share(sim)
+
+
+def vm_on_share(sim: Sim) -> None:
+    """Linux01's files on \\\\DC1\\smb, whose folder grants only SVR2$ (not SVR1$) NTFS rights."""
     assert run(sim, "DC1", "New-Item", ItemType="Directory", Path="C:\\smb").ok
     sim.world.shares["DC1"]["smb"] = sim.world.shares["DC1"]["SYSVOL"].model_copy(
         update={
