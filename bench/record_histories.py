@@ -23,20 +23,41 @@ from hvlab.temporal import connect
 OUT = Path(__file__).resolve().parents[1] / "tests" / "histories"
 
 
+# Types whose runs take different paths per target: one history per target (a VmDeploy of a
+# generation 2 Linux VM has the firmware step, a legacy guest the offline configuration).
+PER_TARGET = {"VmDeployWorkflow"}
+
+
+def _name(workflow_type: str, workflow_id: str, seen: dict[str, str]) -> str | None:
+    """The file stem for this run, or None when the type (or type and target) is recorded."""
+    if workflow_id.endswith("/converge"):
+        return None  # keep the full build, not a reset's partial re-converge
+    if workflow_type not in seen:
+        return workflow_type
+    if workflow_type in PER_TARGET:
+        stem = f"{workflow_type}-{workflow_id.rsplit(':', 1)[-1]}"
+        return stem if stem not in seen else None
+    return None
+
+
 async def main() -> int:
+    """Record into OUT/<folder> (argv[1], default the top folder; earlier generations of
+    histories live in sub-folders, each with its own ids.json, and keep replaying)."""
     client = await connect(get_settings())
+    out = OUT / sys.argv[1] if len(sys.argv) > 1 else OUT
     seen: dict[str, str] = {}
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     async for execution in client.list_workflows("ExecutionStatus = 'Completed'"):
-        if execution.workflow_type in seen or execution.id.endswith("/converge"):
-            continue  # keep the full build, not a reset's partial re-converge
-        seen[execution.workflow_type] = execution.id
+        stem = _name(execution.workflow_type, execution.id, seen)
+        if stem is None:
+            continue
+        seen[stem] = execution.id
         history = await client.get_workflow_handle(
             execution.id, run_id=execution.run_id).fetch_history()
-        (OUT / f"{execution.workflow_type}.json").write_text(history.to_json())
-        print(f"{execution.workflow_type}: {execution.id}")
+        (out / f"{stem}.json").write_text(history.to_json())
+        print(f"{stem}: {execution.id}")
     # replay needs the original workflow ids (child ids are derived from them)
-    (OUT / "ids.json").write_text(json.dumps(seen, indent=2, sort_keys=True) + "\n")
+    (out / "ids.json").write_text(json.dumps(seen, indent=2, sort_keys=True) + "\n")
     return 0 if seen else 1
 
 
