@@ -1,15 +1,29 @@
 """Hyper-V Replica: replica server settings, enabling, initial replication, planned failover,
-reverse replication, test failover, suspend/resume and removal (reference §13)."""
+reverse replication, test failover, suspend/resume/resynchronize and removal (reference §13).
+
+Replication cycles are evaluated lazily: whenever a relationship is read or acted on
+(Get-/Measure-VMReplication and every other cmdlet here), the cycles due since its last
+successful replication run. A cycle fails while the primary cannot reach the replica server
+with the relationship's port and authentication (:func:`connection_problem`: replica server
+disabled, listener firewall rule off, port/auth mismatch) or while either host is down
+(rebooting, a ``down`` fault, its management address cut off). Failing cycles degrade Health
+to Warning, then Critical (§13.2); the first cycle that succeeds again brings it back to
+Normal and advances LastReplicationTime. See :func:`refresh` for what that means at instant
+speed.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any
 
+from psrpcore.types import PSDateTime
+
 from simulator.cmdlets import host_jobs
-from simulator.cmdlets.common import as_list
 from simulator.cmdlets.hyperv_common import hv_cmdlet, target_vms
-from simulator.engine import Call, Registry
+from simulator.engine import Call, Registry, Sim
 from simulator.pstypes import (
     HV,
     RecoveryAuthenticationType,
@@ -34,6 +48,12 @@ OK_TEXT = (
 BAD_STATE = "The operation cannot be performed while the object is in its current state."
 NOT_ENABLED = "Replication is not enabled for virtual machine '{vm}'."  # [UNCONF]
 FREQUENCIES = (30, 300, 900)
+# Health after this many replication cycles in a row failed. The reference gives only the
+# meanings (Warning: lagging / missed cycles; Critical: stalled or failing), not thresholds.
+MISSED_WARNING = 1  # [UNCONF]
+MISSED_CRITICAL = 2  # [UNCONF]
+RESYNC_JOB = 107  # Msvm_ConcreteJob.JobType "Resynchronizing" [DOC Msvm_ConcreteJob]
+RESYNC_STATES = ("WaitingForStartResynchronize", "Resynchronizing", "ResynchronizeSuspended")
 
 
 def register(registry: Registry) -> None:
@@ -43,9 +63,11 @@ def register(registry: Registry) -> None:
     hv_cmdlet(registry, "Enable-VMReplication")(enable_replication)
     hv_cmdlet(registry, "Start-VMInitialReplication")(start_initial)
     hv_cmdlet(registry, "Get-VMReplication")(get_replication)
+    hv_cmdlet(registry, "Measure-VMReplication")(measure_replication)
     hv_cmdlet(registry, "Set-VMReplication")(set_replication)
     hv_cmdlet(registry, "Remove-VMReplication")(remove_replication)
     hv_cmdlet(registry, "Suspend-VMReplication", "Resume-VMReplication")(suspend_resume)
+    hv_cmdlet(registry, "Stop-VMReplication")(stop_replication)
     hv_cmdlet(registry, "Start-VMFailover")(start_failover)
     hv_cmdlet(registry, "Stop-VMFailover")(stop_failover)
     hv_cmdlet(registry, "Complete-VMFailover")(complete_failover)
@@ -127,6 +149,25 @@ def _firewall_open(host: Host, port: int) -> bool:
         and (r.local_port == "Any" or str(port) in [p.strip() for p in r.local_port.split(",")])
         for r in host.firewall.values()
     )
+
+
+def offline(sim: Sim, host: Host) -> bool:
+    """``host`` is off the network: rebooting, taken down by a ``down`` fault, or its
+    management address is gone."""
+    key = host.name.upper()
+    return host.rebooting or key in sim.down or key in sim.cut_off
+
+
+def link_problem(
+    sim: Sim, primary: Host | None, replica: Host | None, port: int, auth: str
+) -> bool:
+    """True when replication from ``primary`` to ``replica`` cannot get through right now:
+    :func:`connection_problem`, or either host is :func:`offline`."""
+    if primary is None or replica is None:
+        return True
+    if offline(sim, primary) or offline(sim, replica):
+        return True
+    return connection_problem(sim.world, primary, replica, port, auth)
 
 
 def _params(call: Call) -> tuple[str, int, str]:
@@ -232,6 +273,9 @@ def start_initial(call: Call) -> None:
         if rep.mode != "Primary" or rep.state != "ReadyForInitialReplication" or pair is None:
             call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
             continue
+        if link_problem(call.sim, call.host, pair[0], rep.port, rep.auth):
+            _connect_error(call, vm, rep)
+            continue
         rep.state = "InitialReplicationInProgress"
         size = _disk_size(call.world, call.host, vm)
         job = call.world.new_job(
@@ -296,6 +340,99 @@ def _seed_failed(vm: Vm) -> None:
         vm.replication.state, vm.replication.health = "Error", "Critical"
 
 
+def _connect_error(call: Call, vm: Vm, rep: Replication) -> None:
+    """The replica server cannot be reached with the relationship's settings."""
+    call.error(
+        CONNECT.format(vm=vm.name, replica=rep.replica, port=rep.port, auth=rep.auth),
+        "ConnectionFailed",
+        "ConnectionError",
+        vm.name,
+    )
+
+
+# ---------------------------------------------------------------- replication cycles
+
+
+def _due(sim: Sim, last: float, frequency: int, now: float) -> float:
+    """Replication cycles due since ``last`` (a real timestamp). At instant speed every
+    simulated duration is over by the next command, so all of them are (infinitely many)."""
+    if sim.clock.instant:
+        return math.inf
+    return float(max(0.0, (now - last) * sim.clock.speed) // frequency)
+
+
+def refresh(sim: Sim, host: Host, vm: Vm) -> None:
+    """Run the replication cycles due for ``vm``'s relationship since its last successful one
+    (both sides together while both are Replicating).
+
+    Only a Replicating primary sends: every ``frequency`` seconds of simulated time it sends
+    its log to the replica side, which takes it while it is Replicating too (not after a
+    failover, nor once its relationship is removed). While the log is not taken or
+    :func:`link_problem` holds, the cycles fail and Health (of the sides still Replicating) is
+    Warning after ``MISSED_WARNING`` of them, Critical after ``MISSED_CRITICAL``; once the
+    link is back the latest due cycle succeeds, LastReplicationTime moves to it and Health is
+    Normal. The link is judged as it is when the relationship is read (a cause fixed between
+    two reads counts as fixed for the cycles due since the last success). At instant speed
+    (clock speed 0) every due cycle has run by the next read, so a relationship is Normal
+    while the link works and Critical while it does not: deterministic, never Warning.
+    """
+    rep = vm.replication
+    if rep is None or rep.state != "Replicating":
+        return
+    pair = _partner(sim.world, vm)
+    other = pair[1].replication if pair else None
+    sender: Replication | None
+    receiver: Replication | None
+    if rep.mode == "Primary":
+        sender, receiver = rep, other
+    else:
+        sender = other if other is not None and other.mode == "Primary" else None
+        receiver = rep
+    if sender is not None and sender.state != "Replicating":
+        return  # prepared for failover, suspended, resynchronizing ...: nothing is sent
+    accepting = (
+        receiver is not None and receiver.mode == "Replica" and receiver.state == "Replicating"
+    )
+    reps = [r for r in (sender, receiver) if r is not None and (r is sender or accepting)]
+    now = sim.clock.now()
+    stamps = [r.last_replication for r in reps if r.last_replication is not None]
+    if not stamps:  # replicating since before cycles were kept: count from now
+        for r in reps:
+            r.last_replication = now
+        return
+    last = max(stamps)
+    frequency = (sender or rep).frequency
+    due = _due(sim, last, frequency, now)
+    if due < 1:
+        return
+    if pair is None or sender is None or not accepting:
+        # the other side lost the relationship or failed over: nothing sends or takes the log
+        failing = True
+    else:
+        primary, replica = (host, pair[0]) if sender is rep else (pair[0], host)
+        failing = link_problem(sim, primary, replica, sender.port, sender.auth)
+    if failing:
+        for r in reps:
+            if due >= MISSED_CRITICAL:
+                r.health = "Critical"
+            elif due >= MISSED_WARNING:
+                r.health = "Warning"
+        return
+    success = now if math.isinf(due) else last + sim.clock.real(due * frequency)
+    for r in reps:
+        r.last_replication, r.health = success, "Normal"
+
+
+def _replicated_now(sim: Sim, vm: Vm) -> None:
+    """A replication that just went through (prepare, reverse, resynchronization): both sides
+    Normal as of now."""
+    now = sim.clock.now()
+    pair = _partner(sim.world, vm)
+    for rep in (vm.replication, pair[1].replication if pair else None):
+        if rep is not None:
+            rep.last_replication, rep.health = now, "Normal"
+
+
 # ---------------------------------------------------------------- Get/Set/Remove
 
 
@@ -330,29 +467,82 @@ def replication_object(host: Host, vm: Vm) -> Any:
         ReplicationRelationshipType=member(VMReplicationRelationshipType, rep.relationship),
         ComputerName=host.name,
         TestVirtualMachineName=rep.test_vm,
+        LastReplicationTime=_when(rep.last_replication),
+    )
+
+
+def _when(stamp: float | None) -> PSDateTime | None:
+    return None if stamp is None else PSDateTime.fromtimestamp(stamp, dt.UTC)
+
+
+def health_object(host: Host, vm: Vm) -> Any:
+    """What Measure-VMReplication emits (Microsoft.HyperV.PowerShell.VMReplicationHealth)."""
+    rep = vm.replication
+    assert rep is not None
+    return ps_object(
+        [HV + "VMReplicationHealth"],
+        VMName=vm.name,
+        VMId=guid(vm.id),
+        ReplicationState=member(VMReplicationState, rep.state),
+        ReplicationHealth=member(VMReplicationHealthState, rep.health),
+        ReplicationMode=member(VMReplicationMode, rep.mode),
+        ReplicationRelationshipType=member(VMReplicationRelationshipType, rep.relationship),
+        LastReplicationTime=_when(rep.last_replication),
+        PrimaryServerName=rep.primary,
+        ReplicaServerName=rep.replica,
+        CurrentReplicaServerName=rep.replica,
+        ComputerName=host.name,
     )
 
 
 def _replicated(call: Call) -> list[Vm]:
+    """The target VMs that have a relationship, its due cycles run (:func:`refresh`)."""
     out = []
     for vm in target_vms(call):
         if vm.replication is None:
             call.error(NOT_ENABLED.format(vm=vm.name), "ObjectNotFound", "ObjectNotFound", vm.name)
         else:
+            refresh(call.sim, call.host, vm)
             out.append(vm)
     return out
 
 
-def get_replication(call: Call) -> None:
+FILTERS = {
+    "ReplicationMode": lambda rep: rep.mode,
+    "ReplicationState": lambda rep: rep.state,
+    "ReplicationHealth": lambda rep: rep.health,
+    "PrimaryServerName": lambda rep: rep.primary,
+    "ReplicaServerName": lambda rep: rep.replica,
+}
+
+
+def _selected(call: Call) -> list[Vm]:
+    """Get-/Measure-VMReplication: the VMs asked for (all replicated ones by default), up to
+    date, that match the -ReplicationMode/-State/-Health/-PrimaryServerName/-ReplicaServerName
+    filters."""
     if call.has("VMName") or call.has("VM") or call.input:
         vms = _replicated(call)
     else:
         vms = [vm for vm in call.host.vms.values() if vm.replication is not None]
-    modes = {str(m).lower() for m in as_list(call.get("ReplicationMode"))}
-    for vm in vms:
-        mode = vm.replication.mode.lower() if vm.replication is not None else ""
-        if not modes or mode in modes:
-            call.out(replication_object(call.host, vm))
+        for vm in vms:
+            refresh(call.sim, call.host, vm)
+    wanted = {p: str(call.get(p)).lower() for p in FILTERS if call.get(p) is not None}
+    return [
+        vm
+        for vm in vms
+        if vm.replication is not None
+        and all(str(FILTERS[p](vm.replication)).lower() == v for p, v in wanted.items())
+    ]
+
+
+def get_replication(call: Call) -> None:
+    for vm in _selected(call):
+        call.out(replication_object(call.host, vm))
+
+
+def measure_replication(call: Call) -> None:
+    for vm in _selected(call):
+        call.out(health_object(call.host, vm))
 
 
 def set_replication(call: Call) -> None:
@@ -366,7 +556,15 @@ def set_replication(call: Call) -> None:
                 update={"mode": "Replica", "state": "WaitingForInitialReplication"}
             )
         if call.has("ReplicationFrequencySec"):
-            rep.frequency = int(call.get("ReplicationFrequencySec"))
+            frequency = int(call.get("ReplicationFrequencySec"))
+            if frequency not in FREQUENCIES:
+                call.fail(
+                    f"The replication frequency {frequency} is not valid. Valid values are 30, "
+                    "300 and 900 seconds.",
+                    "InvalidParameter",
+                    "InvalidArgument",
+                )
+            rep.frequency = frequency
         if call.switch("Passthru") and vm.replication:
             call.out(replication_object(call.host, vm))
 
@@ -406,6 +604,8 @@ def _reverse(call: Call, vm: Vm, rep: Replication) -> None:
         )
         for nic in old_vm.nics:
             nic.switch = nic.switch  # the old primary keeps its connections
+    if prepared:
+        _replicated_now(call.sim, vm)
 
 
 def remove_replication(call: Call) -> None:
@@ -417,16 +617,105 @@ def suspend_resume(call: Call) -> None:
     for vm in _replicated(call):
         rep = vm.replication
         assert rep is not None
-        if call.name == "Suspend-VMReplication" and rep.state == "Replicating":
-            rep.state = "Suspended"
-        elif call.name == "Resume-VMReplication" and rep.state in (
-            "Suspended",
-            "WaitingForStartResynchronize",
-            "ResynchronizeSuspended",
-        ):
+        if call.name == "Suspend-VMReplication":
+            _suspend(call, vm, rep)
+        elif rep.state == "Suspended":
             rep.state, rep.health = "Replicating", "Normal"
-        else:
+        elif rep.state == "ResynchronizeSuspended" or (
+            rep.state == "WaitingForStartResynchronize" and call.switch("Resynchronize")
+        ):
+            _resynchronize(call, vm, rep)
+        else:  # WaitingForStartResynchronize needs -Resynchronize (reference §13.2)
             call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+            continue
+        if call.switch("Passthru") and not call.switch("AsJob"):
+            call.out(replication_object(call.host, vm))
+
+
+def _suspend(call: Call, vm: Vm, rep: Replication) -> None:
+    if rep.state == "Replicating":
+        rep.state = "Suspended"
+    elif rep.state == "Resynchronizing":
+        _cancel_resync(call, vm)
+        rep.state = "ResynchronizeSuspended"
+    else:
+        call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+
+
+# ---------------------------------------------------------------- resynchronization
+
+
+def _resynchronize(call: Call, vm: Vm, rep: Replication) -> None:
+    """Resume-VMReplication -Resynchronize on the primary: a job compares the disks of both
+    sides and sends the differing blocks; then the relationship is Replicating/Normal."""
+    pair = _partner(call.world, vm)
+    if rep.mode != "Primary" or pair is None:
+        call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+        return
+    if link_problem(call.sim, call.host, pair[0], rep.port, rep.auth):
+        _connect_error(call, vm, rep)
+        return
+    rep.state = "Resynchronizing"
+    job = call.world.new_job(
+        host=call.host.name,
+        kind="replication",
+        cim_class="Msvm_ConcreteJob",
+        job_type=RESYNC_JOB,
+        vm_id=vm.id,
+        vm_name=vm.name,
+        peer=pair[0].name,
+        command="Resume-VMReplication",
+    )
+    size = _disk_size(call.world, call.host, vm)  # both disks are read: [UNCONF] duration
+    sim = call.sim
+
+    def complete(job: Job) -> None:
+        if vm.replication is None or vm.replication.state != "Resynchronizing":
+            return  # cancelled or suspended meanwhile
+        vm.replication.state = "Replicating"
+        other = _partner(sim.world, vm)
+        if (
+            other is not None
+            and other[1].replication is not None
+            and (other[1].replication.state in RESYNC_STATES)
+        ):
+            other[1].replication.state = "Replicating"
+        _replicated_now(sim, vm)
+
+    def abort(job: Job) -> None:
+        if vm.replication is not None and vm.replication.state == "Resynchronizing":
+            vm.replication.state = "WaitingForStartResynchronize"
+            if job.state == 10:  # failed, not cancelled
+                vm.replication.health = "Critical"
+
+    sim.run_job(job, size / sim.clock.d.replication_rate, complete, abort)
+    if call.switch("AsJob"):
+        call.out(host_jobs.job_object(job))
+        return
+    call.wait_job(job)
+    if job.state == 10:
+        call.error(job.error_description, "OperationFailed", "InvalidOperation", vm.name)
+
+
+def _cancel_resync(call: Call, vm: Vm) -> None:
+    for job in call.world.jobs.values():
+        if job.vm_id == vm.id and job.job_type == RESYNC_JOB and not job.done:
+            job.cancel_requested = True
+
+
+def stop_replication(call: Call) -> None:
+    """Stop-VMReplication cancels an ongoing resynchronization (reference §13.2); the
+    relationship waits for a resynchronization again ([UNCONF] state afterwards)."""
+    for vm in _replicated(call):
+        rep = vm.replication
+        assert rep is not None
+        if rep.state != "Resynchronizing":
+            call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
+            continue
+        _cancel_resync(call, vm)
+        rep.state = "WaitingForStartResynchronize"
+        if call.switch("Passthru"):
+            call.out(replication_object(call.host, vm))
 
 
 # ---------------------------------------------------------------- failover
@@ -459,7 +748,12 @@ def _prepare(call: Call, vm: Vm, rep: Replication) -> None:
             vm.name,
         )  # [UNCONF] wording
         return
+    pair = _partner(call.world, vm)
+    if pair is None or link_problem(call.sim, call.host, pair[0], rep.port, rep.auth):
+        _connect_error(call, vm, rep)  # the pending changes cannot be sent
+        return
     rep.state = "PreparedForFailover"
+    _replicated_now(call.sim, vm)
 
 
 def _test_failover(call: Call, vm: Vm, rep: Replication) -> None:

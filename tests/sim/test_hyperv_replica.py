@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from simulator.cmdlets.hyperv_replica import BAD_STATE
 from simulator.engine import Sim
 from simulator.pstypes import prop
 from simulator.world import REPLICA_HTTP_RULE
-from tests.sim.conftest import lab_with_vm, run
+from tests.sim.conftest import StepClock, lab_with_vm, run
 
 PORT = 8080
 
@@ -162,3 +163,90 @@ def test_remove_replication_on_each_side(sim: Sim) -> None:
     assert state(sim, "SVR1")[0] == "Replica"
     assert run(sim, "SVR1", "Remove-VMReplication", VMName="Linux01").ok
     assert sim.host("SVR1").vm("Linux01") is not None  # the replica VM stays
+
+
+def test_initial_replication_needs_the_replica_listener(sim: Sim) -> None:
+    """The listener rule switched off after enabling: Start-VMInitialReplication cannot reach
+    the replica server and the relationship stays ReadyForInitialReplication."""
+    lab_with_vm(sim)
+    replica_server(sim, "SVR1")
+    assert enable(sim).ok
+    sim.world.firewall_rule(sim.host("SVR1"), REPLICA_HTTP_RULE).enabled = False
+    result = run(sim, "SVR2", "Start-VMInitialReplication", VMName="Linux01")
+    assert "could not be established" in result.failure and "0x00002EFD" in result.failure
+    assert state(sim, "SVR2")[1] == "ReadyForInitialReplication"
+    assert not [j for j in sim.world.jobs.values() if j.kind == "replication"]
+    sim.world.firewall_rule(sim.host("SVR1"), REPLICA_HTTP_RULE).enabled = True
+    assert run(sim, "SVR2", "Start-VMInitialReplication", VMName="Linux01").ok
+    assert state(sim, "SVR2") == ("Primary", "Replicating", "Normal")
+
+
+def test_initial_replication_needs_the_replica_host_up(sim: Sim) -> None:
+    lab_with_vm(sim)
+    replica_server(sim, "SVR1")
+    assert enable(sim).ok
+    sim.down.add("SVR1")
+    result = run(sim, "SVR2", "Start-VMInitialReplication", VMName="Linux01")
+    assert "could not be established" in result.failure
+    assert state(sim, "SVR2")[1] == "ReadyForInitialReplication"
+
+
+def test_prepare_failover_needs_the_replica_listener(sim: Sim) -> None:
+    """Start-VMFailover -Prepare sends the pending changes: with the replica server refusing
+    it fails with the connection error and the primary stays Replicating."""
+    replicating(sim)
+    assert run(sim, "SVR2", "Stop-VM", Name="Linux01").ok
+    sim.host("SVR1").replica_server.enabled = False
+    prepare = run(sim, "SVR2", "Start-VMFailover", VMName="Linux01", Prepare=None, Confirm=False)
+    assert "could not be established" in prepare.failure
+    assert state(sim, "SVR2")[:2] == ("Primary", "Replicating")
+    sim.host("SVR1").replica_server.enabled = True
+    assert run(sim, "SVR2", "Start-VMFailover", VMName="Linux01", Prepare=None).ok
+    assert state(sim, "SVR2") == ("Primary", "PreparedForFailover", "Normal")
+
+
+def needs_resync(sim: Sim) -> None:
+    """The relationship waits for a resynchronization (as after an abrupt primary stop)."""
+    for host in ("SVR2", "SVR1"):
+        rep = sim.host(host).vm("Linux01").replication
+        rep.state, rep.health = "WaitingForStartResynchronize", "Critical"
+
+
+def test_resume_needs_resynchronize_to_leave_waiting_for_resync(sim: Sim) -> None:
+    """§13.2: WaitingForStartResynchronize is left only with Resume-VMReplication
+    -Resynchronize, which needs the replica server and ends Replicating/Normal both sides."""
+    replicating(sim)
+    needs_resync(sim)
+    plain = run(sim, "SVR2", "Resume-VMReplication", VMName="Linux01")
+    assert plain.failure == BAD_STATE
+    assert state(sim, "SVR2")[1] == "WaitingForStartResynchronize"
+    sim.world.firewall_rule(sim.host("SVR1"), REPLICA_HTTP_RULE).enabled = False
+    refused = run(sim, "SVR2", "Resume-VMReplication", VMName="Linux01", Resynchronize=None)
+    assert "could not be established" in refused.failure
+    assert state(sim, "SVR2")[1] == "WaitingForStartResynchronize"
+    sim.world.firewall_rule(sim.host("SVR1"), REPLICA_HTTP_RULE).enabled = True
+    assert run(sim, "SVR2", "Resume-VMReplication", VMName="Linux01", Resynchronize=None).ok
+    assert state(sim, "SVR2") == ("Primary", "Replicating", "Normal")
+    assert state(sim, "SVR1") == ("Replica", "Replicating", "Normal")
+
+
+def test_stop_replication_cancels_a_resynchronization(sim: Sim) -> None:
+    """Stop-VMReplication cancels an ongoing resynchronization (§13.2; it does not remove the
+    relationship); with none running it is refused."""
+    replicating(sim)
+    assert run(sim, "SVR2", "Stop-VMReplication", VMName="Linux01").failure == BAD_STATE
+    assert state(sim, "SVR2") == ("Primary", "Replicating", "Normal")
+    needs_resync(sim)
+    sim.clock = clock = StepClock()
+    started = run(sim, "SVR2", "Resume-VMReplication", VMName="Linux01", Resync=None, AsJob=None)
+    assert started.ok and len(started.output) == 1
+    clock.step(2)
+    assert state(sim, "SVR2")[1] == "Resynchronizing"
+    [job] = [j for j in sim.world.jobs.values() if j.command == "Resume-VMReplication"]
+    assert job.job_type == 107 and 0 < job.percent < 100
+    assert run(sim, "SVR2", "Stop-VMReplication", VMName="Linux01").ok
+    assert state(sim, "SVR2")[1] == "WaitingForStartResynchronize"
+    clock.step(settle=False)
+    assert sim.job_done(job.id, timeout=10) and job.state == 8
+    assert state(sim, "SVR2")[1] == "WaitingForStartResynchronize"
+    assert sim.host("SVR1").vm("Linux01").replication is not None
