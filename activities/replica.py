@@ -385,7 +385,7 @@ class ReplicaActivities:
     @activity.defn(name="replica.start_initial")
     def start_initial(self, request: ReplicationInput) -> StepResult:
         """Start-VMInitialReplication (a host-side job) when the primary is ready for it."""
-        with application_errors():
+        with application_errors(), connection_errors():
             found = self._require(request.primary, request.vm)
             if found["state"] in ("InitialReplicationInProgress", "Replicating"):
                 return StepResult(changed=False, observed=found)
@@ -495,7 +495,7 @@ class ReplicaActivities:
     @activity.defn(name="replica.prepare_failover")
     def prepare_failover(self, request: ReplicaVmInput) -> StepResult:
         """On the primary: Start-VMFailover -Prepare. The VM must be off (vm.stop first)."""
-        with application_errors():
+        with application_errors(), connection_errors():
             found = self._require(request.host, request.vm)
             if found["state"] == "PreparedForFailover":
                 return StepResult(changed=False, observed=found)

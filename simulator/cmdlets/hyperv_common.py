@@ -132,6 +132,10 @@ def heartbeat(call: Call, vm: Vm) -> Any:
 
 
 def vm_object(call: Call, host: Host, vm: Vm) -> Any:
+    from simulator.cmdlets.hyperv_replica import refresh  # (imports this module)
+
+    if vm.replication is not None:
+        refresh(call.sim, host, vm)  # Get-VM's ReplicationHealth follows the due cycles too
     rep = vm.replication
     running = vm.state in ("Running", "Paused", "Starting")
     return ps_object(

@@ -118,6 +118,22 @@ def test_enable_fails_while_the_listener_rule_is_disabled(
     assert acts.enable(rep).changed
 
 
+def test_initial_replication_fails_fast_when_the_listener_closes_after_enable(
+    lab: Fleet, acts: ReplicaActivities, rep: ReplicationInput
+) -> None:
+    """The listener rule closed between enable and the initial replication: the start fails
+    with the host's connection message as ReplicaConnectionFailed (a fix, not a retry)."""
+    accept(acts, "SVR1", "SVR2")
+    acts.enable(rep)
+    rule = lab.sim.world.firewall_rule(lab.sim.host("SVR1"), REPLICA_HTTP_RULE)
+    assert rule is not None
+    rule.enabled = False
+    with pytest.raises(ApplicationError) as caught:
+        acts.start_initial(rep)
+    assert caught.value.type == "ReplicaConnectionFailed" and caught.value.non_retryable
+    assert state(lab, "SVR2") == ("Primary", "ReadyForInitialReplication")
+
+
 def test_enable_initial_replication_and_remove(
     lab: Fleet, acts: ReplicaActivities, rep: ReplicationInput
 ) -> None:

@@ -201,3 +201,15 @@ def test_primary_fails_once_the_replica_has_failed_over(sim: Sim) -> None:
     assert run(sim, "SVR1", "Start-VMFailover", VMName="Linux01", Confirm=False).ok
     assert health(sim, "SVR2") == CRITICAL
     assert health(sim, "SVR1") == ("FailedOverWaitingCompletion", "Warning")
+
+
+def test_get_vm_shows_the_same_replication_health(sim: Sim) -> None:
+    """Get-VM's ReplicationHealth runs the due cycles like Get-VMReplication does (a stale
+    Normal there would hide a failing replica from a plain Get-VM)."""
+    replicating(sim)
+    listener(sim, False)
+    [vm] = run(sim, "SVR2", "Get-VM", Name="Linux01").output
+    assert prop(vm, "ReplicationHealth").name == "Critical"
+    listener(sim, True)
+    [vm] = run(sim, "SVR2", "Get-VM", Name="Linux01").output
+    assert prop(vm, "ReplicationHealth").name == "Normal"

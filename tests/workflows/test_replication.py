@@ -126,11 +126,12 @@ async def test_health_check_reads_the_primary_and_publishes_the_gauge(
         before = mutating_counts(fleet)
         assert await check() == ("SVR2", "Replicating", "Normal", [])
         assert gauge() == 0
-        rep = fleet.sim.host("SVR2").vm(linux01).replication  # type: ignore[union-attr]
-        rep.health = "Critical"  # type: ignore[union-attr]
+        rule = fleet.sim.world.firewall_rule(fleet.sim.host("SVR1"), REPLICA_HTTP_RULE)
+        assert rule is not None
+        rule.enabled = False  # SVR1's listener off: the due replication cycles fail
         assert await check() == ("SVR2", "Replicating", "Critical", [linux01])
         assert gauge() == 2
-        rep.health = "Normal"  # type: ignore[union-attr]
+        rule.enabled = True
         assert (await check())[2] == "Normal" and gauge() == 0
         fleet.sim.host("SVR2").vm(linux01).replication = None  # type: ignore[union-attr]
         assert await check() == (None, "NotConfigured", "Critical", [linux01])
@@ -161,7 +162,9 @@ async def test_health_cli_and_schedule(
         assert await hvlab("health", str(SEED), "--sim") == 0
         printed = capsys.readouterr().out
         assert "Linux01" in printed and "Replicating" in printed and "Normal" in printed
-        fleet.sim.host("SVR2").vm(linux01).replication.health = "Warning"  # type: ignore[union-attr]
+        rule = fleet.sim.world.firewall_rule(fleet.sim.host("SVR1"), REPLICA_HTTP_RULE)
+        assert rule is not None
+        rule.enabled = False  # SVR1's listener off: the due replication cycles fail
         assert await hvlab("health", str(SEED), "--sim") == 1
         assert await hvlab("schedule", "health", str(SEED), "--every", "1m", "--sim") == 0
         handle = client.get_schedule_handle(schedule_id)
@@ -179,7 +182,7 @@ async def test_health_cli_and_schedule(
         assert started is not None
         result = await client.get_workflow_handle(
             started, result_type=ReplicationHealthResult).result()
-        assert result.problems == [linux01] and result.vms[0].health == "Warning"
+        assert result.problems == [linux01] and result.vms[0].health == "Critical"
         await handle.delete()
     assert await hvlab("schedule", "health", str(SEED), "--every", "5x", "--sim") == 2
     assert await hvlab("schedule", "health", str(SEED), "--every", "10s", "--sim") == 2
