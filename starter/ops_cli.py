@@ -135,6 +135,8 @@ async def _watch(workflow_id: str) -> int:
             if description.status != WorkflowExecutionStatus.RUNNING:
                 break
             await asyncio.sleep(0.5)
+    if not out.is_terminal:
+        out.line()  # Live's last frame ends without a newline when not on a terminal
     reason = ""
     if description.status == WorkflowExecutionStatus.FAILED:
         reason = await _failure_reason(handle)

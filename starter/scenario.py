@@ -164,11 +164,15 @@ async def run_phase(client: Client, scenario: Scenario, phase: Phase,
 
 async def run_scenario(client: Client, scenario: Scenario, console: Console) -> bool:
     """Run every phase in order; stop at the first failure."""
-    with Live(_table(scenario.phases), console=console, refresh_per_second=4) as live:
-        def refresh() -> None:
-            live.update(_table(scenario.phases))
+    try:
+        with Live(_table(scenario.phases), console=console, refresh_per_second=4) as live:
+            def refresh() -> None:
+                live.update(_table(scenario.phases))
 
-        for phase in scenario.phases:
-            if not await run_phase(client, scenario, phase, refresh):
-                return False
-    return True
+            for phase in scenario.phases:
+                if not await run_phase(client, scenario, phase, refresh):
+                    return False
+        return True
+    finally:
+        if not console.is_terminal:
+            console.line()  # Live's last frame ends without a newline when not on a terminal
