@@ -31,6 +31,15 @@ def heartbeat(*details: Any) -> None:
         activity.heartbeat(*details)
 
 
+def last_heartbeat() -> Any:
+    """The details an earlier attempt of this activity heartbeated last (None if none, or
+    outside an activity): how a retried step learns what its predecessor already did."""
+    if not activity.in_activity():
+        return None
+    details = activity.info().heartbeat_details
+    return details[0] if details else None
+
+
 def cancelled() -> bool:
     """Whether the running activity has been asked to cancel (False outside an activity)."""
     return activity.in_activity() and activity.is_cancelled()

@@ -14,7 +14,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.base import Remote, application_errors, cancelled, heartbeat
+from activities.base import Remote, application_errors, cancelled, heartbeat, last_heartbeat
 from activities.models import (
     DefaultPathsInput,
     DnsInput,
@@ -239,18 +239,53 @@ class HostActivities:
     # -- reboot and wait -----------------------------------------------------------------
     @activity.defn(name="host.reboot")
     def reboot(self, request: HostInput) -> StepResult:
-        """Restart the host (-Force) and drop its session. The host must answer first; a
-        connection cut by the restart itself counts as the reboot under way."""
+        """Restart the host (-Force), then wait through the session it already has until the
+        old boot stops answering, so the next step's shell is opened on the new boot (probing
+        with a new shell right away opened one on the boot shutting down: an extra shell and
+        logon per reboot). A connection cut by the restart itself counts as the reboot under
+        way. A retried attempt does not restart the host again: the first heartbeated that it
+        sent the restart."""
         with application_errors():
-            system = self._remote.query_one(request.host, operating_system_command()) or {}
+            sent = last_heartbeat()
+            if isinstance(sent, dict) and sent.get("restart_requested"):
+                before = str(sent.get("last_boot_before") or "")
+            else:
+                system = self._remote.query_one(request.host, operating_system_command()) or {}
+                before = _text(system.get("LastBootUpTime"))
+                try:
+                    self._remote.run(request.host, restart_command())
+                except RemoteError as error:
+                    if not error.retryable:
+                        raise
+                heartbeat({"restart_requested": True, "last_boot_before": before})
+            self._old_boot_gone(request.host, before)
+            return StepResult(changed=True, observed={
+                "restart_requested": True, "last_boot_before": before})
+
+    def _old_boot_gone(self, host: str, before: str, timeout: float = 600.0,
+                       interval: float = 0.5) -> None:
+        """Poll LastBootUpTime through the host's current session until the host stops
+        answering (going down: the pool drops the broken session) or answers from a new boot
+        (an instant reboot: the pool reopened on the new boot and keeps that session)."""
+        deadline = time.monotonic() + timeout
+        while True:
             try:
-                self._remote.run(request.host, restart_command())
+                system = self._remote.query_one(host, operating_system_command()) or {}
             except RemoteError as error:
                 if not error.retryable:
                     raise
-            self._remote.discard(request.host)
-            return StepResult(changed=True, observed={
-                "restart_requested": True, "last_boot_before": _text(system.get("LastBootUpTime"))})
+                return  # the old boot is going away
+            if _text(system.get("LastBootUpTime")) != before:
+                return
+            heartbeat({"restart_requested": True, "last_boot_before": before})
+            if cancelled():
+                raise CancelledError(f"{host}: cancelled while waiting for the restart")
+            if time.monotonic() + interval > deadline:
+                raise ApplicationError(
+                    f"{host}: Restart-Computer was accepted but the host still runs the boot of "
+                    f"{before} after {timeout:.0f} s (a shutdown blocked?); check the console",
+                    type="HostNotReady", non_retryable=False)
+            time.sleep(interval)
 
     @activity.defn(name="host.wait_ready")
     def wait_ready(self, request: WaitReadyInput) -> StepResult:
@@ -262,11 +297,6 @@ class HostActivities:
     def _wait_ready(self, request: WaitReadyInput) -> StepResult:
         deadline = time.monotonic() + request.timeout_seconds
         attempts, last = 0, "no answer yet"
-        if request.booted_before:
-            # Right after Restart-Computer the old boot still answers: a probe now would open
-            # a shell that dies with it (one extra WinRM shell and logon per reboot, seen in
-            # `make bench`). No host is back within one interval, so start one interval later.
-            time.sleep(min(request.interval_seconds, request.timeout_seconds))
         while True:
             attempts += 1
             answer = self._ready(request)

@@ -41,8 +41,8 @@ WHY = {
           "hosts, or several labs at once (section 5), would exceed 3x",
     "3b": "orchestration between the path's steps (step gaps, child starts) on a loaded "
           "machine, and the 1 s poll granularity of host.wait_ready",
-    "4": "host.wait_ready's first probe reaches the host before it goes down (finding 2): "
-         "that shell dies with the old boot; a short pause before the first probe would save it",
+    "4": "a host.wait_ready probe reached the host before it went down (finding 2) and its "
+         "shell died with the old boot; host.reboot now waits for the old boot to go",
     "5": "see section 5",
     "6": "see section 6",
 }
@@ -456,10 +456,11 @@ def _winrm(m: dict[str, Any] | None, rt: dict[str, Any] | None = None) -> list[s
                  "WS-Man requests"], hosts),
         f"Total: {total} WS-Man requests for {m['activities']} activities. One RunspacePool per "
         "(host, credential) per worker process is opened on first use and reused by every "
-        "activity; a host reboot kills it (as on Windows) and the next step reopens it. A "
-        "Hyper-V host with more than 1 + its reboots shells got them from `host.wait_ready` "
-        "probing the host between `Restart-Computer` and the host going down (finding 2 "
-        "below): the probe's shell dies with the old boot.",
+        "activity; a host reboot kills it (as on Windows) and the next step reopens it. "
+        "`host.reboot` now waits through the session it has until the old boot stops "
+        "answering, so the next shell is opened on the new boot; before, `host.wait_ready` "
+        "could open one on the boot that was shutting down, which died with it (finding 2 "
+        "below: SVR1 5 and SVR2 3 shells for 2 reboots each).",
         "",
         "Round trips per step type (measured in the serial replay, where steps run one at a "
         "time so the counters attribute exactly; a pipeline is one Command plus its Receive "
@@ -584,8 +585,11 @@ FINDINGS = [
     "every time (`host.hyperv_role` retried until the host was back). Now `host.reboot`'s "
     "`last_boot_before` goes to `host.wait_ready` (`WaitReadyInput.booted_before`, behind "
     "`workflow.patched(\"wait-for-new-boot\")`) and an answer from that same boot is 'not "
-    "ready yet'. The probe still opens a shell on the old boot, which dies with it: that is "
-    "the extra shell per reboot in benchmark 4 (a short pause before the first probe would "
-    "save it).",
+    "ready yet'. The probe still opened a shell on the old boot, which died with it: one "
+    "extra shell per reboot in benchmark 4. Now `host.reboot` polls through the session it "
+    "already has until the old boot stops answering (or answers from a new boot), so "
+    "`host.wait_ready` opens its shell on the new boot (tests count one new shell per reboot "
+    "at real reboot timing and at speed 0; a retried reboot does not restart the host "
+    "again).",
     "",
 ]

@@ -221,13 +221,47 @@ def test_a_reboot_costs_one_new_shell(lab_spec: LabSpec, tmp_path: Path) -> None
         pool = SessionPool(SimCredentials(lab_spec, fleet.home))
         try:
             activities = HostActivities(pool, SimEndpoints(lab_spec, fleet.home))
+            server = fleet.servers["SVR2"]
             rebooted = activities.reboot(HostInput(host="SVR2"))
+            assert server.request_counts.get("Create", 0) <= 2  # the old boot's, maybe the new
             before = rebooted.observed["last_boot_before"]
-            shells = fleet.servers["SVR2"].request_counts.get("Create", 0)
-            assert shells == 1
             ready = activities.wait_ready(WaitReadyInput(
                 host="SVR2", booted_before=before, timeout_seconds=30, interval_seconds=0.3))
             assert ready.observed["last_boot"] != before
-            assert fleet.servers["SVR2"].request_counts.get("Create", 0) == shells + 1
+            assert server.request_counts.get("Create", 0) == 2  # 1 + 1 per reboot
         finally:
             pool.close()
+
+
+def test_instant_reboot_costs_one_new_shell_and_no_wait(
+    fleet: Fleet, host_activities: HostActivities
+) -> None:
+    """At speed 0 the reboot happens inside Restart-Computer: host.reboot finds the new boot
+    through a new shell (the old one died with the old boot) and wait_ready uses that shell at
+    its first probe."""
+    server = fleet.servers["SVR2"]
+    rebooted = host_activities.reboot(HostInput(host="SVR2"))
+    assert server.request_counts.get("Create", 0) == 2
+    ready = host_activities.wait_ready(WaitReadyInput(
+        host="SVR2", booted_before=rebooted.observed["last_boot_before"]))
+    assert ready.observed["attempts"] == 1
+    assert server.request_counts.get("Create", 0) == 2
+
+
+def test_retried_reboot_does_not_restart_the_host_again(
+    fleet: Fleet, host_activities: HostActivities
+) -> None:
+    """An attempt whose predecessor heartbeated 'restart sent' (the worker died after sending
+    it) only waits for the old boot to go: no second Restart-Computer."""
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    first = host_activities.reboot(HostInput(host="SVR2"))
+    assert mutations(fleet, "SVR2")["Restart-Computer"] == 1
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[
+        {"restart_requested": True, "last_boot_before": first.observed["last_boot_before"]}])
+    again = env.run(host_activities.reboot, HostInput(host="SVR2"))
+    assert again.observed["last_boot_before"] == first.observed["last_boot_before"]
+    assert mutations(fleet, "SVR2")["Restart-Computer"] == 1
