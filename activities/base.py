@@ -90,7 +90,3 @@ class Remote:
             if isinstance(item, dict):
                 return item
         return None
-
-    def discard(self, host: str) -> None:
-        """Drop the host's session (it is about to reboot)."""
-        self._sessions.discard(self._endpoints.endpoint(host))

@@ -195,9 +195,8 @@ def test_connection(call: Call) -> None:
 # ---------------------------------------------------------------- enable / initial replication
 
 
-def enable_replication(call: Call) -> None:
-    name, port, auth = _params(call)
-    frequency = int(call.get("ReplicationFrequencySec") or 300)
+def _frequency(call: Call, frequency: int) -> int:
+    """-ReplicationFrequencySec: 30, 300 or 900 (terminating otherwise)."""
     if frequency not in FREQUENCIES:
         call.fail(
             f"The replication frequency {frequency} is not valid. Valid values are 30, "
@@ -205,6 +204,12 @@ def enable_replication(call: Call) -> None:
             "InvalidParameter",
             "InvalidArgument",
         )
+    return frequency
+
+
+def enable_replication(call: Call) -> None:
+    name, port, auth = _params(call)
+    frequency = _frequency(call, int(call.get("ReplicationFrequencySec") or 300))
     replica = call.world.host(name)
     for vm in target_vms(call):
         if vm.replication is not None:
@@ -556,15 +561,7 @@ def set_replication(call: Call) -> None:
                 update={"mode": "Replica", "state": "WaitingForInitialReplication"}
             )
         if call.has("ReplicationFrequencySec"):
-            frequency = int(call.get("ReplicationFrequencySec"))
-            if frequency not in FREQUENCIES:
-                call.fail(
-                    f"The replication frequency {frequency} is not valid. Valid values are 30, "
-                    "300 and 900 seconds.",
-                    "InvalidParameter",
-                    "InvalidArgument",
-                )
-            rep.frequency = frequency
+            rep.frequency = _frequency(call, int(call.get("ReplicationFrequencySec")))
         if call.switch("Passthru") and vm.replication:
             call.out(replication_object(call.host, vm))
 

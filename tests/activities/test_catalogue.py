@@ -39,6 +39,7 @@ from activities.models import (
     SwitchInput,
     VmCreateInput,
     VmDiskInput,
+    VmFirmwareInput,
     VmNicInput,
 )
 from hvlab.powershell.catalog import Catalog
@@ -86,6 +87,10 @@ def vm_commands(spec: LabSpec) -> list[Command]:
         for nic in vm.nics:
             request = VmNicInput.from_spec(vm, nic, "00155D010203" if nic.legacy else None)
             out += [v.add_nic_command(request), v.connect_nic_command(request)]
+        firmware = VmFirmwareInput.from_spec(vm)
+        if firmware is not None:
+            out += [v.get_firmware_command(vm.name), v.set_firmware_command(firmware),
+                    v.set_firmware_command(firmware.model_copy(update={"secure_boot": False}))]
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from simulator.engine import Sim
 from simulator.pstypes import prop
 from simulator.world import Ace
@@ -12,6 +14,12 @@ DELEGATION = (
     "establish a connection with host SVR1: No credentials are available in the "
     "security package 0x8009030E."
 )
+
+
+def compare_vm(sim: Sim) -> Any:
+    """Compare-VM of Linux01 (on SVR2) against SVR1, storage included."""
+    return run(sim, "SVR2", "Compare-VM", Name="Linux01", DestinationHost="SVR1",
+               IncludeStorage=None, DestinationStoragePath="C:\\Hyper-V\\Linux01")
 
 
 def move(sim: Sim, **extra: object) -> object:
@@ -77,15 +85,7 @@ def test_compare_vm_reports_missing_switch(sim: Sim) -> None:
     """Compare-VM lists 33012 for a switch the destination lacks."""
     lab_with_vm(sim)
     assert run(sim, "SVR1", "Remove-VMSwitch", Name="External", Force=None).ok
-    report = run(
-        sim,
-        "SVR2",
-        "Compare-VM",
-        Name="Linux01",
-        DestinationHost="SVR1",
-        IncludeStorage=None,
-        DestinationStoragePath="C:\\Hyper-V\\Linux01",
-    )
+    report = compare_vm(sim)
     problems = prop(report.output[0], "Incompatibilities")
     assert [(prop(p, "Message"), prop(p, "MessageId")) for p in problems] == [
         ("Could not find Ethernet switch 'External'.", 33012)
@@ -122,16 +122,9 @@ HARDWARE = (
 OTHER_CPU = "AMD EPYC 7763"
 
 
+
 def compare(sim: Sim) -> list[tuple[str, int, str]]:
-    report = run(
-        sim,
-        "SVR2",
-        "Compare-VM",
-        Name="Linux01",
-        DestinationHost="SVR1",
-        IncludeStorage=None,
-        DestinationStoragePath="C:\\Hyper-V\\Linux01",
-    )
+    report = compare_vm(sim)
     assert report.ok, report.failure
     problems = prop(report.output[0], "Incompatibilities")
     return [(prop(p, "Message"), prop(p, "MessageId"), prop(p, "Source")) for p in problems]

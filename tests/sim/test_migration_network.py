@@ -7,7 +7,7 @@ from simulator.engine import Sim
 from simulator.pstypes import prop
 from simulator.world import MIGRATION_RULE
 from tests.sim.conftest import lab_with_vm, run
-from tests.sim.test_hyperv_migration import move
+from tests.sim.test_hyperv_migration import compare_vm, move
 
 REFUSED = (
     "No connection could be made because the target machine actively refused it. (0x8007274D)."
@@ -111,15 +111,7 @@ def test_disabled_mig_tcp_in_rule_blocks_the_move(sim: Sim) -> None:
     assert_not_moved(sim)
     unreachable = run(sim, "SVR2", "Move-VM", Name="Linux01", DestinationHost="nosuchhost.kosa.vm")
     assert result.error_ids == unreachable.error_ids
-    compared = run(
-        sim,
-        "SVR2",
-        "Compare-VM",
-        Name="Linux01",
-        DestinationHost="SVR1",
-        IncludeStorage=None,
-        DestinationStoragePath="C:\\Hyper-V\\Linux01",
-    )
+    compared = compare_vm(sim)
     assert compared.errors == [expected] and compared.output == []
     assert run(sim, "SVR1", "Enable-NetFirewallRule", DisplayName=MIGRATION_RULE).ok
     result = move(sim)
@@ -129,15 +121,7 @@ def test_disabled_mig_tcp_in_rule_blocks_the_move(sim: Sim) -> None:
 def test_compare_vm_reports_no_problem_when_the_network_is_right(sim: Sim) -> None:
     lab_with_vm(sim)
     migration_networks(sim, "SVR1", "192.168.1.0/24")
-    compared = run(
-        sim,
-        "SVR2",
-        "Compare-VM",
-        Name="Linux01",
-        DestinationHost="SVR1",
-        IncludeStorage=None,
-        DestinationStoragePath="C:\\Hyper-V\\Linux01",
-    )
+    compared = compare_vm(sim)
     assert compared.ok, compared.failure
     assert prop(compared.output[0], "Incompatibilities") == []
 
