@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import os
@@ -270,6 +271,22 @@ def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.25) -> bool:
         return False
 
 
+def port_held(port: int, host: str = LOOPBACK) -> bool:
+    """Whether a server could not bind ``host:port`` now.
+
+    Stricter than :func:`port_open`: the local end of an outgoing connection, or a socket
+    bound but not listening, refuses connections yet still makes a server's bind fail.
+    SO_REUSEADDR as servers set it, so a port left in TIME_WAIT counts as free.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno in (errno.EADDRINUSE, errno.EACCES)
+    return False
+
+
 def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
     """Start ``argv`` in its own session with output appended to ``log``; its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -294,6 +311,52 @@ def log_tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _startup_errors(text: str) -> list[str]:
+    """The lines of a dead server's log that say why: its JSON error lines and a Go panic."""
+    found = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("error", "dpanic", "fatal"):
+                error = f": {entry['error']}" if entry.get("error") else ""
+                found.append(f"{entry.get('msg', '')}{error}")
+        elif line.startswith("panic:"):
+            # the panic and the function it happened in (two lines below the goroutine line)
+            frame = next((f for f in lines[number + 1:number + 6] if f.startswith("go.")), "")
+            found.append(f"{line} in {frame.split('(')[0]}" if frame else line)
+    return found
+
+
+def server_startup_failure(cfg: DevConfig) -> str:
+    """Why the dev server died while starting: ports now held by others, its error lines.
+
+    The server's own ports were free just before it started (``_ensure_ports_free``), so one
+    that answers now that it is dead was taken by another process meanwhile. The Temporal
+    CLI then panics (a nil listener) instead of naming the port.
+    """
+    log = cfg.log_file("temporal")
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        text = ""
+    taken = [f"port {port} ({what})" for what, port in _server_ports(cfg).items()
+             if port_held(port)]
+    parts = ["the Temporal dev server exited during start-up"]
+    if taken:
+        parts.append(f"{', '.join(taken)} was taken by another process while it started: "
+                     "stop that process or choose other ports, then run it again")
+    errors = _startup_errors(text)
+    if errors:
+        parts.append("its log says: " + "; ".join(errors[:3]))
+    else:
+        parts.append(f"end of its log:\n{log_tail(log)}")
+    return f"{'; '.join(parts)} (full log: {log})"
 
 
 def _wait_until(check: Callable[[], bool], timeout: float) -> bool:
@@ -436,15 +499,18 @@ def worker_env(cfg: DevConfig) -> dict[str, str]:
     return env
 
 
-def _ensure_ports_free(cfg: DevConfig) -> None:
-    ports = {
+def _server_ports(cfg: DevConfig) -> dict[str, int]:
+    return {
         "--port (gRPC)": cfg.port,
         "--ui-port": cfg.ui_port,
         "HVLAB_DEV_HTTP_PORT": cfg.http_port,
         "HVLAB_DEV_METRICS_PORT": cfg.metrics_port,
     }
-    for what, port in ports.items():
-        if port_open(port):
+
+
+def _ensure_ports_free(cfg: DevConfig) -> None:
+    for what, port in _server_ports(cfg).items():
+        if port_held(port):
             raise DevStackError(
                 f"port {port} ({what}) is already in use by another process: "
                 "stop it or choose another port"
@@ -455,7 +521,7 @@ def _ensure_metrics_port_free(cfg: DevConfig) -> None:
     if not cfg.worker_metrics_address:
         return
     host, port = split_address(cfg.worker_metrics_address)
-    if port and port_open(port, host if host != "0.0.0.0" else LOOPBACK):
+    if port and port_held(port, host):
         raise DevStackError(
             f"the worker metrics address {cfg.worker_metrics_address} is already in use: "
             "stop the other process or set HVLAB_METRICS_ADDRESS"
@@ -496,9 +562,7 @@ async def _wait_for_server(cfg: DevConfig, pid: int | None, timeout: float) -> C
         # stale pid files), and under load /proc/<pid>/cmdline was seen to read empty while the
         # server ran, which reported a live server as exited and left it behind.
         if not process_alive(pid):
-            raise DevStackError(
-                f"the Temporal dev server exited during start-up; end of {log}:\n{log_tail(log)}"
-            )
+            raise DevStackError(server_startup_failure(cfg))
         if port_open(cfg.port) and await _server_ready(settings):
             return await connect(settings)
         await asyncio.sleep(POLL_INTERVAL)

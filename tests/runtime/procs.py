@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +16,43 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hvlab.temporal import free_local_port
-
 HVLAB = str(Path(sys.executable).parent / "hvlab")
+
+_HANDED_OUT: set[int] = set()
+_PICKER = random.Random()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def listen_port() -> int:
+    """A port free on 127.0.0.1 now, below the kernel's ephemeral range, never given twice.
+
+    A port from ``bind(0)`` is in the ephemeral range, which the kernel also hands out as the
+    source port of outgoing connections and to other programs' ``bind(0)`` (the Temporal dev
+    server picks its internal service ports that way). Between the pick and the server's own
+    bind one of those can take it: CI saw ``temporal server start-dev`` die at start-up (a
+    nil-pointer panic after its gRPC listen failed) on such a port. Below the range only an
+    explicit bind can take it.
+    """
+    low = _ephemeral_range()[0]
+    for _ in range(500):
+        port = _PICKER.randrange(max(1024, low - 12000), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port below {low} on 127.0.0.1")
 
 
 def proc_state(pid: int) -> str | None:
@@ -75,11 +111,11 @@ class Stack:
     """A dev stack home with its own free ports, driven through the console script."""
 
     home: Path
-    port: int = field(default_factory=free_local_port)
-    ui_port: int = field(default_factory=free_local_port)
-    http_port: int = field(default_factory=free_local_port)
-    server_metrics_port: int = field(default_factory=free_local_port)
-    worker_metrics_port: int = field(default_factory=free_local_port)
+    port: int = field(default_factory=listen_port)
+    ui_port: int = field(default_factory=listen_port)
+    http_port: int = field(default_factory=listen_port)
+    server_metrics_port: int = field(default_factory=listen_port)
+    worker_metrics_port: int = field(default_factory=listen_port)
 
     @property
     def env(self) -> dict[str, str]:

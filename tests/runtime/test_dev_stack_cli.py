@@ -177,6 +177,24 @@ def test_dev_refuses_a_busy_port_and_leaves_nothing(tmp_path: Path) -> None:
     assert stack.pid("temporal") is None and stack.leftovers() == []
 
 
+def test_dev_refuses_a_port_held_by_an_outgoing_connection(tmp_path: Path) -> None:
+    """A port that refuses connections but is the local end of one still cannot be served.
+
+    The server's bind would fail and the Temporal CLI would panic; `hvlab dev` names the port.
+    """
+    stack = Stack(home=tmp_path / "home")
+    with socket.create_server(("127.0.0.1", 0)) as peer, socket.socket() as held:
+        held.bind(("127.0.0.1", stack.http_port))
+        held.connect(peer.getsockname())
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", stack.http_port)) != 0  # nothing listens
+        result = stack.hvlab("dev", "--detach", *stack.dev_options)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"port {stack.http_port} (HVLAB_DEV_HTTP_PORT) is already in use" in result.stderr
+    assert "panic" not in result.stderr and "Traceback" not in result.stderr
+    assert stack.pid("temporal") is None and stack.leftovers() == []
+
+
 def test_foreground_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
     """`hvlab dev` in the foreground prints the UI address; SIGTERM stops all, exit 0."""
     stack = Stack(home=tmp_path / "home")
@@ -186,7 +204,11 @@ def test_foreground_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
             [HVLAB, "dev", *stack.dev_options], env=stack.env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_for(lambda: "Press Ctrl-C" in log.read_text(), 45, "the dev stack to be ready")
+        def ready() -> bool:
+            assert proc.poll() is None, f"hvlab dev exited {proc.returncode}:\n{log.read_text()}"
+            return "Press Ctrl-C" in log.read_text()
+
+        wait_for(ready, 45, "the dev stack to be ready")
         assert f"http://127.0.0.1:{stack.ui_port}" in log.read_text()
         pids = [stack.pid("temporal"), stack.pid("worker")]
         assert all(pid and running(pid) for pid in pids)

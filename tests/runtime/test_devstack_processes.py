@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,9 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from hvlab.devstack import DevConfig, read_pid, server_argv, status, stop, write_pid
+from hvlab.devstack import (
+    DevConfig,
+    read_pid,
+    server_argv,
+    server_startup_failure,
+    status,
+    stop,
+    write_pid,
+)
 from hvlab.settings import get_settings
-from tests.runtime.procs import running
+from tests.runtime.procs import listen_port, running
 
 SLEEPER = "import time\nwhile True: time.sleep(1)"
 
@@ -93,3 +102,40 @@ def test_dev_config_and_server_flags_follow_settings(
         assert flag in argv
     for queue in ("transfer", "timer", "visibility", "outbound"):
         assert f"history.{queue}ProcessorMaxPollRPS=1000" in argv
+
+
+# The head of what `temporal server start-dev` (server 1.32) wrote when its gRPC port was
+# taken between hvlab's check and its own bind (seen in CI): no error line, only a panic.
+PANIC_LOG = """\
+panic: runtime error: invalid memory address or nil pointer dereference
+[signal SIGSEGV: segmentation violation code=0x1 addr=0x20 pc=0x2bb0889]
+
+goroutine 1 [running]:
+go.temporal.io/server/service/frontend.NewHTTPAPIServer(0x28e27d59b688, {0x8cdb, 0x0}, ...)
+\t/home/runner/go/pkg/mod/go.temporal.io/server@v1.32.0/service/frontend/http_api_server.go:83
+go.temporal.io/server/service/frontend.HTTPAPIServerProvider(0x28e27cf84a08, ...)
+"""
+
+
+def test_startup_failure_names_a_taken_port_and_the_panic(
+    hvlab_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that died starting: the port now held by another process, the panic's line."""
+    port = listen_port()
+    monkeypatch.setenv("HVLAB_DEV_PORT", str(port))
+    cfg = DevConfig.from_settings(get_settings())
+    log = cfg.log_file("temporal")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(PANIC_LOG)
+    with socket.create_server(("127.0.0.1", port)):
+        message = server_startup_failure(cfg)
+    assert f"port {port} (--port (gRPC)) was taken by another process" in message
+    assert ("panic: runtime error: invalid memory address or nil pointer dereference in "
+            "go.temporal.io/server/service/frontend.NewHTTPAPIServer") in message
+    assert "goroutine" not in message and str(log) in message
+    # with the port free again and a JSON error line, that line is the reason given
+    log.write_text('{"level":"info","msg":"starting"}\n'
+                   '{"level":"fatal","msg":"Failed to open database","error":"disk I/O error"}\n')
+    message = server_startup_failure(cfg)
+    assert "was taken" not in message
+    assert "its log says: Failed to open database: disk I/O error" in message

@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from hvlab.temporal import free_local_port
 from tests.conftest import wait_for_pollers
-from tests.runtime.procs import HVLAB, http_get
+from tests.runtime.procs import HVLAB, http_get, listen_port
 from workflows.doctor import DoctorInput, DoctorWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ async def test_worker_process_runs_work_and_drains_on_sigterm(
     entry: str, client: Client, temporal_address: str, task_queue: str, tmp_path: Path
 ) -> None:
     """The worker polls, runs DoctorWorkflow, serves /healthz, logs JSON, exits 0 on SIGTERM."""
-    metrics = f"127.0.0.1:{free_local_port()}"
+    metrics = f"127.0.0.1:{listen_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HVLAB_")}
     env.update(
         HVLAB_HOME=str(tmp_path),
