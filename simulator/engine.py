@@ -396,19 +396,25 @@ class Sim:
 
     def host_down(self, name: str, seconds: float) -> None:
         """Take ``name`` off the network for ``seconds`` real seconds: its WinRM listener
-        refuses connections and jobs talking to it lose their connection."""
+        refuses connections, jobs talking to it lose their connection, and neither it nor the
+        VMs it runs answer other machines' pings and TCP connections."""
         with self.lock:
             self.down.add(name.upper())
         self.on_host_down(name)
-
-        def up() -> None:
-            with self.lock:
-                self.down.discard(name.upper())
-            self.on_host_up(name)
-
-        timer = threading.Timer(seconds, up)
+        timer = threading.Timer(seconds, self.host_up, args=(name,))
         timer.daemon = True
         timer.start()
+
+    def host_up(self, name: str) -> None:
+        """End a ``down`` fault on ``name`` (its timer calls this): back on the network."""
+        with self.lock:
+            self.down.discard(name.upper())
+        self.on_host_up(name)
+
+    def offline_hosts(self) -> frozenset[str]:
+        """Upper-case names of the hosts a ``down`` fault has taken off the network."""
+        with self.lock:
+            return frozenset(self.down)
 
     def management_lost(self, name: str, grace: float | None = None) -> None:
         """``name`` no longer carries the address its WinRM endpoint stands for.

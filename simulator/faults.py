@@ -12,7 +12,8 @@ A plan is a list of faults::
       - {type: fail_job, host: SVR2, kind: migration, at_percent: 40}
       - {type: down, host: SVR1, kind: replication, at_percent: 50, seconds: 3}
         # SVR1 leaves the network for 3 real seconds once a replication job reaches 50 %:
-        # connections are refused, a job with SVR1 at its other end fails
+        # connections are refused, a job with SVR1 at its other end fails, and neither SVR1
+        # nor its VMs answer other hosts' pings and TCP connections
 
 ``drop``/``http500``/``delay`` become the WinRM server's FaultRules; the others are applied by
 the simulation (command counting, job progress).

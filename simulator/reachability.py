@@ -20,7 +20,8 @@ Layer 4: a TCP port answers when a service listens on it and the target's firewa
 (hosts: enabled inbound Allow rules; Windows 2016+ guests: ``Guest.firewall_ports``; Windows
 Server 2003 guests: firewall off [INF]). ICMP echo follows the same firewall rules.
 
-A node is down while its host reboots, while the VM is not Running, before a Windows guest has
+A node is down while its host reboots or is off the network (a ``down`` fault: the host and the
+VMs it runs, as if its cables were pulled), while the VM is not Running, before a Windows guest has
 booted (heartbeat not ready yet) and during a live-migration blackout.
 
 Public API (used by the NetTCPIP cmdlets and available to other simulator modules):
@@ -90,10 +91,10 @@ class _Net:
 # ---------------------------------------------------------------- building the network
 
 
-def _net(world: World, now: float) -> _Net:
+def _net(world: World, now: float, offline: frozenset[str] = frozenset()) -> _Net:
     net = _Net(world, now)
     for host in world.hosts.values():
-        if host.rebooting:
+        if host.rebooting or host.name.upper() in offline:
             continue
         net.ifaces += _host_ifaces(host)
         for vm in host.vms.values():
@@ -477,9 +478,11 @@ def _source(source: Host | tuple[Host, Vm]) -> Node:
 
 
 def probe(world: World, now: float, source: Host | tuple[Host, Vm], address: str,
-          port: int | None = None, protocol: str = "tcp") -> Probe:  # fmt: skip
-    """Ping ``address`` and, with ``port``, try a TCP connection to it from ``source``."""
-    net = _net(world, now)
+          port: int | None = None, protocol: str = "tcp",
+          offline: frozenset[str] = frozenset()) -> Probe:  # fmt: skip
+    """Ping ``address`` and, with ``port``, try a TCP connection to it from ``source``;
+    ``offline``: upper-case names of hosts off the network (``Sim.offline_hosts``)."""
+    net = _net(world, now, offline)
     src = _source(source)
     ping = _attempt(net, src, address, None, "icmp")
     tcp = _attempt(net, src, address, port, protocol.lower()) if port is not None else None
@@ -507,6 +510,6 @@ def _attempt(net: _Net, src: Node, address: str, port: int | None, proto: str) -
 
 
 def tcp_open(world: World, now: float, source: Host | tuple[Host, Vm], address: str,
-             port: int) -> bool:  # fmt: skip
+             port: int, offline: frozenset[str] = frozenset()) -> bool:  # fmt: skip
     """Does a TCP connection from ``source`` to ``address:port`` succeed?"""
-    return probe(world, now, source, address, port).tcp
+    return probe(world, now, source, address, port, offline=offline).tcp

@@ -441,8 +441,9 @@ def test_port(call: Call) -> None:
     """host/test-port: Test-NetConnection -Port -InformationLevel Quiet (warnings silenced)."""
     address = reachability.resolve_name(call.world, str(call.get("ComputerName")))
     port = int(call.get("Port"))
-    ok = address is not None and reachability.tcp_open(call.world, call.sim.clock.now(),
-                                                       call.host, address, port)
+    ok = address is not None and reachability.tcp_open(
+        call.world, call.sim.clock.now(), call.host, address, port,
+        offline=call.sim.offline_hosts())
     call.out(ok)
 
 

@@ -151,9 +151,10 @@ def migration_addresses(dst: Host) -> list[str]:
 
 def _connect_problem(call: Call, vm: Vm, src: Host, dst: Host) -> str | None:
     """The source opens TCP 6600 to one of the destination's migration addresses."""
-    now = call.sim.clock.now()
+    now, offline = call.sim.clock.now(), call.sim.offline_hosts()
     addresses = migration_addresses(dst)
-    if any(reachability.tcp_open(call.world, now, src, a, MIGRATION_PORT) for a in addresses):
+    if any(reachability.tcp_open(call.world, now, src, a, MIGRATION_PORT, offline)
+           for a in addresses):
         return None
     listening = MIGRATION_PORT in reachability.host_listening_ports(dst)
     reason = TIMED_OUT if addresses and listening else REFUSED

@@ -448,7 +448,8 @@ def test_netconnection(call: Call) -> None:
         call.warning(f"Name resolution of {name} failed")
         call.out(False if quiet else _tnc_object(name, None, port, None))
         return
-    result = reachability.probe(call.world, call.sim.clock.now(), call.host, address, port)
+    result = reachability.probe(call.world, call.sim.clock.now(), call.host, address, port,
+                                offline=call.sim.offline_hosts())
     if port is not None and not result.tcp:
         call.warning(f"TCP connect to ({address} : {port}) failed")
     if (port is None or not result.tcp) and not result.ping:
@@ -479,7 +480,8 @@ def test_connection(call: Call) -> None:
         address = reachability.resolve_name(call.world, str(name))
         ok = (
             address is not None
-            and reachability.probe(call.world, call.sim.clock.now(), call.host, address).ping
+            and reachability.probe(call.world, call.sim.clock.now(), call.host, address,
+                                   offline=call.sim.offline_hosts()).ping
         )
         if call.switch("Quiet"):
             call.out(ok)

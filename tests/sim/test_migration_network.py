@@ -118,6 +118,21 @@ def test_disabled_mig_tcp_in_rule_blocks_the_move(sim: Sim) -> None:
     assert result.ok, result.failure
 
 
+def test_destination_that_is_down_times_out(sim: Sim) -> None:
+    """A destination off the network (``down`` fault) does not answer on 6600: the move
+    times out and nothing moves; once it is back the same move succeeds."""
+    lab_with_vm(sim)
+    sim.host_down("SVR1", 3600)
+    try:
+        result = move(sim)
+        assert result.errors == [connect_failed(sim, TIMED_OUT)]
+        assert_not_moved(sim)
+    finally:
+        sim.host_up("SVR1")
+    result = move(sim)
+    assert result.ok, result.failure
+
+
 def test_compare_vm_reports_no_problem_when_the_network_is_right(sim: Sim) -> None:
     lab_with_vm(sim)
     migration_networks(sim, "SVR1", "192.168.1.0/24")

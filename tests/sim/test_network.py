@@ -21,7 +21,7 @@ from simulator import reachability
 from simulator.engine import Sim
 from simulator.fleet import Fleet
 from simulator.world import SimFile
-from tests.sim.conftest import GB, MB, hyperv_ready, run
+from tests.sim.conftest import GB, MB, Result, hyperv_ready, run
 
 TELNET_USER = ("teluser", "Tel-P@ss1")
 SEED_VMS: dict[str, list[tuple[str, str, str]]] = {
@@ -252,6 +252,32 @@ def test_stopped_router_breaks_everything_behind_it(sim: Sim) -> None:
     assert result.output == [False]
     assert result.warnings == ["TCP connect to (192.168.1.111 : 23) failed",
                                "Ping to 192.168.1.111 failed with status: TimedOut"]  # fmt: skip
+
+
+def test_a_host_that_is_down_answers_nothing_and_nor_do_its_vms(sim: Sim) -> None:
+    """A ``down`` fault takes SVR1 off the network: SVR2's probes to it and to the NAT router
+    it runs time out (ping and TCP); all answer again once the fault ends."""
+    seed_network(sim)
+    sim.world.hosts["SVR1"].firewall["FPS-ICMP4-ERQ-In"].enabled = True
+    address = reachability.resolve_name(sim.world, "SVR1")
+
+    def probes() -> list[Result]:
+        return [run(sim, "SVR2", "Test-NetConnection", ComputerName="SVR1", Port=5985,
+                    InformationLevel="Quiet"),
+                run(sim, "SVR2", "Test-NetConnection", ComputerName="192.168.1.111", Port=23,
+                    InformationLevel="Quiet"),
+                run(sim, "SVR2", "Test-Connection", ComputerName="SVR1", Quiet=None)]  # fmt: skip
+
+    assert [reply.output for reply in probes()] == [[True], [True], [True]]
+    sim.host_down("SVR1", 3600)
+    try:
+        replies = probes()
+        assert [reply.output for reply in replies] == [[False], [False], [False]]
+        assert replies[0].warnings == [f"TCP connect to ({address} : 5985) failed",
+                                       f"Ping to {address} failed with status: TimedOut"]
+    finally:
+        sim.host_up("SVR1")
+    assert [reply.output for reply in probes()] == [[True], [True], [True]]
 
 
 def test_router_routes_between_the_internal_subnets(sim: Sim) -> None:
