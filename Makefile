@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB ?= examples/classroom-lab.yaml
 
-.PHONY: install demo test lint typecheck unit bench chaos clean
+.PHONY: install demo test lint typecheck unit bench chaos ui-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ CHAOS_JOBS ?= 3
 chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --jobs $(CHAOS_JOBS)
 	HVLAB_CLI_RUNS=200 $(BIN)/python -m pytest -q tests/badinput/test_cli_stability.py
+
+# `make ui-check` (~1 min, needs `apt-get install chromium`): headless Chromium shows that the
+# Temporal Web UI decodes encrypted payloads through `hvlab codec-server` only once signed in.
+# Screenshots in bench/results/ui-codec-*.png. Not part of `make test`.
+ui-check: $(STAMP)
+	$(BIN)/python bench/ui_codec_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
