@@ -731,8 +731,8 @@ async def _run(stack: Stack, spec: LabSpec, plan: Plan | None
             if attempt == 2:
                 raise
             stack.start_retries.append(str(exc)[:300])
-            # 33000-33999 lies in Linux's ephemeral range: another process's listener on port
-            # 0 (e.g. a fleet's control API) can hold one of ours. Move 300 ports up.
+            # The default ports lie below Linux's ephemeral range (32768-60999), where only an
+            # explicit bind can take them; if one is taken anyway, move 300 ports up.
             if "already in use" in str(exc):
                 stack.move_ports(300)
     await asyncio.to_thread(stack.start_fleet)
@@ -875,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="chaos runs at once, each with its own stack (a run mostly waits "
                         "for the timeout that notices a killed worker: ~0.25 core per run)")
-    parser.add_argument("--base-port", type=int, default=33300,
+    parser.add_argument("--base-port", type=int, default=23300,
                         help="ports base .. base+10*jobs: dev server, UI, HTTP, metrics, worker")
     parser.add_argument("--reference", type=Path, default=None,
                         help="reference file to use instead of (or to write with "

@@ -1,7 +1,7 @@
 """Shared bench harness: machine details, a private Temporal dev server + bench worker, the
 simulated fleet process, lab copies, and reading activity timings out of histories.
 
-Everything runs on 127.0.0.1 ports 34200-34299 (Temporal, UI, worker metrics) and 127.0.34.x
+Everything runs on 127.0.0.1 ports 24200-24299 (Temporal, UI, worker metrics) and 127.0.34.x
 (simulated hosts, ephemeral ports) under a private ``HVLAB_HOME`` (``/tmp/hvlab-bench-*``), so
 it does not meet ``hvlab dev`` or the tests.
 """
@@ -42,7 +42,7 @@ from hvlab.temporal import connect  # noqa: E402
 SEED_LAB = ROOT / "examples" / "classroom-lab.yaml"
 PYTHON = sys.executable
 GRPC_PORT, UI_PORT, HTTP_PORT, METRICS_PORT, WORKER_METRICS_PORT = (
-    34233, 34234, 34243, 34244, 34264)
+    24233, 24234, 24243, 24244, 24264)  # below the ephemeral range (32768-)
 TASK_QUEUE = "hvlab"
 DEFAULT_RPS = 20  # the dev server's default for every history queue reader
 

@@ -148,7 +148,7 @@ def write(result: dict[str, Any], path: Path) -> None:
         ".venv/bin/python bench/run_all.py --classroom 1,5,10 --speed 8",
         "```",
         "",
-        "Private ports 34233/34234/34243/34244 (dev server), 34264 (worker metrics); simulated "
+        "Private ports 24233/24234/24243/24244 (dev server), 24264 (worker metrics); simulated "
         "hosts on 127.0.34.x with ephemeral ports; `HVLAB_HOME=/tmp/hvlab-bench-*` (removed).",
         "",
         "## Summary",

@@ -8,7 +8,7 @@ Usage::
 
 ``--quick`` (``make bench QUICK=1``): fewer repeats, a faster simulated clock (15), 1 and 3 labs in
 the classroom (a few minutes instead of ~15). Everything runs on a private dev server (ports
-34233/34234/34243/34244, worker metrics 34264) and a private simulated fleet on 127.0.34.x
+24233/24234/24243/24244, worker metrics 24264) and a private simulated fleet on 127.0.34.x
 under ``/tmp/hvlab-bench-*``, removed afterwards.
 """
 

@@ -2,7 +2,7 @@
 ``hvlab codec-server`` for a signed-in browser, and for no other.
 
 ``make ui-check`` (needs Chromium: ``apt-get install chromium``; not part of ``make test``,
-which must not depend on a browser). What it does, all on 127.0.0.1 ports 34300-34309 under a
+which must not depend on a browser). What it does, all on 127.0.0.1 ports 24300-24305 under a
 private ``HVLAB_HOME``:
 
 1. starts ``hvlab dev --detach`` with the payload codec on (a fresh key), ``hvlab codec-server``
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 HVLAB = str(Path(sys.executable).parent / "hvlab")
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
-BASE_PORT = 34300
+BASE_PORT = 24300  # below the kernel's ephemeral range (32768-)
 # The UI's per-browser codec settings (its localStorage names, UI 2.54): what the codec dialog
 # stores for "use my browser setting" with "include cross-origin credentials" ticked. UI 2.54
 # reads the browser's endpoint and credentials flag only with the override set.

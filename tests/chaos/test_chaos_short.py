@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_PORT = 33650  # 33650-33669 (+300 if one is taken), clear of `make chaos` (33300-33339)
+BASE_PORT = 23650  # 23650-23669 (+300 if one is taken), clear of `make chaos` (23300-23339)
 
 
 def _chaos() -> ModuleType:
