@@ -38,6 +38,7 @@ from hvlab.temporal import (
 from workflows.registry import ALL_WORKFLOWS
 
 log = structlog.get_logger("hvlab.worker")
+HEARTBEAT_FLUSH = timedelta(seconds=2)
 
 
 class _State:
@@ -95,6 +96,10 @@ def build_worker(settings: Settings, client: Client, executor: ThreadPoolExecuto
         interceptors=[LabContextInterceptor()],
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Heartbeat details reach the server within this (the SDK's default is 80 % of the
+        # heartbeat timeout, 48 s for most steps): a worker killed meanwhile would leave its
+        # retry without the details that say what the step already did (host.reboot).
+        max_heartbeat_throttle_interval=HEARTBEAT_FLUSH,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from temporalio import activity
@@ -25,10 +26,28 @@ from hvlab.powershell.session import SessionPool
 __all__ = ["Remote", "StepResult", "application_errors", "to_application_error"]
 
 
+# The details an activity execution heartbeated last, with that execution's Info (the worker
+# runs each execution in its own copy of the context; the Info tells executions apart where
+# they share one, as activities run as plain calls in tests do).
+_DETAILS: ContextVar[tuple[activity.Info, tuple[Any, ...]] | None] = ContextVar(
+    "hvlab_heartbeat_details", default=None)
+
+
 def heartbeat(*details: Any) -> None:
-    """Heartbeat when running as an activity; a no-op otherwise."""
+    """Heartbeat ``details`` when running as an activity (a no-op otherwise). They are kept:
+    the liveness beats sent while a remote command runs repeat them."""
     if activity.in_activity():
+        _DETAILS.set((activity.info(), details))
         activity.heartbeat(*details)
+
+
+def liveness() -> None:
+    """A heartbeat that only says 'still running'. It repeats the details this execution last
+    heartbeated, else its predecessor's, so that a retry can still read them: a bare
+    ``activity.heartbeat()`` would replace them with nothing."""
+    if activity.in_activity():
+        info, kept = activity.info(), _DETAILS.get()
+        activity.heartbeat(*(kept[1] if kept and kept[0] is info else info.heartbeat_details))
 
 
 def last_heartbeat() -> Any:
@@ -77,7 +96,7 @@ class Remote:
         """Run ``commands`` piped together on ``host``; plain output values."""
         pipeline = Pipeline(tuple(commands), mutating)
         endpoint = self._endpoints.endpoint(host)
-        result = self._sessions.run(endpoint, pipeline, heartbeat=heartbeat, cancelled=cancelled)
+        result = self._sessions.run(endpoint, pipeline, heartbeat=liveness, cancelled=cancelled)
         return result.output
 
     def query(self, host: str, command: Command) -> list[Any]:

@@ -143,6 +143,17 @@ def _same_path(a: Any, b: str) -> bool:
     return str(a or "").rstrip("\\").lower() == b.rstrip("\\").lower()
 
 
+# host.reboot: how long a Restart-Computer may take to end the old boot, and how long a retried
+# attempt whose predecessor died around the call waits for that before restarting itself.
+REBOOT_TIMEOUT = 600.0
+RESTART_GRACE = 30.0
+
+
+def _rebooted(before: str) -> StepResult:
+    return StepResult(changed=True, observed={"restart_requested": True,
+                                              "last_boot_before": before})
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -243,30 +254,47 @@ class HostActivities:
         old boot stops answering, so the next step's shell is opened on the new boot (probing
         with a new shell right away opened one on the boot shutting down: an extra shell and
         logon per reboot). A connection cut by the restart itself counts as the reboot under
-        way. A retried attempt does not restart the host again: the first heartbeated that it
-        sent the restart."""
+        way.
+
+        A retried attempt does not restart the host again. The first heartbeats the boot it
+        saw before sending Restart-Computer and again once it was sent. A successor that
+        finds only the first (the worker died around the call) gives the host
+        ``RESTART_GRACE`` seconds to leave that boot and restarts it only if it does not.
+        """
         with application_errors():
             sent = last_heartbeat()
-            if isinstance(sent, dict) and sent.get("restart_requested"):
-                before = str(sent.get("last_boot_before") or "")
+            previous = sent if isinstance(sent, dict) else {}
+            before = str(previous.get("last_boot_before") or "")
+            if previous.get("restart_requested"):
+                pass  # the predecessor sent it
+            elif before and self._old_boot_gone(request.host, before, RESTART_GRACE, previous):
+                return _rebooted(before)  # the predecessor's restart went through
             else:
-                system = self._remote.query_one(request.host, operating_system_command()) or {}
-                before = _text(system.get("LastBootUpTime"))
+                if not before:
+                    system = self._remote.query_one(request.host, operating_system_command())
+                    before = _text((system or {}).get("LastBootUpTime"))
+                heartbeat({"restart_pending": True, "last_boot_before": before})
                 try:
                     self._remote.run(request.host, restart_command())
                 except RemoteError as error:
                     if not error.retryable:
                         raise
                 heartbeat({"restart_requested": True, "last_boot_before": before})
-            self._old_boot_gone(request.host, before)
-            return StepResult(changed=True, observed={
-                "restart_requested": True, "last_boot_before": before})
+            sent_now = {"restart_requested": True, "last_boot_before": before}
+            if not self._old_boot_gone(request.host, before, REBOOT_TIMEOUT, sent_now):
+                raise ApplicationError(
+                    f"{request.host}: Restart-Computer was accepted but the host still runs the "
+                    f"boot of {before} after {REBOOT_TIMEOUT:.0f} s (a shutdown blocked?); check "
+                    "the console", type="HostNotReady", non_retryable=False)  # fmt: skip
+            return _rebooted(before)
 
-    def _old_boot_gone(self, host: str, before: str, timeout: float = 600.0,
-                       interval: float = 0.5) -> None:
+    def _old_boot_gone(self, host: str, before: str, timeout: float, beat: dict[str, Any],
+                       interval: float = 0.5) -> bool:
         """Poll LastBootUpTime through the host's current session until the host stops
         answering (going down: the pool drops the broken session) or answers from a new boot
-        (an instant reboot: the pool reopened on the new boot and keeps that session)."""
+        (an instant reboot: the pool reopened on the new boot and keeps that session): True.
+        False when it still runs ``before`` after ``timeout`` seconds. Heartbeats ``beat``
+        while it waits."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -274,17 +302,14 @@ class HostActivities:
             except RemoteError as error:
                 if not error.retryable:
                     raise
-                return  # the old boot is going away
+                return True  # the old boot is going away
             if _text(system.get("LastBootUpTime")) != before:
-                return
-            heartbeat({"restart_requested": True, "last_boot_before": before})
+                return True
+            heartbeat(beat)
             if cancelled():
                 raise CancelledError(f"{host}: cancelled while waiting for the restart")
             if time.monotonic() + interval > deadline:
-                raise ApplicationError(
-                    f"{host}: Restart-Computer was accepted but the host still runs the boot of "
-                    f"{before} after {timeout:.0f} s (a shutdown blocked?); check the console",
-                    type="HostNotReady", non_retryable=False)
+                return False
             time.sleep(interval)
 
     @activity.defn(name="host.wait_ready")

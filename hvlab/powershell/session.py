@@ -283,7 +283,9 @@ class SessionPool:
                 ps.stop()
                 raise TransientRemoteError(endpoint.host, pipeline.describe(), "cancelled")
             ps.poll_invoke(timeout=poll_seconds)
-            if heartbeat is not None:
+            # only while it still runs: a quick command sends no heartbeat, so it cannot use
+            # up the SDK's throttle window ahead of a step's own (detailed) heartbeat
+            if heartbeat is not None and ps.state == PSInvocationState.RUNNING:
                 heartbeat()
         ps.end_invoke()
         return self._result(ps, endpoint, pipeline)

@@ -57,3 +57,48 @@ def test_remote_errors_map_to_application_errors() -> None:
     assert caught.value.type == "InsufficientMemory" and caught.value.non_retryable
     assert "Unable to allocate 20480 MB" in caught.value.message
     assert caught.value.details[0]["host"] == "SVR1"
+
+
+def _recording(env: ActivityEnvironment) -> list[tuple[Any, ...]]:
+    beats: list[tuple[Any, ...]] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    return beats
+
+
+def test_liveness_beats_keep_the_details_a_retry_reads() -> None:
+    """A bare 'still running' beat repeats this execution's last details, or before any its
+    predecessor's: a plain activity.heartbeat() would replace them with nothing."""
+    import dataclasses
+
+    from activities.base import heartbeat, liveness
+
+    def step() -> None:
+        liveness()
+        heartbeat({"done": 1})
+        liveness()
+
+    retried = ActivityEnvironment()
+    retried.info = dataclasses.replace(retried.info, attempt=2,
+                                       heartbeat_details=[{"done": 0}])  # fmt: skip
+    beats = _recording(retried)
+    retried.run(step)
+    assert beats == [({"done": 0},), ({"done": 1},), ({"done": 1},)]
+    fresh = ActivityEnvironment()
+    beats = _recording(fresh)
+    fresh.run(step)
+    assert beats == [(), ({"done": 1},), ({"done": 1},)]
+
+
+def test_reboot_heartbeats_before_it_restarts_and_nothing_before_that(
+    fleet: Fleet, host_activities: HostActivities
+) -> None:
+    """host.reboot's first heartbeat is its 'about to restart' one: the SDK sends a first
+    heartbeat at once and holds later ones, so a bare beat from a quick probe before it would
+    let a worker killed right after the restart leave its retry without the details (`make
+    chaos` saw a third Restart-Computer that way)."""
+    env = ActivityEnvironment()
+    beats = _recording(env)
+    result = env.run(host_activities.reboot, HostInput(host="SVR2"))
+    before = result.observed["last_boot_before"]
+    assert beats[0] == ({"restart_pending": True, "last_boot_before": before},)
+    assert beats[1] == ({"restart_requested": True, "last_boot_before": before},)

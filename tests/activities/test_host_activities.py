@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from activities.host import HostActivities
 from activities.models import (
@@ -253,15 +255,48 @@ def test_retried_reboot_does_not_restart_the_host_again(
 ) -> None:
     """An attempt whose predecessor heartbeated 'restart sent' (the worker died after sending
     it) only waits for the old boot to go: no second Restart-Computer."""
-    import dataclasses
-
-    from temporalio.testing import ActivityEnvironment
-
     first = host_activities.reboot(HostInput(host="SVR2"))
     assert mutations(fleet, "SVR2")["Restart-Computer"] == 1
-    env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[
-        {"restart_requested": True, "last_boot_before": first.observed["last_boot_before"]}])
-    again = env.run(host_activities.reboot, HostInput(host="SVR2"))
+    again = _retried({"restart_requested": True,
+                      "last_boot_before": first.observed["last_boot_before"]}).run(
+        host_activities.reboot, HostInput(host="SVR2"))
     assert again.observed["last_boot_before"] == first.observed["last_boot_before"]
     assert mutations(fleet, "SVR2")["Restart-Computer"] == 1
+
+
+def _retried(heartbeat: dict[str, object]) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[heartbeat])
+    return env
+
+
+def test_retried_reboot_whose_predecessor_died_sending_finds_the_restart_done(
+    fleet: Fleet, host_activities: HostActivities
+) -> None:
+    """The predecessor heartbeated only 'about to restart' (the worker died around the call,
+    before its second heartbeat left) but the restart went through: no second restart."""
+    first = host_activities.reboot(HostInput(host="SVR2"))
+    before = first.observed["last_boot_before"]
+    again = _retried({"restart_pending": True, "last_boot_before": before}).run(
+        host_activities.reboot, HostInput(host="SVR2"))
+    assert again.observed == {"restart_requested": True, "last_boot_before": before}
+    assert mutations(fleet, "SVR2")["Restart-Computer"] == 1
+
+
+def test_retried_reboot_whose_predecessor_died_before_sending_restarts_after_the_grace(
+    fleet: Fleet, host_activities: HostActivities, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'About to restart' but the host still runs that boot after RESTART_GRACE: the restart
+    was never sent, so this attempt sends it (once) and waits for the old boot to go."""
+    import activities.host as host_module
+    from activities.host import operating_system_command
+
+    monkeypatch.setattr(host_module, "RESTART_GRACE", 0.3)
+    system = host_activities._remote.query_one("SVR2", operating_system_command()) or {}
+    before = str(system["LastBootUpTime"])
+    again = _retried({"restart_pending": True, "last_boot_before": before}).run(
+        host_activities.reboot, HostInput(host="SVR2"))
+    assert again.observed["last_boot_before"] == before
+    assert mutations(fleet, "SVR2")["Restart-Computer"] == 1
+    after = host_activities._remote.query_one("SVR2", operating_system_command()) or {}
+    assert str(after["LastBootUpTime"]) != before
