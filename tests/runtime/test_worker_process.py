@@ -87,3 +87,20 @@ async def test_worker_exits_1_when_temporal_is_unreachable(tmp_path: Path) -> No
     assert result.returncode == 1
     [line] = [json.loads(x) for x in result.stderr.splitlines() if x.startswith("{")]
     assert line["event"] == "cannot reach Temporal" and line["reason"] == "connection refused"
+
+
+async def test_worker_flushes_heartbeat_details_within_two_seconds(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    """The worker caps the SDK's heartbeat throttle (80 % of the heartbeat timeout, 48 s for
+    most steps) at 2 s: a step's 'restart sent' details reach the server before a worker kill
+    can lose them (host.reboot's retry reads them; `make chaos` saw a third restart without)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hvlab.settings import Settings
+    from worker import build_worker
+
+    settings = Settings(home=tmp_path, task_queue=task_queue)
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        worker = build_worker(settings, client, executor)
+    assert worker.config().get("max_heartbeat_throttle_interval") == timedelta(seconds=2)
