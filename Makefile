@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB ?= examples/classroom-lab.yaml
 
-.PHONY: install demo test lint typecheck unit bench chaos ui-check clean
+.PHONY: install demo test check lint typecheck unit fast integration soak mutation bench chaos \
+	ui-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +25,33 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy hvlab workflows activities worker.py simulator starter
 
+# Test tiers (pytest markers, set in tests/conftest.py): fast = in-process, no server or child
+# process; integration = dev server, worker, fleet or CLI processes; soak = long randomized or
+# repeated runs. Each test has a time limit by tier (pytest-timeout). Both cores are used
+# (pytest-xdist, one file per worker so module fixtures and in-file order hold); soak tests load
+# every core on purpose and run on their own, after the rest, with smaller counts than
+# `make chaos` (doctor under load 20 runs instead of 50, client commands 15 instead of 200).
+PYTEST := $(BIN)/python -m pytest -q
+XDIST ?= -n auto --dist loadfile
+SOAK_COUNTS := HVLAB_STABILITY_RUNS=20 HVLAB_CLI_RUNS=15
+
+fast: $(STAMP)
+	$(PYTEST) -m fast $(XDIST) --durations 10
+
+integration: $(STAMP)
+	$(PYTEST) -m integration $(XDIST) --durations 10
+
+soak: $(STAMP)
+	$(SOAK_COUNTS) $(PYTEST) -m soak --durations 10
+
+# `make check` (about a minute): lint, types and the fast tier; what to run while you work.
+check: lint typecheck fast
+
+# `make test` (what CI runs): lint, types, then every test: fast and integration on both cores,
+# then soak; the slowest tests are listed after each run.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -m "not soak" $(XDIST) --durations 25
+	$(SOAK_COUNTS) $(PYTEST) -m soak --durations 10
 
 test: lint typecheck unit
 
@@ -36,14 +62,16 @@ bench: $(STAMP)
 
 # `make chaos` (~20 min): the seed scenario 20 times while the worker is SIGKILLed (3 times a
 # run) and the dev server restarted; end state and mutating commands checked after each run;
-# then 200 client-creating CLI commands in a row under CPU load (make test runs 30).
+# then the soak tests at full count: 200 client-creating CLI commands in a row and 50 `hvlab
+# doctor` runs against a detached dev stack, both under CPU load (make test runs 15 and 20).
 # Writes bench/results/chaos-<time>.json and chaos-latest.json. Not part of `make test`.
 CHAOS_RUNS ?= 20
 CHAOS_SEED ?= 1
 CHAOS_JOBS ?= 3
 chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --jobs $(CHAOS_JOBS)
-	HVLAB_CLI_RUNS=200 $(BIN)/python -m pytest -q tests/badinput/test_cli_stability.py
+	HVLAB_CLI_RUNS=200 HVLAB_STABILITY_RUNS=50 $(PYTEST) -m soak --durations 10 \
+		tests/badinput/test_cli_stability.py tests/runtime/test_dev_stack_cli.py
 
 # `make ui-check` (~1 min, needs `apt-get install chromium`): headless Chromium shows that the
 # Temporal Web UI decodes encrypted payloads through `hvlab codec-server` only once signed in.

@@ -88,8 +88,18 @@ def schema() -> None:
     sys.stdout.write(json.dumps(LabSpec.model_json_schema(), indent=2) + "\n")
 
 
+_mounted = False
+
+
 def _mount_subcommands() -> None:
-    """Register the command groups that live in their own modules."""
+    """Register the command groups that live in their own modules, once per process.
+
+    ``app`` is module-global: mounting on every ``run()`` appended every command again, so an
+    in-process caller (the tests, a long-lived wrapper) saw the app grow and slow down per call.
+    """
+    global _mounted
+    if _mounted:
+        return
     from starter import demo_cli, operate_cli, ops_cli, runtime_cli, schedule_cli, sim_cli
 
     runtime_cli.register(app)
@@ -100,6 +110,7 @@ def _mount_subcommands() -> None:
     app.add_typer(sim_cli.sim_app, name="sim")
     from starter import codec_cli
     codec_cli.register(app)
+    _mounted = True
 
 
 def _report_spec_error(exc: SpecError) -> int:

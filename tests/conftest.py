@@ -9,6 +9,17 @@
   :func:`running_worker` is the same for any client and task queue;
   :func:`wait_for_pollers` waits until the server sees a worker poll both task-queue types.
 - ``hvlab_home``: ``HVLAB_HOME`` set to a fresh temp dir, settings cache cleared around it.
+
+Tiers (``pytest -m fast``, ``-m integration``, ``-m soak``; see the README):
+
+- *fast*: in-process only (the simulated fleet on threads, real pypsrp over loopback); no dev
+  server, no child process. Every test that is not marked otherwise is fast, and a fast test
+  that starts a process fails at once (:func:`_fast_tests_start_no_process`).
+- *integration*: a Temporal dev server, a worker, a fleet or the CLI as processes. Any test
+  that uses ``temporal_env`` (directly or through another fixture) is marked so here; a module
+  that starts processes itself says ``pytestmark = pytest.mark.integration``.
+- *soak*: long randomized or repeated runs (worker kills, commands under CPU load). ``make
+  test`` runs them with the smaller counts set in the Makefile; ``make chaos`` the full ones.
 """
 
 from __future__ import annotations
@@ -37,6 +48,89 @@ from hvlab.devstack import dynamic_config_args, temporal_binary
 from hvlab.settings import get_settings
 
 WorkerRunner = Callable[..., AbstractAsyncContextManager[Worker]]
+
+TIERS = ("fast", "integration", "soak")
+SERVER_FIXTURES = frozenset({"temporal_env"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fast: in-process only, no server or child process")
+    config.addinivalue_line("markers", "integration: dev server, worker, fleet or CLI processes")
+    config.addinivalue_line("markers", "soak: long randomized or repeated runs")
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The test's tier: soak or integration when marked (or when it needs the dev server)."""
+    marked = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+    if "soak" in marked:
+        return "soak"
+    if "integration" in marked or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "integration"
+    return "fast"
+
+
+# Per-test time limits by tier (pytest-timeout; a test may set its own with
+# ``pytest.mark.timeout``): a hang fails with every thread's stack instead of eating CI's time.
+# Each is several times the slowest test of its tier on the 2-core machine under both xdist
+# workers (fast 7 s, integration 30 s; the short chaos run 100 s).
+TIER_TIMEOUT = {"fast": 30.0, "integration": 180.0, "soak": 900.0}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test exactly one tier marker, so ``-m fast`` selects by name, and its tier's
+    time limit unless it sets its own."""
+    for item in items:
+        tier = tier_of(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(getattr(pytest.mark, tier))
+        if not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(TIER_TIMEOUT[tier]))
+
+
+# Test files that must not run at the same time as each other under pytest-xdist, by the
+# resource they share. `hvlab demo` serves its fleet on the default WinRM port 5985 of
+# 127.0.0.10-12 (as a user's would); two demos at once would find each other's hosts there.
+SHARED_SCOPES = {
+    "tests/cli/test_demo.py": "winrm-5985",
+    "tests/security/test_secret_scan.py": "winrm-5985",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, except that the files of one SHARED_SCOPES entry share a worker
+    (and run one after another); every other file keeps its own scope."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFileScheduling(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_SCOPES.get(path, path)
+
+    return SharedFileScheduling(config, log)
+
+
+class ProcessInFastTest(AssertionError):
+    """A fast-tier test started a process; it belongs to the integration tier."""
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_start_no_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fast tests run in-process: starting any child process (a dev server, the CLI, a tool)
+    fails the test and names the tier it belongs to."""
+    if tier_of(request.node) != "fast":
+        return
+    import subprocess
+
+    def refuse(self: object, args: Any, *rest: Any, **kwargs: Any) -> None:
+        raise ProcessInFastTest(
+            f"{request.node.nodeid} starts a process ({args!r}): mark it "
+            "pytest.mark.integration (or move the process into an integration test)")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

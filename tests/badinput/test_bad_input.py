@@ -516,6 +516,7 @@ SUBPROCESS = (
 )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("case_id", "argv", "names"), SUBPROCESS, ids=[c[0] for c in SUBPROCESS])
 def test_invalid_input_through_the_executable(world: Env, case_id: str, argv: list[str],
                                               names: str) -> None:
@@ -675,6 +676,7 @@ def test_generated_mutations(world: Env, capsys: pytest.CaptureFixture[str],
 # --------------------------------------------------------------------------- the end state
 
 
+@pytest.mark.integration
 def test_the_fleet_saw_nothing(world: Env) -> None:
     """After every case above: `hvlab sim state --json` shows no command on any host."""
     code, output = cli_subprocess(["sim", "state", "--json"], world)

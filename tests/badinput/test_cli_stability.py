@@ -29,6 +29,8 @@ from tests.conftest import WorkerRunner, wait_for_pollers
 from workflows.doctor import DoctorInput, DoctorWorkflow
 from workflows.registry import ALL_WORKFLOWS
 
+pytestmark = pytest.mark.soak
+
 HVLAB = str(Path(sys.executable).parent / "hvlab")
 RUNS = int(os.environ.get("HVLAB_CLI_RUNS") or 30)
 

@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+pytestmark = pytest.mark.soak
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE_PORT = 23650  # 23650-23669 (+300 if one is taken), clear of `make chaos` (23300-23339)
 

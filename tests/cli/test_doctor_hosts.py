@@ -69,6 +69,7 @@ def test_wrong_password_names_the_credential(seed: LabSpec, fleet: Fleet) -> Non
     assert "wrong" not in detail + fix
 
 
+@pytest.mark.integration
 def test_doctor_cli_reports_hosts(seed: LabSpec, fleet: Fleet) -> None:
     """The CLI shows a row per host check (Temporal is not running here, so it exits 1)."""
     env = {**os.environ, "HVLAB_HOME": str(fleet.home),

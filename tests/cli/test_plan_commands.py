@@ -51,6 +51,7 @@ def test_plan_covers_the_seed_steps() -> None:
     assert "Pa55" not in text and "<credential domain-admin>" in text
 
 
+@pytest.mark.integration
 def test_plan_json_lists_commands_per_step() -> None:
     """`hvlab plan --json` carries each step's commands."""
     result = subprocess.run([str(Path(sys.executable).parent / "hvlab"), "plan",

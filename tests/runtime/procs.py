@@ -22,12 +22,22 @@ _HANDED_OUT: set[int] = set()
 _PICKER = random.Random()
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
+# Ports handed out below: 10000-19999, split between pytest-xdist workers so two workers never
+# pick the same one; tests and tools with fixed ports stay above 20000 (test_demo 27533-29564,
+# test_secret_scan 31233-31337, the short chaos test 23650-23969, bench/chaos 23300-24300).
+PORT_BLOCK = (10000, 20000)
+
+
+def worker_port_block() -> tuple[int, int]:
+    """This process's share of PORT_BLOCK: all of it, or one slice per xdist worker (gwN)."""
+    low, high = PORT_BLOCK
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return low, high
+    size = (high - low) // count
+    start = low + int(worker[2:]) * size
+    return start, start + size
 
 
 def listen_port() -> int:
@@ -38,11 +48,11 @@ def listen_port() -> int:
     server picks its internal service ports that way). Between the pick and the server's own
     bind one of those can take it: CI saw ``temporal server start-dev`` die at start-up (a
     nil-pointer panic after its gRPC listen failed) on such a port. Below the range only an
-    explicit bind can take it.
+    explicit bind can take it, and each xdist worker picks from its own slice.
     """
-    low = _ephemeral_range()[0]
+    low, high = worker_port_block()
     for _ in range(500):
-        port = _PICKER.randrange(max(1024, low - 12000), low)
+        port = _PICKER.randrange(low, high)
         if port in _HANDED_OUT:
             continue
         with socket.socket() as sock:
@@ -52,7 +62,7 @@ def listen_port() -> int:
                 continue
         _HANDED_OUT.add(port)
         return port
-    raise RuntimeError(f"no free port below {low} on 127.0.0.1")
+    raise RuntimeError(f"no free port in {low}-{high - 1} on 127.0.0.1")
 
 
 def proc_state(pid: int) -> str | None:

@@ -20,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.runtime.procs import HVLAB, Stack, http_get, running, wait_for
 
+pytestmark = pytest.mark.integration
+
 SEED = Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml"
 # 50 back-to-back runs (the acceptance figure; ~2 minutes with both cores busy). Measured
 # without an os._exit guard: a process still holding a Client at exit died by SIGABRT in 4 of
@@ -127,6 +129,7 @@ def busy_cores() -> Iterator[None]:
             hog.wait()
 
 
+@pytest.mark.soak
 @pytest.mark.usefixtures("busy_cores")
 def test_doctor_is_stable_under_cpu_load(stack: Stack) -> None:
     """`hvlab doctor` run back to back under full CPU load always exits 0, never by a signal."""

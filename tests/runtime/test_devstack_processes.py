@@ -22,6 +22,8 @@ from hvlab.devstack import (
 from hvlab.settings import get_settings
 from tests.runtime.procs import listen_port, running
 
+pytestmark = pytest.mark.integration
+
 SLEEPER = "import time\nwhile True: time.sleep(1)"
 
 

@@ -20,6 +20,8 @@ from tests.conftest import wait_for_pollers
 from tests.runtime.procs import HVLAB, http_get, listen_port
 from workflows.doctor import DoctorInput, DoctorWorkflow
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = {
     "python worker.py": [sys.executable, str(ROOT / "worker.py")],

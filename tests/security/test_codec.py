@@ -131,6 +131,7 @@ def test_key_file_comments_blank_lines_and_last_key_active(tmp_path: Path) -> No
         (f"bad id:{base64.b64encode(bytes(32)).decode()}", "key id must be"),
         (KEY_A, "key id 'a' appears twice"),
     ],
+    ids=["no-colon", "empty-key", "not-base64", "short-key", "bad-id", "duplicate-id"],
 )
 def test_bad_key_file_lines_are_named(tmp_path: Path, line: str, message: str) -> None:
     """Each malformed line is reported with the file, its line number and what is wrong,

@@ -155,6 +155,7 @@ def test_bad_requests(server: CodecServer) -> None:
     assert status == 400 and "not a payloads body" in json.loads(raw)["error"]
 
 
+@pytest.mark.integration
 def test_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     """Without HVLAB_CODEC_SERVER_TOKEN_FILE the command refuses 0.0.0.0 (exit 2, says why);
     with no keys it names the key settings; on loopback it serves without a token."""
@@ -180,6 +181,7 @@ def test_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
         assert secret.split(":")[1] not in result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_keygen_prints_a_usable_line(tmp_path: Path) -> None:
     """`hvlab codec keygen --id k9` prints one keyring line that loads as the active key."""
     result = subprocess.run([HVLAB, "codec", "keygen", "--id", "k9"], cwd=ROOT,

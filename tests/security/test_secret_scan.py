@@ -32,6 +32,8 @@ from hvlab.codec import ENCODING, new_key_line
 from tests.runtime.procs import processes_mentioning
 from tests.security.scan import codec_covered, history_payloads, leaks
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 HVLAB = str(Path(sys.executable).parent / "hvlab")
 LAB = "examples/classroom-lab.yaml"

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from starter.sim_cli import sim_app
 from tests.sim.conftest import SEED
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
