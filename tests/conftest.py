@@ -43,6 +43,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from hvlab.devstack import dynamic_config_args, temporal_binary
 from hvlab.settings import get_settings
@@ -96,6 +97,7 @@ SHARED_SCOPES = {
 }
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadfile``, except that the files of one SHARED_SCOPES entry share a worker
     (and run one after another); every other file keeps its own scope."""
@@ -164,6 +166,14 @@ def task_queue(request: pytest.FixtureRequest) -> str:
     """A task queue no other test uses."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:40]
     return f"t-{stem}-{uuid.uuid4().hex[:8]}"
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The default workflow sandbox, with ``mutmut`` passed through: under `make mutation`
+    every mutated function (workflow code included) reads the mutant to run from
+    ``os.environ`` through mutmut's trampoline, which the sandbox forbids to its own modules."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("mutmut"))
 
 
 @asynccontextmanager

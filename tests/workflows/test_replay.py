@@ -11,6 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.conftest import sandbox_runner
 from workflows.registry import ALL_WORKFLOWS
 
 FOLDER = Path(__file__).resolve().parents[1] / "histories"
@@ -44,6 +45,7 @@ def test_every_workflow_type_has_a_saved_history() -> None:
 async def test_history_replays(path: Path) -> None:
     """Replaying the saved run raises no non-determinism error."""
     history = WorkflowHistory.from_json(_workflow_id(path), path.read_text())
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter,
+                        workflow_runner=sandbox_runner())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
