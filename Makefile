@@ -55,6 +55,14 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# `make mutation` (long: about 6,500 mutants; MODULES="hvlab.spec_check ..." for some): mutmut
+# over the modules that carry the product's rules (pyproject's [tool.mutmut]) against the fast
+# tier; prints the score per module (equivalents: bench/mutation_equivalents/), writes
+# bench/results/mutation-latest.json, exits 1 below 80 %. Not part of `make test`.
+mutation: $(STAMP)
+	rm -rf mutants
+	$(BIN)/python bench/mutation.py $(foreach m,$(MODULES),--only $(m))
+
 # `make bench` (~15 min) writes bench/results/bench-latest.json and BENCHMARKS.md;
 # `make bench QUICK=1` is the few-minute version. Not part of `make test`.
 bench: $(STAMP)
