@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "bench" / "mutation_equivalents"
 RESULTS = ROOT / "bench" / "results" / "mutation-latest.json"
-KILLED = {1, 3, 36, 37, 24, -24, 152, 255, -11, -9}  # mutmut: failed, timeout, type check, crash
+KILLED = {1, 3, 37, -11, -9}  # mutmut's exit codes: a test failed, type check, crash
+TIMEOUT = {36, 24, -24, 152, 255}  # the tests ran past mutmut's limit (counted as killed)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class ModuleScore:
     path: str
     mutants: int = 0
     killed: int = 0
+    timeouts: int = 0
     equivalent: int = 0
     survived: list[str] = field(default_factory=list)
     not_checked: int = 0
@@ -74,8 +76,9 @@ def score(module: str, path: str) -> ModuleScore:
         result.mutants += 1
         if code is None:
             result.not_checked += 1
-        elif code in KILLED:
+        elif code in KILLED or code in TIMEOUT:
             result.killed += 1
+            result.timeouts += code in TIMEOUT
             if name in known:
                 result.stale_equivalents.append(f"{name} (killed)")
         elif name in known:
@@ -95,19 +98,21 @@ def run_mutmut(patterns: list[str], max_children: int | None) -> int:
 
 def print_table(scores: list[ModuleScore], threshold: float) -> bool:
     ok = True
-    print(f"\n{'module':42} {'mutants':>7} {'killed':>6} {'surv.':>5} {'equiv.':>6} {'score':>6}")
+    print(f"\n{'module':38} {'mutants':>7} {'killed':>6} {'(t/o)':>5} {'surv.':>5} {'equiv.':>6} "
+          f"{'score':>6}")
     for s in scores:
         flag = "" if s.score >= threshold else "  < threshold"
         ok = ok and not flag and not s.not_checked
         unchecked = f"  ({s.not_checked} not checked)" if s.not_checked else ""
-        print(f"{s.module:42} {s.mutants:7} {s.killed:6} {len(s.survived):5} {s.equivalent:6} "
-              f"{s.score:6.1%}{flag}{unchecked}")
+        print(f"{s.module:38} {s.mutants:7} {s.killed:6} {s.timeouts:5} {len(s.survived):5} "
+              f"{s.equivalent:6} {s.score:6.1%}{flag}{unchecked}")
         for stale in s.stale_equivalents:
             print(f"    stale equivalent: {stale}")
     return ok
 
 
 def show_survivors(module: str) -> None:
+    """Print mutmut's diff of each surviving mutant of ``module``."""
     for name in score(module, dict(modules())[module]).survived:
         subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT)
 

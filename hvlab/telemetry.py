@@ -229,6 +229,8 @@ def start_metrics_server(
     )
     httpd = ThreadingHTTPServer(split_address(address), handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="hvlab-metrics", daemon=True)
+    # a short poll so close() returns at once (the default 0.5 s showed in every test teardown)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="hvlab-metrics", daemon=True)
     thread.start()
     return MetricsServer(httpd, thread)

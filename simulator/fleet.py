@@ -234,7 +234,8 @@ class Fleet:
         self._control.daemon_threads = True
         port = int(self._control.server_address[1])
         threading.Thread(
-            target=self._control.serve_forever, name="sim-control", daemon=True
+            target=self._control.serve_forever, kwargs={"poll_interval": 0.1}, name="sim-control",
+            daemon=True
         ).start()
         _write_private(
             self.dir / "control.json", {"port": port, "token": token, "pid": os.getpid()}

@@ -306,7 +306,8 @@ def make_server(
 
 def serve_in_thread(server: CodecServer) -> threading.Thread:
     """Run ``server`` in a daemon thread (tests; ``server.shutdown()`` stops it)."""
-    thread = threading.Thread(target=server.serve_forever, name="hvlab-codec", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="hvlab-codec", daemon=True)
     thread.start()
     return thread
 

@@ -7,7 +7,8 @@ every credential of the lab (generated per run, in ``$HVLAB_HOME/sim/endpoints.j
 the value the worker actually sends over WinRM (NTLM logons, the domain join's PSCredential,
 the Telnet user's password), so it is the main value scanned for. The ``env:`` variables the lab
 file references are set to distinctive random values as well (a worker for real hosts would
-read them) and scanned for too.
+read them) and scanned for too. The fleet runs at ``--speed 0``: what is scanned does not depend
+on simulated time (tests/cli/test_demo.py runs the demo at its default speed).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def test_demo_leaks_no_credential(tmp_path: Path, codec: bool, base_port: int) -
     home = tmp_path / "home"
     env = _env(home, base_port, codec)
     try:
-        demo = _hvlab(env, "demo", LAB, "--json", "--keep", timeout=600)
+        demo = _hvlab(env, "demo", LAB, "--json", "--keep", "--speed", "0", timeout=600)
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
         steps = json.loads(demo.stdout)["steps"]
         assert all(step["ok"] for step in steps), steps
