@@ -212,8 +212,13 @@ class Fleet:
                 return
             self._finished = True
         self.stopped.set()
-        for server in self.servers.values():
-            server.stop()
+        # Each listener needs up to one poll interval to notice its shutdown: stop them at once.
+        stopping = [threading.Thread(target=server.stop, name=f"stop-{name}")
+                    for name, server in self.servers.items()]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         if self._control is not None:
             self._control.shutdown()
             self._control.server_close()
