@@ -727,3 +727,120 @@ def test_refused_job_is_finished_at_once(sim: Sim) -> None:
     assert job.finished is not None and job.started == job.finished >= before
     assert (job.state, job.error_code) == (10, 32768)
     assert "not enabled on host 'SVR1'" in job.error_description
+
+
+def test_concrete_job_class_answers_request_state_change(sim: Sim) -> None:
+    """RequestStateChange also works through Msvm_ConcreteJob selected by a WQL query."""
+    lab_with_vm(sim)
+    running = _running_job(sim)
+    query = f"SELECT * FROM Msvm_ConcreteJob WHERE InstanceID='{running.id.upper()}'"
+    result = run(sim, "SVR2", "Invoke-CimMethod", Namespace=NS, Query=query,
+                 MethodName="RequestStateChange", Arguments={"RequestedState": 4})
+    assert result.ok and prop(result.output[0], "ReturnValue") == 0
+    assert running.cancel_requested
+    assert len(migration_jobs(sim, cls="CIM_ConcreteJob")) == 1
+
+
+def test_job_instance_class_chain_and_target(sim: Sim) -> None:
+    """The job instance carries the whole CIM class chain; a missing job is a CimException."""
+    lab_with_vm(sim)
+    _running_job(sim)
+    [job] = migration_jobs(sim)
+    assert type_names(job) == [
+        f"Microsoft.Management.Infrastructure.CimInstance#{NS}/{cls}"
+        for cls in ("Msvm_MigrationJob", "CIM_ConcreteJob", "CIM_Job", "CIM_LogicalElement",
+                    "CIM_ManagedElement")
+    ] + ["Microsoft.Management.Infrastructure.CimInstance", "System.Object"]
+    assert prop(job, "PSComputerName") is None
+    sim.world.jobs.clear()
+    gone = _request(sim, "SVR2", job, 4)
+    assert gone.terminating is not None
+    assert gone.terminating.exception_type == "Microsoft.Management.Infrastructure.CimException"
+
+
+def test_moved_disk_file_carries_its_new_path(sim: Sim) -> None:
+    """The disk file on the destination is recorded under its new path."""
+    lab_with_vm(sim)
+    assert move(sim, **SHARED_NOTHING).ok
+    new = DEST + "\\Linux01.vhdx"
+    assert sim.host("SVR1").file(new).path == new
+
+
+def test_checkpoint_without_compatibility_refuses_a_compatible_running_vm(sim: Sim) -> None:
+    """Every processor state counts: a VM running in compatibility mode with a standard
+    checkpoint taken without it is refused on another CPU family."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR2", "Set-VM", Name="Linux01", CheckpointType="Standard").ok
+    assert run(sim, "SVR2", "Checkpoint-VM", Name="Linux01", SnapshotName="plain").ok
+    assert run(sim, "SVR2", "Stop-VM", Name="Linux01", TurnOff=None).ok
+    assert run(
+        sim, "SVR2", "Set-VMProcessor", VMName="Linux01", CompatibilityForMigrationEnabled=True
+    ).ok
+    assert run(sim, "SVR2", "Start-VM", Name="Linux01").ok
+    sim.host("SVR1").cpu_family = OTHER_CPU
+    assert [p[1] for p in compare(sim, **SHARED_NOTHING)] == [24004]
+    assert run(sim, "SVR2", "Remove-VMSnapshot", VMName="Linux01", Name="plain").ok
+    assert compare(sim, **SHARED_NOTHING) == []
+
+
+def test_checkpoint_taken_while_paused_keeps_processor_state(sim: Sim) -> None:
+    """A standard checkpoint of a paused VM holds a saved state like one of a running VM."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR2", "Set-VM", Name="Linux01", CheckpointType="Standard").ok
+    sim.host("SVR2").vm("Linux01").state = "Paused"
+    assert run(sim, "SVR2", "Checkpoint-VM", Name="Linux01", SnapshotName="paused").ok
+    sim.host("SVR2").vm("Linux01").state = "Off"
+    sim.host("SVR1").cpu_family = OTHER_CPU
+    assert [p[1] for p in compare(sim, **SHARED_NOTHING)] == [24004]
+
+
+def test_compare_reports_each_vm_it_cannot_reach(sim: Sim) -> None:
+    """Compare-VM of two VMs towards a host without Hyper-V: one error per VM."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR2", "New-VM", Name="Off01", MemoryStartupBytes=GB).ok
+    vms = [run(sim, "SVR2", "Get-VM", Name=n).output[0] for n in ("Linux01", "Off01")]
+    result = run(sim, "SVR2", "Compare-VM", VM=vms, DestinationHost="DC1")
+    assert result.error_ids == [COMPARE_ID, COMPARE_ID] and result.output == []
+    assert "'Off01'" in result.errors[1]
+
+
+def test_storage_move_of_a_migrating_vm_skips_only_that_vm(sim: Sim) -> None:
+    """Move-VMStorage of two VMs, one migrating: that one gives InvalidState, the other moves."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR2", "New-VM", Name="Off01", MemoryStartupBytes=GB).ok
+    vms = [run(sim, "SVR2", "Get-VM", Name=n).output[0] for n in ("Linux01", "Off01")]
+    sim.host("SVR2").vm("Linux01").migrating = True
+    assert run(sim, "SVR2", "New-Item", ItemType="Directory", Path="C:\\Moved").ok
+    result = run(sim, "SVR2", "Move-VMStorage", VM=vms, DestinationStoragePath="C:\\Moved")
+    assert result.error_ids == ["InvalidState,Microsoft.HyperV.PowerShell.Commands.MoveVMStorage"]
+    assert sim.host("SVR2").vm("Off01").path == "C:\\Moved"
+    assert sim.host("SVR2").vm("Linux01").path == "C:\\Hyper-V"
+
+
+def test_destination_lost_during_a_move_fails_the_call(sim: Sim) -> None:
+    """The destination going away mid-move ends the migration job in Exception; Move-VM
+    (without -AsJob) reports the job's error and the VM stays on the source."""
+    lab_with_vm(sim)
+
+    def lose_destination() -> None:
+        sim.down.add("SVR1")
+
+    sim.clock = RecordingClock(lose_destination)
+    result = move(sim, **SHARED_NOTHING)
+    [job] = sim.world.jobs.values()
+    assert job.state == 10 and job.error_description
+    assert result.errors == [job.error_description] and result.error_ids == [MOVE_ID]
+    assert "'SVR2'" in job.error_description
+    assert where(sim) == ["SVR2"] and not sim.host("SVR2").vm("Linux01").migrating
+    assert sim.host("SVR2").file(DISK) is not None
+
+
+def test_blackout_lasts_the_switch_over(sim: Sim) -> None:
+    """The moved running VM is unreachable for the simulated blackout after the move."""
+    lab_with_vm(sim)
+    clock = RecordingClock()
+    clock.speed = 1.0
+    sim.clock = clock
+    assert move(sim, **SHARED_NOTHING).ok
+    left = sim.host("SVR1").vm("Linux01").blackout_until - time.time()
+    assert 0.5 < left <= clock.d.blackout
