@@ -578,7 +578,7 @@ def test_move_takes_memory_and_disk_time(
     d = clock.d
     expected = (GB / d.lm_memory_rate if memory else 2.0) + (size / d.lm_disk_rate if disk else 0)
     assert sum(clock.slept) == pytest.approx(expected)
-    assert seen == [True] and not vm.migrating
+    assert seen == [True] and vm.migrating is False
 
 
 def test_storage_move_takes_disk_time(sim: Sim) -> None:
@@ -592,7 +592,7 @@ def test_storage_move_takes_disk_time(sim: Sim) -> None:
     result = run(sim, "SVR2", "Move-VMStorage", Name="Linux01", DestinationStoragePath="C:\\Moved")
     assert result.ok, result.failure
     assert sum(clock.slept) == pytest.approx(size / clock.d.lm_disk_rate)
-    assert seen == [True] and not vm.migrating
+    assert seen == [True] and vm.migrating is False
 
 
 def test_vm_removed_during_the_move_is_not_recreated(sim: Sim) -> None:
@@ -664,15 +664,21 @@ def _request(sim: Sim, host: str, job: Any, state: int) -> Result:
 
 
 @pytest.mark.parametrize(("state", "code", "cancel"), [(4, 0, True), (5, 0, True),
-                                                      (2, 32770, False), (3, 32770, False)])
+                                                      (2, 32770, False), (3, 32770, False),
+                                                      (None, 32770, False)])
 def test_request_state_change_on_a_running_job(
-    sim: Sim, state: int, code: int, cancel: bool
+    sim: Sim, state: int | None, code: int, cancel: bool
 ) -> None:
-    """Terminate (4) and Kill (5) request the cancel; other states are not supported."""
+    """Terminate (4) and Kill (5) request the cancel; other states (or none) are not
+    supported."""
     lab_with_vm(sim)
     running = _running_job(sim)
     [job] = migration_jobs(sim)
-    result = _request(sim, "SVR2", job, state)
+    if state is None:
+        result = run(sim, "SVR2", "Invoke-CimMethod", InputObject=job,
+                     MethodName="RequestStateChange", Arguments={})
+    else:
+        result = _request(sim, "SVR2", job, state)
     assert result.ok and prop(result.output[0], "ReturnValue") == code
     assert running.cancel_requested is cancel
 
@@ -831,7 +837,7 @@ def test_destination_lost_during_a_move_fails_the_call(sim: Sim) -> None:
     assert job.state == 10 and job.error_description
     assert result.errors == [job.error_description] and result.error_ids == [MOVE_ID]
     assert "'SVR2'" in job.error_description
-    assert where(sim) == ["SVR2"] and not sim.host("SVR2").vm("Linux01").migrating
+    assert where(sim) == ["SVR2"] and sim.host("SVR2").vm("Linux01").migrating is False
     assert sim.host("SVR2").file(DISK) is not None
 
 
@@ -844,3 +850,24 @@ def test_blackout_lasts_the_switch_over(sim: Sim) -> None:
     assert move(sim, **SHARED_NOTHING).ok
     left = sim.host("SVR1").vm("Linux01").blackout_until - time.time()
     assert 0.5 < left <= clock.d.blackout
+
+
+def _cancel_running_jobs(sim: Sim) -> None:
+    for job in sim.world.jobs.values():
+        job.cancel_requested = True
+
+
+def test_cancelled_storage_move_leaves_the_files(sim: Sim) -> None:
+    """A Move-VMStorage cancelled mid-way fails the call (Terminated job); the VM keeps its
+    files where they were and is no longer migrating."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR2", "New-Item", ItemType="Directory", Path="C:\\Moved").ok
+    sim.clock = RecordingClock(lambda: _cancel_running_jobs(sim))
+    result = run(sim, "SVR2", "Move-VMStorage", Name="Linux01", DestinationStoragePath="C:\\Moved")
+    [job] = sim.world.jobs.values()
+    assert job.state == 8
+    assert result.errors == ["The operation was cancelled."]
+    assert result.error_ids == ["OperationFailed,Microsoft.HyperV.PowerShell.Commands.MoveVMStorage"]
+    vm = sim.host("SVR2").vm("Linux01")
+    assert vm.migrating is False and vm.disks[0].path == DISK
+    assert sim.host("SVR2").file(DISK) is not None
