@@ -11,9 +11,11 @@ import pytest
 
 from simulator.clock import Clock
 from simulator.engine import Sim
+from simulator.faults import FaultPlan
+from simulator.protocol import Invocation, TerminatingError
 from simulator.pstypes import prop, type_names
 from simulator.world import HOST_RESERVE, Ace
-from tests.sim.conftest import GB, MB, Result, lab_with_vm, run
+from tests.sim.conftest import GB, MB, Ctx, Result, call, lab_with_vm, run
 from tests.sim.test_hyperv_migration import DELEGATION, vm_on_share
 from tests.sim.test_migration_network import REFUSED, connect_failed
 
@@ -871,3 +873,99 @@ def test_cancelled_storage_move_leaves_the_files(sim: Sim) -> None:
     vm = sim.host("SVR2").vm("Linux01")
     assert vm.migrating is False and vm.disks[0].path == DISK
     assert sim.host("SVR2").file(DISK) is not None
+
+
+class RecordingCtx(Ctx):
+    """The test context, also keeping each error's (id, category, target)."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result)
+        self.records: list[tuple[str, str, Any]] = []
+
+    def error(
+        self, message: str, error_id: str = "", category: str = "", target: str | None = None
+    ) -> None:
+        super().error(message, error_id, category, target)
+        self.records.append((error_id.split(",")[0], category, target))
+
+
+def records(sim: Sim, host: str, name: str, **params: Any) -> tuple[Result, list[Any]]:
+    """Run one command; its Result and the (id, category, target) of each error."""
+    result = Result()
+    ctx = RecordingCtx(result)
+    try:
+        sim.handler(host).invoke(Invocation(host, ((call(name, **params),),), ()), ctx)
+    except TerminatingError as exc:
+        result.terminating = exc
+    return result, ctx.records
+
+
+BUSY = "The operation cannot be performed while the object is in its current state."
+
+
+@pytest.mark.parametrize("command", ["Move-VM", "Move-VMStorage"])
+def test_busy_vm_error_record(sim: Sim, command: str) -> None:
+    """A VM already being moved: InvalidState, category InvalidOperation, target the VM."""
+    lab_with_vm(sim)
+    sim.host("SVR2").vm("Linux01").migrating = True
+    params = SHARED_NOTHING if command == "Move-VM" else {"DestinationStoragePath": DEST}
+    result, recs = records(sim, "SVR2", command, Name="Linux01", **params)
+    assert result.errors == [BUSY]
+    assert recs == [("InvalidState", "InvalidOperation", "Linux01")]
+    assert sim.world.jobs == {}
+
+
+@pytest.mark.parametrize("command", ["Move-VM", "Compare-VM"])
+def test_refusal_error_record(sim: Sim, command: str) -> None:
+    """A refused move or comparison: OperationFailed, category InvalidOperation, target the VM."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR1", "Disable-VMMigration").ok
+    _, recs = records(sim, "SVR2", command, Name="Linux01", **SHARED_NOTHING)
+    assert recs == [("OperationFailed", "InvalidOperation", "Linux01")]
+    assert run(sim, "SVR1", "Enable-VMMigration").ok
+    assert run(sim, "SVR1", "Remove-VMSwitch", Name="External", Force=None).ok
+    _, recs = records(sim, "SVR2", "Move-VM", Name="Linux01", **SHARED_NOTHING)
+    assert recs == [("OperationFailed", "InvalidOperation", "Linux01")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "command", "fails"),
+    [
+        ("storage", "Move-VMStorage", True),
+        ("storage", "Move-VM", False),
+        ("migration", "Move-VM", True),
+        ("migration", "Move-VMStorage", False),
+    ],
+)
+def test_job_fault_hits_its_kind_only(sim: Sim, kind: str, command: str, fails: bool) -> None:
+    """A job fault for storage jobs fails Move-VMStorage, not Move-VM, and the other way
+    round; the failed call names the command and the VM, and its target is the VM."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR2", "New-Item", ItemType="Directory", Path="C:\\Moved").ok
+    sim.faults.replace(FaultPlan.parse([{"type": "fail_job", "kind": kind, "at_percent": 40}]))
+    params = SHARED_NOTHING if command == "Move-VM" else {"DestinationStoragePath": "C:\\Moved"}
+    result, recs = records(sim, "SVR2", command, Name="Linux01", **params)
+    if fails:
+        assert result.errors == [
+            f"{command} operation for 'Linux01' failed at 40 percent (injected fault)."
+        ]
+        assert recs == [("OperationFailed", "InvalidOperation", "Linux01")]
+        vm = sim.host("SVR2").vm("Linux01")
+        assert vm.disks[0].path == DISK and vm.migrating is False
+    else:
+        assert result.ok, result.failure
+        assert sim.host("SVR2").file(DISK) is None
+
+
+def test_refused_storage_moves_as_jobs_each_fail(sim: Sim) -> None:
+    """Move-VMStorage -AsJob of two VMs to a share SVR2 cannot write: a Failed job for each."""
+    lab_with_vm(sim)
+    assert run(sim, "SVR2", "New-VM", Name="Off01", MemoryStartupBytes=GB).ok
+    vms = [run(sim, "SVR2", "Get-VM", Name=n).output[0] for n in ("Linux01", "Off01")]
+    path = _share(sim, "SVR1")
+    result = run(sim, "SVR2", "Move-VMStorage", VM=vms, DestinationStoragePath=path, AsJob=None)
+    assert result.ok, result.failure
+    assert [prop(j, "State").name for j in result.output] == ["Failed", "Failed"]
+    assert sorted(j.vm_name for j in sim.world.jobs.values()) == ["Linux01", "Off01"]
+    assert all(j.state == 10 and "0x80070005" in j.error_description
+               for j in sim.world.jobs.values())
