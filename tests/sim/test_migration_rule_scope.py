@@ -41,6 +41,11 @@ def compare(sim: Sim, **params: Any) -> list[tuple[str, int, Any]]:
     return [(prop(p, "Message"), prop(p, "MessageId"), prop(p, "Source")) for p in problems]
 
 
+def names(obj: Any) -> list[str]:
+    """The property names an object carries (a property set to null included)."""
+    return [p.name for p in obj.PSObject.adapted_properties]
+
+
 def vm_id(sim: Sim, host: str = "SVR2") -> str:
     return sim.host(host).vm("Linux01").id.upper()
 
@@ -446,8 +451,11 @@ def test_smb_path_on_an_unknown_server_is_denied(sim: Sim) -> None:
 def test_compare_report_fields(
     sim: Sim, params: dict[str, Any], operation: str, path: str | None
 ) -> None:
-    """The VMCompatibilityReport names the VM, the operation, the destination and paths."""
+    """The VMCompatibilityReport names the VM (as the source sees it, heartbeat included),
+    the operation, the destination and paths."""
     lab_with_vm(sim)
+    vm = sim.host("SVR2").vm("Linux01")
+    vm.guest.os, vm.ready_at = "windows", 1.0  # a booted guest with integration services
     report = run(sim, "SVR2", "Compare-VM", Name="Linux01", **params).output[0]
     assert "Microsoft.HyperV.PowerShell.VMCompatibilityReport" in type_names(report)
     assert prop(report, "OperationType") == operation
@@ -456,6 +464,9 @@ def test_compare_report_fields(
     assert prop(report, "SnapshotPath") is None and prop(report, "VhdSourcePath") is None
     assert prop(prop(report, "VM"), "Name") == "Linux01"
     assert prop(prop(report, "VM"), "ComputerName") == "SVR2"
+    assert str(prop(prop(report, "VM"), "Heartbeat")).endswith("OkApplicationsHealthy")
+    for name in ("SnapshotPath", "VhdSourcePath", "Path", "VhdDestinationPath"):
+        assert name in names(report)
     for problem in prop(report, "Incompatibilities"):
         assert "Microsoft.HyperV.PowerShell.VMCompatibilityError" in type_names(problem)
 
@@ -709,19 +720,45 @@ def test_request_state_change_on_another_host_is_not_found(sim: Sim) -> None:
     assert gone.terminating is not None and gone.terminating.category == "ObjectNotFound"
 
 
-@pytest.mark.parametrize(("speed", "kept"), [(0.0, 5.0), (2.0, 150.0)])
+class FixedClock(Clock):
+    """A clock whose now() stands still at ``at`` (real seconds)."""
+
+    def __init__(self, speed: float, at: float) -> None:
+        super().__init__(speed)
+        self.at = at
+
+    def now(self) -> float:
+        return self.at
+
+
+@pytest.mark.parametrize(("speed", "kept"), [(0.0, 5.0), (0.01, 30000.0)])
 def test_finished_job_is_listed_for_time_before_removal(
     sim: Sim, speed: float, kept: float
 ) -> None:
-    """A finished job stays listed 5 minutes of host time (5 real seconds when instant)."""
+    """A finished job stays listed 5 minutes of host time (5 real seconds when instant), up
+    to and including the last instant; a job still running is always listed."""
     lab_with_vm(sim)
     assert move(sim, **SHARED_NOTHING).ok
-    sim.clock = Clock(speed)
     [job] = sim.world.jobs.values()
-    job.finished = time.time() - kept + 1
+    sim.clock = FixedClock(speed, job.finished + kept)
     assert len(migration_jobs(sim)) == 1
-    job.finished = time.time() - kept - 1
+    sim.clock.at += 1e-3
     assert migration_jobs(sim) == []
+    job.finished = None
+    assert len(migration_jobs(sim)) == 1
+
+
+def test_job_list_skips_only_what_it_should(sim: Sim) -> None:
+    """Another host's job and an expired job listed first do not hide this host's current
+    job."""
+    lab_with_vm(sim)
+    vm = sim.host("SVR2").vm("Linux01")
+    sim.world.new_job(host="SVR1", kind="migration", vm_id=vm.id, command="Move-VM")
+    expired = sim.world.new_job(host="SVR2", kind="migration", vm_id=vm.id, command="Move-VM",
+                                state=7)
+    expired.finished = time.time() - 60
+    current = _running_job(sim)
+    assert [prop(j, "InstanceID") for j in migration_jobs(sim)] == [current.id.upper()]
 
 
 def test_refused_job_is_finished_at_once(sim: Sim) -> None:
@@ -759,7 +796,7 @@ def test_job_instance_class_chain_and_target(sim: Sim) -> None:
         for cls in ("Msvm_MigrationJob", "CIM_ConcreteJob", "CIM_Job", "CIM_LogicalElement",
                     "CIM_ManagedElement")
     ] + ["Microsoft.Management.Infrastructure.CimInstance", "System.Object"]
-    assert prop(job, "PSComputerName") is None
+    assert prop(job, "PSComputerName") is None and "PSComputerName" in names(job)
     sim.world.jobs.clear()
     gone = _request(sim, "SVR2", job, 4)
     assert gone.terminating is not None
