@@ -532,12 +532,15 @@ def test_checkpoints_move_with_the_vm(sim: Sim) -> None:
     assert run(sim, "SVR2", "Get-VMSnapshot", VMName="Linux01").output == []
 
 
-@pytest.mark.parametrize(("state", "blackout"), [("Running", True), ("Off", False)])
+@pytest.mark.parametrize(
+    ("state", "blackout"), [("Running", True), ("Paused", True), ("Off", False)]
+)
 def test_live_move_has_a_blackout_offline_move_none(sim: Sim, state: str, blackout: bool) -> None:
-    """Only a running VM goes through the live-migration switch-over (blackout)."""
+    """Only a running or paused VM goes through the live-migration switch-over (blackout)."""
     lab_with_vm(sim)
     if state == "Off":
         assert run(sim, "SVR2", "Stop-VM", Name="Linux01", TurnOff=None).ok
+    sim.host("SVR2").vm("Linux01").state = state
     before = time.time()
     assert move(sim, **SHARED_NOTHING).ok
     until = sim.host("SVR1").vm("Linux01").blackout_until
@@ -564,6 +567,7 @@ class RecordingClock(Clock):
     ("state", "params", "memory", "disk"),
     [
         ("Running", SHARED_NOTHING, True, True),
+        ("Paused", SHARED_NOTHING, True, True),
         ("Off", SHARED_NOTHING, False, True),
         ("Running", {"DestinationHost": "SVR1"}, True, False),
     ],
@@ -582,6 +586,7 @@ def test_move_takes_memory_and_disk_time(
     if state == "Off":
         assert run(sim, "SVR2", "Stop-VM", Name="Linux01", TurnOff=None).ok
     vm = sim.host("SVR2").vm("Linux01")
+    vm.state = state
     size = sim.world.locate(sim.host("SVR2"), vm.disks[0].path)
     size = size[0].file(size[1]).size
     seen: list[bool] = []
