@@ -361,7 +361,8 @@ def test_destination_storage_path_alone_is_a_storage_move(sim: Sim) -> None:
     assert vm.path == vm.config_location == DEST
     assert vm.disks[0].path == DEST + "\\Linux01.vhdx"
     assert sim.host("SVR1").file(DEST + "\\Linux01.vhdx") is not None
-    assert "c:\\hyper-v\\linux01\\virtual machines" in sim.host("SVR1").folders
+    folders = sim.host("SVR1").folders
+    assert folders["c:\\hyper-v\\linux01\\virtual machines"] == DEST + "\\Virtual Machines"
     [job] = sim.world.jobs.values()
     assert (job.job_type, job.migration_type, job.command) == (306, 32771, "Move-VM")
 
