@@ -495,14 +495,18 @@ def test_vm_being_moved_refuses_another_move(sim: Sim) -> None:
 
 @pytest.mark.parametrize("passthru", [True, False])
 def test_passthru_returns_the_moved_vm(sim: Sim, passthru: bool) -> None:
-    """-Passthru returns the VM as seen on the destination; without it nothing is returned."""
+    """-Passthru returns the VM as seen on the destination (heartbeat included); without it
+    nothing is returned."""
     lab_with_vm(sim)
+    vm = sim.host("SVR2").vm("Linux01")
+    vm.guest.os, vm.ready_at = "windows", 1.0  # a booted guest with integration services
     extra = {"Passthru": None} if passthru else {}
     result = move(sim, **SHARED_NOTHING, **extra)
     assert result.ok, result.failure
     if passthru:
         [vm] = result.output
         assert prop(vm, "Name") == "Linux01" and prop(vm, "ComputerName") == "SVR1"
+        assert str(prop(vm, "Heartbeat")).endswith("OkApplicationsHealthy")
     else:
         assert result.output == []
 
@@ -596,7 +600,7 @@ def test_move_takes_memory_and_disk_time(
     assert result.ok, result.failure
     d = clock.d
     expected = (GB / d.lm_memory_rate if memory else 2.0) + (size / d.lm_disk_rate if disk else 0)
-    assert sum(clock.slept) == pytest.approx(expected)
+    assert sum(clock.slept) == pytest.approx(expected, rel=1e-12)
     assert seen == [True] and vm.migrating is False
 
 
@@ -1012,3 +1016,20 @@ def test_refused_storage_moves_as_jobs_each_fail(sim: Sim) -> None:
     assert sorted(j.vm_name for j in sim.world.jobs.values()) == ["Linux01", "Off01"]
     assert all(j.state == 10 and "0x80070005" in j.error_description
                for j in sim.world.jobs.values())
+
+
+def test_storage_move_takes_every_disk(sim: Sim) -> None:
+    """A VM with two disks: Move-VMStorage moves both and takes their summed size's time."""
+    lab_with_vm(sim)
+    data = "C:\\Hyper-V\\VHDs\\Data.vhdx"
+    assert run(sim, "SVR2", "New-VHD", Path=data, SizeBytes=GB, Fixed=None).ok
+    assert run(sim, "SVR2", "Add-VMHardDiskDrive", VMName="Linux01", Path=data).ok
+    sizes = sim.host("SVR2").file(DISK).size + sim.host("SVR2").file(data).size
+    assert run(sim, "SVR2", "New-Item", ItemType="Directory", Path="C:\\Moved").ok
+    sim.clock = clock = RecordingClock()
+    result = run(sim, "SVR2", "Move-VMStorage", Name="Linux01", DestinationStoragePath="C:\\Moved")
+    assert result.ok, result.failure
+    assert sum(clock.slept) == pytest.approx(sizes / clock.d.lm_disk_rate, rel=1e-12)
+    vm = sim.host("SVR2").vm("Linux01")
+    assert [d.path for d in vm.disks] == ["C:\\Moved\\Linux01.vhdx", "C:\\Moved\\Data.vhdx"]
+    assert sim.host("SVR2").file(data) is None
