@@ -17,7 +17,7 @@ from simulator.pstypes import prop, type_names
 from simulator.world import HOST_RESERVE, Ace
 from tests.sim.conftest import GB, MB, Ctx, Result, call, lab_with_vm, run
 from tests.sim.test_hyperv_migration import DELEGATION, vm_on_share
-from tests.sim.test_migration_network import REFUSED, connect_failed
+from tests.sim.test_migration_network import REFUSED, connect_failed, migration_networks
 
 NS = "root/virtualization/v2"
 MOVE_ID = "OperationFailed,Microsoft.HyperV.PowerShell.Commands.MoveVM"
@@ -1033,3 +1033,13 @@ def test_storage_move_takes_every_disk(sim: Sim) -> None:
     vm = sim.host("SVR2").vm("Linux01")
     assert [d.path for d in vm.disks] == ["C:\\Moved\\Linux01.vhdx", "C:\\Moved\\Data.vhdx"]
     assert sim.host("SVR2").file(data) is None
+
+
+def test_one_matching_migration_network_among_several_suffices(sim: Sim) -> None:
+    """UseAnyNetworkForMigration off with the right subnet first and a foreign one after:
+    the destination still listens on its address in the first, and the move goes through."""
+    lab_with_vm(sim)
+    migration_networks(sim, "SVR1", "192.168.1.0/24", "10.10.10.0/24")
+    result = move(sim, **SHARED_NOTHING)
+    assert result.ok, result.failure
+    assert where(sim) == ["SVR1"]
