@@ -230,6 +230,10 @@ BROKEN: list[tuple[str, Edits, Loc, list[str]]] = [
      ("shares", 0, "grants", 1, "account"),
      ["computer account 'KOSA\\\\SVR1x\\\\y$' is not a host of this lab"]),
     # delegation
+    ("delegation from an unknown host", {("delegation", 0, "host"): "SVR9"},
+     ("delegation", 0, "host"), [f"unknown host 'SVR9' {ALL_HOSTS}"]),
+    ("delegation to an unknown host", {("delegation", 0, "to", 1, "target"): "SVR9"},
+     ("delegation", 0, "to", 1, "target"), [f"unknown host 'SVR9' {ALL_HOSTS}"]),
     ("unknown service", {("delegation", 1, "to", 0, "services"): ["cifs", "CIFS"]},
      ("delegation", 1, "to", 0, "services", 1),
      [f"unknown service 'CIFS'; use cifs or '{MIGRATION_SERVICE}'"]),
