@@ -316,13 +316,14 @@ def _shares(spec: LabSpec) -> Iterator[Problem]:
 
 def _delegation(spec: LabSpec) -> Iterator[Problem]:
     hosts = _host_names(spec)
+    names = [h.name for h in spec.hosts]
     for i, entry in enumerate(spec.delegation):
         if entry.host.lower() not in hosts:
-            yield _unknown(("delegation", i, "host"), "host", entry.host, hosts)
+            yield _unknown(("delegation", i, "host"), "host", entry.host, names)
         for t, target in enumerate(entry.to):
             loc: Loc = ("delegation", i, "to", t)
             if target.target.lower() not in hosts:
-                yield _unknown((*loc, "target"), "host", target.target, hosts)
+                yield _unknown((*loc, "target"), "host", target.target, names)
             for s, service in enumerate(target.services):
                 if service not in ("cifs", MIGRATION_SERVICE, "HOST", "http"):
                     yield Problem(
