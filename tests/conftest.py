@@ -25,6 +25,7 @@ Tiers (``pytest -m fast``, ``-m integration``, ``-m soak``; see the README):
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 import uuid
@@ -74,7 +75,10 @@ def tier_of(item: pytest.Item) -> str:
 # ``pytest.mark.timeout``): a hang fails with every thread's stack instead of eating CI's time.
 # Each is several times the slowest test of its tier on the 2-core machine under both xdist
 # workers (fast 7 s, integration 30 s; the short chaos run 100 s).
+# HVLAB_TEST_TIMEOUT_SCALE multiplies them where everything runs slower on purpose (`make
+# mutation` sets 10: mutmut's trampolines and a loaded machine stretched a 5 s test past 30 s).
 TIER_TIMEOUT = {"fast": 30.0, "integration": 180.0, "soak": 900.0}
+TIMEOUT_SCALE = float(os.environ.get("HVLAB_TEST_TIMEOUT_SCALE") or 1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -85,7 +89,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not item.get_closest_marker(tier):
             item.add_marker(getattr(pytest.mark, tier))
         if not item.get_closest_marker("timeout"):
-            item.add_marker(pytest.mark.timeout(TIER_TIMEOUT[tier]))
+            item.add_marker(pytest.mark.timeout(TIER_TIMEOUT[tier] * TIMEOUT_SCALE))
 
 
 # Test files that must not run at the same time as each other under pytest-xdist, by the
