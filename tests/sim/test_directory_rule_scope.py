@@ -676,3 +676,42 @@ def test_domain_accounts_do_not_resolve_on_a_workgroup_host(sim: Sim) -> None:
     sim.host("DC1").domain = None
     assert resolve_account(sim.world, sim.host("DC1"), "KOSA\\Administrator") == \
         "KOSA\\Administrator"
+
+
+# ---------------------------------------------------------------- ordering and odd values
+
+
+def test_filter_results_are_sorted_by_name_not_creation(lab: Sim) -> None:
+    """-Filter lists computers and users sorted by name, whatever order they were created in."""
+    from simulator.world import AdUser
+
+    lab.world.ad.add_computer("WKS9")
+    lab.world.ad.add_computer("APP1")
+    got = run(lab, "DC1", "Get-ADComputer", Filter="*")
+    assert [prop(o, "Name") for o in got.output] == ["APP1", "DC1", "SVR1", "SVR2", "WKS9"]
+    for name in ("Zed", "Bob"):
+        lab.world.ad.users[name] = AdUser(name=name, sam_account_name=name.lower())
+    got = run(lab, "DC1", "Get-ADUser", Filter="*")
+    assert [prop(o, "Name") for o in got.output] == ["Administrator", "Bob", "Zed"]
+    got = run(lab, "DC1", "Get-ADUser", Filter="SamAccountName -eq 'ZED'")
+    assert [prop(o, "SamAccountName") for o in got.output] == ["zed"]
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("Description -eq ''", ["DC1", "SVR1", "SVR2"]),
+    ("Description -ne ''", []),
+    ("Description -notlike '*'", []),
+    ("Name -like ''", []),
+])  # fmt: skip
+def test_filter_on_an_empty_or_missing_attribute(lab: Sim, text: str, found: list[str]) -> None:
+    """An attribute the filter does not know compares as the empty string."""
+    got = run(lab, "DC1", "Get-ADComputer", Filter=text)
+    assert got.ok, got
+    assert [prop(o, "Name") for o in got.output] == found
+
+
+def test_an_object_without_identity_properties_is_not_found(lab: Sim) -> None:
+    """An -Identity object with no DN, sAMAccountName or Name is looked up by its text."""
+    got = term(run(lab, "DC1", "Get-ADComputer", Identity={"Foo": "SVR1"}))
+    assert got["category"] == "ObjectNotFound"
+    assert got["target"] == str({"Foo": "SVR1"})
