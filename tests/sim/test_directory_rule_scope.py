@@ -557,7 +557,8 @@ def test_get_user(sim: Sim, identity: Any) -> None:
     """Get-ADUser finds the user by name, DN or GUID; the object has the user's properties."""
     out = run(sim, "DC1", "Get-ADUser", Identity=identity).output
     assert len(out) == 1
-    assert out[0].PSObject.type_names[:2] == [AD + "ADUser", AD + "ADAccount"]
+    assert out[0].PSObject.type_names == [AD + "ADUser", AD + "ADAccount", AD + "ADPrincipal",
+                                          AD + "ADObject", AD + "ADEntity", "System.Object"]
     assert {k: prop(out[0], k) for k in names(out[0])} == {
         "DistinguishedName": ADMIN_DN, "Enabled": True, "GivenName": None,
         "Name": "Administrator", "ObjectClass": "user", "ObjectGUID": guid(ADMIN_DN),
@@ -604,7 +605,8 @@ def test_get_group(sim: Sim, identity: str) -> None:
     """Get-ADGroup finds the group by name, DN or GUID with a global security group's shape."""
     out = run(sim, "DC1", "Get-ADGroup", Identity=identity).output
     assert len(out) == 1
-    assert out[0].PSObject.type_names[:2] == [AD + "ADGroup", AD + "ADPrincipal"]
+    assert out[0].PSObject.type_names == [AD + "ADGroup", AD + "ADPrincipal", AD + "ADObject",
+                                          AD + "ADEntity", "System.Object"]
     assert {k: prop(out[0], k) for k in names(out[0])} == {
         "DistinguishedName": ADMINS_DN, "GroupCategory": "Security", "GroupScope": "Global",
         "Name": "Domain Admins", "ObjectClass": "group", "ObjectGUID": guid(ADMINS_DN),
@@ -625,7 +627,8 @@ def test_group_members_of_each_kind(lab: Sim) -> None:
         {"distinguishedName": computers_dn, "name": "Domain Computers", "objectClass": "group",
          "objectGUID": guid(computers_dn), "SamAccountName": "Domain Computers", "SID": None},
     ]  # fmt: skip
-    assert out[0].PSObject.type_names[0] == AD + "ADPrincipal"
+    assert all(m.PSObject.type_names == [AD + "ADPrincipal", AD + "ADObject", AD + "ADEntity",
+                                         "System.Object"] for m in out)
     assert run(lab, "DC1", "Get-ADGroupMember", Identity="Domain Computers").output == []
 
 
