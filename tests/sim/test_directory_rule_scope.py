@@ -588,7 +588,7 @@ def test_user_filter_parse_error(sim: Sim) -> None:
 
 
 @pytest.mark.parametrize(("cmdlet", "identity"), [
-    ("Get-ADUser", "ghost"), ("Get-ADUser", "SVR1"), ("Get-ADGroup", "Domain Guests"),
+    ("Get-ADUser", "ghost"), ("Get-ADUser", "Xxxx"), ("Get-ADUser", "SVR1"), ("Get-ADGroup", "Domain Guests"),
     ("Get-ADGroup", "Administrator"), ("Get-ADGroupMember", "Nobody"),
 ])  # fmt: skip
 def test_missing_user_or_group_is_not_found(lab: Sim, cmdlet: str, identity: str) -> None:
