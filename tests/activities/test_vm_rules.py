@@ -3,7 +3,10 @@ idempotency (no mutating command on a rerun), NICs, firmware, power and removal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 
 from activities import vm as vm_module
@@ -18,6 +21,7 @@ from activities.models import (
 from activities.vm import VmActivities
 from hvlab.powershell.command import SWITCH
 from simulator.fleet import Fleet
+from simulator.world import Host, path_key
 from tests.activities.conftest import mutations
 from tests.sim.conftest import GB, MB, hyperv_ready, run
 
@@ -48,6 +52,33 @@ def _sim(fleet: Fleet, command: str, **params: object) -> None:
 
 def _host(fleet: Fleet) -> dict:  # type: ignore[type-arg]
     return fleet.state()["hosts"][HOST]  # type: ignore[no-any-return]
+
+
+def _meddle(fleet: Fleet, command: str, nth: int, action: Callable[[Host], None]) -> None:
+    """Another actor changes the host just before it runs ``command`` for the ``nth`` time
+    (through the simulator's per-command hook): a change between a step's act and verify."""
+    original, seen = fleet.sim.on_command, [0]
+
+    def hook(host: Host, name: str) -> None:
+        if name == command:
+            seen[0] += 1
+            if seen[0] == nth:
+                action(host)
+        original(host, name)
+
+    fleet.sim.on_command = hook
+
+
+def _vm_of(host: Host, name: str):  # type: ignore[no-untyped-def]
+    found = host.vm(name)
+    assert found is not None
+    return found
+
+
+def _sent(logs: list[dict], cmdlet: str) -> list[str]:  # type: ignore[type-arg]
+    """The exact commands (as the session pool describes them) starting with ``cmdlet``."""
+    return [e["command"] for e in logs
+            if e.get("event") == "remote command" and e["command"].startswith(cmdlet)]
 
 
 @pytest.fixture
@@ -579,3 +610,146 @@ def test_exists_reports_presence_and_state(ready: Fleet, vm_activities: VmActivi
     seen = vm_activities.exists(VmInput(host=HOST, vm="q"))
     assert not seen.changed and seen.observed == {"exists": True, "state": "Off"}
     assert mutations(ready, HOST) == before
+
+
+# -- verification after acting ----------------------------------------------------------------
+
+
+def test_disk_gone_after_the_copy_fails_verification(
+    ready: Fleet, vm_activities: VmActivities
+) -> None:
+    """A disk that is not there after the copy fails as VerificationFailed naming it."""
+    request = _disk("gone")
+    _meddle(ready, "Test-Path", 3, lambda host: host.files.pop(path_key(request.path)))
+    with pytest.raises(ApplicationError) as caught:
+        vm_activities.disk(request)
+    assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
+    assert caught.value.message == f"SVR1: disk {request.path} is missing (observed None)"
+
+
+@pytest.mark.parametrize("meddle", ["memory", "removed"])
+def test_vm_not_as_created_fails_verification(
+    ready: Fleet, vm_activities: VmActivities, meddle: str
+) -> None:
+    """A new VM that is gone, or has other memory, when read back fails as
+    VerificationFailed."""
+    disk = _disk("cv")
+    vm_activities.disk(disk)
+
+    def change(host: Host) -> None:
+        vm = _vm_of(host, "cv")
+        if meddle == "memory":
+            vm.memory_startup = 2 * GB
+        else:
+            del host.vms[vm.id]
+
+    _meddle(ready, "Get-VM", 2, change)
+    with pytest.raises(ApplicationError) as caught:
+        vm_activities.create(VmCreateInput(host=HOST, name="cv", memory_bytes=GB,
+                                           disk_path=disk.path))
+    assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
+    assert caught.value.message.startswith("SVR1: VM cv is not as created (observed ")
+    assert caught.value.message.endswith("(observed None)") == (meddle == "removed")
+
+
+@pytest.mark.parametrize("meddle", ["disconnected", "removed"])
+def test_nic_not_on_its_switch_after_adding_fails_verification(
+    ready: Fleet, vm_activities: VmActivities, meddle: str
+) -> None:
+    """A NIC that is disconnected or gone right after Add fails as VerificationFailed."""
+    _vm(vm_activities, "nv")
+
+    def change(host: Host) -> None:
+        vm = _vm_of(host, "nv")
+        if meddle == "disconnected":
+            vm.nics[-1].switch = None
+        else:
+            vm.nics.pop()
+
+    _meddle(ready, "Get-VMNetworkAdapter", 2, change)
+    with pytest.raises(ApplicationError) as caught:
+        vm_activities.nic(VmNicInput(host=HOST, vm="nv", name="Lab", switch="Internal"))
+    assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
+    assert caught.value.message.startswith("SVR1: NIC Lab is not on Internal (observed ")
+    assert caught.value.message.endswith("(observed None)") == (meddle == "removed")
+
+
+def test_firmware_reverted_after_setting_fails_verification(
+    ready: Fleet, vm_activities: VmActivities
+) -> None:
+    """Firmware read back with the old template fails as VerificationFailed."""
+    _vm(vm_activities, "fv")
+
+    def revert(host: Host) -> None:
+        _vm_of(host, "fv").secure_boot_template = "MicrosoftWindows"
+
+    _meddle(ready, "Get-VMFirmware", 2, revert)
+    with pytest.raises(ApplicationError) as caught:
+        vm_activities.firmware(VmFirmwareInput(host=HOST, vm="fv", template=UEFI_CA))
+    assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
+    assert caught.value.message.startswith(
+        f"SVR1: VM fv firmware is not {{'secure_boot': 'On', 'template': '{UEFI_CA}'}} "
+        "(observed ")
+
+
+def test_vm_not_running_after_start_fails_verification(
+    ready: Fleet, vm_activities: VmActivities
+) -> None:
+    """A VM that is off again when read back after Start-VM fails as VerificationFailed."""
+    _vm(vm_activities, "pv")
+
+    def off(host: Host) -> None:
+        _vm_of(host, "pv").state = "Off"
+
+    _meddle(ready, "Get-VM", 2, off)
+    with pytest.raises(ApplicationError) as caught:
+        vm_activities.start(VmInput(host=HOST, vm="pv"))
+    assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
+    assert caught.value.message == "SVR1: VM pv is not Running (observed 'Off')"
+
+
+# -- exact commands on the wire and neighbours on the host ------------------------------------
+
+
+def test_stop_and_remove_turn_the_vm_off(ready: Fleet, vm_activities: VmActivities) -> None:
+    """vm.stop and vm.remove send Stop-VM -TurnOff -Force (legacy guests cannot shut down)."""
+    _vm(vm_activities, "t1")
+    request = VmInput(host=HOST, vm="t1")
+    with capture_logs() as logs:
+        vm_activities.start(request)
+        vm_activities.stop(request)
+        vm_activities.start(request)
+        vm_activities.remove(VmRemoveInput(host=HOST, vm="t1"))
+    assert _sent(logs, "Stop-VM") == ["Stop-VM -Name t1 -TurnOff -Force"] * 2
+    assert _sent(logs, "Start-VM") == ["Start-VM -Name t1"] * 2
+    assert _sent(logs, "Remove-VM") == ["Remove-VM -Name t1 -Force"]
+
+
+def test_remove_touches_only_its_own_vm(ready: Fleet, vm_activities: VmActivities) -> None:
+    """Removing an Off VM next to a running one sends no Stop-VM and leaves the other
+    running; removing a VM that is not there (others are) removes nothing."""
+    _vm(vm_activities, "aa")
+    vm_activities.start(VmInput(host=HOST, vm="aa"))
+    _vm(vm_activities, "zz")
+    before = mutations(ready, HOST)
+    assert vm_activities.remove(VmRemoveInput(host=HOST, vm="zz")).changed
+    assert mutations(ready, HOST) == {**before, "Remove-VM": 1, "Remove-Item": 1}
+    missing = vm_activities.remove(VmRemoveInput(host=HOST, vm="ghost"))
+    assert not missing.changed and missing.observed == {"absent": True, "disks": []}
+    assert mutations(ready, HOST) == {**before, "Remove-VM": 1, "Remove-Item": 1}
+    assert _host(ready)["vms"]["aa"]["state"] == "Running"
+
+
+def test_remove_skips_a_drive_without_a_file(
+    ready: Fleet, vm_activities: VmActivities
+) -> None:
+    """A hard disk drive with no file path (pass-through) is not a disk to delete."""
+    _vm(vm_activities, "pt")
+
+    def no_path(host: Host) -> None:
+        _vm_of(host, "pt").disks[0].path = ""
+
+    _meddle(ready, "Get-VMHardDiskDrive", 1, no_path)
+    removed = vm_activities.remove(VmRemoveInput(host=HOST, vm="pt"))
+    assert removed.changed and removed.observed == {"absent": True, "disks": []}
+    assert _disk("pt").path in _host(ready)["files"]
