@@ -373,7 +373,7 @@ def test_nic_is_added_once_with_its_static_mac(
     ready: Fleet, vm_activities: VmActivities
 ) -> None:
     """A missing NIC is added (switch, static MAC) and reported; a rerun sends nothing."""
-    _vm(vm_activities, "n1")
+    create = _vm(vm_activities, "n1")
     request = VmNicInput(host=HOST, vm="n1", name="Lab", switch="Internal",
                          mac="00155D0000AA")
     before = mutations(ready, HOST)
@@ -384,6 +384,7 @@ def test_nic_is_added_once_with_its_static_mac(
     assert after == {**before, "Add-VMNetworkAdapter": 1}
     again = vm_activities.nic(request)
     assert not again.changed and again.observed == added.observed
+    assert not vm_activities.create(create).changed, "a lab NIC is not New-VM's default NIC"
     assert mutations(ready, HOST) == after
 
 
@@ -503,6 +504,19 @@ def test_firmware_of_a_missing_vm_fails(ready: Fleet, vm_activities: VmActivitie
     with pytest.raises(ApplicationError) as caught:
         vm_activities.firmware(VmFirmwareInput(host=HOST, vm="ghost"))
     assert caught.value.type == "NotFound" and caught.value.non_retryable
+
+
+def test_firmware_without_a_firmware_object_is_not_found(
+    ready: Fleet, vm_activities: VmActivities
+) -> None:
+    """A name Get-VMFirmware answers with nothing and no error (a pattern matching no VM)
+    fails as NotFound, not retried, naming the VM; nothing is set."""
+    _vm(vm_activities, "fw")
+    with pytest.raises(ApplicationError) as caught:
+        vm_activities.firmware(VmFirmwareInput(host=HOST, vm="nomatch*", template=UEFI_CA))
+    assert caught.value.type == "NotFound" and caught.value.non_retryable is True
+    assert caught.value.message == "SVR1: no firmware settings for VM nomatch*"
+    assert "Set-VMFirmware" not in mutations(ready, HOST)
 
 
 # -- power -----------------------------------------------------------------------------------
@@ -687,9 +701,9 @@ def test_firmware_reverted_after_setting_fails_verification(
     with pytest.raises(ApplicationError) as caught:
         vm_activities.firmware(VmFirmwareInput(host=HOST, vm="fv", template=UEFI_CA))
     assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
-    assert caught.value.message.startswith(
+    assert caught.value.message == (
         f"SVR1: VM fv firmware is not {{'secure_boot': 'On', 'template': '{UEFI_CA}'}} "
-        "(observed ")
+        "(observed {'secure_boot': 'On', 'template': 'MicrosoftWindows'})")
 
 
 def test_vm_not_running_after_start_fails_verification(
