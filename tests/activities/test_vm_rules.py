@@ -767,3 +767,29 @@ def test_remove_skips_a_drive_without_a_file(
     removed = vm_activities.remove(VmRemoveInput(host=HOST, vm="pt"))
     assert removed.changed and removed.observed == {"absent": True, "disks": []}
     assert _disk("pt").path in _host(ready)["files"]
+
+
+def test_steps_read_back_their_own_vm_beside_others(
+    ready: Fleet, vm_activities: VmActivities
+) -> None:
+    """With another VM (other memory, running) on the host: create reports and verifies the
+    new VM, start starts it, and both leave the other VM alone."""
+    _vm(vm_activities, "aa", memory_bytes=512 * MB)
+    vm_activities.start(VmInput(host=HOST, vm="aa"))
+    made = _vm(vm_activities, "zz")
+    assert vm_activities.create(made).observed["name"] == "zz"
+    started = vm_activities.start(VmInput(host=HOST, vm="zz"))
+    assert started.changed and started.observed == {"state": "Running", "was": "Off"}
+    vms = _host(ready)["vms"]
+    assert vms["zz"]["state"] == "Running" and vms["zz"]["memory"] == GB
+    assert vms["aa"]["state"] == "Running" and vms["aa"]["memory"] == 512 * MB
+
+
+def test_create_drops_only_the_default_nic(ready: Fleet, vm_activities: VmActivities) -> None:
+    """An existing VM with New-VM's NIC and a lab NIC loses only 'Network Adapter'."""
+    _sim(ready, "New-VM", Name="two", Generation=2, MemoryStartupBytes=GB)
+    _sim(ready, "Add-VMNetworkAdapter", VMName="two", Name="Lab", SwitchName="Internal")
+    result = vm_activities.create(VmCreateInput(host=HOST, name="two", memory_bytes=GB,
+                                                disk_path="C:\\Hyper-V\\VHDs\\two.vhdx"))
+    assert result.changed
+    assert [n["name"] for n in _host(ready)["vms"]["two"]["nics"]] == ["Lab"]
