@@ -148,6 +148,7 @@ def test_parent_folder_of_a_path() -> None:
     """_parent is everything before the last backslash, and empty for a bare or rooted name."""
     assert vm_module._parent("C:\\Hyper-V\\VHDs\\a.vhdx") == "C:\\Hyper-V\\VHDs"
     assert vm_module._parent("\\\\DC1\\smb\\x\\a.vhdx") == "\\\\DC1\\smb\\x"
+    assert vm_module._parent("\\X\\a.vhdx") == "\\X"
     assert vm_module._parent("a.vhdx") == ""
     assert vm_module._parent("\\a.vhdx\\") == ""
 
