@@ -233,6 +233,7 @@ def test_session_uses_the_configured_timeouts(
         assert transport.no_proxy is True
         assert transport.cert_validation is True
         assert transport.ssl is False
+        assert transport.auth == "ntlm"
         assert transport.username == "KOSA\\Administrator"
         wsman = custom._get(svr1).runspace.connection
         transport = wsman.transport
@@ -581,26 +582,165 @@ def test_cancelled_call_stops_and_raises_transient(
     assert events.opened() == 1
 
 
-def test_long_command_heartbeats_while_it_runs(
-    fleet: Fleet, pool: SessionPool, svr1: Endpoint
-) -> None:
-    """While a command still runs after a poll the caller's heartbeat is called; once it ends
-    the output is returned."""
+def copy_blocked_on_clock(fleet: Fleet) -> tuple[StepClock, Pipeline]:
+    """A Copy-Item that stays running until the test steps the simulator's clock."""
     hyperv_ready(fleet.sim, "SVR1")
     clock = StepClock()
     fleet.sim.clock = clock
-    beats: list[int] = []
+    return clock, one(Command.of("Copy-Item", Path="C:\\Golden\\linux01.vhdx",
+                                 Destination="C:\\Hyper-V\\c.vhdx", PassThru=SWITCH),
+                      mutating=True)
 
-    def heartbeat() -> None:
-        beats.append(1)
-        if len(beats) == 1:
-            clock.step(settle=False)  # let the copy finish
+
+def test_long_command_heartbeats_every_poll(
+    lab_spec: LabSpec, tmp_path: Path
+) -> None:
+    """While a command still runs after a poll of poll_seconds the caller's heartbeat is called
+    (within seconds, even where the host would hold a Receive for 25 s); once the command ends
+    its output is returned."""
+    import time
+
+    with Fleet(lab_spec, tmp_path, speed=0, fresh=True, port=0, control=False,
+               max_receive_wait=25.0) as fleet:
+        svr1 = endpoints_for(lab_spec, True, fleet.home)["SVR1"]
+        pool = SessionPool(SimCredentials(lab_spec, fleet.home))
+        clock, copy = copy_blocked_on_clock(fleet)
+        beats: list[float] = []
+        started = time.monotonic()
+
+        def heartbeat() -> None:
+            beats.append(time.monotonic() - started)
+            if len(beats) == 1:
+                clock.step(settle=False)  # let the copy finish
+
+        try:
+            result = pool.run(svr1, copy, heartbeat=heartbeat, poll_seconds=1)
+        finally:
+            clock.gate.release()
+            pool.close()
+    assert len(beats) >= 1
+    assert beats[0] < 10
+    assert len(result.output) == 1
+
+
+def test_long_command_without_heartbeat_completes(
+    fleet: Fleet, pool: SessionPool, svr1: Endpoint
+) -> None:
+    """A command that outlives a poll completes without a heartbeat callback, and asks whether
+    it was cancelled before every poll."""
+    clock, copy = copy_blocked_on_clock(fleet)
+    checks: list[int] = []
+
+    def cancelled() -> bool:
+        checks.append(1)
+        if len(checks) == 2:
+            clock.step(settle=False)
+        return False
 
     try:
-        result = pool.run(svr1, one(Command.of(
-            "Copy-Item", Path="C:\\Golden\\linux01.vhdx", Destination="C:\\Hyper-V\\c.vhdx",
-            PassThru=SWITCH), mutating=True), heartbeat=heartbeat, poll_seconds=1)
+        result = pool.run(svr1, copy, cancelled=cancelled, poll_seconds=1)
     finally:
         clock.gate.release()
-    assert len(beats) >= 1
     assert len(result.output) == 1
+    assert len(checks) >= 2
+
+
+def test_opening_one_host_does_not_wait_for_another(
+    fleet: Fleet, lab_spec: LabSpec, svr1: Endpoint, events: Events
+) -> None:
+    """While one host's session is being opened, another host's session opens and runs."""
+    import threading
+
+    dc1 = endpoints_for(lab_spec, True, fleet.home)["DC1"]
+    pool = SessionPool(events.credentials, on_open=events.on_open)
+    finished = threading.Event()
+    meanwhile: list[bool] = []
+
+    def other_host() -> None:
+        pool.run(dc1, OS_PROBE)
+        finished.set()
+
+    worker = threading.Thread(target=other_host)
+
+    def during_svr1_open() -> None:
+        events.before_open = None
+        worker.start()
+        meanwhile.append(finished.wait(10))
+
+    events.before_open = during_svr1_open
+    try:
+        pool.run(svr1, OS_PROBE)
+        worker.join(20)
+    finally:
+        pool.close()
+    assert meanwhile == [True]
+
+
+def test_bools_and_other_values_are_sent_as_they_are(
+    fleet: Fleet, events: Events, svr1: Endpoint
+) -> None:
+    """A bool is sent as a Boolean (no int type asked), None-valued parameters are left out,
+    and another object is sent as its text."""
+    from pathlib import PureWindowsPath
+
+    asked: list[tuple[str, str]] = []
+
+    def param_type(cmdlet: str, name: str) -> str | None:
+        asked.append((cmdlet, name))
+        return None
+
+    pool = SessionPool(events.credentials, param_type)
+    hyperv_ready(fleet.sim, "SVR1")
+    try:
+        pool.run(svr1, one(Command.of("Set-VMHost", UseAnyNetworkForMigration=True),
+                           mutating=True))
+        pool.run(svr1, one(Command.of("New-Item", ItemType="Directory",
+                                      Path=PureWindowsPath("C:\\A3")), mutating=True))
+    finally:
+        pool.close()
+    assert asked == []
+    state = fleet.state()["hosts"]["SVR1"]
+    assert "C:\\A3" in state["folders"]
+
+
+def test_nested_values_are_typed_and_resolved_element_wise(
+    fleet: Fleet, pool: SessionPool, svr1: Endpoint, events: Events
+) -> None:
+    """Ints and credential references inside lists and hashtables are typed by the enclosing
+    parameter and resolved like top-level values."""
+    asked: list[tuple[str, str]] = []
+
+    def param_type(cmdlet: str, name: str) -> str | None:
+        asked.append((cmdlet, name))
+        return "Int64"
+
+    nested = SessionPool(events.credentials, param_type)
+    command = Command.of("Set-Nothing", Values=[5, CredentialRef("local-admin")],
+                         Map={"a": 7, "b": CredentialRef("domain-admin")})
+    try:
+        with pytest.raises(CommandNotFound):
+            nested.run(svr1, one(command))
+    finally:
+        nested.close()
+    assert asked == [("Set-Nothing", "Values"), ("Set-Nothing", "Map")]
+    assert events.asked == ["domain-admin", "local-admin", "domain-admin"]
+
+
+def test_password_rotated_under_an_open_pool_is_permanent(
+    fleet: Fleet, pool: SessionPool, svr1: Endpoint, events: Events
+) -> None:
+    """When the host stops accepting the pool's password (HTTP 401 on a new connection), the
+    call fails at once with a permanent AuthenticationFailed, reported as 'error'."""
+    from simulator.winrm.auth import UserDirectory
+
+    server = fleet.servers["SVR1"]
+    pool.run(svr1, OS_PROBE)
+    server.users = UserDirectory({user: "rotated" for user in fleet.users()})
+    server.go_down()
+    server.come_up()
+    with pytest.raises(AuthenticationFailed) as caught:
+        pool.run(svr1, OS_PROBE)
+    assert caught.value.host_message == "the host rejected the credentials (HTTP 401)"
+    assert not caught.value.retryable
+    assert events.opens == [("SVR1", 1), ("SVR1", -1)]
+    assert events.requests == [("SVR1", "ok"), ("SVR1", "error")]
