@@ -188,7 +188,8 @@ def test_gateway_errors_mean_the_host_is_rebooting(code: int) -> None:
     """WinRM answering 502/503 is a host on its way down or up: retryable HostRebooting."""
     error = _transport_error(REMOTE, "Get-VM", WinRMTransportError("http", code, ""))
     assert type(error) is HostRebooting and error.retryable
-    assert (error.command, error.host_message) == ("Get-VM", f"HTTP {code} from WinRM")
+    assert (error.host, error.command, error.host_message) == (
+        "SVR1", "Get-VM", f"HTTP {code} from WinRM")
 
 
 @pytest.mark.parametrize("code", [400, 500, 504])
@@ -196,7 +197,8 @@ def test_other_http_statuses_are_transient(code: int) -> None:
     """Other WinRM HTTP statuses are a retryable TransientRemoteError naming the status."""
     error = _transport_error(REMOTE, "Get-VM", WinRMTransportError("http", code, ""))
     assert type(error) is TransientRemoteError
-    assert error.host_message == f"WinRM HTTP {code}"
+    assert (error.host, error.command, error.host_message) == (
+        "SVR1", "Get-VM", f"WinRM HTTP {code}")
 
 
 def test_rejected_credentials_are_permanent() -> None:
@@ -215,14 +217,16 @@ def test_connection_errors_say_refused_or_failed() -> None:
     assert type(refused) is HostUnreachable and type(failed) is HostUnreachable
     assert refused.host_message == "connection refused at 192.168.1.110:5985"
     assert failed.host_message == "connection failed at 192.168.1.110:5985"
-    assert refused.command == "Get-VM"
+    assert (refused.host, refused.command) == ("SVR1", "Get-VM")
+    assert (failed.host, failed.command) == ("SVR1", "Get-VM")
 
 
 def test_read_timeout_is_unreachable() -> None:
     """A host that accepted the connection but did not answer in time is HostUnreachable."""
     error = _transport_error(REMOTE, "Get-VM", requests.exceptions.ReadTimeout("slow"))
     assert type(error) is HostUnreachable and error.retryable
-    assert error.host_message == "the host did not answer in time"
+    assert (error.host, error.command, error.host_message) == (
+        "SVR1", "Get-VM", "the host did not answer in time")
 
 
 def test_anything_else_is_transient_with_its_type() -> None:

@@ -744,3 +744,44 @@ def test_password_rotated_under_an_open_pool_is_permanent(
     assert not caught.value.retryable
     assert events.opens == [("SVR1", 1), ("SVR1", -1)]
     assert events.requests == [("SVR1", "ok"), ("SVR1", "error")]
+
+
+class Received:
+    """The commands a simulated host's handler received (wraps the handler of new shells)."""
+
+    def __init__(self, server: Any) -> None:
+        self.inner = server.service.handler
+        self.calls: list[Any] = []
+        server.service.handler = self
+
+    def invoke(self, invocation: Any, ctx: Any) -> Any:
+        self.calls.extend(call for statement in invocation.statements for call in statement)
+        return self.inner.invoke(invocation, ctx)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def parameters(self, command: str) -> dict[str, Any]:
+        return next(dict((p.name, p.value) for p in c.parameters)
+                    for c in self.calls if c.text == command)
+
+
+def test_host_receives_typed_values(fleet: Fleet, pool: SessionPool, svr1: Endpoint) -> None:
+    """The host receives each value with its type: a credential as a PSCredential of the lab
+    credential's user and secret, Int64 and small ints as ints, a float as a float, a bool as a
+    bool, a switch as present (None) or $false, text as text."""
+    from simulator.protocol import credential_parts
+
+    received = Received(fleet.servers["SVR1"])
+    command = Command.of("Set-Nothing", Credential=CredentialRef("local-admin"),
+                         Size=4 * GB, Count=3, Ratio=1.5, Flag=True, Force=SWITCH,
+                         Confirm=Switch(False), Name="x")
+    with pytest.raises(CommandNotFound):
+        pool.run(svr1, one(command))
+    params = received.parameters("Set-Nothing")
+    assert credential_parts(params["Credential"]) == ("Administrator", fleet.password)
+    assert params["Size"] == 4 * GB and params["Count"] == 3
+    assert params["Ratio"] == 1.5 and type(params["Ratio"]) is float
+    assert params["Flag"] is True
+    assert params["Force"] is None and params["Confirm"] is False
+    assert params["Name"] == "x"
