@@ -576,6 +576,7 @@ def test_cancelled_call_stops_and_raises_transient(
     with pytest.raises(TransientRemoteError) as caught:
         pool.run(svr1, OS_PROBE, cancelled=lambda: True)
     assert caught.value.host_message == "cancelled"
+    assert caught.value.host == "SVR1"
     assert caught.value.command == "Get-CimInstance -ClassName Win32_OperatingSystem"
     assert events.requests == [("SVR1", "transient")]
     assert pool.run(svr1, OS_PROBE).output
