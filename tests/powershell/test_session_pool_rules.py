@@ -245,6 +245,16 @@ def test_session_uses_the_configured_timeouts(
         custom.close()
 
 
+def test_https_endpoint_never_falls_back_to_plain_http(
+    pool: SessionPool, svr1: Endpoint, events: Events
+) -> None:
+    """An https endpoint talks TLS: against a plain-HTTP listener it fails as HostUnreachable
+    instead of sending the request unencrypted."""
+    with pytest.raises(HostUnreachable):
+        pool.run(dataclasses.replace(svr1, scheme="https"), OS_PROBE)
+    assert events.opens == []
+
+
 def test_kerberos_endpoint_negotiates(
     fleet: Fleet, pool: SessionPool, svr1: Endpoint
 ) -> None:
@@ -311,7 +321,7 @@ def test_wrong_password_names_user_and_lab_credential(fleet: Fleet, svr1: Endpoi
         bad.run(svr1, OS_PROBE)
     assert caught.value.host_message == (
         f"the host rejected the credentials of {user} (lab credential 'domain-admin', HTTP 401)")
-    assert caught.value.command == ""
+    assert (caught.value.host, caught.value.command) == ("SVR1", "")
     assert "wrong-pw" not in str(caught.value)
     assert seen == [("request", "error")]
 
