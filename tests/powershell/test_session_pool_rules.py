@@ -348,6 +348,7 @@ def test_shell_unknown_twice_is_transient(
     with pytest.raises(TransientRemoteError) as caught:
         pool.run(svr1, OS_PROBE)
     assert str(UNKNOWN_SHELL) in caught.value.host_message
+    assert caught.value.host == "SVR1"
     assert caught.value.command == "Get-CimInstance -ClassName Win32_OperatingSystem"
     assert events.opened() == 2
     assert events.requests == [("SVR1", "transient")]
@@ -363,6 +364,7 @@ def test_other_wsman_fault_is_transient_and_not_retried(
     with pytest.raises(TransientRemoteError) as caught:
         pool.run(svr1, OS_PROBE)
     assert str(INTERNAL_ERROR) in caught.value.host_message
+    assert caught.value.host == "SVR1"
     assert caught.value.retryable
     assert rule.fired == 1
     assert events.opens == [("SVR1", 1), ("SVR1", -1)]
