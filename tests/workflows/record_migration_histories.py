@@ -195,3 +195,42 @@ async def test_record_undo_fails(client: Client, task_queue: str, fleet: Fleet,
         await finish(handle, "undo-fails", True)
         fleet.servers["SVR1"].faults.clear()
         await asyncio.to_thread(driver.finish)
+
+
+async def running(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """Wait until the run's progress shows step ``name`` running."""
+
+    async def shown() -> bool:
+        progress = await handle.query(LiveMigrationWorkflow.progress)
+        return any(s.name == name and s.state == "running" for s in progress.steps)
+
+    await eventually(shown)
+
+
+async def test_record_vm_stopped_meanwhile(client: Client, task_queue: str, fleet: Fleet,
+                                           seed: LabSpec, svr1_vm: str) -> None:
+    """The VM stops while Compare-VM runs (slowed down) and finds an incompatibility: the
+    undo starts the VM again on SVR1."""
+    assert run(fleet.sim, "SVR2", "Remove-VMSwitch", Name="Internal", Force=None).ok
+    fleet.servers["SVR1"].faults.add(FaultRule(FaultEffect.DELAY, action="Command",
+                                               command="Compare-VM", delay=2.0))
+    async with lab_worker(client, task_queue, fleet):
+        handle = await start(client, task_queue, move(seed, svr1_vm), "restarted")
+        await running(handle, "preflight")
+        assert run(fleet.sim, "SVR1", "Stop-VM", Name=svr1_vm, Force=None).ok
+        await finish(handle, "restarted", True)
+    assert fleet.sim.host("SVR1").vm(svr1_vm).state == "Running"
+
+
+async def test_record_verify_fails(client: Client, task_queue: str, fleet: Fleet,
+                                   seed: LabSpec, svr1_vm: str, driver: JobDriver) -> None:
+    """The move finishes but the destination cannot report the VM's disks: the check fails,
+    the finished job needs no cancel and the VM, gone from SVR1, runs on SVR2."""
+    async with lab_worker(client, task_queue, fleet):
+        handle = await start(client, task_queue, move(seed, svr1_vm), "verify-fails")
+        await running(handle, "job")
+        fleet.servers["SVR2"].faults.add(FaultRule(
+            FaultEffect.HTTP_500, action="Command", command="Get-VMHardDiskDrive", count=0))
+        await asyncio.to_thread(driver.finish)
+        await finish(handle, "verify-fails", True)
+        fleet.servers["SVR2"].faults.clear()

@@ -42,6 +42,8 @@ EXPECTED = {
     "LiveMigrationWorkflow-job-failed": ("shared-nothing", "failed", 2),
     "LiveMigrationWorkflow-cancelled": ("shared-nothing", "cancelled", 2),
     "LiveMigrationWorkflow-undo-fails": ("shared-nothing", "cancelled", 1),
+    "LiveMigrationWorkflow-restarted": ("shared-nothing", "failed", 1),
+    "LiveMigrationWorkflow-verify-fails": ("shared-nothing", "failed", 2),
 }
 
 
