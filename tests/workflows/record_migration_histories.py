@@ -234,3 +234,14 @@ async def test_record_verify_fails(client: Client, task_queue: str, fleet: Fleet
         await asyncio.to_thread(driver.finish)
         await finish(handle, "verify-fails", True)
         fleet.servers["SVR2"].faults.clear()
+
+
+async def test_record_storage_already_done(client: Client, task_queue: str, fleet: Fleet,
+                                           seed: LabSpec, svr1_vm: str) -> None:
+    """A storage move to the folder the VM's files are in already: the start finds the move
+    done, the job step is skipped and nothing is moved."""
+    here = LiveMigrationInput(spec=seed, vm=svr1_vm, mode="storage",
+                              storage_path="C:\\Hyper-V", **FAST)
+    async with lab_worker(client, task_queue, fleet):
+        await finish(await start(client, task_queue, here, "storage-done"), "storage-done",
+                     False)

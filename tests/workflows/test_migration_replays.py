@@ -31,6 +31,7 @@ EXPECTED = {
     "LiveMigrationWorkflow-reattached": ("shared-nothing", "ok", 0),
     "LiveMigrationWorkflow-noop": ("shared-nothing", "noop", 0),
     "LiveMigrationWorkflow-storage": ("storage", "ok", 0),
+    "LiveMigrationWorkflow-storage-done": ("storage", "noop", 0),
     "LiveMigrationWorkflow-smb": ("smb", "ok", 0),
     "LiveMigrationWorkflow-smb-noop": ("smb", "noop", 0),
     "LiveMigrationWorkflow-smb-local": ("smb", "failed", 0),

@@ -27,6 +27,7 @@ from workflows.migration import (
     _outcome,
     _Plan,
     migration_id,
+    share_of,
 )
 
 VM = "win2003-2"  # on SVR1 in the lab file
@@ -81,6 +82,21 @@ def test_migration_id_is_lab_and_vm() -> None:
 def test_outcome_of_a_failure(exc: BaseException, outcome: str) -> None:
     """A cancel of the run or of its activity counts as cancelled, anything else failed."""
     assert _outcome(exc) == outcome
+
+
+@pytest.mark.parametrize(("path", "share"), [
+    ("\\\\DC1\\smb\\win2003-2", "\\\\DC1\\smb"),
+    ("\\\\DC1\\smb", "\\\\DC1\\smb"),
+    ("\\\\fs.kosa.vm\\vms\\a\\b", "\\\\fs.kosa.vm\\vms"),
+    ("\\\\DC1", None),
+    ("\\DC1\\smb\\x", None),
+    ("C:\\Hyper-V\\win2003-2", None),
+    ("", None),
+])
+def test_share_of_a_path(path: str, share: str | None) -> None:
+    """A UNC path's \\\\server\\share (the VM at the share's root too); local paths and a
+    bare server have none."""
+    assert share_of(path) == share
 
 
 # -- where from, where to --------------------------------------------------------------------
