@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
@@ -63,6 +65,17 @@ class Observed:
 
 
 _CURRENT: list[Observed] = []
+_RUNTIMES: dict[int, Runtime] = {}
+
+
+def process_runtime() -> Runtime:
+    """A Temporal runtime of this process: runtimes do not survive a fork, and mutmut runs
+    each mutant's tests in a child forked after the default runtime was made (a replay there
+    fails with "Cannot create replay worker across forks", which would kill every mutant)."""
+    pid = os.getpid()
+    if pid not in _RUNTIMES:
+        _RUNTIMES[pid] = Runtime(telemetry=TelemetryConfig())
+    return _RUNTIMES[pid]
 
 
 def _seconds(value: timedelta | None) -> float | None:
@@ -116,7 +129,8 @@ async def replay(path: Path) -> Observed:
     _CURRENT.append(observed)
     try:
         replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter,
-                            workflow_runner=sandbox_runner(), interceptors=[_Observer()])
+                            workflow_runner=sandbox_runner(), interceptors=[_Observer()],
+                            runtime=process_runtime())
         result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     finally:
         _CURRENT.remove(observed)

@@ -12,6 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.conftest import sandbox_runner
+from tests.workflows.replay_observer import process_runtime
 from workflows.registry import ALL_WORKFLOWS
 
 FOLDER = Path(__file__).resolve().parents[1] / "histories"
@@ -49,6 +50,6 @@ async def test_history_replays(path: Path) -> None:
     """Replaying the saved run raises no non-determinism error."""
     history = WorkflowHistory.from_json(_workflow_id(path), path.read_text())
     replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter,
-                        workflow_runner=sandbox_runner())
+                        workflow_runner=sandbox_runner(), runtime=process_runtime())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
