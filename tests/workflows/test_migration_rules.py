@@ -88,6 +88,7 @@ def test_outcome_of_a_failure(exc: BaseException, outcome: str) -> None:
     ("\\\\DC1\\smb\\win2003-2", "\\\\DC1\\smb"),
     ("\\\\DC1\\smb", "\\\\DC1\\smb"),
     ("\\\\fs.kosa.vm\\vms\\a\\b", "\\\\fs.kosa.vm\\vms"),
+    ("\\\\XFS\\vms\\a", "\\\\XFS\\vms"),
     ("\\\\DC1", None),
     ("\\DC1\\smb\\x", None),
     ("C:\\Hyper-V\\win2003-2", None),
