@@ -96,6 +96,14 @@ def _outcome(exc: BaseException) -> str:
     return "failed"
 
 
+def share_of(path: str) -> str | None:
+    """The SMB share (\\\\server\\share) a UNC path is on; None for a local path."""
+    parts = path.lstrip("\\").split("\\")
+    if not path.startswith("\\\\") or len(parts) < 2:
+        return None
+    return "\\\\" + "\\".join(parts[:2])
+
+
 def _problem(host: str, message: str, kind: str, details: Any = None) -> ApplicationError:
     return ApplicationError(f"{host}: {message}", details, type=kind, non_retryable=True)
 
@@ -173,12 +181,12 @@ class LiveMigrationWorkflow:
             lab=self._lab, host=host, vm=vm, fail_on_mismatch=False), options=PROBE,
             summary=f"where are the files of {vm}?")
         path = str(found.observed.get("path") or "")
-        parts = path.lstrip("\\").split("\\")
-        if not path.startswith("\\\\") or len(parts) < 2:
+        share = share_of(path)
+        if share is None:
             raise _problem(host, f"{vm} is stored at {path or '?'}, not on an SMB share: mode "
                            "smb moves compute only; use shared-nothing", "InvalidParameter",
                            {"path": path})
-        return "\\\\" + "\\".join(parts[:2])
+        return share
 
     def _destination(self, source: str) -> str:
         request = self._request

@@ -7,8 +7,10 @@ them fails, and the original error is re-raised afterwards. With ``enabled=False
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio import workflow
 
@@ -26,6 +28,9 @@ class Saga:
     undos: list[tuple[str, Undo]] = field(default_factory=list)
     compensated: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: where the undo outcomes are logged (the workflow's logger; a plain one in unit tests)
+    log: logging.LoggerAdapter[Any] | logging.Logger = field(
+        default=workflow.logger, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         compensations_seen()
@@ -37,7 +42,7 @@ class Saga:
     async def compensate(self) -> None:
         """Run every registered undo in reverse; a failing undo is logged and skipped."""
         if not self.enabled:
-            workflow.logger.warning("%s: compensation disabled, leaving partial state", self.name)
+            self.log.warning("%s: compensation disabled, leaving partial state", self.name)
             return
         while self.undos:
             label, undo = self.undos.pop()
@@ -47,4 +52,4 @@ class Saga:
                 compensation_ran()
             except BaseException as exc:  # keep undoing the rest, report at the end
                 self.failed.append(label)
-                workflow.logger.error("%s: compensation %s failed: %s", self.name, label, exc)
+                self.log.error("%s: compensation %s failed: %s", self.name, label, exc)
