@@ -81,8 +81,8 @@ CHAOS_SEED ?= 1
 CHAOS_JOBS ?= 3
 chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --jobs $(CHAOS_JOBS)
-	HVLAB_CLI_RUNS=200 HVLAB_STABILITY_RUNS=50 $(PYTEST) -m soak --durations 10 \
-		tests/badinput/test_cli_stability.py tests/runtime/test_dev_stack_cli.py
+	HVLAB_CLI_RUNS=200 HVLAB_STABILITY_RUNS=50 HVLAB_GENERATED_CASES=300 $(PYTEST) -m soak \
+		--durations 10 tests/badinput tests/runtime/test_dev_stack_cli.py
 
 # `make ui-check` (~1 min, needs `apt-get install chromium`): headless Chromium shows that the
 # Temporal Web UI decodes encrypted payloads through `hvlab codec-server` only once signed in.

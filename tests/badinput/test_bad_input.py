@@ -658,7 +658,13 @@ def test_schema_walk_finds_the_interesting_fields() -> None:
     assert len(REQUIRED) > 50 and len(REFERENCE_FIELDS) > 15 and len(FIELDS) > 150
 
 
-@settings(max_examples=60, derandomize=True, deadline=None, database=None,
+# A generated run (soak tier): 60 cases in `make test`, HVLAB_GENERATED_CASES (300 in `make
+# chaos`) otherwise. Each case checks on its own that no host was reached.
+GENERATED_CASES = int(os.environ.get("HVLAB_GENERATED_CASES") or 60)
+
+
+@pytest.mark.soak
+@settings(max_examples=GENERATED_CASES, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(case=mutations())
