@@ -330,6 +330,24 @@ def test_cancel_of_a_job_that_just_ended(fleet: Fleet, driver: JobDriver,
     driver.finish()
 
 
+def test_cancel_of_a_job_that_just_left(fleet: Fleet, driver: JobDriver,
+                                        acts: MigrationActivities) -> None:
+    """A job removed between the lookup and the request (the host's "Not found", HRESULT
+    0x80041002) is gone, unchanged, not a failure."""
+    job_id = acts.start_move(MOVE).observed["job_id"]
+    kept: dict[str, Any] = {}
+
+    def remove(job: Any) -> None:
+        kept[job.id] = fleet.sim.world.jobs.pop(job.id)
+
+    _race(acts, fleet, remove)
+    result = acts.cancel_job(MigrationJobInput(host="SVR2", job_id=job_id))
+    assert result.changed is False
+    assert result.observed == {"job_id": job_id, "state": "Gone", "already_ended": True}
+    fleet.sim.world.jobs.update(kept)
+    driver.finish()
+
+
 def test_cancel_rejected_by_the_host(fleet: Fleet, driver: JobDriver, acts: MigrationActivities,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A RequestStateChange the host answers with another code (32770, not supported) fails
