@@ -1,0 +1,148 @@
+"""More migration activity rules: a move whose job completed before start_move looked, the
+exact Gone poll, and readiness's settings diff, networks, disabling and retry accounting."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.migration import MigrationActivities
+from activities.models import (
+    MigrationHostSettings,
+    MigrationJobInput,
+    MigrationNetworkInput,
+    MigrationReadinessInput,
+)
+from hvlab.powershell.endpoints import SimEndpoints
+from hvlab.powershell.session import SessionPool
+from hvlab.spec import LabSpec
+from simulator.fleet import Fleet
+from tests.activities.conftest import mutations
+from tests.activities.test_migration_activities import MOVE, counter
+from tests.sim.conftest import hyperv_ready, lab_with_vm
+
+GONE = "00000000-0000-4000-8000-0000000000BB"
+
+
+@pytest.fixture
+def acts(sessions: SessionPool, fleet: Fleet, lab_spec: LabSpec) -> MigrationActivities:
+    return MigrationActivities(sessions, SimEndpoints(lab_spec, fleet.home))
+
+
+def test_job_completed_before_the_lookup_is_a_started_move(
+    fleet: Fleet, acts: MigrationActivities, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new job that already completed when start_move looks is the move it started
+    (changed, Completed), not a failure and not re-attached."""
+    lab_with_vm(fleet.sim)
+    monkeypatch.setattr(fleet.sim, "start_job", lambda job, work: work(job))
+    result = acts.start_move(MOVE)
+    assert result.changed is True
+    assert result.observed["state"] == "Completed" and result.observed["job_state"] == 7
+    assert result.observed["reattached"] is False and result.observed["done"] is False
+    assert result.observed["percent"] == 100
+    assert counter(fleet, "SVR2", "Move-VM") == 1
+
+
+def test_poll_of_a_gone_job(fleet: Fleet, acts: MigrationActivities) -> None:
+    """A job that is not listed is Gone after one poll, without a resume point."""
+    hyperv_ready(fleet.sim, "SVR2")
+    result = acts.poll_job(MigrationJobInput(host="SVR2", job_id=GONE.lower()))
+    assert result.changed is False
+    assert result.observed == {"job_id": GONE, "state": "Gone", "polls": 1,
+                               "resumed_from": None}
+
+
+def _ready(fleet: Fleet) -> None:
+    hyperv_ready(fleet.sim, "SVR1")
+
+
+WANTED = MigrationHostSettings(enabled=True, authentication="Kerberos", performance="SMB",
+                               max_vm_migrations=3, max_storage_migrations=4,
+                               use_any_network=False)
+
+
+def test_readiness_reports_networks_by_subnet_and_priority(
+    fleet: Fleet, acts: MigrationActivities
+) -> None:
+    """Networks given with host bits are added once in network form with their priority,
+    and reported as subnet -> priority next to the applied settings."""
+    _ready(fleet)
+    request = MigrationReadinessInput(host="SVR1", settings=WANTED, networks=[
+        MigrationNetworkInput(subnet="10.20.0.9/16", priority=3),
+        MigrationNetworkInput(subnet="192.168.1.0/24", priority=1)])
+    result = acts.readiness(request)
+    assert result.changed is True
+    assert result.observed["added_networks"] == ["10.20.0.0/16", "192.168.1.0/24"]
+    assert result.observed["networks"] == {"10.20.0.0/16": 3, "192.168.1.0/24": 1}
+    assert result.observed["current"] == WANTED.model_dump(exclude={"lab"})
+    assert counter(fleet, "SVR1", "Add-VMMigrationNetwork") == 2
+    assert counter(fleet, "SVR1", "Enable-VMMigration") == 1
+    assert counter(fleet, "SVR1", "Set-VMHost") >= 1
+    again = acts.readiness(request)
+    assert again.changed is False and again.observed["added_networks"] == []
+
+
+def test_readiness_only_enabling(fleet: Fleet, acts: MigrationActivities) -> None:
+    """When only enablement differs, migration is enabled without a Set-VMHost, and that is
+    a change; disabling again sends Disable-VMMigration only."""
+    _ready(fleet)
+    current = acts._settings("SVR1")
+    assert current.enabled is False
+    sets = counter(fleet, "SVR1", "Set-VMHost")
+    enabled = current.model_copy(update={"enabled": True})
+    result = acts.readiness(MigrationReadinessInput(host="SVR1", settings=enabled))
+    assert result.changed is True and counter(fleet, "SVR1", "Set-VMHost") == sets
+    assert counter(fleet, "SVR1", "Enable-VMMigration") == 1
+    assert fleet.sim.host("SVR1").vmhost.migration_enabled
+    off = acts.readiness(MigrationReadinessInput(host="SVR1", settings=current))
+    assert off.changed is True and counter(fleet, "SVR1", "Disable-VMMigration") == 1
+    assert counter(fleet, "SVR1", "Enable-VMMigration") == 1
+    assert counter(fleet, "SVR1", "Set-VMHost") == sets
+    assert not fleet.sim.host("SVR1").vmhost.migration_enabled
+
+
+def test_apply_reports_setting_changes(fleet: Fleet, acts: MigrationActivities) -> None:
+    """Changing only a Set-VMHost setting is a change; the same settings again are not."""
+    _ready(fleet)
+    current = acts._settings("SVR1")
+    wanted = current.model_copy(update={"max_storage_migrations": 5})
+    assert acts._apply("SVR1", wanted, current) is True
+    assert acts._settings("SVR1").max_storage_migrations == 5
+    before = mutations(fleet, "SVR1")
+    assert acts._apply("SVR1", wanted, wanted) is False
+    assert mutations(fleet, "SVR1") == before
+
+
+def test_readiness_retry_after_changes_reports_changed(
+    fleet: Fleet, acts: MigrationActivities
+) -> None:
+    """A retry whose predecessor heartbeated other previous settings (and then applied them
+    all) is a change even though it sends nothing; empty details are no predecessor."""
+    _ready(fleet)
+    request = MigrationReadinessInput(host="SVR1", settings=WANTED)
+    first = acts.readiness(request)
+    assert first.changed
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_details=[{
+        "previous": first.observed["previous"], "added_networks": []}])
+    before = mutations(fleet, "SVR1")
+    retried = env.run(acts.readiness, request)
+    assert retried.changed is True and mutations(fleet, "SVR1") == before
+    assert retried.observed["previous"] == first.observed["previous"]
+    plain = ActivityEnvironment()
+    plain.info = dataclasses.replace(plain.info, heartbeat_details=[{}])
+    assert plain.run(acts.readiness, request).changed is False
+    same = ActivityEnvironment()
+    same.info = dataclasses.replace(same.info, heartbeat_details=[{
+        "previous": WANTED.model_dump(exclude={"lab"}), "added_networks": ["10.9.0.0/16"]}])
+    kept = same.run(acts.readiness, request)
+    assert kept.changed is True and kept.observed["added_networks"] == ["10.9.0.0/16"]
+    beats: list[object] = []
+    last = ActivityEnvironment()
+    last.on_heartbeat = lambda *details: beats.append(details)
+    last.run(acts.readiness, request)
+    assert beats[0] == ({"previous": WANTED.model_dump(exclude={"lab"}),
+                         "added_networks": []},)
