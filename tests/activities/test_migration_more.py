@@ -146,3 +146,43 @@ def test_readiness_retry_after_changes_reports_changed(
     last.run(acts.readiness, request)
     assert beats[0] == ({"previous": WANTED.model_dump(exclude={"lab"}),
                          "added_networks": []},)
+
+
+def test_liveness_beats_repeat_the_progress_details(
+    fleet: Fleet, acts: MigrationActivities
+) -> None:
+    """While a long command runs, the liveness beat repeats this execution's last progress
+    details (never a bare beat that would blank them); a new progress scope starts empty."""
+    from activities import migration as mg
+    from hvlab.powershell.command import SWITCH, Command
+    from simulator.clock import Clock
+    from tests.activities.test_migration_activities import DEST, JobDriver
+
+    lab_with_vm(fleet.sim)
+    driver = JobDriver(fleet)
+    slow = Command.of("Move-VM", Name="Linux01", DestinationHost="svr1.kosa.vm",
+                      IncludeStorage=SWITCH, DestinationStoragePath=DEST)
+    beats: list[tuple[object, ...]] = []
+
+    def on_heartbeat(*details: object) -> None:
+        beats.append(details)
+        if len(beats) == 3:  # the first liveness beat
+            driver.finish()
+
+    def body() -> object:
+        mg.progress({"step": 1})
+        with mg.progress_scope():
+            inner = mg._PROGRESS.get()
+            mg.progress({"step": 2})
+            acts._remote.run("SVR2", slow)
+        return inner, mg._PROGRESS.get()
+
+    env = ActivityEnvironment()
+    env.on_heartbeat = on_heartbeat
+    try:
+        inner, after = env.run(body)  # type: ignore[misc]
+    finally:
+        fleet.sim.clock = Clock(0)
+    assert inner == () and after == ({"step": 1},)
+    assert beats[:3] == [({"step": 1},), ({"step": 2},), ({"step": 2},)]
+    assert fleet.sim.host("SVR1").vm("Linux01") is not None
