@@ -186,3 +186,35 @@ def test_liveness_beats_repeat_the_progress_details(
     assert inner == () and after == ({"step": 1},)
     assert beats[:3] == [({"step": 1},), ({"step": 2},), ({"step": 2},)]
     assert fleet.sim.host("SVR1").vm("Linux01") is not None
+
+
+def test_cancelled_poll_stops_with_cancelled_error(
+    fleet: Fleet, acts: MigrationActivities
+) -> None:
+    """A poll cancelled while the job runs stops before its next poll with CancelledError
+    naming the host and job; the job is left running."""
+    from temporalio import activity
+    from temporalio.exceptions import CancelledError
+
+    from simulator.clock import Clock
+    from tests.activities.test_migration_activities import JobDriver
+
+    lab_with_vm(fleet.sim)
+    driver = JobDriver(fleet)
+    job_id = acts.start_move(MOVE).observed["job_id"]
+    request = MigrationJobInput(host="SVR2", job_id=job_id, interval_seconds=0.001)
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: env.cancel()
+
+    @activity.defn(no_thread_cancel_exception=True)
+    def body() -> None:
+        acts.poll_job(request)
+
+    try:
+        with pytest.raises(CancelledError) as caught:
+            env.run(body)
+        assert caught.value.message == f"SVR2: polling of {job_id} cancelled"
+        assert counter(fleet, "SVR2", "Invoke-CimMethod") == 0
+    finally:
+        driver.finish()
+        fleet.sim.clock = Clock(0)
