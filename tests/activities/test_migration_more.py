@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.migration import MigrationActivities
@@ -216,5 +217,56 @@ def test_cancelled_poll_stops_with_cancelled_error(
         assert caught.value.message == f"SVR2: polling of {job_id} cancelled"
         assert counter(fleet, "SVR2", "Invoke-CimMethod") == 0
     finally:
+        driver.finish()
+        fleet.sim.clock = Clock(0)
+
+
+def test_job_left_without_moving_the_vm_is_verification_failed(
+    fleet: Fleet, acts: MigrationActivities, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host-side job that ended 'successfully' and was removed while the VM stayed put: the
+    PowerShell job is received, then start_move fails as VerificationFailed naming the VM and
+    the PowerShell job."""
+    from simulator.cmdlets import hyperv_migration
+
+    lab_with_vm(fleet.sim)
+
+    def ended_without_work(job: object, work: object) -> None:
+        job.state, job.percent = 7, 100  # type: ignore[attr-defined]
+        job.finished = fleet.sim.clock.now()  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(fleet.sim, "start_job", ended_without_work)
+    monkeypatch.setattr(hyperv_migration, "JOB_KEPT_INSTANT", 0.0)
+    with pytest.raises(ApplicationError) as caught:
+        acts.start_move(MOVE)
+    assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
+    assert caught.value.message.startswith(
+        "SVR2: Linux01 did not move and no job is left (observed {")
+    assert "'Id': " in caught.value.message
+    assert counter(fleet, "SVR2", "Receive-Job") == 1
+
+
+def test_poll_timeout_boundary(fleet: Fleet, acts: MigrationActivities,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the activity clock faked, a poll whose next pause would end exactly at the
+    deadline still pauses: 0.5 s at 0.25 s intervals is three polls, then JobTimeout."""
+    from activities import migration as mg
+    from simulator.clock import Clock
+    from tests.activities.test_migration_activities import JobDriver
+    from tests.activities.test_migration_downtime import FakeTime
+
+    lab_with_vm(fleet.sim)
+    driver = JobDriver(fleet)
+    job_id = acts.start_move(MOVE).observed["job_id"]
+    monkeypatch.setattr(mg, "time", FakeTime())
+    try:
+        with pytest.raises(ApplicationError) as caught:
+            acts.poll_job(MigrationJobInput(host="SVR2", job_id=job_id, interval_seconds=0.25,
+                                            timeout_seconds=0.5))
+        assert caught.value.message == (f"SVR2: migration job {job_id} still running after 3 "
+                                        "polls")
+        assert caught.value.type == "JobTimeout" and not caught.value.non_retryable
+    finally:
+        monkeypatch.undo()
         driver.finish()
         fleet.sim.clock = Clock(0)
