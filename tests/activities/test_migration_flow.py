@@ -393,3 +393,28 @@ def test_verify_location_mismatches(fleet: Fleet, acts: MigrationActivities) -> 
         f"disk C:\\Hyper-V\\VHDs\\Linux01.vhdx not under {DEST}"]
     fine = acts.verify_location(VerifyLocationInput(host="SVR2", vm="Linux01"))
     assert fine.changed is False and fine.observed["mismatches"] == []
+
+
+def test_cancel_of_a_job_that_leaves_at_once(fleet: Fleet, driver: JobDriver,
+                                             acts: MigrationActivities) -> None:
+    """A job removed right after the accepted request is reported Gone, requested, with the
+    return value, and changed."""
+    job_id = acts.start_move(MOVE).observed["job_id"]
+    lookup = acts._get_job
+    calls: list[str] = []
+    kept: dict[str, Any] = {}
+
+    def second_after_removal(host: str, wanted: str) -> Any:
+        calls.append(wanted)
+        if len(calls) == 2:
+            job = next(j for j in fleet.sim.world.jobs.values() if j.id.upper() == wanted)
+            kept[job.id] = fleet.sim.world.jobs.pop(job.id)
+        return lookup(host, wanted)
+
+    acts._get_job = second_after_removal  # type: ignore[method-assign]
+    result = acts.cancel_job(MigrationJobInput(host="SVR2", job_id=job_id))
+    assert result.changed is True
+    assert result.observed == {"job_id": job_id, "state": "Gone", "requested": True,
+                               "return_value": 0}
+    fleet.sim.world.jobs.update(kept)
+    driver.release()
