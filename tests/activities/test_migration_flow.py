@@ -418,3 +418,31 @@ def test_cancel_of_a_job_that_leaves_at_once(fleet: Fleet, driver: JobDriver,
                                "return_value": 0}
     fleet.sim.world.jobs.update(kept)
     driver.release()
+
+
+def test_new_job_is_found_whatever_the_listing_order(
+    fleet: Fleet, acts: MigrationActivities
+) -> None:
+    """The job a move started is told apart from the VM's earlier jobs by id, not by its
+    place in the listing (WMI does not order instances): an earlier job listed last is not
+    taken for the new one."""
+    lab_with_vm(fleet.sim)
+    first = acts.start_move(STORAGE_A)
+    for job in list(fleet.sim.world.jobs.values()):
+        assert fleet.sim.job_done(job.id, timeout=5)
+    jobs = fleet.sim.world.jobs
+    listing = acts._jobs_for
+    calls: list[str] = []
+
+    def earlier_listed_last(host: str, wanted: str) -> Any:
+        calls.append(wanted)
+        if len(calls) == 2:  # after Move-VMStorage: the old job moves to the end
+            old = next(k for k in jobs if k.upper() == first.observed["job_id"])
+            jobs[old] = jobs.pop(old)
+        return listing(host, wanted)
+
+    acts._jobs_for = earlier_listed_last  # type: ignore[method-assign]
+    second = acts.start_move(STORAGE_B)
+    assert len(calls) == 2
+    assert second.changed and second.observed["job_id"] != first.observed["job_id"]
+    assert list(jobs)[-1].upper() == first.observed["job_id"]
