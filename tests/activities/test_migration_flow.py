@@ -132,6 +132,8 @@ def test_storage_move_with_disk_elsewhere_is_not_done(
     request = STORAGE_A.model_copy(update={"destination_path": "C:\\Hyper-V\\Conf"})
     assert acts._moved(request) is None
     assert acts._moved(request.model_copy(update={"destination_path": "C:\\Hyper-V"}))
+    disks_only = request.model_copy(update={"destination_path": "C:\\Hyper-V\\VHDs"})
+    assert acts._moved(disks_only) is None  # the disks are there, the configuration is not
     flight = acts.preflight(request)
     assert flight.observed["done"] is False
     assert flight.observed == {"done": False, "compatible": True, "incompatibilities": [],
@@ -446,3 +448,15 @@ def test_new_job_is_found_whatever_the_listing_order(
     assert len(calls) == 2
     assert second.changed and second.observed["job_id"] != first.observed["job_id"]
     assert list(jobs)[-1].upper() == first.observed["job_id"]
+
+
+def test_same_name_on_both_hosts_is_not_done(fleet: Fleet, acts: MigrationActivities) -> None:
+    """A VM of that name on the destination while the source still has it is not a finished
+    move: start_move starts one."""
+    lab_with_vm(fleet.sim)
+    vm = fleet.sim.host("SVR2").vm("Linux01")
+    assert vm is not None
+    twin = vm.model_copy(update={"id": "11111111-2222-4333-8444-555555555555"})
+    fleet.sim.host("SVR1").vms[twin.id] = twin
+    assert acts._moved(MOVE) is None
+    assert acts.preflight(MOVE).observed["done"] is False
