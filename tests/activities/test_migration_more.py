@@ -270,3 +270,44 @@ def test_poll_timeout_boundary(fleet: Fleet, acts: MigrationActivities,
         monkeypatch.undo()
         driver.finish()
         fleet.sim.clock = Clock(0)
+
+
+def test_cancel_stops_a_running_command(fleet: Fleet, acts: MigrationActivities) -> None:
+    """An activity cancelled while one of its commands runs stops that command and fails as
+    CancelledError instead of waiting for it to finish."""
+    from temporalio import activity
+    from temporalio.exceptions import CancelledError
+
+    from activities.base import application_errors
+    from hvlab.powershell.command import SWITCH, Command
+    from simulator.clock import Clock
+    from tests.activities.test_migration_activities import DEST, JobDriver
+
+    lab_with_vm(fleet.sim)
+    driver = JobDriver(fleet)
+    slow = Command.of("Move-VM", Name="Linux01", DestinationHost="svr1.kosa.vm",
+                      IncludeStorage=SWITCH, DestinationStoragePath=DEST)
+    beats: list[tuple[object, ...]] = []
+    env = ActivityEnvironment()
+
+    def on_heartbeat(*details: object) -> None:
+        beats.append(details)
+        if len(beats) == 1:
+            env.cancel()
+        else:  # still waiting after the cancel: let it end so the test does not hang
+            driver.finish()
+
+    env.on_heartbeat = on_heartbeat
+
+    @activity.defn(no_thread_cancel_exception=True)
+    def body() -> None:
+        with application_errors():
+            acts._remote.run("SVR2", slow)
+
+    try:
+        with pytest.raises(CancelledError):
+            env.run(body)
+        assert len(beats) == 1
+    finally:
+        driver.finish()
+        fleet.sim.clock = Clock(0)
