@@ -193,18 +193,22 @@ def test_find_job(fleet: Fleet, driver: JobDriver, acts: MigrationActivities) ->
 
 def test_job_for_prefers_the_running_job(fleet: Fleet, driver: JobDriver,
                                          acts: MigrationActivities) -> None:
-    """The running job wins over a newer finished one; running_only ignores finished jobs."""
+    """The running job wins over newer finished ones; else the newest job is taken;
+    running_only ignores finished jobs."""
     job_id = acts.start_move(MOVE).observed["job_id"]
     world = fleet.sim.world
     running = next(j for j in world.jobs.values() if j.id.upper() == job_id)
     old = running.model_copy(update={"id": "00000000-0000-4000-8000-0000000000AA", "state": 7})
     world.jobs[old.id] = old
+    newest = running.model_copy(update={"id": "00000000-0000-4000-8000-0000000000CC",
+                                        "state": 10})
+    world.jobs[newest.id] = newest
     vid = vm_id(fleet)
     assert acts._job_for("SVR2", vid, running_only=False)["InstanceID"] == job_id  # type: ignore[index]
     assert acts._job_for("SVR2", vid, running_only=True)["InstanceID"] == job_id  # type: ignore[index]
     running.state = 7
     assert acts._job_for("SVR2", vid, running_only=True) is None
-    assert acts._job_for("SVR2", vid, running_only=False) is not None
+    assert acts._job_for("SVR2", vid, running_only=False)["InstanceID"] == newest.id  # type: ignore[index]
     assert acts._job_for("SVR2", "NOPE", running_only=False) is None
     running.state = 4
     driver.finish()
