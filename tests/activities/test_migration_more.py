@@ -73,13 +73,16 @@ def test_readiness_reports_networks_by_subnet_and_priority(
     _ready(fleet)
     request = MigrationReadinessInput(host="SVR1", settings=WANTED, networks=[
         MigrationNetworkInput(subnet="10.20.0.9/16", priority=3),
-        MigrationNetworkInput(subnet="192.168.1.0/24", priority=1)])
+        MigrationNetworkInput(subnet="192.168.1.0/24", priority=1),
+        MigrationNetworkInput(subnet="172.16.0.0/12", priority=0)])
     result = acts.readiness(request)
     assert result.changed is True
-    assert result.observed["added_networks"] == ["10.20.0.0/16", "192.168.1.0/24"]
-    assert result.observed["networks"] == {"10.20.0.0/16": 3, "192.168.1.0/24": 1}
+    assert result.observed["added_networks"] == ["10.20.0.0/16", "192.168.1.0/24",
+                                                 "172.16.0.0/12"]
+    assert result.observed["networks"] == {"10.20.0.0/16": 3, "192.168.1.0/24": 1,
+                                           "172.16.0.0/12": 0}
     assert result.observed["current"] == WANTED.model_dump(exclude={"lab"})
-    assert counter(fleet, "SVR1", "Add-VMMigrationNetwork") == 2
+    assert counter(fleet, "SVR1", "Add-VMMigrationNetwork") == 3
     assert counter(fleet, "SVR1", "Enable-VMMigration") == 1
     assert counter(fleet, "SVR1", "Set-VMHost") >= 1
     again = acts.readiness(request)
@@ -311,3 +314,37 @@ def test_cancel_stops_a_running_command(fleet: Fleet, acts: MigrationActivities)
     finally:
         driver.finish()
         fleet.sim.clock = Clock(0)
+
+
+def test_settings_that_do_not_take_fail_verification(
+    fleet: Fleet, acts: MigrationActivities
+) -> None:
+    """Settings the host puts back right after they were applied (a policy) fail readiness
+    as VerificationFailed with the settings it shows."""
+    _ready(fleet)
+    apply = acts._apply
+
+    def reverted(host: str, wanted: MigrationHostSettings,
+                 current: MigrationHostSettings) -> bool:
+        changed = apply(host, wanted, current)
+        fleet.sim.host("SVR1").vmhost.migration_auth = "CredSSP"
+        return changed
+
+    acts._apply = reverted  # type: ignore[method-assign]
+    with pytest.raises(ApplicationError) as caught:
+        acts.readiness(MigrationReadinessInput(host="SVR1", settings=WANTED))
+    assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
+    assert caught.value.message.startswith(
+        "SVR1: migration settings did not take (observed MigrationHostSettings(")
+    assert "authentication='CredSSP'" in caught.value.message
+
+
+def test_unanswered_pings_are_not_a_change(acts: MigrationActivities) -> None:
+    """A VM that does not answer before the move is reported unchanged and not measured."""
+    from activities.models import DowntimeInput
+
+    result = acts.watch_downtime(DowntimeInput(host="DC1", address="10.99.99.98", vm="vm",
+                                               job_host="SVR1", job_id="x"))
+    assert result.changed is False
+    assert result.observed == {"measured": False,
+                               "reason": "10.99.99.98 does not answer pings from DC1"}
