@@ -464,3 +464,21 @@ def test_same_name_on_both_hosts_is_not_done(fleet: Fleet, acts: MigrationActivi
     fleet.sim.host("SVR1").vms[twin.id] = twin
     assert acts._moved(MOVE) is None
     assert acts.preflight(MOVE).observed["done"] is False
+
+
+def test_location_is_by_vm_name(fleet: Fleet, acts: MigrationActivities) -> None:
+    """Another VM on the host or on absent_from does not count as the VM being there."""
+    lab_with_vm(fleet.sim)
+    vm = fleet.sim.host("SVR2").vm("Linux01")
+    assert vm is not None
+    other = vm.model_copy(update={"id": "11111111-2222-4333-8444-666666666666",
+                                  "name": "Other01"})
+    fleet.sim.host("SVR1").vms[other.id] = other
+    ghost = acts.verify_location(VerifyLocationInput(host="SVR1", vm="Linux01",
+                                                     fail_on_mismatch=False))
+    assert ghost.observed["present"] is False
+    here = acts.verify_location(VerifyLocationInput(host="SVR2", vm="Linux01",
+                                                    absent_from="SVR1"))
+    assert here.observed["mismatches"] == []
+    flight = acts.preflight(STORAGE_A)
+    assert flight.changed is False and flight.observed["compared"] is False

@@ -254,3 +254,16 @@ def test_subnet_normalised() -> None:
 def test_resume_details_outside_an_activity_are_empty() -> None:
     """Outside an activity there is nothing to resume from."""
     assert mg._resume_details() == {}
+
+
+def test_smb_commands_ignore_a_storage_path() -> None:
+    """An SMB move given a storage path still sends no storage parameters."""
+    smb = SMB.model_copy(update={"destination_path": "C:\\elsewhere"})
+    assert "DestinationStoragePath" not in mg.compare_vm_command(smb).parameters
+    assert "DestinationStoragePath" not in mg.move_command(smb).parameters
+
+
+def test_under_keeps_trailing_letters() -> None:
+    """Only trailing backslashes are dropped: BOX is not BO."""
+    assert mg._under("C:\\Hyper-V\\BOX\\a.vhdx", "C:\\Hyper-V\\BOX")
+    assert not mg._under("C:\\BOX", "C:\\BO")
