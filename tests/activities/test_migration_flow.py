@@ -63,6 +63,9 @@ def test_start_move_result_fields(fleet: Fleet, driver: JobDriver,
     assert again.changed is False
     assert again.observed["reattached"] is True and again.observed["done"] is False
     assert again.observed["vm_id"] == vm_id(fleet) and again.observed["job_id"] == job.id.upper()
+    keys = {"job_id", "state", "job_state", "percent", "vm_id", "destination", "job_type",
+            "error", "done", "reattached"}
+    assert set(observed) == keys and set(again.observed) == keys
     driver.finish()
 
 
