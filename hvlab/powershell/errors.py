@@ -127,7 +127,8 @@ _RULES: tuple[tuple[re.Pattern[str], type[RemoteError]], ...] = tuple(
         (r"ParameterBinding|NamedParameterNotFound|ParameterArgumentValidation|"
          r"MissingMandatoryParameter|AmbiguousParameterSet|CannotConvertArgument|"
          r"Cannot bind parameter|Cannot validate argument", InvalidParameter),
-        (r"unable to find|ObjectNotFound|was not found|does not exist|cannot find", NotFound),
+        (r"unable to find|ObjectNotFound|was not found|does not exist|cannot find|"
+         r"0x80041002", NotFound),  # WBEM_E_NOT_FOUND: a CIM instance that is gone
         (r"already exists|ResourceExists", AlreadyExists),
         (r"is being used by running virtual machines|invalid state|cannot be performed while|"
          r"InvalidOperation", PreconditionFailed),
