@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# warm the bytecode caches (pytest's rewritten test modules too) once, not in each worker
+	$(BIN)/python -m pytest -q --collect-only -p no:cacheprovider > /dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
