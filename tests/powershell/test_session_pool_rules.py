@@ -29,27 +29,14 @@ from hvlab.powershell.errors import (
 )
 from hvlab.powershell.session import Endpoint, SessionPool
 from hvlab.spec import LabSpec
-from hvlab.specfile import load_lab
 from simulator.fleet import Fleet
 from simulator.winrm.faults import FaultEffect, FaultRule
 from simulator.winrm.soap import INTERNAL_ERROR
-from tests.sim.conftest import GB, SEED, StepClock, hyperv_ready
+from tests.sim.conftest import GB, StepClock, hyperv_ready
 
 UNKNOWN_SHELL = 2150858843
 OS_PROBE = Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"),
                         mutating=False)
-
-
-@pytest.fixture(scope="module")
-def lab_spec() -> LabSpec:
-    return load_lab(SEED)
-
-
-@pytest.fixture
-def fleet(lab_spec: LabSpec, tmp_path: Path) -> Iterator[Fleet]:
-    with Fleet(lab_spec, tmp_path, speed=0, fresh=True, port=0, control=False,
-               max_receive_wait=2.0) as running:
-        yield running
 
 
 class Events:

@@ -19,22 +19,8 @@ from hvlab.powershell.errors import (
 )
 from hvlab.powershell.session import Endpoint, SessionPool
 from hvlab.spec import LabSpec
-from hvlab.specfile import load_lab
 from simulator.fleet import Fleet
-from tests.sim.conftest import GB, SEED, hyperv_ready
-
-
-@pytest.fixture(scope="module")
-def lab_spec() -> LabSpec:
-    return load_lab(SEED)
-
-
-@pytest.fixture
-def fleet(lab_spec: LabSpec, tmp_path: Path) -> Iterator[Fleet]:
-    with Fleet(lab_spec, tmp_path, speed=0, fresh=True, port=0, control=False,
-               max_receive_wait=2.0) as running:
-        yield running
-
+from tests.sim.conftest import GB, hyperv_ready
 
 
 def one(command: Command, *, mutating: bool = False) -> Pipeline:
