@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
     )
     from hvlab.spec import Host, LabSpec, Vm
+    from workflows.observed import observe
     from workflows.options import COMPENSATION, LONG_JOB
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
@@ -113,6 +114,8 @@ class ReplicationWorkflow:
     @workflow.run
     async def run(self, request: ReplicationWorkflowInput) -> ReplicationWorkflowResult:
         """Replicate the VM; remove what this run set up on failure or cancel."""
+        if workflow.patched("observe-lab"):
+            request = await self._observed(request)
         rep = replication_input(request.spec, request.vm, request.replica, request.primary)
         self._tracker = Tracker("Replication", f"{rep.vm} {rep.primary} -> {rep.replica}")
         self._tracker.plan(*self._steps(rep))
@@ -133,6 +136,28 @@ class ReplicationWorkflow:
             vm=rep.vm, primary=rep.primary, replica=rep.replica,
             state=str(done.observed.get("state")), health=str(done.observed.get("health")),
             changed=changed, progress=self._tracker.progress)
+
+    @staticmethod
+    async def _observed(request: ReplicationWorkflowInput) -> ReplicationWorkflowInput:
+        """The VM's replication as it is now (after a planned failover its primary is the lab
+        file's replica), else the VM's current host as the primary."""
+        if request.primary is not None:
+            return request
+        known_vm(request.spec, request.vm)
+        state = await observe(request.spec, [request.vm])
+        primary = state.working(request.vm, request.spec.vm(request.vm).host)
+        replica = state.replica(request.vm)
+        if primary is None:
+            return request
+        if replica is not None and request.replica is None:
+            return request.model_copy(update={"primary": primary.host, "replica": replica.host})
+        entry = request.spec.replication_of(request.vm)
+        wanted = request.replica or (entry.replica if entry else None)
+        if wanted is not None and wanted.lower() == primary.host.lower() and entry is not None:
+            # the VM runs on the lab file's replica host (moved there): replicate back
+            return request.model_copy(update={"primary": primary.host,
+                                              "replica": entry.primary})
+        return request.model_copy(update={"primary": primary.host})
 
     @staticmethod
     def _steps(rep: ReplicationInput) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from hvlab.spec import LabSpec, OsFamily
     from workflows.checkpoint import checkpoint_vms, invalid_input
     from workflows.lab_build import LabBuildInput, LabBuildResult
+    from workflows.observed import LabState, observe, placed
     from workflows.options import REBOOT_WAIT
     from workflows.progress import Progress, Tracker
     from workflows.steps import step
@@ -46,6 +47,9 @@ class LabResetResult(BaseModel):
     converged: dict[str, str] = Field(default_factory=dict, description="build unit states")
     not_converged: list[str] = Field(default_factory=list, description=(
         "unit kinds of the plan that no workflow builds yet, so the reset did not re-run them"))
+    not_restored: dict[str, str] = Field(default_factory=dict, description=(
+        "VMs left as they are, with the reason (e.g. their checkpoint is on the Replica side "
+        "since a planned failover)"))
     progress: Progress
 
 
@@ -71,6 +75,31 @@ def start_order(spec: LabSpec, vms: list[str]) -> list[str]:
     routers = {(nat.vm or "").lower() for nat in spec.nat}
     first = dc + [n for n in ordered if n.lower() in routers and n not in dc]
     return first + [n for n in ordered if n not in first]
+
+
+def restorable(spec: LabSpec, state: LabState, vms: list[str],
+               checkpoint: str) -> tuple[LabSpec, dict[str, str]]:
+    """The lab placed as observed, and the VMs whose checkpoint cannot be applied where they
+    run now (with the reason). A VM runs where its copy is not a Replica; after a planned
+    failover the checkpoint stays with the old primary's copy, which is the Replica now, and
+    applying it there would not change the running VM."""
+    kept: dict[str, str] = {}
+    missing: list[str] = []
+    for vm in vms:
+        copy = state.working(vm, spec.vm(vm).host)
+        if copy is not None and checkpoint in copy.checkpoints:
+            continue
+        elsewhere = [c.host for c in state.of(vm) if checkpoint in c.checkpoints]
+        if copy is not None and elsewhere:
+            kept[vm] = (f"checkpoint {checkpoint!r} is on {', '.join(elsewhere)} (the Replica "
+                        f"side since a failover); {vm} runs on {copy.host}: fail it back to "
+                        "restore it, or take the checkpoint again there")
+        else:
+            missing.append(vm)
+    if missing:
+        raise invalid_input(f"no Hyper-V host has checkpoint {checkpoint!r} of "
+                            f"{', '.join(missing)}")
+    return placed(spec, state), kept
 
 
 RECONVERGED = ("host-prep", "shared-storage", "delegation", "migration-readiness")
@@ -110,9 +139,15 @@ class LabResetWorkflow:
         except ValueError as exc:
             raise invalid_input(str(exc)) from None
         vms = checkpoint_vms(spec, name)
-        spec = await self._locate(spec, vms, name)
+        kept: dict[str, str] = {}
+        if workflow.patched("observe-lab"):
+            state = await observe(spec, vms)
+            spec, kept = restorable(spec, state, vms, name)
+            vms = [v for v in vms if v not in kept]
+        else:
+            spec = await self._locate(spec, vms, name)
         kinds, left_out = converge_kinds(spec, request.only)
-        order = start_order(spec, vms)
+        order = start_order(spec, vms + list(kept))
         self._tracker = Tracker("LabReset", f"{spec.lab} to {name}")
         self._tracker.plan(*[(f"stop:{v}", f"turn off {v}") for v in vms],
                            *[(f"restore:{v}", f"restore {name} on {v}") for v in vms],
@@ -128,7 +163,7 @@ class LabResetWorkflow:
             lab=spec.lab, checkpoint=name, restored=[v for v, r in zip(vms, restored, strict=True)
                                                      if r.changed],
             started=started, converged=build.units if build else {}, not_converged=left_out,
-            progress=self._tracker.progress)
+            not_restored=kept, progress=self._tracker.progress)
 
     async def _locate(self, spec: LabSpec, vms: list[str], checkpoint: str) -> LabSpec:
         """The lab with each VM placed on the host that holds its checkpoint: VMs move (live
