@@ -9,6 +9,8 @@ three queries per host, never a change.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity
@@ -16,10 +18,17 @@ from temporalio import activity
 from activities.base import Remote, application_errors
 from activities.host import SILENT
 from activities.models import ObserveInput, StepResult
+from hvlab.lab_state import LabState, lab_state
 from hvlab.powershell.command import Command
-from hvlab.powershell.endpoints import EndpointSource
+from hvlab.powershell.endpoints import (
+    EndpointSource,
+    StaticEndpoints,
+    credentials_for,
+    endpoints_for,
+)
 from hvlab.powershell.errors import CommandNotFound
 from hvlab.powershell.session import SessionPool
+from hvlab.spec import LabSpec
 
 
 def list_vms_command() -> Command:
@@ -89,3 +98,19 @@ class ObserveActivities:
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""
         return [self.observe]
+
+
+def observe_hosts(spec: LabSpec, *, sim: bool, home: Path) -> LabState:
+    """The lab's observed state, read from outside a worker (``hvlab plan --live``)."""
+    pool = SessionPool(credentials_for(spec, sim, home), connection_timeout=5)
+    try:
+        activities = ObserveActivities(pool, StaticEndpoints(endpoints_for(spec, sim, home)))
+        names = [v.name for v in spec.vms]
+        hosts = [h.name for h in spec.hyperv_hosts]
+        with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as threads:
+            answers = list(threads.map(
+                lambda host: activities.observe(ObserveInput(lab=spec.lab, host=host,
+                                                             vms=names)).observed, hosts))
+        return lab_state(hosts, answers)
+    finally:
+        pool.close()

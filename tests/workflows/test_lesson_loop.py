@@ -9,6 +9,7 @@ history says.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,33 @@ import pytest
 from temporalio.client import Client
 
 from hvlab.spec import LabSpec
+from hvlab.specfile import dump_lab, load_lab
 from simulator.fleet import Fleet
+from tests.sim.conftest import SEED
 from tests.workflows.conftest import hvlab, lab_worker
 
 pytestmark = [pytest.mark.integration]
+
+RENAMES = [("win2003-1", "gw-1"), ("win2003-2", "tel-7"), ("win2003-3", "rdp-9"),
+           ("Linux01", "tux-3"), ("SVR1", "HVA"), ("SVR2", "HVB"), ("DC1", "ADS"),
+           ("kosa.vm", "school.test"), ("KOSA", "SCHOOL"), ("classroom", "room-204")]
+
+
+def renamed(path: Path, tmp: Path) -> LabSpec:
+    """The seed with every host, VM and the domain renamed: nothing may depend on its names."""
+    text = path.read_text()
+    for old, new in RENAMES:
+        text = text.replace(old, new)
+    (tmp / "renamed.yaml").write_text(text)
+    return load_lab(tmp / "renamed.yaml")
+
+
+@pytest.fixture(params=["seed", "renamed"])
+def seed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LabSpec:
+    """The lab of the lesson (the fleet fixture builds its fleet from it)."""
+    if request.param == "seed":
+        return load_lab(SEED)
+    return renamed(SEED, tmp_path_factory.mktemp("renamed"))
 
 
 def copies(fleet: Fleet) -> dict[str, list[tuple[str, str]]]:
@@ -50,9 +74,16 @@ def primary_of(fleet: Fleet, vm: str) -> str:
 
 
 async def test_lesson_loop(client: Client, task_queue: str, fleet: Fleet, seed: LabSpec,
-                           cli_env: None, tmp_path: Path) -> None:
-    lab = str(Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml")
+                           cli_env: None, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lab.yaml").write_text(dump_lab(seed))
+    lab = str(tmp_path / "lab.yaml")
     where = {v.name: v.host for v in seed.vms}
+    router = seed.nat[0]
+    gateway = str(router.vm)
+    telnet, rdp = (str(f.to_vm) for f in router.forwards)
+    two = seed.hyperv_hosts[1].name
+    share = f"\\\\{seed.domain.dc}\\smb\\{telnet}"
 
     async def ok(*args: str) -> None:
         assert await hvlab(*args, "--sim") == 0, args
@@ -63,18 +94,32 @@ async def test_lesson_loop(client: Client, task_queue: str, fleet: Fleet, seed: 
         replicated = seed.replication[0]
         assert primary_of(fleet, replicated.vm) == replicated.primary
 
-        await ok("migrate", lab, "win2003-1", "--to", "SVR2", "--watch")
-        await ok("migrate", lab, "win2003-3", "--to", "SVR2", "--mode", "smb", "--watch")
-        await ok("migrate", lab, "win2003-2", "--mode", "storage", "--storage-path",
-                 "\\\\DC1\\smb\\win2003-2", "--watch")
-        where.update({"win2003-1": "SVR2", "win2003-3": "SVR2"})
+        await ok("migrate", lab, gateway, "--to", two, "--watch")
+        await ok("migrate", lab, rdp, "--to", two, "--mode", "smb", "--watch")
+        await ok("migrate", lab, telnet, "--mode", "storage", "--storage-path", share,
+                 "--watch")
+        where.update({gateway: two, rdp: two})
         expect(fleet, where, "the migrations")
+        # the checkpoint is found where each VM runs now (it moved with it)
+        await ok("checkpoint", lab, seed.checkpoints[0].name, "--watch")
 
         await ok("replicate", lab, replicated.vm, "--watch")
         await ok("failover", lab, replicated.vm, "--watch")
         where[replicated.vm] = replicated.replica
         expect(fleet, where, "the failover")
         assert primary_of(fleet, replicated.vm) == replicated.replica
+        capsys.readouterr()
+        await ok("plan", lab, "--json")  # --sim: what the simulated fleet holds now
+        plan = json.loads(capsys.readouterr().out)
+        actions = {d["what"]: d["action"] for d in plan["differences"]}
+        assert actions[f"VM {gateway}"] == "moved"
+        assert actions[f"VM {replicated.vm}"] == "reversed"
+        assert actions[f"replication {replicated.vm}"] == "reversed"
+        assert actions[f"VM {telnet}"] == "unchanged"
+        # the failed-over VM's checkpoint stayed with its old primary: up takes it again
+        baseline = seed.checkpoints[0].name
+        assert actions[f"checkpoint {baseline} of {replicated.vm}"] == "create"
+        assert plan["summary"].startswith("Plan: 1 to create, 4 moved or failed over")
 
         await ok("up", lab, "--watch")
         expect(fleet, where, "up after the failover")
