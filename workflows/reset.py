@@ -7,7 +7,8 @@ answers), the NAT router VMs, then the rest in file order. Last, the lab file's 
 as a child LabBuildWorkflow, so what a rollback lost (AD objects and delegation after a DC
 rollback, share grants) comes back; every build step probes first, so converged parts cost
 only their probes. There is no compensation: the reset is itself the repair, and running it
-again is the way out of a failed one.
+again is the way out of a failed one. A reset that stops before every VM is restored and
+started fails as ResetIncomplete, naming the cause and the state each VM is left in.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import CheckpointInput, GuestWaitInput, StepResult, VmInput
@@ -153,10 +155,15 @@ class LabResetWorkflow:
                            *[(f"restore:{v}", f"restore {name} on {v}") for v in vms],
                            *[(f"start:{v}", f"start {v}") for v in order],
                            ("converge", "re-converge the lab file"))
-        await self._all([self._vm_step(f"stop:{v}", f"turn off {v}", "vm.stop", v, spec)
-                         for v in vms])
-        restored = await self._all([self._restore(v, name, spec) for v in vms])
-        started = await self._start(spec, order)
+        try:
+            await self._all([self._vm_step(f"stop:{v}", f"turn off {v}", "vm.stop", v, spec)
+                             for v in vms])
+            restored = await self._all([self._restore(v, name, spec) for v in vms])
+            started = await self._start(spec, order)
+        except ActivityError as error:
+            if not workflow.patched("reset-reports-vm-states"):
+                raise
+            raise await self._halted(spec, vms, name, error) from error
         build = await self._converge(spec, request.compensate, kinds, left_out)
         self._tracker.finish()
         return LabResetResult(
@@ -183,6 +190,28 @@ class LabResetWorkflow:
                                 f"{', '.join(missing)}")
         moved = [v.model_copy(update={"host": placed.get(v.name, v.host)}) for v in spec.vms]
         return spec.model_copy(update={"vms": moved})
+
+    async def _halted(self, spec: LabSpec, vms: list[str], checkpoint: str,
+                      error: ActivityError) -> ApplicationError:
+        """The failure of a reset that stopped before every VM was restored and started: the
+        cause, and the state each VM is left in (read-only probes where the reset put it)."""
+        probes = await asyncio.gather(*[step("vm.exists", VmInput(
+            lab=spec.lab, host=spec.vm(v).host, vm=v), summary=f"state of {v}") for v in vms],
+            return_exceptions=True)
+        states: dict[str, str] = {}
+        for vm, probe in zip(vms, probes, strict=True):
+            host = spec.vm(vm).host
+            if isinstance(probe, StepResult):
+                state = probe.observed.get("state") if probe.observed.get("exists") else "absent"
+                states[vm] = f"{state} on {host}"
+            else:
+                states[vm] = f"unknown on {host} ({probe})"
+        cause = error.cause if error.cause is not None else error
+        left = "; ".join(f"{vm} {where}" for vm, where in states.items())
+        return ApplicationError(
+            f"reset of {spec.lab} to {checkpoint!r} stopped: {cause}. VMs now: {left}. "
+            f"Run the reset again once the cause is fixed.",
+            {"states": states}, type="ResetIncomplete", non_retryable=True)
 
     @staticmethod
     async def _all(steps: list[Awaitable[StepResult]]) -> list[StepResult]:
