@@ -19,8 +19,8 @@ from temporalio.client import Client
 from hvlab.spec import LabSpec
 from hvlab.specfile import dump_lab, load_lab
 from simulator.fleet import Fleet
-from tests.sim.conftest import SEED
-from tests.workflows.conftest import hvlab, lab_worker
+from tests.sim.conftest import SEED, run
+from tests.workflows.conftest import hvlab, lab_worker, mutating_counts
 
 pytestmark = [pytest.mark.integration]
 
@@ -128,9 +128,16 @@ async def test_lesson_loop(client: Client, task_queue: str, fleet: Fleet, seed: 
         expect(fleet, where, "reset after the failover")
         assert all(_state(fleet, n, h) == "Running" for n, h in where.items())
 
-        await ok("failback", lab, replicated.vm, "--watch")
+        # failback: `hvlab failback`, or the same `hvlab failover` again (from where it runs now)
+        back = "failback" if seed.lab == "classroom" else "failover"
+        await ok(back, lab, replicated.vm, "--watch")
         where[replicated.vm] = replicated.primary
         expect(fleet, where, "the failback")
+        assert primary_of(fleet, replicated.vm) == replicated.primary
+
+        # a failback of a VM that runs on its lab-file primary already fails and moves nothing
+        assert await hvlab("failback", lab, replicated.vm, "--sim", "--watch") == 1
+        expect(fleet, where, "a needless failback")
         assert primary_of(fleet, replicated.vm) == replicated.primary
 
         await ok("up", lab, "--watch")
@@ -145,3 +152,26 @@ async def test_lesson_loop(client: Client, task_queue: str, fleet: Fleet, seed: 
 
 def _state(fleet: Fleet, vm: str, host: str) -> Any:
     return fleet.state()["hosts"][host]["vms"][vm]["state"]
+
+
+@pytest.mark.parametrize("seed", ["seed"], indirect=True)
+async def test_up_refuses_a_vm_that_runs_on_two_hosts(
+        client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, cli_env: None,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second running copy (made by hand, never by hvlab) stops ``up`` before any change,
+    naming the VM and both hosts: hvlab does not pick which copy is the lab's."""
+    (tmp_path / "lab.yaml").write_text(dump_lab(seed))
+    lab = str(tmp_path / "lab.yaml")
+    telnet = seed.vms[1]
+    other = next(h.name for h in seed.hyperv_hosts if h.name != telnet.host)
+    async with lab_worker(client, task_queue, fleet):
+        assert await hvlab("up", lab, "--sim", "--watch") == 0
+        assert run(fleet.sim, other, "New-VM", Name=telnet.name, MemoryStartupBytes=512 * 2**20,
+                   NoVHD=None).ok
+        before = mutating_counts(fleet)
+        capsys.readouterr()
+        assert await hvlab("up", lab, "--sim", "--watch") == 1
+    assert mutating_counts(fleet) == before
+    said = capsys.readouterr()
+    assert f"{telnet.name} on " in said.out + said.err
+    assert telnet.host in said.out + said.err and other in said.out + said.err
