@@ -48,6 +48,16 @@ def linux01(fleet: Fleet) -> dict[str, Any]:
     return dict(fleet.state()["hosts"]["SVR2"]["vms"]["Linux01"])
 
 
+def assert_restored(fleet: Fleet, checkpointed: dict[str, Any]) -> None:
+    """Linux01 equals its checkpointed self, except that it goes on in a new differencing disk
+    branched from the checkpoint's VHDX (the one it ran on after the checkpoint is discarded)."""
+    now, then = linux01(fleet), dict(checkpointed)
+    [disk], [old] = now.pop("disks"), then.pop("disks")
+    assert disk["path"] != old["path"] and now == then
+    branched = fleet.sim.host("SVR2").file(disk["path"])
+    assert branched is not None and branched.parent == "C:\\Hyper-V\\VHDs\\Linux01.vhdx"
+
+
 def drift(fleet: Fleet) -> None:
     """After the checkpoint: Linux01 gets more memory and a NIC the lab file does not have,
     and is turned off."""
@@ -92,14 +102,7 @@ async def test_checkpoint_then_change_then_reset_restores(
             CheckpointWorkflow.run, CheckpointWorkflowInput(spec=spec, checkpoint="baseline"),
             id=f"checkpoint-again-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
         assert taken.created == []
-    # the VM equals its checkpointed self, except that it goes on in a new differencing disk
-    # branched from the checkpoint's VHDX (the one it ran on after the checkpoint was discarded)
-    now = linux01(fleet)
-    [disk] = now.pop("disks")
-    assert disk["path"] != checkpointed.pop("disks")[0]["path"]
-    assert now == checkpointed
-    branched = fleet.sim.host("SVR2").file(disk["path"])
-    assert branched is not None and branched.parent == "C:\\Hyper-V\\VHDs\\Linux01.vhdx"
+    assert_restored(fleet, checkpointed)
     assert (result.checkpoint, result.restored, result.started) == (
         "baseline", ["Linux01"], ["Linux01"])
     assert result.converged == {"host-prep:SVR2": "done"}
