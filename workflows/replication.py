@@ -251,7 +251,7 @@ class ReplicationWorkflow:
         previous = result.observed.get("previous") or {}
         if result.changed and not previous.get("enabled"):
             changed.append(f"firewall:{host}")
-            port = int(previous.get("port") or 80)
+            port = int((str(previous.get("port") or "").split(",")[0]) or 80)
             undo = ReplicaFirewallInput(lab=rep.lab, host=host, port=port)
             saga.add(f"disable listener rule on {host}", lambda: step(
                 "replica.disable_firewall", undo, summary=f"undo: listener rule on {host}",

@@ -9,13 +9,17 @@ import uuid
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker import Replayer
 
 from hvlab.spec import LabSpec, Replication
 from simulator.fleet import Fleet
 from simulator.world import REPLICA_HTTP_RULE
+from tests.conftest import sandbox_runner
 from tests.workflows.conftest import mutating_counts
 from tests.workflows.test_migration import lab_vm, ops_worker, ready_hosts
+from workflows.registry import ALL_WORKFLOWS
 from workflows.replication import (
     ReplicationWorkflow,
     ReplicationWorkflowInput,
@@ -34,12 +38,13 @@ def two_vms(fleet: Fleet, seed: LabSpec) -> Fleet:
     return fleet
 
 
-async def replicate(client: Client, task_queue: str, spec: LabSpec, vm: str, replica: str
-                    ) -> ReplicationWorkflowResult:
+async def replicate(client: Client, task_queue: str, spec: LabSpec, vm: str, replica: str,
+                    workflow_id: str | None = None) -> ReplicationWorkflowResult:
     return await client.execute_workflow(
         ReplicationWorkflow.run,
         ReplicationWorkflowInput(spec=spec, vm=vm, replica=replica, poll_seconds=0.02),
-        id=f"{spec.lab}-replicate-{vm}-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        id=workflow_id or f"{spec.lab}-replicate-{vm}-{uuid.uuid4().hex[:6]}",
+        task_queue=task_queue)
 
 
 def relationship(fleet: Fleet, host: str, vm: str) -> tuple[str, str, str, int] | None:
@@ -66,11 +71,21 @@ async def test_second_vm_leaves_linux01_normal_on_8080(
 ) -> None:
     """`hvlab replicate FILE win2003-2 --to SVR2` after Linux01's replication (no lab-file
     entry for win2003-2): it replicates on 8080 (the port of Linux01's entry, which uses the
-    same hosts), no replica server or rule changes, Linux01 stays Normal."""
+    same hosts), no replica server or rule changes, Linux01 stays Normal. The run (with the
+    replica-servers-shared patch marker) replays without non-determinism."""
+    workflow_id = f"{seed.lab}-replicate-{SECOND}-{uuid.uuid4().hex[:6]}"
     async with ops_worker(client, task_queue, two_vms):
         await replicate(client, task_queue, seed, "Linux01", "SVR1")
         linux01_untouched(two_vms)
-        result = await replicate(client, task_queue, seed, SECOND, "SVR2")
+        result = await replicate(client, task_queue, seed, SECOND, "SVR2", workflow_id)
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    assert scheduled[0] == "replica.shared_settings"  # the patched path
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter,
+                        workflow_runner=sandbox_runner())
+    replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None, replayed.replay_failure
     assert (result.primary, result.replica) == ("SVR1", "SVR2")
     assert (result.state, result.health) == ("Replicating", "Normal")
     assert set(result.changed) == {"enable", "initial"}
