@@ -713,9 +713,24 @@ class VerifyLocationInput(_Input):
 
 
 class ReplicaServerInput(_Input):
+    """``host`` accepts replication (Kerberos on ``port``, from any server, into ``storage``).
+    ``vm`` is the VM it is set up for: the other relationships on the host rely on the
+    settings it has, so a change they would not survive is refused (Conflict)."""
+
     host: str
     port: int = Field(default=80, ge=1, le=65535)
     storage: str = "C:\\Hyper-V\\Replica"
+    vm: str | None = Field(default=None, description="the VM this replica server is for")
+
+
+class ReplicaServersInput(_Input):
+    """The replica servers ``vm``'s replication needs (``hosts``: its replica, then its
+    primary) and the settings asked for; None takes what the servers already have."""
+
+    vm: str
+    hosts: list[str] = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    storage: str | None = None
 
 
 class ReplicaFirewallInput(_Input):

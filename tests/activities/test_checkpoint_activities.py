@@ -118,7 +118,7 @@ def test_worker_registers_migration_replica_and_checkpoint(tmp_path: Path) -> No
         "migration.readiness", "migration.restore_readiness", "migration.preflight",
         "migration.start_move", "migration.find_job", "migration.poll_job",
         "migration.verify_location", "migration.cancel_job", "migration.watch_downtime",
-        "replica.server",
+        "replica.server", "replica.shared_settings",
         "replica.disable_server", "replica.firewall", "replica.disable_firewall",
         "replica.test_connection", "replica.enable", "replica.remove", "replica.start_initial",
         "replica.wait_state", "replica.health", "replica.prepare_failover", "replica.failover",
