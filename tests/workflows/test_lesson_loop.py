@@ -104,6 +104,11 @@ async def test_lesson_loop(client: Client, task_queue: str, fleet: Fleet, seed: 
         await ok("checkpoint", lab, seed.checkpoints[0].name, "--watch")
 
         await ok("replicate", lab, replicated.vm, "--watch")
+        # a second relationship (no lab-file entry) shares the replica servers' settings
+        await ok("replicate", lab, telnet, "--to", two, "--watch")
+        assert _replication(fleet, replicated.replica, replicated.vm)["port"] == \
+            replicated.port
+        assert _replication(fleet, replicated.primary, replicated.vm)["health"] == "Normal"
         await ok("failover", lab, replicated.vm, "--watch")
         where[replicated.vm] = replicated.replica
         expect(fleet, where, "the failover")
@@ -175,3 +180,7 @@ async def test_up_refuses_a_vm_that_runs_on_two_hosts(
     said = capsys.readouterr()
     assert f"{telnet.name} on " in said.out + said.err
     assert telnet.host in said.out + said.err and other in said.out + said.err
+
+
+def _replication(fleet: Fleet, host: str, vm: str) -> Any:
+    return fleet.state()["hosts"][host]["replication"][vm]
