@@ -23,6 +23,7 @@ from hvlab.spec import HostRole, LabSpec, Replication
 from hvlab.specfile import load_lab
 from starter.cli import UsageProblem, out
 from starter.ops_cli import SimOption, _client, _ui_link, _watch, register_lab, start_or_attach
+from workflows.converge import LabConvergeInput, LabConvergeWorkflow, converge_id
 from workflows.failover import (
     Approval,
     PlannedFailoverInput,
@@ -209,6 +210,22 @@ def failback(
     _started(handle, f"failback of [bold]{name}[/] to {entry.primary}", watch)
 
 
+def converge(
+    file: LabFile,
+    sim: SimOption = False,
+    watch: Watch = False,
+    no_compensate: NoCompensate = False,
+) -> None:
+    """Put the lab back where FILE says: move each VM a class moved back to its host, fail each
+    failed-over replication back, then converge the rest (what `up` does)."""
+    spec = load_lab(file)
+    register_lab(spec, sim)
+    request = LabConvergeInput(spec=spec, compensate=not no_compensate)
+    handle = asyncio.run(start_or_attach(LabConvergeWorkflow.run, request,
+                                         converge_id(spec.lab), f"converge lab {spec.lab}"))
+    _started(handle, f"converge of lab [bold]{spec.lab}[/]", watch)
+
+
 async def _approve(workflow_id: str, by: str) -> str:
     client = await _client()
     handle = client.get_workflow_handle(workflow_id)
@@ -230,5 +247,5 @@ def approve(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (migrate, replicate, failover, failback, approve):
+    for command in (migrate, replicate, failover, failback, converge, approve):
         app.command()(command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.checkpoint import CheckpointWorkflow
+from workflows.converge import LabConvergeWorkflow
 from workflows.delegation import DelegationWorkflow
 from workflows.doctor import DoctorWorkflow
 from workflows.failover import PlannedFailoverWorkflow
@@ -30,6 +31,7 @@ ALL_WORKFLOWS: list[type] = [
     CheckpointWorkflow,
     LabResetWorkflow,
     LabTeardownWorkflow,
+    LabConvergeWorkflow,
     LiveMigrationWorkflow,
     ReplicationWorkflow,
     PlannedFailoverWorkflow,

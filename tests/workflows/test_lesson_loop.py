@@ -151,6 +151,17 @@ async def test_lesson_loop(client: Client, task_queue: str, fleet: Fleet, seed: 
         expect(fleet, where, "reset after the failback")
         assert all(_state(fleet, n, h) == "Running" for n, h in where.items())
 
+        # before the next class: everything back where the lab file says, explicitly
+        await ok("failover", lab, replicated.vm, "--watch")
+        await ok("converge", lab, "--watch")
+        where = {v.name: v.host for v in seed.vms}
+        expect(fleet, where, "converge")
+        assert primary_of(fleet, replicated.vm) == replicated.primary
+        capsys.readouterr()
+        await ok("plan", lab, "--json")
+        assert json.loads(capsys.readouterr().out)["summary"].startswith(
+            "Plan: 0 to create, 0 moved or failed over (left as they are), 0 duplicated")
+
         await ok("down", lab, "--watch")
         assert copies(fleet) == {}
 
