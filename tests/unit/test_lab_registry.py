@@ -76,3 +76,24 @@ def test_strings_that_are_no_key_name_no_registration(tmp_path: Path, key: str) 
     registry.register(load_lab(SEED), sim=True)
     assert registry.path(key) is None
     assert registry.load(key) is None
+
+
+def test_worker_never_resolves_one_mode_with_the_other(tmp_path: Path) -> None:
+    """With only the real registration, an activity of sim.classroom is refused (naming
+    --sim), not sent to the lab file's hosts; and the reverse."""
+    from hvlab.labs import CURRENT_LAB
+    from hvlab.powershell.endpoints import WorkerLab
+    from hvlab.powershell.errors import CredentialUnavailable
+
+    spec = load_lab(SEED)
+    for registered, other, hint in (("classroom", "sim.classroom", "with --sim"),
+                                    ("sim.classroom", "classroom", "without --sim")):
+        home = tmp_path / registered
+        LabRegistry(home).register(spec, sim=registered.startswith("sim."))
+        token = CURRENT_LAB.set(other)
+        try:
+            with pytest.raises(CredentialUnavailable) as caught:
+                WorkerLab(home, {}).endpoint("SVR1")
+        finally:
+            CURRENT_LAB.reset(token)
+        assert other in str(caught.value) and hint in str(caught.value)
