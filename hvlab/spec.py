@@ -427,10 +427,16 @@ class ResetPolicy(_Model):
     timezone: str = "UTC"
 
 
+SIM_PREFIX = "sim."
+"""Marks the simulated fleet's registration of a lab: ``sim.<lab>`` (see :mod:`hvlab.labs`).
+A lab file cannot use it (:func:`hvlab.spec_check.check_lab`); ``--sim`` commands send it."""
+
+
 class LabSpec(_Model):
     """A whole lab."""
 
-    lab: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="lab id for workflow ids")
+    lab: str = Field(pattern=r"^(sim\.)?[a-z0-9][a-z0-9-]{0,40}$",
+                     description="lab id for workflow ids (sim.<lab>: its --sim registration)")
     domain: Domain
     credentials: dict[str, Credential]
     hosts: list[Host] = Field(min_length=1)

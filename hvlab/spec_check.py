@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from hvlab.spec import (
     MIGRATION_SERVICE,
+    SIM_PREFIX,
     TRUSTED_TEMPLATES,
     HostRole,
     LabSpec,
@@ -30,6 +31,7 @@ class Problem:
 def check_lab(spec: LabSpec) -> list[Problem]:
     """All cross-reference problems of the lab, in file order."""
     checks = (
+        _lab_id,
         _duplicates,
         _domain,
         _credentials_used,
@@ -54,6 +56,12 @@ def _dupes(items: Iterable[tuple[Loc, str]], what: str) -> Iterator[Problem]:
             yield Problem(loc, f"duplicate {what} {name!r} (first defined at {where.lstrip('.')})")
         else:
             seen[key] = loc
+
+
+def _lab_id(spec: LabSpec) -> Iterator[Problem]:
+    if spec.lab.startswith(SIM_PREFIX):
+        yield Problem(("lab",), f"{spec.lab!r}: the prefix {SIM_PREFIX!r} is reserved for the "
+                      "simulated fleet's registration (`--sim` adds it); name the lab without it")
 
 
 def _duplicates(spec: LabSpec) -> Iterator[Problem]:

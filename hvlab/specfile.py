@@ -22,7 +22,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.parser import RoundTripParser
 
-from hvlab.spec import LabSpec
+from hvlab.spec import SIM_PREFIX, LabSpec
 from hvlab.spec_check import Loc, check_lab
 
 
@@ -200,9 +200,11 @@ def load_lab(path: str | Path) -> LabSpec:
 
 
 def dump_lab(spec: LabSpec) -> str:
-    """The lab as YAML; ``parse_lab(dump_lab(spec)) == spec``."""
-    data = spec.model_dump(mode="json", exclude_defaults=True)
-    data = {"lab": spec.lab, **data}
+    """The lab as YAML; ``parse_lab(dump_lab(spec)) == spec``. The spec of a ``--sim``
+    registration (lab id ``sim.<lab>``, see :mod:`hvlab.labs`) dumps as its lab file."""
+    dumped = spec.model_dump(mode="json", exclude_defaults=True)
+    data = {"lab": spec.lab.removeprefix(SIM_PREFIX)}
+    data.update((key, value) for key, value in dumped.items() if key != "lab")
     buffer = io.StringIO()
     yaml = YAML(typ="rt")
     yaml.default_flow_style = False

@@ -5,10 +5,16 @@ ephemeral port; ``port=0`` always asks for an ephemeral one). The credentials of
 all get one generated password per fleet, written with the endpoints to
 ``$HVLAB_HOME/sim/endpoints.json`` (mode 0600). A small HTTP control API on 127.0.0.1 (port and
 token in ``$HVLAB_HOME/sim/control.json``) serves state/reset/faults/stop for ``hvlab sim``.
+
+One fleet per home: a fleet holds an exclusive lock on ``$HVLAB_HOME/sim/fleet.lock`` (with its
+pid in it) from before it reads or writes anything there until it stops; a second one raises
+:class:`FleetRunning` describing the first, without touching its world or endpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -31,6 +37,71 @@ WINRM_PORT = 5985
 
 def sim_dir(home: Path) -> Path:
     return home / "sim"
+
+
+LOCK_FILE = "fleet.lock"
+
+
+class FleetRunning(RuntimeError):
+    """Another simulated fleet serves this home; its pid and endpoints when known."""
+
+    def __init__(self, home: Path, pid: int | None, endpoints: dict[str, str]) -> None:
+        self.home, self.pid, self.endpoints = home, pid, endpoints
+        where = ", ".join(f"{host} {address}" for host, address in endpoints.items())
+        details = "; ".join(part for part in (f"pid {pid}" if pid else "", where) if part)
+        super().__init__(
+            f"a simulated fleet already runs for HVLAB_HOME {home}"
+            + (f" ({details})" if details else "")
+            + ": stop it with `hvlab sim stop`, or use another HVLAB_HOME")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _running(home: Path, lock: Any) -> FleetRunning:
+    lock.seek(0)
+    text = lock.read().strip()
+    pid = int(text) if text.isdigit() else None
+    hosts = _read_json(sim_dir(home) / "endpoints.json").get("hosts")
+    endpoints = {
+        str(name): f"{entry.get('address')}:{entry.get('port')}"
+        for name, entry in (hosts.items() if isinstance(hosts, dict) else ())
+        if isinstance(entry, dict)
+    }
+    return FleetRunning(home, pid, endpoints)
+
+
+def _lock(home: Path) -> Any:
+    """The home's fleet lock, held (with this pid in it); FleetRunning when another has it."""
+    path = sim_dir(home) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the fleet stops
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        running = _running(home, lock)
+        lock.close()
+        raise running from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def running_fleet(home: Path) -> FleetRunning | None:
+    """The fleet serving ``home`` now, or None (the lock is taken and released at once)."""
+    try:
+        lock = _lock(home)
+    except FleetRunning as running:
+        return running
+    lock.close()
+    return None
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -61,12 +132,18 @@ class Fleet:
         self.spec = spec
         self.home = Path(home)
         self.dir = sim_dir(self.home)
+        self._lock = _lock(self.home)
         self.state_path = self.dir / "world.json"
         self.plan = faults or FaultPlan()
         self.password = password or secrets.token_urlsafe(18)
         self.port = port
         self.max_receive_wait = max_receive_wait
-        self.sim = Sim(self._world(fresh), Clock(speed), state_path=self.state_path)
+        try:
+            world = self._world(fresh)
+        except BaseException:
+            self._lock.close()
+            raise
+        self.sim = Sim(world, Clock(speed), state_path=self.state_path)
         self.sim.faults = SimFaults(self.plan)
         self.sim.on_host_down = self._down
         self.sim.on_host_up = self._up
@@ -120,6 +197,13 @@ class Fleet:
         return {cred.username: self.password for cred in self.spec.credentials.values()}
 
     def start(self) -> Fleet:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # the listeners already started, and the home's lock
+            raise
+
+    def _start(self) -> Fleet:
         for index, host in enumerate(self.spec.hosts):
             address = f"127.0.0.{10 + index}"
             hooks = FaultHooks()
@@ -223,7 +307,11 @@ class Fleet:
             self._control.shutdown()
             self._control.server_close()
             self._control = None
-        self.sim.save()
+        try:
+            self.sim.save()
+        finally:
+            with contextlib.suppress(OSError):
+                self._lock.close()  # another fleet may serve this home now
 
     def __enter__(self) -> Fleet:
         return self.start()

@@ -92,7 +92,7 @@ def _scenario(spec: LabSpec, steps: list[DemoStep]) -> bool:
     from starter.schedule_cli import put_reset_schedule
 
     settings = get_settings()
-    LabRegistry(settings.home_dir).register(spec, sim=True)
+    spec = LabRegistry(settings.home_dir).register(spec, sim=True).spec
     scenario = Scenario(spec, settings.task_queue).build()
 
     async def go() -> bool:

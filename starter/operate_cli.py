@@ -119,7 +119,7 @@ def migrate(
     spec = load_lab(file)
     name = _vm(spec, vm)
     target = _migration_target(spec, name, to, mode, storage_path)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     request = LiveMigrationInput(
         spec=spec, vm=name, mode=mode.value, storage_path=storage_path,
         destination=target if mode is not Mode.storage else None,
@@ -149,7 +149,7 @@ def replicate(
     primary = entry.primary if entry else spec.vm(name).host
     if replica is not None and replica.lower() == primary.lower():
         raise UsageProblem(f"--to: {replica} is the primary of {name}")
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     request = ReplicationWorkflowInput(spec=spec, vm=name, replica=replica,
                                        compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(ReplicationWorkflow.run, request,
@@ -175,7 +175,7 @@ def failover(
     spec = load_lab(file)
     name = _vm(spec, vm)
     _replication(spec, name)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     request = PlannedFailoverInput(
         spec=spec, vm=name, test=test, reverse=not no_reverse,
         approval_timeout=approval_timeout if approve else None, compensate=not no_compensate)

@@ -74,7 +74,7 @@ def up(
 ) -> None:
     """Build (or converge) the lab described by FILE."""
     spec = load_lab(file)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     request = LabBuildInput(spec=spec, compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(LabBuildWorkflow.run, request, build_id(spec.lab),
                                          f"build lab {spec.lab}"))
@@ -84,9 +84,11 @@ def up(
         raise typer.Exit(asyncio.run(_watch(handle.id)))
 
 
-def register_lab(spec: LabSpec, sim: bool) -> None:
-    """Store the (validated) lab file where the workers read it."""
-    LabRegistry(get_settings().home_dir).register(spec, sim=sim)
+def register_lab(spec: LabSpec, sim: bool) -> LabSpec:
+    """Store the (validated) lab file where the workers read it, as its registration in this
+    mode; returns the spec to give the workflows (lab id ``sim.<lab>`` with ``--sim``, so the
+    two modes' workflow and schedule ids and registrations never meet)."""
+    return LabRegistry(get_settings().home_dir).register(spec, sim=sim).spec
 
 
 async def start_or_attach(workflow: Any, arg: Any, workflow_id: str, summary: str

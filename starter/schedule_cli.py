@@ -103,7 +103,7 @@ def checkpoint(
         checkpoint_vms(spec, name)
     except ValueError as exc:
         raise UsageProblem(f"NAME: {exc}") from None
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     _launch("CheckpointWorkflow", CheckpointWorkflowInput(spec=spec, checkpoint=name,
                                                           compensate=not no_compensate),
             f"{spec.lab}-checkpoint-{name}", f"checkpoint {name} of lab {spec.lab}", follow)
@@ -121,7 +121,7 @@ def reset(
     """Restore a checkpoint on every VM of the lab, then re-converge the lab file."""
     spec = load_lab(file)
     chosen = _reset_checkpoint(spec, name)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     _launch("LabResetWorkflow", LabResetInput(spec=spec, checkpoint=chosen, compensate=compensate),
             reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", follow)
 
@@ -132,7 +132,7 @@ def down(file: LabFile, sim: SimOption = False, follow: WatchOption = False) -> 
     The lab's schedules (reset, replication health) are deleted first, so none starts a run
     against a lab being removed."""
     spec = load_lab(file)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     for schedule_id in asyncio.run(_delete_lab_schedules(spec.lab)):
         out.print(f"schedule {schedule_id} deleted")
     _launch("LabTeardownWorkflow", LabTeardownInput(spec=spec), f"{spec.lab}-down",
@@ -205,7 +205,7 @@ def schedule_reset(
     chosen = _reset_checkpoint(spec, name)
     if not CRON.match(cron.strip()):
         raise UsageProblem(f"--cron {cron!r} is not a five-field cron expression")
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     handle, created = asyncio.run(_put(spec, cron.strip(), chosen))
     verb = "created" if created else "updated"
     out.print(f"schedule {handle.id} {verb}: reset {spec.lab} to {chosen} at '{cron}'")
@@ -336,7 +336,7 @@ def health(
     worker."""
     spec = load_lab(file)
     _replicated(spec)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     result = asyncio.run(_health(spec))
     if as_json:
         out.print_json(result.model_dump_json())
@@ -385,7 +385,7 @@ def schedule_health(
     spec = load_lab(file)
     _replicated(spec)
     interval = _every(every)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     handle, created = asyncio.run(_put_schedule(
         health_schedule_id(spec.lab), health_schedule(spec, interval, get_settings().task_queue)))
     verb = "created" if created else "updated"

@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -99,16 +99,19 @@ def serve(
         int | None, typer.Option(min=0, max=65535, help="WinRM port (default 5985, else ephemeral)")
     ] = None,
 ) -> None:
-    """Serve every host of FILE over WinRM until stopped."""
+    """Serve every host of FILE over WinRM until stopped (one fleet per HVLAB_HOME: exit 2
+    naming the running one)."""
     spec = _load(file)
     plan = _fault_plan(faults, "--faults")
     if detach:
         _detach(file, speed, faults, fresh, port)
         return
-    from simulator.fleet import Fleet
+    from simulator.fleet import Fleet, FleetRunning
 
-    (sim_home() / "endpoints.json").unlink(missing_ok=True)
-    fleet = Fleet(spec, home(), speed=speed, faults=plan, fresh=fresh, port=port).start()
+    try:
+        fleet = Fleet(spec, home(), speed=speed, faults=plan, fresh=fresh, port=port).start()
+    except FleetRunning as running:
+        _refuse(running)
     (sim_home() / "sim.pid").write_text(str(os.getpid()))
     _print_endpoints(fleet.endpoints)
     stop = threading.Event()
@@ -121,11 +124,28 @@ def serve(
     out.print("simulated fleet stopped")
 
 
+def _refuse(running: Exception) -> NoReturn:
+    err.print(f"error: {running}", markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+def _started_by(control: Path, pid: int) -> bool:
+    """The fleet of process ``pid`` serves: it wrote its control API (after its endpoints)."""
+    try:
+        return int(json.loads(control.read_text()).get("pid", 0)) == pid
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _detach(file: Path, speed: float, faults: Path | None, fresh: bool, port: int | None) -> None:
+    from simulator.fleet import running_fleet
+
     directory = sim_home()
+    running = running_fleet(home())
+    if running is not None:
+        _refuse(running)
     directory.mkdir(parents=True, exist_ok=True)
     endpoints = directory / "endpoints.json"
-    endpoints.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "starter.sim_cli", "serve", str(file), "--speed", str(speed)]
     argv += (["--faults", str(faults)] if faults else []) + (["--fresh"] if fresh else [])
     argv += ["--port", str(port)] if port is not None else []
@@ -139,10 +159,10 @@ def _detach(file: Path, speed: float, faults: Path | None, fresh: bool, port: in
         env={**os.environ, "HVLAB_HOME": str(home())},
     )
     deadline = time.monotonic() + DETACH_TIMEOUT
-    while not endpoints.exists():
+    while not _started_by(directory / "control.json", proc.pid):
         if proc.poll() is not None or time.monotonic() > deadline:
             err.print(f"[red]the simulator did not start[/]; see {directory / 'serve.log'}")
-            raise typer.Exit(1)
+            raise typer.Exit(proc.returncode if proc.returncode == 2 else 1)
         time.sleep(0.05)
     (directory / "sim.pid").write_text(str(proc.pid))
     _print_endpoints(json.loads(endpoints.read_text())["hosts"])

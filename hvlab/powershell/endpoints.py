@@ -183,7 +183,8 @@ class WorkerLab:
     """Endpoints and credentials for the labs a worker serves, resolved per activity.
 
     An activity's lab id (``hvlab.labs.CURRENT_LAB``, set from its input) selects a lab
-    registered under ``home/labs`` by ``hvlab up`` (with its sim flag). Without one, the lab
+    registered under ``home/labs`` by ``hvlab up``: ``<lab>`` for real hosts, ``sim.<lab>``
+    for the simulated fleet (separate registrations, see :mod:`hvlab.labs`). Without one, the lab
     file named by ``HVLAB_LAB_FILE`` is used (``HVLAB_LAB_SIM=1`` for the simulator). A worker
     without any lab still starts (the doctor needs none); a remote step then fails with
     CredentialUnavailable, not retried.
@@ -198,14 +199,18 @@ class WorkerLab:
         self._default: LabSpec | None = None
 
     def _current(self) -> tuple[LabSpec, bool]:
-        from hvlab.labs import CURRENT_LAB, LabRegistry
+        from hvlab.labs import CURRENT_LAB, LabRegistry, is_sim
 
         lab = CURRENT_LAB.get()
         if lab:
-            registered = LabRegistry(self._home).load(lab)
+            registry = LabRegistry(self._home)
+            registered = registry.load(lab)
             if registered is None:
+                mode = "with --sim" if is_sim(lab) else "without --sim"
                 raise CredentialUnavailable(
-                    "", "", f"lab {lab!r} is not registered on this worker ({self._home}/labs)")
+                    "", "", f"lab {lab!r} is not registered on this worker "
+                    f"({registry.path(lab) or registry.directory}): run an hvlab command for "
+                    f"its lab file {mode} with this HVLAB_HOME")
             return registered.spec, registered.sim
         return self._default_spec(), self.sim
 

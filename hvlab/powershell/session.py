@@ -233,8 +233,9 @@ class SessionPool:
         """Run a pipeline on the host; raise a classified RemoteError on any failure.
 
         A dead session (host rebooted, shell gone, HTTP connection and its NTLM context
-        closed after idling) is rebuilt once before giving up, when the failure shows the
-        request never ran: an unknown shell, or HTTP 400/401 on a reused pool. A dropped
+        closed after idling, a listener restarted with other credentials) is rebuilt once
+        before giving up, when the failure shows the request never ran: an unknown shell, or
+        HTTP 400/401 on a reused pool (the credential is looked up again on reopening). A dropped
         connection or a read timeout is left to the caller's retry (the command may have run,
         and every step probes before it acts).
         """
@@ -357,7 +358,13 @@ def _int_value(declared: str | None, value: int) -> Any:
 
 def _not_delivered(exc: Exception) -> bool:
     """The host could not read the request (its NTLM context for the connection is gone), so it
-    cannot have run. A dropped connection is not retried here: the command may have run."""
+    cannot have run. pypsrp raises every HTTP 401 as AuthenticationError: on a reused pool that
+    is a listener that no longer knows the pool's logon (a restarted WinRM service, a
+    simulated fleet restarted on the same port with a new password), and the pool is reopened
+    with the credential looked up again. A dropped connection is not retried here: the
+    command may have run."""
+    if isinstance(exc, AuthenticationError):
+        return True
     return isinstance(exc, WinRMTransportError) and exc.code in (400, 401)
 
 

@@ -251,8 +251,8 @@ async def test_missing_delegation_names_the_fix_in_the_cli(
         code = await hvlab("migrate", str(SEED), "win2003-2", "--to", "SVR2", "--sim", "--watch")
         watched = cli_text(capsys)
         assert code == 1, watched
-        assert "classroom-migrate-win2003-2 ended failed" in watched
-        assert "hvlab history classroom-migrate-win2003-2" in watched
+        assert "sim.classroom-migrate-win2003-2 ended failed" in watched
+        assert "hvlab history sim.classroom-migrate-win2003-2" in watched
     assert "Traceback" not in watched
     reason = watched[watched.index("ended failed"):]
     assert "DelegationMissing: SVR1: Compare-VM" in reason and "0x8009030E" in reason

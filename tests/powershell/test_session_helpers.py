@@ -180,7 +180,13 @@ def test_only_400_and_401_mean_not_delivered(code: int, expected: bool) -> None:
 def test_other_exceptions_are_not_known_undelivered() -> None:
     """A dropped connection or any other exception may have run the command."""
     assert not _not_delivered(requests.exceptions.ConnectionError("reset"))
-    assert not _not_delivered(AuthenticationError("401"))
+    assert not _not_delivered(RuntimeError("401"))
+
+
+def test_authentication_error_is_not_delivered() -> None:
+    """pypsrp raises every HTTP 401 as AuthenticationError: the listener refused the request
+    before reading it (a reused pool then reopens, see test_fleet_restart.py)."""
+    assert _not_delivered(AuthenticationError("401"))
 
 
 @pytest.mark.parametrize("code", [502, 503])

@@ -730,7 +730,9 @@ def test_password_rotated_under_an_open_pool_is_permanent(
     fleet: Fleet, pool: SessionPool, svr1: Endpoint, events: Events
 ) -> None:
     """When the host stops accepting the pool's password (HTTP 401 on a new connection), the
-    call fails at once with a permanent AuthenticationFailed, reported as 'error'."""
+    pool is reopened once with the credential looked up again (a restarted listener may want
+    another one); when that one is refused too, the call fails with a permanent
+    AuthenticationFailed naming the user and lab credential, reported as 'error'."""
     from simulator.winrm.auth import UserDirectory
 
     server = fleet.servers["SVR1"]
@@ -740,8 +742,11 @@ def test_password_rotated_under_an_open_pool_is_permanent(
     server.come_up()
     with pytest.raises(AuthenticationFailed) as caught:
         pool.run(svr1, OS_PROBE)
-    assert caught.value.host_message == "the host rejected the credentials (HTTP 401)"
+    assert caught.value.host_message == (
+        "the host rejected the credentials of KOSA\\Administrator (lab credential "
+        "'domain-admin', HTTP 401)")
     assert not caught.value.retryable
+    assert events.asked == ["domain-admin", "domain-admin"]
     assert events.opens == [("SVR1", 1), ("SVR1", -1)]
     assert events.requests == [("SVR1", "ok"), ("SVR1", "error")]
 

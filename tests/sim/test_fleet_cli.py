@@ -48,3 +48,31 @@ def test_detached_serve_state_reset_stop(home: Path) -> None:
     finally:
         assert runner.invoke(sim_app, ["stop"]).exit_code == 0
     assert not (home / "sim" / "sim.pid").exists()
+
+
+def test_second_serve_names_the_running_fleet_and_exits_2(home: Path) -> None:
+    """With one fleet detached, `sim serve --detach` and `sim serve` exit 2 naming its pid and
+    endpoints, start nothing and leave it serving with the same endpoints; after `sim stop`
+    a new one starts."""
+    runner = CliRunner()
+    argv = ["serve", str(SEED), "--speed", "0", "--port", "0"]
+    started = runner.invoke(sim_app, [*argv, "--detach", "--fresh"])
+    assert started.exit_code == 0, started.output
+    try:
+        pid = (home / "sim" / "sim.pid").read_text()
+        endpoints = (home / "sim" / "endpoints.json").read_text()
+        svr1 = json.loads(endpoints)["hosts"]["SVR1"]
+        for extra in (["--detach"], ["--detach", "--fresh"], []):
+            again = runner.invoke(sim_app, [*argv, *extra])
+            assert again.exit_code == 2, again.output
+            assert "already runs" in again.output and f"pid {pid}" in again.output
+            assert f"SVR1 {svr1['address']}:{svr1['port']}" in again.output
+            assert "hvlab sim stop" in again.output
+        assert (home / "sim" / "endpoints.json").read_text() == endpoints
+        assert (home / "sim" / "sim.pid").read_text() == pid
+        assert runner.invoke(sim_app, ["state", "--json"]).exit_code == 0
+    finally:
+        assert runner.invoke(sim_app, ["stop"]).exit_code == 0
+    restarted = runner.invoke(sim_app, [*argv, "--detach"])
+    assert restarted.exit_code == 0, restarted.output
+    assert runner.invoke(sim_app, ["stop"]).exit_code == 0

@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from activities.context import LabContextInterceptor
 from activities.registry import remote_activities
-from hvlab.labs import LabRegistry
+from hvlab.labs import LabRegistry, for_mode
 from hvlab.powershell.endpoints import WorkerLab
 from hvlab.powershell.session import SessionPool
 from hvlab.settings import get_settings
@@ -37,13 +37,15 @@ def mutating_counts(fleet: Fleet) -> dict[str, dict[str, int]]:
 
 @pytest.fixture
 def seed() -> LabSpec:
-    return load_lab(SEED)
+    """The seed lab as `--sim` commands hand it to workflows: lab id ``sim.classroom``, the
+    simulated fleet's registration (``fleet`` registers it)."""
+    return for_mode(load_lab(SEED), sim=True)
 
 
 @pytest.fixture
 def fleet(seed: LabSpec, tmp_path: Path) -> Iterator[Fleet]:
-    with Fleet(seed, tmp_path, speed=0, fresh=True, port=0, control=False,
-               max_receive_wait=2.0) as running:
+    with Fleet(for_mode(seed, sim=False), tmp_path, speed=0, fresh=True, port=0,
+               control=False, max_receive_wait=2.0) as running:
         LabRegistry(tmp_path).register(seed, sim=True)
         yield running
 

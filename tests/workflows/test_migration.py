@@ -305,7 +305,7 @@ async def test_cli_storage_migration_with_watch(
         assert await hvlab("migrate", str(SEED), svr1_vm, "--mode", "storage",
                            "--storage-path", target, "--sim", "--watch") == 0
         handle = client.get_workflow_handle_for(LiveMigrationWorkflow.run,
-                                                f"classroom-migrate-{svr1_vm}")
+                                                f"sim.classroom-migrate-{svr1_vm}")
         result = await handle.result()
     assert result.moved and result.host == "SVR1" and result.path == target
     assert result.disks and all(d.startswith(target + "\\") for d in result.disks)

@@ -155,7 +155,7 @@ async def test_health_cli_and_schedule(
     from tests.workflows.conftest import hvlab
     from workflows.replica_health import ReplicationHealthResult
 
-    schedule_id = "classroom-replication-health-schedule"
+    schedule_id = "sim.classroom-replication-health-schedule"
     async with ops_worker(client, task_queue, fleet):
         await replicate(client, task_queue, seed, linux01)
         capsys.readouterr()

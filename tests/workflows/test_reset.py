@@ -89,7 +89,7 @@ async def test_checkpoint_then_change_then_reset_restores(
         assert "Rogue" in {n["name"] for n in changed["nics"]}
         assert await hvlab("reset", str(lab), "--sim", "--watch") == 0
         result = await client.get_workflow_handle(
-            "classroom-reset", result_type=LabResetResult).result()
+            "sim.classroom-reset", result_type=LabResetResult).result()
         ghost = spec.vm("Linux01").model_copy(update={"name": "ghost"})
         with_ghost = spec.model_copy(update={"vms": [*spec.vms, ghost],
                                              "checkpoints": [Checkpoint(name="pre-class")]})

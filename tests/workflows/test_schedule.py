@@ -19,7 +19,7 @@ from tests.workflows.conftest import hvlab, lab_worker
 from tests.workflows.test_reset import assert_restored, build, drift, linux01, svr2_lab
 from workflows.reset import LabResetResult
 
-SCHEDULE = "classroom-reset-schedule"
+SCHEDULE = "sim.classroom-reset-schedule"
 
 
 async def scheduled_run(client: Client, timeout: float = 20.0) -> str:
@@ -58,7 +58,7 @@ async def test_triggered_schedule_resets_the_lab(
         workflow_id = await scheduled_run(client)
         handle = client.get_workflow_handle(workflow_id, result_type=LabResetResult)
         result = await asyncio.wait_for(handle.result(), timeout=30)
-    assert workflow_id.startswith("classroom-reset")
+    assert workflow_id.startswith("sim.classroom-reset")
     assert (result.checkpoint, result.restored) == ("baseline", ["Linux01"])
     assert set(result.converged) == {"host-prep:SVR2"}
     assert_restored(fleet, checkpointed)

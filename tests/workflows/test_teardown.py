@@ -46,10 +46,10 @@ async def test_teardown_removes_vms_and_switches_and_a_rerun_changes_nothing(
         assert await hvlab("schedule", "reset", str(lab), "--cron", "0 6 * * 1-5", "--sim") == 0
         assert await hvlab("down", str(lab), "--sim", "--watch") == 0
         with pytest.raises(RPCError) as gone:  # down deleted the lab's reset schedule
-            await client.get_schedule_handle("classroom-reset-schedule").describe()
+            await client.get_schedule_handle("sim.classroom-reset-schedule").describe()
         assert gone.value.status == RPCStatusCode.NOT_FOUND
         second = await client.get_workflow_handle(
-            "classroom-down", result_type=LabTeardownResult).result()
+            "sim.classroom-down", result_type=LabTeardownResult).result()
     assert mutating_counts(fleet) == before
     assert second.removed == {}
     assert {s.state for s in second.progress.steps} <= {"unchanged", "skipped"}
