@@ -15,14 +15,14 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.base import application_errors
+from activities.base import application_errors, cancelled
 from activities.host import SILENT, verify_failed
 from activities.migration import ProgressRemote, progress, progress_scope
 from activities.models import CheckpointInput, StepResult
 from activities.vm import get_vm_command, stop_vm_command
 from hvlab.powershell.command import Command, Switch
 from hvlab.powershell.endpoints import EndpointSource
-from hvlab.powershell.errors import CommandNotFound
+from hvlab.powershell.errors import CommandNotFound, RemoteError
 from hvlab.powershell.session import SessionPool
 
 NO_CONFIRM = Switch(False)
@@ -138,12 +138,32 @@ class CheckpointActivities:
                                                       "resumed": True})
         if before in RUNNING_STATES:
             self._remote.run(request.host, stop_vm_command(request.vm, turn_off=True))
-        self._remote.run(request.host, restore_checkpoint_command(request.vm, request.name))
+        try:
+            self._remote.run(request.host, restore_checkpoint_command(request.vm, request.name))
+        except RemoteError as error:
+            if cancelled():
+                raise  # application_errors turns it into the cancellation
+            raise self._not_restored(request, error, before) from None
         progress({"restored": request.name, "vm": request.vm})
         after = self._vm_state(request)
         if after in RUNNING_STATES:
             raise verify_failed(request.host, f"{request.vm} runs after the restore", after)
         return StepResult(changed=True, observed={**checkpoint, "state": after, "was": before})
+
+    def _not_restored(self, request: CheckpointInput, error: RemoteError,
+                      before: str) -> ApplicationError:
+        """The host refused the apply: the failure says what state the VM is left in (turned
+        off for the restore, not restored), with the host's error kind as its type."""
+        try:
+            now = self._vm_state(request)
+        except (RemoteError, ApplicationError):
+            now = "unknown"
+        return ApplicationError(
+            f"{error} [{request.vm} on {request.host} is {now}: it was {before}, the checkpoint "
+            f"'{request.name}' was not applied]",
+            {"host": request.host, "vm": request.vm, "state": now, "was": before,
+             "command": error.command, "message": error.host_message},
+            type=error.type_name, non_retryable=not error.retryable)
 
     @activity.defn(name="checkpoint.remove")
     def remove(self, request: CheckpointInput) -> StepResult:

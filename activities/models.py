@@ -12,7 +12,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hvlab.spec import Delegation, LabSpec, NatGateway, NatKind, Nic, PortForward, Share, Vm
+from hvlab.spec import (
+    Delegation,
+    LabSpec,
+    NatGateway,
+    NatKind,
+    Nic,
+    PortForward,
+    Share,
+    SwitchType,
+    Vm,
+)
 from hvlab.spec import Host as HostSpec
 from hvlab.spec import Switch as SwitchSpec
 
@@ -34,6 +44,13 @@ class HostInput(_Input):
     """A step on one host that needs nothing but the host's name."""
 
     host: str
+
+
+class ObserveInput(_Input):
+    """Which of the lab's VMs one Hyper-V host holds (``lab.observe``)."""
+
+    host: str
+    vms: list[str] = Field(default_factory=list, description="the VMs to report; empty: all")
 
 
 class DomainJoinInput(_Input):
@@ -396,7 +413,27 @@ def _nat_checks(spec: LabSpec, nat: NatGateway) -> list[ConnectivityCheck]:
     return [ConnectivityCheck(
         name=f"{nat.name}: tcp {f.external_port} on {address} -> {f.to_vm or f.to_ip}:"
              f"{f.internal_port}", host=source, address=address, port=f.external_port)
-        for f in nat.forwards if f.protocol.value == "tcp"]
+        for f in nat.forwards if f.protocol.value == "tcp" and not split_forward(spec, nat, f)]
+
+
+def split_forward(spec: LabSpec, nat: NatGateway, forward: PortForward) -> str:
+    """Why the forward cannot work where the VMs run now ('' when it can): an RRAS router
+    reaches its servers through Internal or Private switches, which do not leave their host,
+    so after a class moved the router or the server to another host the path is gone until a
+    move brings them together again."""
+    if nat.kind is not NatKind.rras_in_guest or not nat.vm or not forward.to_vm:
+        return ""
+    router, server = spec.vm(nat.vm), spec.vm(forward.to_vm)
+    if router.host.lower() == server.host.lower():
+        return ""
+    shared = {n.switch.lower() for n in router.nics} & {n.switch.lower() for n in server.nics}
+    for name in shared:
+        switch = next((s for s in spec.host(server.host).switches
+                       if s.name.lower() == name), None)
+        if switch is not None and switch.type is SwitchType.External:
+            return ""
+    return (f"{nat.vm} runs on {router.host} and {server.name} on {server.host}: their "
+            "switches do not cross hosts; move them onto one host to use this forward")
 
 
 # storage (SMB share, share ACL, NTFS)
@@ -676,9 +713,24 @@ class VerifyLocationInput(_Input):
 
 
 class ReplicaServerInput(_Input):
+    """``host`` accepts replication (Kerberos on ``port``, from any server, into ``storage``).
+    ``vm`` is the VM it is set up for: the other relationships on the host rely on the
+    settings it has, so a change they would not survive is refused (Conflict)."""
+
     host: str
     port: int = Field(default=80, ge=1, le=65535)
     storage: str = "C:\\Hyper-V\\Replica"
+    vm: str | None = Field(default=None, description="the VM this replica server is for")
+
+
+class ReplicaServersInput(_Input):
+    """The replica servers ``vm``'s replication needs (``hosts``: its replica, then its
+    primary) and the settings asked for; None takes what the servers already have."""
+
+    vm: str
+    hosts: list[str] = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    storage: str | None = None
 
 
 class ReplicaFirewallInput(_Input):

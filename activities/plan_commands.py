@@ -182,6 +182,8 @@ def _replication(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]
     rep = spec.replication_of(unit.target)
     assert rep is not None  # the plan makes a replication unit only for an entry
     name, _, target = step.name.partition(":")
+    if name == "shared-settings":  # read-only, on both hosts
+        return [replica.get_server_command(), replica.all_replications_command()]
     if name == "replica-server":
         return [replica.set_server_command(ReplicaServerInput(host=target, port=rep.port,
                                                               storage=rep.storage))]

@@ -17,6 +17,7 @@ from activities.guest import GuestActivities
 from activities.host import HostActivities
 from activities.migration import MigrationActivities
 from activities.network import NetworkActivities
+from activities.observe import ObserveActivities
 from activities.replica import ReplicaActivities
 from activities.storage import StorageActivities
 from activities.vm import VmActivities
@@ -27,7 +28,7 @@ from hvlab.settings import Settings
 
 REMOTE_DOMAINS = (HostActivities, VmActivities, GuestActivities, StorageActivities,
                   DirectoryActivities, NetworkActivities, MigrationActivities,
-                  ReplicaActivities, CheckpointActivities)
+                  ReplicaActivities, CheckpointActivities, ObserveActivities)
 
 
 def remote_activities(sessions: SessionPool, lab: EndpointSource) -> list[Callable[..., Any]]:

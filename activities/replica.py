@@ -33,6 +33,7 @@ from activities.models import (
     ReplicaFirewallInput,
     ReplicaHealthInput,
     ReplicaServerInput,
+    ReplicaServersInput,
     ReplicationInput,
     ReplicaVmInput,
     ReplicaWaitInput,
@@ -50,6 +51,10 @@ NO_CONFIRM = Switch(False)
 INITIAL_REPLICATION_JOB = 116  # Msvm_ConcreteJob.JobType "Sending Initial Replica"
 FAILED_OVER = ("FailedOverWaitingCompletion", "FailedOver")
 _CONNECT_FAILED = ("0x00002EFD", "could not be established")
+DEFAULT_STORAGE = "C:\\Hyper-V\\Replica"
+DEFAULT_PORT = 80
+# AllowedAuthenticationType values under which a Kerberos relationship connects
+KERBEROS = ("Kerberos", "CertificateAndKerberos")
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -59,9 +64,11 @@ def get_server_command() -> Command:
     return Command.of("Get-VMReplicationServer")
 
 
-def set_server_command(request: ReplicaServerInput) -> Command:
+def set_server_command(request: ReplicaServerInput, auth: str = "Kerberos") -> Command:
+    """Accept Kerberos replication on ``request.port``; ``auth`` keeps a server that also
+    accepts certificates (CertificateAndKerberos) doing so."""
     return Command.of("Set-VMReplicationServer", ReplicationEnabled=True,
-                      AllowedAuthenticationType="Kerberos",
+                      AllowedAuthenticationType=auth,
                       KerberosAuthenticationPort=request.port,
                       ReplicationAllowedFromAnyServer=True,
                       DefaultStorageLocation=request.storage)
@@ -100,6 +107,11 @@ def test_connection_command(request: ReplicationInput, server: str | None = None
 
 def get_replication_command(vm: str) -> Command:
     return Command.of("Get-VMReplication", VMName=vm, ErrorAction=SILENT)
+
+
+def all_replications_command() -> Command:
+    """Every relationship the host takes part in (either side)."""
+    return Command.of("Get-VMReplication")
 
 
 def enable_replication_command(request: ReplicationInput) -> Command:
@@ -166,7 +178,8 @@ def _same_server(found: Any, wanted: str) -> bool:
 
 
 def _replication_view(rep: dict[str, Any]) -> dict[str, Any]:
-    return {"mode": _text(rep.get("Mode") or rep.get("ReplicationMode")),
+    return {"vm": _text(rep.get("VMName")),
+            "mode": _text(rep.get("Mode") or rep.get("ReplicationMode")),
             "state": _text(rep.get("State") or rep.get("ReplicationState")),
             "health": _text(rep.get("Health") or rep.get("ReplicationHealth")),
             "primary": rep.get("PrimaryServer"), "replica": rep.get("ReplicaServer"),
@@ -183,12 +196,70 @@ def _server_view(server: dict[str, Any]) -> dict[str, Any]:
 
 
 def _server_drift(request: ReplicaServerInput, view: dict[str, Any]) -> list[str]:
-    wanted = {"enabled": True, "auth": "Kerberos", "port": request.port,
-              "allow_any_server": True}
+    wanted = {"enabled": True, "port": request.port, "allow_any_server": True}
     drift = [f"{k} {view[k]!r} != {v!r}" for k, v in wanted.items() if view[k] != v]
+    if view["auth"] not in KERBEROS:
+        drift.append(f"auth {view['auth']!r} != 'Kerberos'")
     if not _same_path(view["storage"], request.storage):
         drift.append(f"storage {view['storage']!r} != {request.storage!r}")
     return drift
+
+
+def _port_of(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def breaking_changes(host: str, vm: str | None, view: dict[str, Any], port: int, storage: str,
+                     relationships: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The replica server settings of ``host`` (``view``) that setting it up for ``vm`` on
+    ``port`` into ``storage`` would change under the other relationships on the host (either
+    side: a primary needs its own replica server for reverse replication). A disabled server
+    serves no one; the port matters to the relationships that use the server's port now."""
+    if not view["enabled"]:
+        return []
+    others = [r for r in relationships if r["vm"].lower() != (vm or "").lower()]
+    if not others:
+        return []
+
+    def change(setting: str, current: Any, wanted: Any, users: list[dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+        return [{"host": host, "setting": setting, "current": current, "wanted": wanted,
+                 "relationships": [f"{r['vm']} ({r['mode']})" for r in users]}] if users else []
+
+    found: list[dict[str, Any]] = []
+    if port != view["port"]:
+        found += change("port", view["port"], port,
+                        [r for r in others if _port_of(r["port"]) == view["port"]])
+    if view["auth"] not in KERBEROS:
+        found += change("authentication", view["auth"], "Kerberos", others)
+    if not view["allow_any_server"]:
+        found += change("allowed primaries", "authorization entries", "any server", others)
+    if not _same_path(view["storage"], storage):
+        found += change("storage", view["storage"], storage, others)
+    return found
+
+
+def shared_conflict(vm: str | None, changes: list[dict[str, Any]]) -> ApplicationError:
+    """Conflict (not retried): the replica server settings ``vm`` needs would break other
+    relationships. ``details[0]`` is {"vm", "changes"} with each change's host, setting,
+    current and wanted value and the relationships relying on it."""
+    what = "; ".join(f"{c['host']}: {vm or 'this replication'} needs replica server "
+                     f"{c['setting']} {c['wanted']}, but {', '.join(c['relationships'])} "
+                     f"rel{'ies' if len(c['relationships']) == 1 else 'y'} on "
+                     f"{c['current']}" for c in changes)
+    return ApplicationError(
+        f"{what}. Nothing was changed: give {vm or 'the VM'} the same replica server settings "
+        "(its replication entry in the lab file), or remove the other replication first",
+        {"vm": vm, "changes": changes}, type="Conflict", non_retryable=True)
+
+
+def _ports(value: Any) -> list[str]:
+    """A port filter's LocalPort (a string array, or one comma-separated string) as a list."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [p.strip() for item in items for p in _text(item).split(",") if p.strip()]
 
 
 def replication_failed(host: str, vm: str, found: dict[str, Any], reason: str | None = None
@@ -261,7 +332,13 @@ class ReplicaActivities:
             before = self._server(request.host)
             if not _server_drift(request, before):
                 return StepResult(changed=False, observed=before)
-            self._remote.run(request.host, set_server_command(request))
+            breaking = breaking_changes(request.host, request.vm, before, request.port,
+                                        request.storage, self._relationships(request.host))
+            if breaking:
+                raise shared_conflict(request.vm, breaking)
+            auth = before["auth"] if before["enabled"] and before["auth"] in KERBEROS \
+                else "Kerberos"
+            self._remote.run(request.host, set_server_command(request, auth))
             after = self._server(request.host)
             if _server_drift(request, after):
                 raise verify_failed(request.host, "replica server settings did not take", after)
@@ -270,12 +347,54 @@ class ReplicaActivities:
     def _server(self, host: str) -> dict[str, Any]:
         return _server_view(self._remote.query_one(host, get_server_command()) or {})
 
+    def _relationships(self, host: str) -> list[dict[str, Any]]:
+        """Every relationship on ``host`` (Get-VMReplication), either side."""
+        return [_replication_view(r) for r in self._remote.query(host, all_replications_command())
+                if isinstance(r, dict)]
+
+    def _kept(self, host: str, what: str) -> StepResult | None:
+        """An undo that leaves ``what`` alone because relationships on the host still use it:
+        the result names them (``kept``); None when nothing uses it."""
+        users = [f"{r['vm']} ({r['mode']})" for r in self._relationships(host)]
+        if not users:
+            return None
+        return StepResult(changed=False, observed={
+            "kept": f"{host}: {what} kept: {', '.join(users)} still replicate(s) through it",
+            "relationships": users})
+
+    @activity.defn(name="replica.shared_settings")
+    def shared_settings(self, request: ReplicaServersInput) -> StepResult:
+        """Read-only: the replica server settings ``request.vm``'s replication uses on each
+        of ``request.hosts``, refusing (Conflict, before anything changes) settings the other
+        relationships there would not survive. No port asked for: the port the servers
+        already listen on (the replica's first), else 80; no storage: each enabled server's
+        own. Observed: ``port``, ``storage`` (per host), ``servers``, ``relationships``."""
+        with application_errors():
+            servers = {h: self._server(h) for h in request.hosts}
+            relationships = {h: self._relationships(h) for h in request.hosts}
+            port = request.port or next((v["port"] for v in servers.values()
+                                         if v["enabled"] and v["port"]), DEFAULT_PORT)
+            storage = {h: request.storage or (v["storage"] if v["enabled"] and v["storage"]
+                                              else DEFAULT_STORAGE)
+                       for h, v in servers.items()}
+            breaking = [change for h in request.hosts for change in breaking_changes(
+                h, request.vm, servers[h], port, storage[h], relationships[h])]
+            if breaking:
+                raise shared_conflict(request.vm, breaking)
+            return StepResult(changed=False, observed={
+                "port": port, "storage": storage, "servers": servers,
+                "relationships": {h: [r["vm"] for r in rs] for h, rs in relationships.items()}})
+
     @activity.defn(name="replica.disable_server")
     def disable_server(self, request: HostInput) -> StepResult:
-        """Compensation of replica.server: stop accepting replication."""
+        """Compensation of replica.server: stop accepting replication, unless relationships
+        on the host still use the server (then it is kept and the result says so)."""
         with application_errors():
             if not self._server(request.host)["enabled"]:
                 return StepResult(changed=False, observed={"enabled": False})
+            kept = self._kept(request.host, "replica server")
+            if kept is not None:
+                return kept
             self._remote.run(request.host, disable_server_command())
             after = self._server(request.host)
             if after["enabled"]:
@@ -287,11 +406,14 @@ class ReplicaActivities:
         rule = self._remote.query_one(host, get_rule_command()) or {}
         ports = self._remote.run(host, get_rule_command(), get_port_filter_command(),
                                  mutating=False)
-        port = next((_text(p.get("LocalPort")) for p in ports if isinstance(p, dict)), "")
+        port = next((",".join(_ports(p.get("LocalPort"))) for p in ports
+                     if isinstance(p, dict)), "")
         return {"enabled": _text(rule.get("Enabled")) == "True", "port": port}
 
     def _set_rule(self, host: str, enabled: bool, port: int) -> StepResult:
         before = self._rule(host)
+        if enabled and before["enabled"] and str(port) in _ports(before["port"]):
+            return StepResult(changed=False, observed={**before, "previous": before})
         if before["port"] != str(port):
             self._remote.run(host, set_rule_port_command(port))
         if before["enabled"] != enabled:
@@ -309,8 +431,14 @@ class ReplicaActivities:
 
     @activity.defn(name="replica.disable_firewall")
     def disable_firewall(self, request: ReplicaFirewallInput) -> StepResult:
-        """Compensation of replica.firewall: disable the rule, its port back to ``port``."""
+        """Compensation of replica.firewall: disable the rule, its port back to ``port``,
+        unless relationships on the host still use it (then it is kept and the result says
+        so)."""
         with application_errors():
+            if self._rule(request.host)["enabled"]:
+                kept = self._kept(request.host, f"firewall rule '{HTTP_RULE}'")
+                if kept is not None:
+                    return kept
             return self._set_rule(request.host, False, request.port)
 
     # -- connection, enable, remove ------------------------------------------------------
@@ -616,8 +744,8 @@ class ReplicaActivities:
 
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""
-        return [self.server, self.disable_server, self.firewall, self.disable_firewall,
-                self.test_connection, self.enable, self.remove, self.start_initial,
-                self.wait_state, self.health, self.prepare_failover, self.failover, self.complete,
-                self.reverse, self.stop_failover, self.test_failover,
-                self.cleanup_test_failover]
+        return [self.server, self.shared_settings, self.disable_server, self.firewall,
+                self.disable_firewall, self.test_connection, self.enable, self.remove,
+                self.start_initial, self.wait_state, self.health, self.prepare_failover,
+                self.failover, self.complete, self.reverse, self.stop_failover,
+                self.test_failover, self.cleanup_test_failover]

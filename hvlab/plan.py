@@ -219,6 +219,7 @@ def _replication(spec: LabSpec) -> Iterable[PlanUnit]:
     for rep in spec.replication:
         p, r = rep.primary, rep.replica
         steps = [
+            _s("shared-settings", "replica server settings in use", r),
             _s("replica-server:" + r, f"replica server on {r} ({rep.auth}, port {rep.port})", r),
             _s("replica-server:" + p, f"replica server on {p} (for reverse replication)", p),
             _s("firewall:" + r, "Hyper-V Replica HTTP listener rule", r),

@@ -350,6 +350,30 @@ def _replication(spec: LabSpec) -> Iterator[Problem]:
             yield _unknown((*loc, "vm"), "VM", rep.vm, (v.name for v in spec.vms))
         elif vm.host.lower() != rep.primary.lower():
             yield Problem((*loc, "primary"), f"{vm.name} lives on {vm.host}, not {rep.primary}")
+        yield from _shared_replica_server(spec, i)
+
+
+def _shared_replica_server(spec: LabSpec, i: int) -> Iterator[Problem]:
+    """Both hosts of a relationship run a replica server (the primary's for reverse
+    replication), one per host for every relationship there: an entry sharing a host with an
+    earlier entry must ask for the same port, authentication and storage."""
+    rep = spec.replication[i]
+    hosts = {rep.primary.lower(), rep.replica.lower()}
+    for k, other in enumerate(spec.replication[:i]):
+        shared = sorted(h for h in (other.primary, other.replica) if h.lower() in hosts)
+        if not shared:
+            continue
+        for field in ("port", "auth", "storage"):
+            mine, theirs = getattr(rep, field), getattr(other, field)
+            if str(mine).rstrip("\\").lower() != str(theirs).rstrip("\\").lower():
+                mine = getattr(mine, "value", mine)
+                theirs = getattr(theirs, "value", theirs)
+                where = f"{shared[0]} runs" if len(shared) == 1 else \
+                    f"{' and '.join(shared)} each run"
+                yield Problem(("replication", i, field),
+                              f"{where} one replica server for {rep.vm} and {other.vm} "
+                              f"(replication[{k}], {field} {theirs}): use {field} {theirs} "
+                              f"here too, not {mine}")
 
 
 def _checkpoints(spec: LabSpec) -> Iterator[Problem]:

@@ -43,14 +43,53 @@ class UsageProblem(Exception):
 def plan(
     file: LabFile,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+    live: Annotated[bool, typer.Option(
+        "--live", help="compare with what the lab's hosts hold now (read-only)")] = False,
+    sim: Annotated[bool, typer.Option(
+        "--sim", help="compare with what the simulated fleet holds now (implies --live)")
+    ] = False,
 ) -> None:
-    """Validate FILE and print the build DAG: units, their order and their steps."""
+    """Validate FILE and print the build DAG: units, their order and their steps.
+
+    With --live (or --sim) print instead what converging FILE would do to the lab as it is
+    now: VMs, replications and checkpoints to create, moved or failed over (left where the
+    class put them), duplicated or unchanged, and a one-line summary."""
     spec = load_lab(file)  # SpecError is reported by run() (exit 2)
+    if live or sim:
+        _print_live_plan(spec, sim, as_json)
+        return
     build = build_plan(spec)
     if as_json:
         sys.stdout.write(json.dumps(_plan_json(spec, build), indent=2) + "\n")
         return
     _print_plan(spec, build)
+
+
+def _print_live_plan(spec: LabSpec, sim: bool, as_json: bool) -> None:
+    from activities.observe import observe_hosts
+    from hvlab.lab_state import SYMBOLS, differences, summary
+    from hvlab.powershell.errors import RemoteError
+    from hvlab.settings import get_settings
+
+    try:
+        state = observe_hosts(spec, sim=sim, home=get_settings().home_dir)
+    except RemoteError as exc:
+        fix = ("start the simulated fleet: `hvlab sim serve FILE --detach`" if sim
+               else exc.fix or "check the lab file's connections (`hvlab doctor FILE`)")
+        err.print(f"[red]error:[/] {exc.host or 'a host'}: {escape(exc.host_message)}; {fix}")
+        raise typer.Exit(1) from None
+    found = differences(spec, state)
+    if as_json:
+        sys.stdout.write(json.dumps({"lab": spec.lab, "differences": [
+            d.model_dump() for d in found], "summary": summary(found)}, indent=2) + "\n")
+        return
+    out.print(f"[bold]lab {spec.lab}[/] as it is now ({'simulated fleet' if sim else 'hosts'})")
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for difference in found:
+        table.add_row(f"  {SYMBOLS[difference.action]}", difference.what,
+                      escape(difference.detail))
+    out.print(table)
+    out.print(summary(found))
 
 
 def _plan_json(spec: LabSpec, build: BuildPlan) -> dict[str, object]:

@@ -187,6 +187,28 @@ def failover(
     _started(handle, f"{what} of [bold]{name}[/]", watch)
 
 
+def failback(
+    file: LabFile,
+    vm: VmName,
+    no_reverse: Annotated[bool, typer.Option(
+        "--no-reverse", help="do not reverse the replication afterwards")] = False,
+    sim: SimOption = False,
+    watch: Watch = False,
+    no_compensate: NoCompensate = False,
+) -> None:
+    """Planned failover of VM back to the primary the lab file names, then reverse replication
+    (so the next lesson can fail it over again)."""
+    spec = load_lab(file)
+    name = _vm(spec, vm)
+    entry = _replication(spec, name)
+    register_lab(spec, sim)
+    request = PlannedFailoverInput(spec=spec, vm=name, replica=entry.primary,
+                                   reverse=not no_reverse, compensate=not no_compensate)
+    handle = asyncio.run(start_or_attach(PlannedFailoverWorkflow.run, request,
+                                         failover_id(spec.lab, name), f"failback of {name}"))
+    _started(handle, f"failback of [bold]{name}[/] to {entry.primary}", watch)
+
+
 async def _approve(workflow_id: str, by: str) -> str:
     client = await _client()
     handle = client.get_workflow_handle(workflow_id)
@@ -208,5 +230,5 @@ def approve(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (migrate, replicate, failover, approve):
+    for command in (migrate, replicate, failover, failback, approve):
         app.command()(command)

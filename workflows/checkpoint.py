@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.models import CheckpointInput, StepResult
     from hvlab.spec import LabSpec
+    from workflows.observed import observe, placed
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
@@ -68,6 +69,9 @@ class CheckpointWorkflow:
             vms = checkpoint_vms(request.spec, request.checkpoint)
         except ValueError as exc:
             raise invalid_input(str(exc)) from None
+        if workflow.patched("observe-lab"):  # each VM where it runs now, not the file's host
+            state = await observe(request.spec, vms)
+            request = request.model_copy(update={"spec": placed(request.spec, state)})
         self._tracker = Tracker("Checkpoint", request.checkpoint)
         self._tracker.plan(*((f"checkpoint:{vm}", f"checkpoint {request.checkpoint} of {vm}")
                              for vm in vms))

@@ -34,9 +34,10 @@ with workflow.unsafe.imports_passed_through():
         VmNicInput,
     )
     from hvlab.spec import LabSpec
+    from workflows.observed import observe
     from workflows.options import COMPENSATION, LONG_JOB, PROBE
     from workflows.progress import Progress, Tracker
-    from workflows.replication import replication_input
+    from workflows.replication import known_vm, replication_input
     from workflows.saga import Saga
     from workflows.steps import step, tracked
 
@@ -108,6 +109,8 @@ class PlannedFailoverWorkflow:
     @workflow.run
     async def run(self, request: PlannedFailoverInput) -> PlannedFailoverResult:
         """Fail the VM over (or test it); undo on failure or cancel until completion."""
+        if workflow.patched("observe-lab"):
+            request = await self._observed(request)
         rep = replication_input(request.spec, request.vm, request.replica, request.primary)
         self._request, self._rep = request, rep
         self._tracker = Tracker("PlannedFailover", f"{rep.vm} {rep.primary} -> {rep.replica}")
@@ -123,6 +126,33 @@ class PlannedFailoverWorkflow:
             raise
         self._tracker.finish()
         return result
+
+    @staticmethod
+    async def _observed(request: PlannedFailoverInput) -> PlannedFailoverInput:
+        """Primary and replica as they are now: after a failover the roles are reversed, so
+        the next failover of the same VM is the failback."""
+        if request.primary is not None and request.replica is not None:
+            return request
+        known_vm(request.spec, request.vm)
+        state = await observe(request.spec, [request.vm])
+        primary = next((c for c in state.of(request.vm) if c.mode == "Primary"), None)
+        replica = state.replica(request.vm)
+        if primary is None or replica is None:
+            found = ", ".join(f"{c.host}: {c.mode or 'not replicated'}"
+                              for c in state.of(request.vm)) or "no host holds it"
+            raise ApplicationError(
+                f"{request.vm} is not a replicated VM with a primary and a replica ({found}); "
+                f"replicate it first (hvlab replicate)", {"copies": found},
+                type="PreconditionFailed", non_retryable=True)
+        if request.replica is not None and request.replica.lower() == primary.host.lower():
+            raise ApplicationError(
+                f"{request.vm} runs on {primary.host} already (its replica is {replica.host})",
+                type="PreconditionFailed", non_retryable=True)
+        if request.replica is not None and request.replica.lower() != replica.host.lower():
+            raise ApplicationError(
+                f"{request.vm} replicates to {replica.host}, not {request.replica}",
+                type="InvalidParameter", non_retryable=True)
+        return request.model_copy(update={"primary": primary.host, "replica": replica.host})
 
     def _steps(self) -> list[tuple[str, str]]:
         request, rep = self._request, self._rep

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from hvlab.spec import LabSpec
     from workflows.build_compensation import PATCH, BuildCompensation
     from workflows.host_prep import HostPrepInput
+    from workflows.observed import observe, placed
     from workflows.outcome import record
     from workflows.progress import Progress, Tracker
     from workflows.units import UNIT_WORKFLOWS, unit_input
@@ -58,7 +59,9 @@ class LabBuildWorkflow:
 
     @workflow.run
     async def run(self, request: LabBuildInput) -> LabBuildResult:
-        """Run every unit of the plan in dependency order."""
+        """Run every unit of the plan in dependency order, from the lab's observed state."""
+        if workflow.patched("observe-lab"):
+            request = await self._observed(request)
         spec = request.spec
         plan = self._plan(request)
         self._tracker = Tracker("LabBuild", spec.lab)
@@ -92,6 +95,20 @@ class LabBuildWorkflow:
         record(summary)
         self._tracker.finish("cancelled")
         self._tracker.progress.error = "; ".join(summary.lines())
+
+    @staticmethod
+    async def _observed(request: LabBuildInput) -> LabBuildInput:
+        """The request with each VM where it runs now (a moved VM is never created again on
+        the lab file's host) and each replication with its current primary."""
+        state = await observe(request.spec)
+        twice = state.duplicates()
+        if twice:
+            found = "; ".join(f"{vm} on {', '.join(hosts)}" for vm, hosts in twice.items())
+            raise ApplicationError(
+                f"lab {request.spec.lab}: VMs run on more than one host ({found}); remove the "
+                "extra copy (Remove-VM on the host that should not hold it) and run again",
+                {"duplicates": twice}, type="Conflict", non_retryable=True)
+        return request.model_copy(update={"spec": placed(request.spec, state)})
 
     @staticmethod
     def _plan(request: LabBuildInput) -> BuildPlan:

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         GuestNatInput,
         HostNatInput,
         RemoveHostNatInput,
+        split_forward,
     )
     from hvlab.plan import prefixed, unit_steps
     from hvlab.spec import LabSpec, NatKind
@@ -66,6 +67,11 @@ class NatGatewayWorkflow:
                     options=COMPENSATION))
                 await tracked(self._tracker, configure, f"WinNAT on {nat.host}", "network.host_nat",
                               host_nat)
+            for forward in nat.forwards:
+                why = split_forward(spec, nat, forward)
+                if why:
+                    workflow.logger.warning("%s: forward %s not checked: %s", nat.name,
+                                            forward.external_port, why)
             checks = ConnectivityInput.from_spec(spec.model_copy(update={"nat": [nat]}))
             await tracked(self._tracker, "verify", "forwarded ports answer",
                           "guest.check_connectivity", checks.model_copy(update={"lab": lab}))

@@ -3,14 +3,25 @@
 Replica servers on both hosts (the primary must accept replication too, for reverse
 replication after a planned failover), the listener firewall rule on both, Enable-VMReplication
 on the primary, initial replication (a host-side job, followed with heartbeats) and the wait for
-Replicating/Normal. Port, frequency and replica storage come from the lab file's replication
-entry for the VM (defaults otherwise).
+Replicating/Normal. Frequency comes from the lab file's replication entry for the VM (300 s
+otherwise).
+
+Replica servers are shared by every relationship on a host, so the run first reads both hosts
+(``replica.shared_settings``) and never changes a setting (port, authentication, allowed
+primaries, storage) another relationship there relies on. Port and storage come from the VM's
+replication entry; without one, from another entry that uses the same hosts, else from what the
+servers already have. A request that would change a setting under another relationship fails
+as Conflict, naming both, before anything is changed: another lab-file entry for the same hosts
+with other settings (checked in workflow code), or the relationships the hosts report.
 
 On failure or cancel the replication this run enabled is removed on both sides (with the
-replica VM); replica servers and firewall rules this run turned on are turned off again.
+replica VM); replica servers and firewall rules this run turned on are turned off again,
+unless other relationships on the host use them by then.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
@@ -21,11 +32,13 @@ with workflow.unsafe.imports_passed_through():
         HostInput,
         ReplicaFirewallInput,
         ReplicaServerInput,
+        ReplicaServersInput,
         ReplicationInput,
         ReplicaWaitInput,
         StepResult,
     )
-    from hvlab.spec import Host, LabSpec, Vm
+    from hvlab.spec import Host, LabSpec, Replication, Vm
+    from workflows.observed import observe
     from workflows.options import COMPENSATION, LONG_JOB
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
@@ -49,6 +62,11 @@ class ReplicationWorkflowResult(BaseModel):
     health: str
     changed: list[str]
     progress: Progress
+
+
+SHARED_SERVERS = "replica-servers-shared"  # workflow.patched: histories before it set the
+# replica servers without reading what other relationships use
+DEFAULT_STORAGE = "C:\\Hyper-V\\Replica"
 
 
 def replication_id(lab: str, vm: str) -> str:
@@ -89,16 +107,66 @@ def replication_input(spec: LabSpec, vm: str, replica: str | None = None,
         raise ApplicationError(f"{name}: replica host {replica_host} is its primary",
                                type="InvalidParameter", non_retryable=True)
     fqdn = spec.domain.fqdn.lower()
+    shared = entry or shared_entry(spec, name, primary_host, replica_host)
     return ReplicationInput(
         lab=spec.lab, primary=primary_host, replica=replica_host, vm=name,
         replica_server=f"{replica_host.lower()}.{fqdn}",
         primary_server=f"{primary_host.lower()}.{fqdn}",
-        port=entry.port if entry else 80, frequency=entry.frequency if entry else 300)
+        port=shared.port if shared else 80, frequency=entry.frequency if entry else 300)
 
 
 def replica_storage(spec: LabSpec, vm: str) -> str:
     entry = spec.replication_of(vm)
-    return entry.storage if entry else "C:\\Hyper-V\\Replica"
+    return entry.storage if entry else DEFAULT_STORAGE
+
+
+def _hosts(entry: Replication) -> set[str]:
+    return {entry.primary.lower(), entry.replica.lower()}
+
+
+def shared_entry(spec: LabSpec, vm: str, primary: str, replica: str) -> Replication | None:
+    """Another VM's replication entry whose replica servers include these hosts' (both
+    hosts run one: the primary's takes reverse replication): one for the replica host first."""
+    others = [e for e in spec.replication if e.vm.lower() != vm.lower()]
+    return next((e for host in (replica, primary) for e in others
+                 if host.lower() in _hosts(e)), None)
+
+
+def requested_settings(spec: LabSpec, rep: ReplicationInput) -> tuple[int | None, str | None]:
+    """Port and storage the replica servers of ``rep`` are asked for: the VM's entry, else
+    another entry on the same hosts (:func:`shared_entry`), else None (what the servers
+    have). An entry that differs from another entry on a shared host fails as Conflict
+    (non-retryable, details as ``replica.shared_settings``'s), before any step runs."""
+    entry = spec.replication_of(rep.vm)
+    if entry is None:
+        shared = shared_entry(spec, rep.vm, rep.primary, rep.replica)
+        return (shared.port, shared.storage) if shared else (None, None)
+    changes: list[dict[str, Any]] = []
+    for other in spec.replication:
+        if other.vm.lower() == entry.vm.lower():
+            continue
+        for host in (rep.replica, rep.primary):
+            if host.lower() not in _hosts(other):
+                continue
+            for setting, mine, theirs in (("port", entry.port, other.port),
+                                          ("authentication", entry.auth.value,
+                                           other.auth.value),
+                                          ("storage", entry.storage, other.storage)):
+                same = mine.rstrip("\\").lower() == theirs.rstrip("\\").lower() \
+                    if isinstance(mine, str) and isinstance(theirs, str) else mine == theirs
+                if not same:
+                    changes.append({"host": host, "setting": setting, "current": theirs,
+                                    "wanted": mine,
+                                    "relationships": [f"{other.vm} (lab file entry)"]})
+    if changes:
+        what = "; ".join(f"{c['host']}: {rep.vm}'s entry asks for replica server "
+                         f"{c['setting']} {c['wanted']}, {c['relationships'][0]} for "
+                         f"{c['current']}" for c in changes)
+        raise ApplicationError(
+            f"lab {spec.lab}: {what}. One replica server per host serves both; nothing was "
+            f"changed: give both entries the same port, authentication and storage",
+            {"vm": rep.vm, "changes": changes}, type="Conflict", non_retryable=True)
+    return entry.port, entry.storage
 
 
 @workflow.defn(name="ReplicationWorkflow")
@@ -113,14 +181,21 @@ class ReplicationWorkflow:
     @workflow.run
     async def run(self, request: ReplicationWorkflowInput) -> ReplicationWorkflowResult:
         """Replicate the VM; remove what this run set up on failure or cancel."""
+        if workflow.patched("observe-lab"):
+            request = await self._observed(request)
         rep = replication_input(request.spec, request.vm, request.replica, request.primary)
+        shared = workflow.patched(SHARED_SERVERS)
         self._tracker = Tracker("Replication", f"{rep.vm} {rep.primary} -> {rep.replica}")
-        self._tracker.plan(*self._steps(rep))
+        self._tracker.plan(*([("shared-settings", "replica server settings in use")]
+                             if shared else []), *self._steps(rep))
+        storage = {h: replica_storage(request.spec, rep.vm) for h in (rep.replica, rep.primary)}
+        if shared:
+            rep, storage = await self._shared(request.spec, rep)
         saga = Saga(f"Replication {rep.vm}", enabled=request.compensate)
         changed: list[str] = []
         try:
             for host in (rep.replica, rep.primary):
-                await self._server(request, rep, host, saga, changed)
+                await self._server(rep, host, storage[host], saga, changed)
             for host in (rep.replica, rep.primary):
                 await self._firewall(rep, host, saga, changed)
             await self._enable(rep, saga, changed)
@@ -135,6 +210,28 @@ class ReplicationWorkflow:
             changed=changed, progress=self._tracker.progress)
 
     @staticmethod
+    async def _observed(request: ReplicationWorkflowInput) -> ReplicationWorkflowInput:
+        """The VM's replication as it is now (after a planned failover its primary is the lab
+        file's replica), else the VM's current host as the primary."""
+        if request.primary is not None:
+            return request
+        known_vm(request.spec, request.vm)
+        state = await observe(request.spec, [request.vm])
+        primary = state.working(request.vm, request.spec.vm(request.vm).host)
+        replica = state.replica(request.vm)
+        if primary is None:
+            return request
+        if replica is not None and request.replica is None:
+            return request.model_copy(update={"primary": primary.host, "replica": replica.host})
+        entry = request.spec.replication_of(request.vm)
+        wanted = request.replica or (entry.replica if entry else None)
+        if wanted is not None and wanted.lower() == primary.host.lower() and entry is not None:
+            # the VM runs on the lab file's replica host (moved there): replicate back
+            return request.model_copy(update={"primary": primary.host,
+                                              "replica": entry.primary})
+        return request.model_copy(update={"primary": primary.host})
+
+    @staticmethod
     def _steps(rep: ReplicationInput) -> list[tuple[str, str]]:
         return [(f"replica-server:{rep.replica}", f"replica server on {rep.replica}"),
                 (f"replica-server:{rep.primary}", f"replica server on {rep.primary}"),
@@ -144,10 +241,25 @@ class ReplicationWorkflow:
                 ("initial", "initial replication"),
                 ("wait-normal", "wait Replicating / Normal")]
 
-    async def _server(self, request: ReplicationWorkflowInput, rep: ReplicationInput,
-                      host: str, saga: Saga, changed: list[str]) -> None:
-        server = ReplicaServerInput(lab=rep.lab, host=host, port=rep.port,
-                                    storage=replica_storage(request.spec, rep.vm))
+    async def _shared(self, spec: LabSpec, rep: ReplicationInput
+                      ) -> tuple[ReplicationInput, dict[str, str]]:
+        """The port and per-host storage to use, read from both hosts; Conflict (before any
+        change) when they would break another relationship (:func:`requested_settings`,
+        ``replica.shared_settings``)."""
+        port, storage = requested_settings(spec, rep)
+        found = await tracked(self._tracker, "shared-settings", "replica server settings in "
+                              "use", "replica.shared_settings", ReplicaServersInput(
+                                  lab=rep.lab, vm=rep.vm, hosts=[rep.replica, rep.primary],
+                                  port=port, storage=storage))
+        stores = found.observed.get("storage") or {}
+        return (rep.model_copy(update={"port": int(found.observed["port"])}),
+                {h: str(stores.get(h) or storage or DEFAULT_STORAGE)
+                 for h in (rep.replica, rep.primary)})
+
+    async def _server(self, rep: ReplicationInput, host: str, storage: str, saga: Saga,
+                      changed: list[str]) -> None:
+        server = ReplicaServerInput(lab=rep.lab, host=host, port=rep.port, storage=storage,
+                                    vm=rep.vm)
         result = await tracked(self._tracker, f"replica-server:{host}",
                                f"replica server on {host}", "replica.server", server)
         if result.changed and not (result.observed.get("previous") or {}).get("enabled"):
@@ -164,7 +276,7 @@ class ReplicationWorkflow:
         previous = result.observed.get("previous") or {}
         if result.changed and not previous.get("enabled"):
             changed.append(f"firewall:{host}")
-            port = int(previous.get("port") or 80)
+            port = int((str(previous.get("port") or "").split(",")[0]) or 80)
             undo = ReplicaFirewallInput(lab=rep.lab, host=host, port=port)
             saga.add(f"disable listener rule on {host}", lambda: step(
                 "replica.disable_firewall", undo, summary=f"undo: listener rule on {host}",

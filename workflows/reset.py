@@ -7,8 +7,10 @@ answers), the NAT router VMs, then the rest in file order. Last, the lab file's 
 as a child LabBuildWorkflow, so what a rollback lost (AD objects and delegation after a DC
 rollback, share grants) comes back; every build step probes first, so converged parts cost
 only their probes. There is no compensation: the reset is itself the repair, and running it
-again is the way out of a failed one. Cancelled, its memo says which VMs it had turned off,
-restored and not started again (:mod:`workflows.outcome`).
+again is the way out of a failed one. A reset that stops before every VM is restored and
+started fails as ResetIncomplete, naming the cause and the state each VM is left in.
+Cancelled, its memo says which VMs it had turned off, restored and not started again
+(:mod:`workflows.outcome`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import CheckpointInput, GuestWaitInput, StepResult, VmInput
@@ -26,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from hvlab.spec import LabSpec, OsFamily
     from workflows.checkpoint import checkpoint_vms, invalid_input
     from workflows.lab_build import LabBuildInput, LabBuildResult
+    from workflows.observed import LabState, observe, placed
     from workflows.options import REBOOT_WAIT
     from workflows.outcome import Compensation, record
     from workflows.progress import Progress, Tracker
@@ -48,6 +52,9 @@ class LabResetResult(BaseModel):
     converged: dict[str, str] = Field(default_factory=dict, description="build unit states")
     not_converged: list[str] = Field(default_factory=list, description=(
         "unit kinds of the plan that no workflow builds yet, so the reset did not re-run them"))
+    not_restored: dict[str, str] = Field(default_factory=dict, description=(
+        "VMs left as they are, with the reason (e.g. their checkpoint is on the Replica side "
+        "since a planned failover)"))
     progress: Progress
 
 
@@ -73,6 +80,31 @@ def start_order(spec: LabSpec, vms: list[str]) -> list[str]:
     routers = {(nat.vm or "").lower() for nat in spec.nat}
     first = dc + [n for n in ordered if n.lower() in routers and n not in dc]
     return first + [n for n in ordered if n not in first]
+
+
+def restorable(spec: LabSpec, state: LabState, vms: list[str],
+               checkpoint: str) -> tuple[LabSpec, dict[str, str]]:
+    """The lab placed as observed, and the VMs whose checkpoint cannot be applied where they
+    run now (with the reason). A VM runs where its copy is not a Replica; after a planned
+    failover the checkpoint stays with the old primary's copy, which is the Replica now, and
+    applying it there would not change the running VM."""
+    kept: dict[str, str] = {}
+    missing: list[str] = []
+    for vm in vms:
+        copy = state.working(vm, spec.vm(vm).host)
+        if copy is not None and checkpoint in copy.checkpoints:
+            continue
+        elsewhere = [c.host for c in state.of(vm) if checkpoint in c.checkpoints]
+        if copy is not None and elsewhere:
+            kept[vm] = (f"checkpoint {checkpoint!r} is on {', '.join(elsewhere)} (the Replica "
+                        f"side since a failover); {vm} runs on {copy.host}: fail it back to "
+                        "restore it, or take the checkpoint again there")
+        else:
+            missing.append(vm)
+    if missing:
+        raise invalid_input(f"no Hyper-V host has checkpoint {checkpoint!r} of "
+                            f"{', '.join(missing)}")
+    return placed(spec, state), kept
 
 
 RECONVERGED = ("host-prep", "shared-storage", "delegation", "migration-readiness")
@@ -131,25 +163,36 @@ class LabResetWorkflow:
         except ValueError as exc:
             raise invalid_input(str(exc)) from None
         vms = checkpoint_vms(spec, name)
-        spec = await self._locate(spec, vms, name)
+        kept: dict[str, str] = {}
+        if workflow.patched("observe-lab"):
+            state = await observe(spec, vms)
+            spec, kept = restorable(spec, state, vms, name)
+            vms = [v for v in vms if v not in kept]
+        else:
+            spec = await self._locate(spec, vms, name)
         kinds, left_out = converge_kinds(spec, request.only)
-        order = start_order(spec, vms)
+        order = start_order(spec, vms + list(kept))
         self._tracker = Tracker("LabReset", f"{spec.lab} to {name}")
         self._tracker.plan(*[(f"stop:{v}", f"turn off {v}") for v in vms],
                            *[(f"restore:{v}", f"restore {name} on {v}") for v in vms],
                            *[(f"start:{v}", f"start {v}") for v in order],
                            ("converge", "re-converge the lab file"))
-        await self._all([self._vm_step(f"stop:{v}", f"turn off {v}", "vm.stop", v, spec)
-                         for v in vms])
-        restored = await self._all([self._restore(v, name, spec) for v in vms])
-        started = await self._start(spec, order)
+        try:
+            await self._all([self._vm_step(f"stop:{v}", f"turn off {v}", "vm.stop", v, spec)
+                             for v in vms])
+            restored = await self._all([self._restore(v, name, spec) for v in vms])
+            started = await self._start(spec, order)
+        except ActivityError as error:
+            if not workflow.patched("reset-reports-vm-states"):
+                raise
+            raise await self._halted(spec, vms, name, error) from error
         build = await self._converge(spec, request.compensate, kinds, left_out)
         self._tracker.finish()
         return LabResetResult(
             lab=spec.lab, checkpoint=name, restored=[v for v, r in zip(vms, restored, strict=True)
                                                      if r.changed],
             started=started, converged=build.units if build else {}, not_converged=left_out,
-            progress=self._tracker.progress)
+            not_restored=kept, progress=self._tracker.progress)
 
     async def _locate(self, spec: LabSpec, vms: list[str], checkpoint: str) -> LabSpec:
         """The lab with each VM placed on the host that holds its checkpoint: VMs move (live
@@ -169,6 +212,28 @@ class LabResetWorkflow:
                                 f"{', '.join(missing)}")
         moved = [v.model_copy(update={"host": placed.get(v.name, v.host)}) for v in spec.vms]
         return spec.model_copy(update={"vms": moved})
+
+    async def _halted(self, spec: LabSpec, vms: list[str], checkpoint: str,
+                      error: ActivityError) -> ApplicationError:
+        """The failure of a reset that stopped before every VM was restored and started: the
+        cause, and the state each VM is left in (read-only probes where the reset put it)."""
+        probes = await asyncio.gather(*[step("vm.exists", VmInput(
+            lab=spec.lab, host=spec.vm(v).host, vm=v), summary=f"state of {v}") for v in vms],
+            return_exceptions=True)
+        states: dict[str, str] = {}
+        for vm, probe in zip(vms, probes, strict=True):
+            host = spec.vm(vm).host
+            if isinstance(probe, StepResult):
+                state = probe.observed.get("state") if probe.observed.get("exists") else "absent"
+                states[vm] = f"{state} on {host}"
+            else:
+                states[vm] = f"unknown on {host} ({probe})"
+        cause = error.cause if error.cause is not None else error
+        left = "; ".join(f"{vm} {where}" for vm, where in states.items())
+        return ApplicationError(
+            f"reset of {spec.lab} to {checkpoint!r} stopped: {cause}. VMs now: {left}. "
+            f"Run the reset again once the cause is fixed.",
+            {"states": states}, type="ResetIncomplete", non_retryable=True)
 
     @staticmethod
     async def _all(steps: list[Awaitable[StepResult]]) -> list[StepResult]:

@@ -394,12 +394,17 @@ def apply_first_boot(vm: Vm, config: dict[str, Any]) -> None:
 def on_vm_boot(world: World, host: Host, vm: Vm) -> None:
     """A guest boot: pending offline configuration applies, auto-start services start and
     TermService reads its port from the registry."""
+    from simulator.cmdlets.hyperv_chain import find_file, is_automatic
+
     for disk in vm.disks:
-        spot = world.locate(host, disk.path)
-        file = spot[0].file(spot[1]) if spot else None
-        if file is not None and file.first_boot:
-            apply_first_boot(vm, file.first_boot)
-            file.first_boot = None
+        path: str | None = disk.path
+        while path:  # the disk and, under a checkpoint's differencing disk, its parents
+            found = find_file(world, host, path)
+            file = found[2] if found else None
+            if file is not None and file.first_boot:
+                apply_first_boot(vm, file.first_boot)
+                file.first_boot = None
+            path = file.parent if file is not None and is_automatic(path) else None
     for service in vm.guest.services.values():
         if service.get("start", "").lower() in ("auto", "automatic"):
             service["status"] = "Running"

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator import reachability
-from simulator.cmdlets import host_jobs
+from simulator.cmdlets import host_jobs, hyperv_chain
 from simulator.cmdlets.hyperv_common import hv_cmdlet, target_vms, vm_object
 from simulator.engine import Call, Registry
 from simulator.protocol import TerminatingError
 from simulator.pstypes import HV, cim_instance, ps_object, u16
-from simulator.world import Host, Job, Vm, World, is_unc, join_path, leaf, norm_path
+from simulator.world import Host, Job, Vm, World, is_unc, join_path, norm_path
 
 NS = "root/virtualization/v2"
 DELEGATION = (
@@ -324,12 +324,7 @@ def _finish(call: Call, job: Job, dst: Host | None) -> None:
 
 
 def _disk_bytes(world: World, host: Host, vm: Vm) -> int:
-    total = 0
-    for disk in vm.disks:
-        spot = world.locate(host, disk.path)
-        file = spot[0].file(spot[1]) if spot else None
-        total += file.size if file else 0
-    return total
+    return hyperv_chain.chain_bytes(world, host, vm)
 
 
 def _start_move(call: Call, plan: Plan) -> Job:
@@ -391,19 +386,9 @@ def _complete_move(call: Call, plan: Plan, dest: str | None) -> None:
 
 
 def _move_files(world: World, src: Host, dst: Host, vm: Vm, dest: str) -> None:
-    """Move the VM's disks and configuration under ``dest`` (a path as seen from ``dst``)."""
-    for disk in vm.disks:
-        old = world.locate(src, disk.path)
-        new_path = join_path(dest, leaf(disk.path))
-        new = world.locate(dst, new_path)
-        if old is None or new is None:
-            continue
-        file = old[0].file(old[1])
-        if file is None:
-            continue
-        del old[0].files[old[1].lower()]
-        new[0].put_file(file.model_copy(update={"path": new[1]}))
-        disk.path = new_path
+    """Move the VM's disks with their checkpoint chain and its configuration under ``dest``
+    (a path as seen from ``dst``): the checkpoints go along and refer to the moved files."""
+    hyperv_chain.move_chain(world, src, dst, vm, dest)
     new_conf = world.locate(dst, dest)
     if new_conf is not None:
         new_conf[0].add_folder(join_path(new_conf[1], "Virtual Machines"))

@@ -130,14 +130,18 @@ def set_server(call: Call) -> None:
 def connection_problem(
     world: World, primary: Host, replica: Host | None, port: int, auth: str
 ) -> bool:
-    """True when ``primary`` cannot replicate to ``replica`` with these settings."""
+    """True when ``primary`` cannot replicate to ``replica`` with these settings. A replica
+    server that does not accept replication from any server accepts only the primaries of
+    its authorization entries (New-VMReplicationAuthorizationEntry), which the simulator does
+    not keep: none."""
     if replica is None or replica is primary or not replica.has_feature("Hyper-V"):
         return True
     s = replica.replica_server
     auth_ok = auth == "Kerberos" and s.auth in ("Kerberos", "CertificateAndKerberos")
     auth_ok = auth_ok and bool(primary.domain and replica.domain)
     port_ok = port == s.kerberos_port
-    return not (s.enabled and auth_ok and port_ok and _firewall_open(replica, port))
+    return not (s.enabled and s.allow_any_server and auth_ok and port_ok
+                and _firewall_open(replica, port))
 
 
 def _firewall_open(host: Host, port: int) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from psrpcore.types import PSDateTime
 
+from simulator.cmdlets import hyperv_chain as chain
 from simulator.cmdlets.common import PathDenied, PathMissing, as_list, session_locate
 from simulator.cmdlets.hyperv_common import (
     hv_cmdlet,
@@ -32,6 +33,15 @@ from simulator.world import MB, Host, SimFile, Snapshot, Vm, norm_path, parent_p
 
 VHD_TYPES = ["Microsoft.Vhd.PowerShell.VirtualHardDisk"]
 BAD_STATE = "The operation cannot be performed while the object is in its current state."
+# Applying a checkpoint branches a new differencing disk from each of the checkpoint's disks:
+# when one of them (or a disk of its chain) is gone, the apply fails before anything changes.
+# HRESULT 0x80070002 is HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND). [UNCONF] the wording around
+# it; the HRESULT and the ObjectNotFound category are what callers may rely on.
+APPLY_MISSING = (
+    "'{vm}' failed to apply checkpoint '{snap}'. (Virtual machine ID {id})\n"
+    "Failed to open attachment '{path}'. Error: 'The system cannot find the file "
+    "specified.' (0x80070002)"
+)
 
 
 def register(registry: Registry) -> None:
@@ -196,6 +206,8 @@ def checkpoint_vm(call: Call) -> None:
             config=config,
         )
         vm.snapshots.append(snap)
+        for disk in vm.disks:  # the VM goes on in new differencing disks; snap keeps these
+            disk.path = chain.branch(call.world, call.host, disk.path)
         if call.switch("Passthru"):
             call.out(snapshot_object(call.host, vm, snap))
 
@@ -246,6 +258,15 @@ def restore_snapshot(call: Call) -> None:
         if vm.state in ("Running", "Starting", "Paused"):
             call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
             continue
+        gone = [chain.broken_link(call.world, call.host, str(d["path"]))
+                for d in chain.snapshot_disks(snap)]
+        missing = next((g for g in gone if g), None)
+        if missing:
+            call.error(
+                APPLY_MISSING.format(vm=vm.name, snap=snap.name, id=vm.id.upper(), path=missing),
+                "ObjectNotFound", "ObjectNotFound", vm.name,
+            )
+            continue
         _apply_snapshot(call, vm, snap)
         if call.switch("Passthru"):
             call.out(snapshot_object(call.host, vm, snap))
@@ -255,11 +276,19 @@ def _apply_snapshot(call: Call, vm: Vm, snap: Snapshot) -> None:
     config = dict(snap.config)
     production = bool(config.pop("production", False))
     was = str(config.get("state", "Off"))
-    keep = {"snapshots": vm.snapshots, "replication": vm.replication, "id": vm.id}
+    # where the VM's files live is the VM's, not the checkpoint's (a move takes both along)
+    keep = {"snapshots", "replication", "id", "path", "config_location"}
+    now = [d.path for d in vm.disks]
     restored = Vm.model_validate(config)
     for field in Vm.model_fields:
         if field not in keep:
             setattr(vm, field, getattr(restored, field))
+    frozen = chain.referenced(vm)
+    for path in now:  # the current state is discarded ...
+        if chain.is_automatic(path) and path.lower() not in frozen:
+            chain.delete(call.world, call.host, path)
+    for disk in vm.disks:  # ... and the VM goes on from the checkpoint's disks
+        disk.path = chain.branch(call.world, call.host, disk.path)
     vm.state = "Saved" if (not production and was in ("Running", "Paused")) else "Off"
     vm.ready_at = None
 
@@ -270,3 +299,4 @@ def remove_snapshot(call: Call) -> None:
         for child in children:
             child.parent = snap.parent
         vm.snapshots.remove(snap)
+        chain.merge_removed(call.world, call.host, vm, snap)

@@ -386,6 +386,9 @@ def remove_vm(call: Call) -> None:
         if vm.migrating:
             call.error(BAD_STATE, "InvalidState", "InvalidOperation", vm.name)
             continue
+        from simulator.cmdlets.hyperv_chain import merge_all
+
+        merge_all(call.world, host, vm)  # checkpoints merge into the VHDs, which stay
         del host.vms[vm.id]
         if call.switch("Passthru"):
             call.out(vm_object(call, host, vm))

@@ -13,15 +13,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.checkpoint import CheckpointActivities
-from activities.models import CheckpointInput
+from activities.models import CheckpointInput, VmInput
 from activities.registry import build_activities
+from activities.vm import VmActivities
 from hvlab.powershell.endpoints import SimEndpoints
 from hvlab.powershell.session import SessionPool
 from hvlab.settings import Settings
 from hvlab.spec import LabSpec
 from simulator.fleet import Fleet
 from tests.activities.conftest import mutations
-from tests.sim.conftest import GB, hyperv_ready, run
+from tests.sim.conftest import GB, hyperv_ready, lab_with_vm, run
+from tests.sim.test_checkpoint_chains import share_for_both
 
 BASELINE = CheckpointInput(host="SVR2", vm="Linux01", name="baseline")
 
@@ -116,7 +118,7 @@ def test_worker_registers_migration_replica_and_checkpoint(tmp_path: Path) -> No
         "migration.readiness", "migration.restore_readiness", "migration.preflight",
         "migration.start_move", "migration.find_job", "migration.poll_job",
         "migration.verify_location", "migration.cancel_job", "migration.watch_downtime",
-        "replica.server",
+        "replica.server", "replica.shared_settings",
         "replica.disable_server", "replica.firewall", "replica.disable_firewall",
         "replica.test_connection", "replica.enable", "replica.remove", "replica.start_initial",
         "replica.wait_state", "replica.health", "replica.prepare_failover", "replica.failover",
@@ -132,3 +134,56 @@ def test_find_on_a_host_without_hyperv_is_not_there(acts: CheckpointActivities) 
 
     result = acts.find(Input(host="DC1", vm="Linux01", name="baseline"))
     assert result.observed["exists"] is False and not result.changed
+
+
+@pytest.fixture
+def moved_lab(fleet: Fleet) -> Fleet:
+    """Both hosts ready for migration, the share for both, Linux01 running on SVR2."""
+    lab_with_vm(fleet.sim)
+    share_for_both(fleet.sim)
+    return fleet
+
+
+@pytest.mark.parametrize("move", ["shared-nothing", "storage"])
+def test_restore_after_a_move(moved_lab: Fleet, acts: CheckpointActivities,
+                              vm_activities: VmActivities, move: str) -> None:
+    """checkpoint.restore where the VM is now, after a shared-nothing move to SVR1 or a storage
+    move to \\\\DC1\\smb: the checkpoint applies on the moved files and vm.start starts the
+    VM (before the fleet moved checkpoints with their disks, Start-VM failed with 0x80070002
+    on the pre-move VHDX)."""
+    sim = moved_lab.sim
+    assert acts.create(BASELINE).changed
+    assert run(sim, "SVR2", "Add-VMNetworkAdapter", VMName="Linux01", Name="Extra").ok
+    if move == "shared-nothing":
+        host = "SVR1"
+        assert run(sim, "SVR2", "Move-VM", Name="Linux01", DestinationHost="SVR1",
+                   IncludeStorage=None, DestinationStoragePath="C:\\Hyper-V\\Linux01").ok
+    else:
+        host = "SVR2"
+        assert run(sim, "SVR2", "Move-VMStorage", Name="Linux01",
+                   DestinationStoragePath="\\\\DC1\\smb\\Linux01").ok
+    request = BASELINE.model_copy(update={"host": host})
+    restored = acts.restore(request)
+    assert restored.changed and restored.observed["was"] == "Running"
+    started = vm_activities.start(VmInput(host=host, vm="Linux01"))
+    assert started.observed["state"] == "Running"
+    vm = sim.host(host).vm("Linux01")
+    assert vm is not None and "Extra" not in [n.name for n in vm.nics]
+    root = "C:\\Hyper-V\\Linux01\\" if move == "shared-nothing" else "\\\\DC1\\smb\\Linux01\\"
+    assert all(d.path.startswith(root) for d in vm.disks), vm.disks
+
+
+def test_failed_restore_says_what_state_the_vm_is_in(
+    moved_lab: Fleet, acts: CheckpointActivities
+) -> None:
+    """A checkpoint whose VHDX is gone: the apply fails as NotFound (the host's ObjectNotFound
+    error id) and the failure says the VM was turned off and not restored."""
+    acts.create(BASELINE)
+    del moved_lab.sim.host("SVR2").files["c:\\hyper-v\\vhds\\linux01.vhdx"]
+    with pytest.raises(ApplicationError) as caught:
+        acts.restore(BASELINE)
+    error = caught.value
+    assert error.type == "NotFound" and error.non_retryable
+    assert "0x80070002" in str(error)
+    assert "Linux01 on SVR2 is Off: it was Running" in str(error)
+    assert error.details[0]["state"] == "Off"

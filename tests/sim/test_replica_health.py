@@ -102,6 +102,12 @@ def _port_moved(sim: Sim) -> Callable[[], None]:
     return lambda: run(sim, "SVR1", "Set-VMReplicationServer", KerberosAuthenticationPort=PORT)
 
 
+def _any_server_off(sim: Sim) -> Callable[[], None]:
+    """Only authorized primaries (none: the simulator keeps no authorization entries)."""
+    assert run(sim, "SVR1", "Set-VMReplicationServer", ReplicationAllowedFromAnyServer=False).ok
+    return lambda: run(sim, "SVR1", "Set-VMReplicationServer", ReplicationAllowedFromAnyServer=True)
+
+
 def _replica_down(sim: Sim) -> Callable[[], None]:
     sim.down.add("SVR1")
     return lambda: sim.down.discard("SVR1")
@@ -112,12 +118,14 @@ def _replica_rebooting(sim: Sim) -> Callable[[], None]:
     return lambda: setattr(sim.host("SVR1"), "rebooting", False)
 
 
-@pytest.mark.parametrize("cause", [_server_disabled, _port_moved, _replica_down, _replica_rebooting])
+@pytest.mark.parametrize("cause", [_server_disabled, _port_moved, _any_server_off, _replica_down,
+                                   _replica_rebooting])
 def test_every_cause_fails_the_cycles_until_fixed(
     sim: Sim, cause: Callable[[Sim], Callable[[], Any]]
 ) -> None:
-    """Replica server disabled, its Kerberos port moved away from the relationship's, the
-    replica host down or rebooting: the primary's cycles fail (Critical) until fixed."""
+    """Replica server disabled, its Kerberos port moved away from the relationship's, no
+    longer accepting any primary (and no authorization entry for this one), the replica host
+    down or rebooting: the primary's cycles fail (Critical) until fixed."""
     replicating(sim)
     fix = cause(sim)
     assert health(sim, "SVR2") == CRITICAL

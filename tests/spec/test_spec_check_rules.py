@@ -258,6 +258,19 @@ BROKEN: list[tuple[str, Edits, Loc, list[str]]] = [
     ("primary is not where the vm lives",
      {("replication", 0, "primary"): "SVR1", ("replication", 0, "replica"): "SVR2"},
      ("replication", 0, "primary"), ["Linux01 lives on SVR2, not SVR1"]),
+    ("second replication asks another port of a shared replica server",
+     {("replication", 1): {"vm": "win2003-2", "primary": "SVR1", "replica": "SVR2",
+                           "port": 80}},
+     ("replication", 1, "port"),
+     ["SVR1 and SVR2 each run one replica server for win2003-2 and Linux01 (replication[0], "
+      "port 8080): use port 8080 here too, not 80"]),
+    ("second replication asks another storage of a shared replica server",
+     {("replication", 1): {"vm": "win2003-2", "primary": "SVR1", "replica": "SVR2",
+                           "port": 8080, "storage": "D:\\Replica"}},
+     ("replication", 1, "storage"),
+     ["SVR1 and SVR2 each run one replica server for win2003-2 and Linux01 (replication[0], "
+      "storage C:\\Hyper-V\\Replica): use storage C:\\Hyper-V\\Replica here too, not "
+      "D:\\Replica"]),
     # checkpoints and reset
     ("checkpoint of an unknown vm", {("checkpoints", 0, "vms"): ["win2003-1", "ghost"]},
      ("checkpoints", 0, "vms", 1), [f"unknown VM 'ghost' {ALL_VMS}"]),
@@ -284,6 +297,9 @@ VALID: list[tuple[str, Edits]] = [
     ("share of the same name on another host", {("shares", 1): {"host": "SVR1", "name": "smb",
                                                                "path": "C:\\smb"}}),
     ("vm host in another case", {("vms", 1, "host"): "svr1"}),
+    ("second replication with the shared replica server's settings",
+     {("replication", 1): {"vm": "win2003-2", "primary": "SVR1", "replica": "SVR2",
+                           "port": 8080, "storage": "c:\\hyper-v\\replica\\"}}),
     ("names equal only under upper-casing are distinct, as LabSpec.vm looks them up",
      {("vms", 4): {**SEED_DATA["vms"][3], "name": "Straße", "nics": []},
       ("vms", 5): {**SEED_DATA["vms"][3], "name": "STRASSE", "nics": []}}),

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from hvlab.spec import Checkpoint, LabSpec
 from hvlab.specfile import dump_lab
 from simulator.fleet import Fleet
 from starter.cli import run as cli
-from tests.sim.conftest import hyperv_ready, join_domain, run
+from tests.sim.conftest import hyperv_ready, join_domain, lab_with_vm, run
+from tests.sim.test_checkpoint_chains import share_for_both
 from tests.workflows.conftest import hvlab, lab_worker
 from workflows.checkpoint import CheckpointWorkflow, CheckpointWorkflowInput
 from workflows.lab_build import LabBuildInput, LabBuildResult, LabBuildWorkflow
@@ -44,6 +46,16 @@ async def build(client: Client, task_queue: str, fleet: Fleet, spec: LabSpec
 
 def linux01(fleet: Fleet) -> dict[str, Any]:
     return dict(fleet.state()["hosts"]["SVR2"]["vms"]["Linux01"])
+
+
+def assert_restored(fleet: Fleet, checkpointed: dict[str, Any]) -> None:
+    """Linux01 equals its checkpointed self, except that it goes on in a new differencing disk
+    branched from the checkpoint's VHDX (the one it ran on after the checkpoint is discarded)."""
+    now, then = linux01(fleet), dict(checkpointed)
+    [disk], [old] = now.pop("disks"), then.pop("disks")
+    assert disk["path"] != old["path"] and now == then
+    branched = fleet.sim.host("SVR2").file(disk["path"])
+    assert branched is not None and branched.parent == "C:\\Hyper-V\\VHDs\\Linux01.vhdx"
 
 
 def drift(fleet: Fleet) -> None:
@@ -90,7 +102,7 @@ async def test_checkpoint_then_change_then_reset_restores(
             CheckpointWorkflow.run, CheckpointWorkflowInput(spec=spec, checkpoint="baseline"),
             id=f"checkpoint-again-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
         assert taken.created == []
-    assert linux01(fleet) == checkpointed
+    assert_restored(fleet, checkpointed)
     assert (result.checkpoint, result.restored, result.started) == (
         "baseline", ["Linux01"], ["Linux01"])
     assert result.converged == {"host-prep:SVR2": "done"}
@@ -152,3 +164,64 @@ def test_cli_rejects_bad_input_before_starting_anything(
                     ["schedule", "reset", str(broken), "--cron", "0 6 * * 1-5"]):
         assert cli(command) == 2, command
     assert not (tmp_path / "home" / "labs").exists()
+
+
+def two_host_lab(seed: LabSpec) -> LabSpec:
+    """DC1, SVR1, SVR2 and Linux01 (on SVR2); no replication, NAT, shares or delegation in
+    the file (the test prepares the hosts, KCD and the share directly)."""
+    hosts = [seed.host("DC1"), *(seed.host(h).model_copy(update={"migration": None})
+                                 for h in ("SVR1", "SVR2"))]
+    return seed.model_copy(update={
+        "hosts": hosts, "vms": [seed.vm("Linux01")], "nat": [], "shares": [],
+        "delegation": [], "replication": []})
+
+
+async def reset(client: Client, task_queue: str, spec: LabSpec) -> LabResetResult:
+    return await client.execute_workflow(
+        LabResetWorkflow.run, LabResetInput(spec=spec, only=["host-prep"]),
+        id=f"reset-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+
+
+async def test_reset_after_shared_nothing_and_storage_moves(
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
+) -> None:
+    """'baseline' taken on SVR2, then Linux01 moves shared-nothing to SVR1: the reset restores
+    and starts it on SVR1 from the moved files. Then its storage moves to \\\\DC1\\smb: the
+    next reset restores it there. With the checkpoint's VHDX deleted, the reset fails as
+    ResetIncomplete naming the cause and Linux01's state."""
+    spec = two_host_lab(seed)
+    sim = fleet.sim
+    lab_with_vm(sim)  # hosts joined, Hyper-V, migration with Kerberos and KCD
+    assert run(sim, "SVR2", "Stop-VM", Name="Linux01", TurnOff=None).ok
+    assert run(sim, "SVR2", "Remove-VM", Name="Linux01", Force=None).ok
+    assert run(sim, "SVR2", "Remove-Item", Path="C:\\Hyper-V\\VHDs\\Linux01.vhdx").ok
+    share_for_both(sim)
+    async with lab_worker(client, task_queue, fleet):
+        built = await client.execute_workflow(
+            LabBuildWorkflow.run, LabBuildInput(spec=spec, only=BUILD),
+            id=f"{spec.lab}-build-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        assert built.units["checkpoint:baseline"] == "done"
+        assert run(sim, "SVR2", "Move-VM", Name="Linux01", DestinationHost="SVR1",
+                   IncludeStorage=None, DestinationStoragePath="C:\\Hyper-V\\Linux01").ok
+        assert run(sim, "SVR1", "Add-VMNetworkAdapter", VMName="Linux01", Name="Rogue").ok
+        first = await reset(client, task_queue, spec)
+        vm = sim.host("SVR1").vm("Linux01")
+        assert vm is not None and vm.state == "Running"
+        assert [n.name for n in vm.nics] == ["External"]
+        assert all(d.path.startswith("C:\\Hyper-V\\Linux01\\") for d in vm.disks)
+        assert run(sim, "SVR1", "Move-VMStorage", Name="Linux01",
+                   DestinationStoragePath="\\\\DC1\\smb\\Linux01").ok
+        assert run(sim, "SVR1", "Add-VMNetworkAdapter", VMName="Linux01", Name="Rogue").ok
+        second = await reset(client, task_queue, spec)
+        vm = sim.host("SVR1").vm("Linux01")
+        assert vm is not None and vm.state == "Running"
+        assert [n.name for n in vm.nics] == ["External"]
+        assert all(d.path.startswith("\\\\DC1\\smb\\Linux01\\") for d in vm.disks)
+        del sim.host("DC1").files["c:\\smb\\linux01\\linux01.vhdx"]
+        with pytest.raises(WorkflowFailureError) as info:
+            await reset(client, task_queue, spec)
+    for result in (first, second):
+        assert (result.restored, result.started) == (["Linux01"], ["Linux01"])
+    failure = info.value.cause
+    assert isinstance(failure, ApplicationError) and failure.type == "ResetIncomplete"
+    assert "0x80070002" in str(failure) and "VMs now: Linux01 Off on SVR1" in str(failure)

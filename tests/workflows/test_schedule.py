@@ -16,7 +16,7 @@ from hvlab.spec import LabSpec
 from hvlab.specfile import dump_lab
 from simulator.fleet import Fleet
 from tests.workflows.conftest import hvlab, lab_worker
-from tests.workflows.test_reset import build, drift, linux01, svr2_lab
+from tests.workflows.test_reset import assert_restored, build, drift, linux01, svr2_lab
 from workflows.reset import LabResetResult
 
 SCHEDULE = "classroom-reset-schedule"
@@ -61,7 +61,7 @@ async def test_triggered_schedule_resets_the_lab(
     assert workflow_id.startswith("classroom-reset")
     assert (result.checkpoint, result.restored) == ("baseline", ["Linux01"])
     assert set(result.converged) == {"host-prep:SVR2"}
-    assert linux01(fleet) == checkpointed
+    assert_restored(fleet, checkpointed)
     assert await hvlab("schedule", "pause", SCHEDULE) == 0
     assert (await client.get_schedule_handle(SCHEDULE).describe()).schedule.state.paused
     assert await hvlab("schedule", "unpause", SCHEDULE) == 0

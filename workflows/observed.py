@@ -1,0 +1,29 @@
+"""Observing the lab from workflow code: ``lab.observe`` on every Hyper-V host at once.
+
+The models and rules live in :mod:`hvlab.lab_state` (pure, shared with ``hvlab plan --live``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import ObserveInput
+    from hvlab.lab_state import LabState, lab_state, placed
+    from hvlab.spec import LabSpec
+    from workflows.options import PROBE
+    from workflows.steps import step
+
+__all__ = ["LabState", "observe", "placed"]
+
+
+async def observe(spec: LabSpec, vms: list[str] | None = None) -> LabState:
+    """Ask every Hyper-V host of the lab, at once, which of the lab's VMs it holds."""
+    hosts = [h.name for h in spec.hyperv_hosts]
+    names = list(vms) if vms is not None else [v.name for v in spec.vms]
+    answers = await asyncio.gather(*(step(
+        "lab.observe", ObserveInput(lab=spec.lab, host=host, vms=names),
+        summary=f"what {host} holds now", options=PROBE) for host in hosts))
+    return lab_state(hosts, [a.observed for a in answers])
