@@ -20,6 +20,7 @@ from rich.table import Table
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -36,6 +37,7 @@ from hvlab.specfile import load_lab
 from hvlab.temporal import CodecUnavailable, TemporalUnavailable, connect
 from starter.cli import UsageProblem, err, out
 from workflows.lab_build import LabBuildInput, LabBuildWorkflow
+from workflows.outcome import MEMO_KEY, Compensation
 from workflows.progress import Progress as WorkflowProgress
 
 SimOption = Annotated[bool, typer.Option("--sim", help="use the simulated fleet's endpoints")]
@@ -142,6 +144,8 @@ async def _watch(workflow_id: str) -> int:
     reason = ""
     if description.status == WorkflowExecutionStatus.FAILED:
         reason = await _failure_reason(handle)
+    elif description.status == WorkflowExecutionStatus.CANCELED:
+        reason = "\n".join(await compensation_lines(description))
     return _report_outcome(workflow_id, description.status, reason)
 
 
@@ -212,18 +216,57 @@ def status(
 # --------------------------------------------------------------------------- cancel, history
 
 
-async def _cancel(workflow_id: str) -> None:
+async def _cancel(workflow_id: str, wait: float) -> int:
     client = await _client()
+    handle = client.get_workflow_handle(workflow_id)
     try:
-        await client.get_workflow_handle(workflow_id).cancel()
+        await handle.cancel()
     except RPCError as exc:
         raise UsageProblem(f"cannot cancel {workflow_id}: {exc.message}") from None
-
-
-def cancel(workflow_id: Annotated[str, typer.Argument(help="workflow id")]) -> None:
-    """Ask a workflow to cancel; it compensates what it changed."""
-    asyncio.run(_cancel(workflow_id))
     out.print(f"cancellation requested for {workflow_id}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            break
+        if loop.time() >= deadline:
+            out.print(f"{workflow_id} is still compensating; follow it with "
+                      f"`hvlab watch {workflow_id}`")
+            return 0
+        await asyncio.sleep(0.5)
+    name = description.status.name.lower() if description.status else "unknown"
+    out.print(f"{workflow_id} ended {name}")
+    for line in await compensation_lines(description):
+        out.print(line, markup=False)
+    return 0 if description.status == WorkflowExecutionStatus.CANCELED else 1
+
+
+async def compensation_lines(description: WorkflowExecutionDescription) -> list[str]:
+    """What a closed workflow undid and kept (its memo), as lines; none if it wrote none."""
+    try:
+        summary = await description.memo_value(MEMO_KEY, None, type_hint=Compensation)
+    except Exception:  # an unreadable memo (older run, other codec key): nothing to show
+        return []
+    return summary.lines() if isinstance(summary, Compensation) else []
+
+
+def cancel(
+    workflow_id: Annotated[str, typer.Argument(help="workflow id")],
+    wait: Annotated[float, typer.Option(
+        "--wait", min=0, help="seconds to wait for the workflow to close and print what it "
+        "undid and kept (0: do not wait)")] = 120.0,
+) -> None:
+    """Ask a workflow to cancel, wait for it to close and print what it undid and kept.
+
+    Each workflow undoes what its run changed (a build: the units it created; migrate: the
+    move; replicate, checkpoint: what they turned on; failover: up to completion), except
+    what it says it kept (a build keeps domain membership and the Hyper-V role; a completed
+    failover stays). A reset or a teardown has no undo: cancelled, it says what it has done
+    so far; run it again to finish. Exit 0 when the workflow ended cancelled, 1 when it
+    ended otherwise (it had finished or failed first).
+    """
+    raise typer.Exit(asyncio.run(_cancel(workflow_id, wait)))
 
 
 async def _timeline(workflow_id: str) -> list[tuple[str, datetime, datetime | None, str]]:

@@ -201,7 +201,8 @@ class PlannedFailoverWorkflow:
             await tracked(self._tracker, "complete", "complete the failover",
                           "replica.complete", ReplicaVmInput(lab=rep.lab, host=rep.replica,
                                                              vm=rep.vm))
-            saga.undos.clear()  # Complete-VMFailover cannot be undone
+            saga.commit(f"{rep.vm} failed over to {rep.replica} and completed "  # no undo
+                        "(Complete-VMFailover cannot be undone; `hvlab failover` back)")
         state = await self._reverse(saga) if request.reverse else None
         await self._connect_nics()
         await tracked(self._tracker, "start", f"start {rep.vm} on {rep.replica}", "vm.start",
@@ -217,7 +218,7 @@ class PlannedFailoverWorkflow:
         rep = self._rep
         reversed_ = await tracked(self._tracker, "reverse", f"reverse replication to "
                                   f"{rep.primary}", "replica.reverse", rep)
-        saga.undos.clear()  # the replica is the primary now
+        saga.commit(f"replication of {rep.vm} reversed: {rep.replica} is its primary now")
         if reversed_.observed.get("initial_replication_needed"):
             back = rep.model_copy(update={
                 "primary": rep.replica, "replica": rep.primary,

@@ -4,8 +4,11 @@ Each unit of :func:`hvlab.plan.build_plan` becomes one child workflow (id
 ``<lab>-build/<unit>``) started as soon as the units it depends on have finished, with at most
 ``per_host_limit`` units at a time touching the same host. When a unit fails no new unit
 starts, the running ones are cancelled (each compensates its own changes) and the build fails
-with the first error. Re-running the build on a built lab changes nothing: every step probes
-first.
+with the first error; the units it completed stay, so running it again continues. Re-running the
+build on a built lab changes nothing: every step probes first.
+
+Cancelled, the build also undoes what the units it completed changed, newest first, and puts
+an account of what it undid and kept into its memo (:mod:`workflows.build_compensation`).
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from hvlab.plan import BuildPlan, PlanUnit, build_plan
     from hvlab.spec import LabSpec
+    from workflows.build_compensation import PATCH, BuildCompensation
     from workflows.host_prep import HostPrepInput
     from workflows.observed import observe, placed
+    from workflows.outcome import record
     from workflows.progress import Progress, Tracker
     from workflows.units import UNIT_WORKFLOWS, unit_input
     from workflows.vm_deploy import VmDeployInput
@@ -65,6 +70,7 @@ class LabBuildWorkflow:
                         for h in spec.hosts}
         self._done: dict[str, asyncio.Event] = {u.id: asyncio.Event() for u in plan.units}
         self._failed: list[BaseException] = []
+        self._compensation = BuildCompensation(spec)
         states: dict[str, str] = {}
         tasks = [asyncio.ensure_future(self._unit(request, unit, states)) for unit in plan.order()]
         try:
@@ -73,9 +79,22 @@ class LabBuildWorkflow:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if workflow.cancellation_reason() is not None:  # the build itself was cancelled
+                await self._cancelled(request)
             raise
         self._tracker.finish()
         return LabBuildResult(lab=spec.lab, units=states, progress=self._tracker.progress)
+
+    async def _cancelled(self, request: LabBuildInput) -> None:
+        """Undo what the completed units changed and record the account (histories recorded
+        before this left the completed units as they were)."""
+        if not workflow.patched(PATCH):
+            return
+        self._tracker.finish("cancelled: undoing what this build created")
+        summary = await self._compensation.run(request.compensate)
+        record(summary)
+        self._tracker.finish("cancelled")
+        self._tracker.progress.error = "; ".join(summary.lines())
 
     @staticmethod
     async def _observed(request: LabBuildInput) -> LabBuildInput:
@@ -113,11 +132,14 @@ class LabBuildWorkflow:
         for limit in limits:
             await limit.acquire()
         try:
-            await self._tracker.run(unit.id, f"{unit.kind} {unit.target}",
-                                    lambda: self._child(request, unit))
+            result = await self._tracker.run(unit.id, f"{unit.kind} {unit.target}",
+                                             lambda: self._child(request, unit))
             states[unit.id] = "done"
+            self._compensation.completed_unit(unit, result)
         except BaseException as exc:
             states[unit.id] = "failed"
+            if isinstance(exc, asyncio.CancelledError) or _cancelled_child(exc):
+                self._compensation.interrupted_unit(unit)
             self._failed.append(exc)
             raise
         finally:
@@ -137,3 +159,8 @@ class LabBuildWorkflow:
             static_summary=f"{unit.kind} {unit.target}",
             execution_timeout=timedelta(hours=12),
         )
+
+
+def _cancelled_child(exc: BaseException) -> bool:
+    """The child failed because it was cancelled (the build's cancel reached it)."""
+    return isinstance(exc, ChildWorkflowError) and isinstance(exc.cause, CancelledError)

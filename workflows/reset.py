@@ -9,6 +9,8 @@ rollback, share grants) comes back; every build step probes first, so converged 
 only their probes. There is no compensation: the reset is itself the repair, and running it
 again is the way out of a failed one. A reset that stops before every VM is restored and
 started fails as ResetIncomplete, naming the cause and the state each VM is left in.
+Cancelled, its memo says which VMs it had turned off, restored and not started again
+(:mod:`workflows.outcome`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lab_build import LabBuildInput, LabBuildResult
     from workflows.observed import LabState, observe, placed
     from workflows.options import REBOOT_WAIT
+    from workflows.outcome import Compensation, record
     from workflows.progress import Progress, Tracker
     from workflows.steps import step
 
@@ -134,6 +137,25 @@ class LabResetWorkflow:
 
     @workflow.run
     async def run(self, request: LabResetInput) -> LabResetResult:
+        """Reset the lab; cancelled, record what the reset left as it was at the cancel."""
+        try:
+            return await self._reset(request)
+        except BaseException:
+            if workflow.cancellation_reason() is not None:
+                self._cancelled()
+            raise
+
+    def _cancelled(self) -> None:
+        steps = self._tracker.progress.steps
+        done = [s.title for s in steps if s.state in ("done", "unchanged")
+                and not s.name.startswith("start:")]
+        unstarted = [s.name.split(":", 1)[1] for s in steps
+                     if s.name.startswith("start:") and s.state not in ("done", "unchanged")]
+        kept = [*done, *([f"not started again: {', '.join(unstarted)}"] if unstarted else [])]
+        record(Compensation(kept=kept, next="a reset has no undo; run `hvlab reset FILE` "
+                                             "again to finish it"))
+
+    async def _reset(self, request: LabResetInput) -> LabResetResult:
         """Stop all, restore all, start in order, re-converge."""
         spec = request.spec
         try:

@@ -13,7 +13,12 @@ whose Hyper-V cmdlets do not answer (a half-built lab: role not installed) has n
 Hyper-V objects; its steps are skipped after one read-only probe per host and the result says
 so. A unit is undone once every unit that depends on it is undone, independent ones at the same
 time. After a failure no further unit starts and the teardown fails; running it again
-continues.
+continues. Cancelled, it stops undoing (nothing removed is put back) and its memo lists what it
+removed and which units it had not undone yet (:mod:`workflows.outcome`).
+
+With ``units`` set, only those units are undone, each only in the parts named (the switches of a
+host, the VMs of a checkpoint, the host a VM was created on, the replication steps): a cancelled
+build undoes exactly what its run created this way (:mod:`workflows.build_compensation`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from hvlab.spec import LabSpec, NatKind
     from workflows.checkpoint import checkpoint_vms
     from workflows.options import PROBE
+    from workflows.outcome import Compensation, record
     from workflows.progress import Progress, Tracker
     from workflows.steps import step
 
@@ -60,6 +66,8 @@ LEFT_IN_PLACE: dict[str, str] = {
 class LabTeardownInput(BaseModel):
     spec: LabSpec
     only: list[str] = Field(default_factory=list, description="unit kinds (all if empty)")
+    units: dict[str, list[str]] | None = Field(default=None, description=(
+        "unit id -> the parts of it to undo (see select_parts); None: every unit, wholly"))
 
 
 class LabTeardownResult(BaseModel):
@@ -141,10 +149,44 @@ UNDO: dict[str, Callable[[LabSpec, PlanUnit], list[Undo]]] = {
 }
 
 
-def teardown_units(spec: LabSpec, only: list[str]) -> list[tuple[PlanUnit, list[Undo]]]:
-    """The plan's units in reverse order, each with its undo steps (empty: nothing to undo)."""
-    units = [u for u in reversed(build_plan(spec).order()) if not only or u.kind in only]
-    return [(u, UNDO[u.kind](spec, u) if u.kind in UNDO else []) for u in units]
+def teardown_units(spec: LabSpec, only: list[str], selected: dict[str, list[str]] | None = None
+                   ) -> list[tuple[PlanUnit, list[Undo]]]:
+    """The plan's units in reverse order, each with its undo steps (empty: nothing to undo);
+    with ``selected``, only those units and parts (:func:`select_parts`)."""
+    units = [u for u in reversed(build_plan(spec).order()) if (not only or u.kind in only)
+             and (selected is None or u.id in selected)]
+    return [(u, select_parts(u, UNDO[u.kind](spec, u) if u.kind in UNDO else [],
+                             None if selected is None else selected[u.id])) for u in units]
+
+
+def select_parts(unit: PlanUnit, undos: list[Undo], parts: list[str] | None) -> list[Undo]:
+    """The undo steps of the named parts of ``unit`` (all of them when ``parts`` is None).
+
+    Parts are: for ``host-prep`` switch names, for ``checkpoint`` VM names, for ``vm-deploy``
+    the hosts the VM was created on (removed there only, not wherever it is now), for
+    ``replication`` the ReplicationWorkflow's ``changed`` entries (``enable``,
+    ``replica-server:<host>``, ``firewall:<host>``); any other kind is undone wholly."""
+    if parts is None:
+        return undos
+    named = {p.lower() for p in parts}
+    if unit.kind == "vm-deploy":
+        return [(activity, arg.model_copy(update={"host": host}), (host,))
+                for activity, arg, _ in undos for host in parts]
+    return [u for u in undos if _part(unit.kind, u).lower() in named or
+            unit.kind not in ("host-prep", "checkpoint", "replication")]
+
+
+def _part(kind: str, undo: Undo) -> str:
+    activity, arg, _ = undo
+    fields = arg.model_dump()
+    if kind == "host-prep":
+        return str(fields["name"])
+    if kind == "checkpoint":
+        return str(fields["vm"])
+    if activity == "replica.remove":
+        return "enable"
+    prefix = "firewall" if activity == "replica.disable_firewall" else "replica-server"
+    return f"{prefix}:{fields['host']}"
 
 
 def _no_hyperv(exc: ActivityError) -> bool:
@@ -162,6 +204,7 @@ class LabTeardownWorkflow:
         self._hosts: list[str] = []
         self._done: dict[str, asyncio.Event] = {}
         self._failed = False
+        self._everywhere = True
 
     @workflow.query
     def progress(self) -> Progress:
@@ -171,22 +214,39 @@ class LabTeardownWorkflow:
     async def run(self, request: LabTeardownInput) -> LabTeardownResult:
         """Undo every unit, newest first."""
         spec = request.spec
-        units = teardown_units(spec, request.only)
+        units = teardown_units(spec, request.only, request.units)
         self._lab = spec.lab
+        self._everywhere = request.units is None
         self._hosts = [h.name for h in spec.hyperv_hosts]
         self._tracker = Tracker("LabTeardown", spec.lab)
         self._tracker.plan(*((u.id, f"undo {u.kind} {u.target}") for u, _ in units))
         result = LabTeardownResult(lab=spec.lab, progress=self._tracker.progress)
         self._done = {u.id: asyncio.Event() for u, _ in units}
         self._failed = False
-        outcomes = await asyncio.gather(*(self._after_dependents(u, undos, units, result)
-                                          for u, undos in units), return_exceptions=True)
+        try:
+            outcomes = await asyncio.gather(*(self._after_dependents(u, undos, units, result)
+                                              for u, undos in units), return_exceptions=True)
+        except BaseException:
+            if workflow.cancellation_reason() is not None:
+                self._cancelled(result)
+            raise
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
         self._tracker.finish()
         result.progress = self._tracker.progress
         return result
+
+    def _cancelled(self, result: LabTeardownResult) -> None:
+        """Cancelled: nothing removed comes back; the memo says what is left to remove."""
+        finished = ("done", "unchanged", "skipped")
+        pending = [s.name for s in self._tracker.progress.steps if s.state not in finished]
+        record(Compensation(
+            undone=[f"{unit}: {change}" for unit, changes in result.removed.items()
+                    for change in changes],
+            kept=[f"{unit}: not undone yet" for unit in pending],
+            next="a cancelled teardown puts nothing back; run `hvlab down FILE` again to "
+                 "remove the rest"))
 
     async def _after_dependents(self, unit: PlanUnit, undos: list[Undo],
                                 units: list[tuple[PlanUnit, list[Undo]]],
@@ -231,7 +291,9 @@ class LabTeardownWorkflow:
                 result.left.setdefault(unit.id, f"no Hyper-V on {', '.join(missing)}: "
                                                 "nothing of it there")
                 continue
-            targets = await self._located(arg) if isinstance(arg, VmRemoveInput) else [arg]
+            targets: list[BaseModel] = [arg]
+            if isinstance(arg, VmRemoveInput) and self._everywhere:
+                targets = list(await self._located(arg))
             for target in targets:
                 outcome = await step(activity, target, summary=f"{activity} {_describe(target)}")
                 if outcome.changed:
