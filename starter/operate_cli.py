@@ -202,7 +202,7 @@ def failback(
     spec = load_lab(file)
     name = _vm(spec, vm)
     entry = _replication(spec, name)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     request = PlannedFailoverInput(spec=spec, vm=name, replica=entry.primary,
                                    reverse=not no_reverse, compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(PlannedFailoverWorkflow.run, request,
@@ -219,7 +219,7 @@ def converge(
     """Put the lab back where FILE says: move each VM a class moved back to its host, fail each
     failed-over replication back, then converge the rest (what `up` does)."""
     spec = load_lab(file)
-    register_lab(spec, sim)
+    spec = register_lab(spec, sim)
     request = LabConvergeInput(spec=spec, compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(LabConvergeWorkflow.run, request,
                                          converge_id(spec.lab), f"converge lab {spec.lab}"))
