@@ -34,7 +34,8 @@ def _type(path: Path) -> str:
 EXPECTED = {"LabBuildWorkflow", "HostPrepWorkflow", "VmDeployWorkflow", "SharedStorageWorkflow",
             "DelegationWorkflow", "MigrationReadinessWorkflow", "NatGatewayWorkflow",
             "LiveMigrationWorkflow", "ReplicationWorkflow", "PlannedFailoverWorkflow",
-            "CheckpointWorkflow", "LabResetWorkflow", "LabTeardownWorkflow", "DoctorWorkflow"}
+            "CheckpointWorkflow", "LabResetWorkflow", "LabTeardownWorkflow", "DoctorWorkflow",
+            "LabConvergeWorkflow"}
 
 
 def test_every_workflow_type_has_a_saved_history() -> None:
