@@ -46,6 +46,9 @@ EXPECTED = {
     "LiveMigrationWorkflow-restarted": ("shared-nothing", "failed", 1),
     "LiveMigrationWorkflow-verify-fails": ("shared-nothing", "failed", 2),
 }
+# by path where a generation's run differs from the stem's (the top generation's move is the
+# lesson loop's `hvlab converge` moving win2003-3 back over SMB; v1-v3 hold the demo's)
+EXPECTED_BY_ID = {"LiveMigrationWorkflow": ("smb", "ok", 0)}
 
 
 def _id(path: Path) -> str:
@@ -99,7 +102,7 @@ async def test_replay_does_what_was_recorded(path: Path, metrics: Metrics) -> No
         assert got == want, f"activity {number}"
     end: Any = recorded_end(history)
     assert observed_end(observed) == end
-    mode, outcome, undos = EXPECTED[path.stem]
+    mode, outcome, undos = EXPECTED_BY_ID.get(_id(path), EXPECTED[path.stem])
     assert [(m, o) for m, o, _ in metrics.migrations] == [(mode, outcome)]
     took = metrics.migrations[0][2]
     if outcome == "ok":
