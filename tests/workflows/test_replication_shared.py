@@ -82,7 +82,7 @@ async def test_second_vm_leaves_linux01_normal_on_8080(
     scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
                  for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
     # the patched paths: the lab observed first, then the shared settings before any change
-    assert [n for n in scheduled if n != "lab.observe"][0] == "replica.shared_settings"
+    assert next(n for n in scheduled if n != "lab.observe") == "replica.shared_settings"
     replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter,
                         workflow_runner=sandbox_runner())
     replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
