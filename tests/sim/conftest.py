@@ -41,6 +41,7 @@ class Result:
     output: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     error_ids: list[str] = field(default_factory=list)
+    exception_types: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     terminating: TerminatingError | None = None
 
@@ -66,10 +67,17 @@ class Ctx:
         self.result.output.append(obj)
 
     def error(
-        self, message: str, error_id: str = "", category: str = "", target: str | None = None
+        self,
+        message: str,
+        error_id: str = "",
+        category: str = "",
+        target: str | None = None,
+        *,
+        exception_type: str = "",
     ) -> None:
         self.result.errors.append(message)
         self.result.error_ids.append(error_id)
+        self.result.exception_types.append(exception_type)
 
     def warning(self, message: str) -> None:
         self.result.warnings.append(message)
