@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hvlab.powershell.catalog import BindingError, Bound, Catalog, command_class
+from simulator import localization
 from simulator.clock import Clock
 from simulator.faults import SimFaults
 from simulator.protocol import (
@@ -158,6 +159,42 @@ class Collector:
 
     def warning(self, message: str) -> None:
         self.outer.warning(message)
+
+    def progress(self, activity: str, percent: int, status: str = "") -> None:
+        self.outer.progress(activity, percent, status)
+
+    def stopping(self) -> bool:
+        return self.outer.stopping()
+
+    def sleep(self, seconds: float) -> bool:
+        return self.outer.sleep(seconds)
+
+
+class LocalizedContext:
+    """A PipelineContext for a host whose display language is not en-US: its errors and
+    warnings are worded as that host words them (simulator/localization.py)."""
+
+    def __init__(self, outer: PipelineContext, locale: str) -> None:
+        self.outer = outer
+        self.locale = locale
+
+    def output(self, obj: Any) -> None:
+        self.outer.output(obj)
+
+    def error(
+        self,
+        message: str,
+        error_id: str = "RuntimeException",
+        category: str = "NotSpecified",
+        target: str | None = None,
+        *,
+        exception_type: str = RUNTIME_EXCEPTION,
+    ) -> None:
+        self.outer.error(localization.localize(self.locale, message), error_id, category, target,
+                         exception_type=exception_type)
+
+    def warning(self, message: str) -> None:
+        self.outer.warning(localization.localize(self.locale, message))
 
     def progress(self, activity: str, percent: int, status: str = "") -> None:
         self.outer.progress(activity, percent, status)
@@ -399,7 +436,8 @@ class Sim:
                     complete(job)
                     job.state, job.percent = 7, 100
                 except TerminatingError as exc:
-                    job.state, job.error_code, job.error_description = 10, 32768, exc.message
+                    job.state, job.error_code = 10, 32768
+                    job.error_description = self.job_text(job, exc.message)
                     abort(job)
         with self.lock:
             job.finished = self.clock.now()
@@ -468,23 +506,28 @@ class Sim:
     def _interrupted(self, job: Job, percent: int) -> bool:
         if job.cancel_requested:
             job.state, job.error_code = 8, 32768
-            job.error_description = "The operation was cancelled."
+            job.error_description = self.job_text(job, "The operation was cancelled.")
             return True
         peer = (job.peer or job.destination or "").upper()
         if (peer in self.down or peer in self.cut_off) and job.kind in PEER_LOST:
             job.state, job.error_code = 10, 32768
-            job.error_description = PEER_LOST[job.kind].format(
+            job.error_description = self.job_text(job, PEER_LOST[job.kind].format(
                 vm=job.vm_name, id=job.vm_id.upper(), src=job.host, peer=job.peer or job.destination
-            )
+            ))
             return True
         if self.faults.job_fails(job, percent):
             job.state, job.error_code = 10, 32768
-            job.error_description = (
+            job.error_description = self.job_text(job, (
                 f"{job.command} operation for '{job.vm_name}' failed at {percent} percent "
                 "(injected fault)."
-            )
+            ))
             return True
         return False
+
+    def job_text(self, job: Job, text: str) -> str:
+        """``text`` as the job's host words it (a job's ErrorDescription is the host's)."""
+        host = self.world.host(job.host)
+        return localization.localize(host.locale if host else localization.DEFAULT, text)
 
     def _fault_reboot(self, host: Host, name: str) -> None:
         if self.faults.reboot_due(host.name, name):
@@ -517,11 +560,22 @@ class HostHandler:
         self._runspace = ""
 
     def invoke(self, invocation: Invocation, ctx: PipelineContext) -> None:
+        locale = self.sim.host(self.host_name).locale
+        if locale != localization.DEFAULT:
+            ctx = LocalizedContext(ctx, locale)
         pending = list(invocation.input)
         self._runspace = invocation.runspace
-        for statement in invocation.statements:
-            self._statement(statement, pending, ctx)
-            pending = []
+        try:
+            for statement in invocation.statements:
+                self._statement(statement, pending, ctx)
+                pending = []
+        except TerminatingError as exc:
+            # a packaged script's own ``throw "text"`` (FullyQualifiedErrorId = the text) is
+            # hvlab's wording and stays as it is; everything else is the host's
+            if locale != localization.DEFAULT and exc.error_id != exc.message:
+                exc.message = localization.localize(locale, exc.message)
+                exc.args = (exc.message,)
+            raise
 
     def _statement(
         self, commands: tuple[CommandCall, ...], items: list[Any], ctx: PipelineContext

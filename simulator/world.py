@@ -20,7 +20,8 @@ DEFAULT_HOST_MEMORY = 16 * GB
 HOST_RESERVE = 2 * GB  # memory the parent partition keeps for itself
 OS_VERSION = "10.0.20348"
 OS_CAPTION = "Microsoft Windows Server 2022 Datacenter"
-REPLICA_HTTP_RULE = "Hyper-V Replica HTTP Listener (TCP-In)"
+# built-in rules by Name (a DisplayName is localized: simulator/localization.py)
+REPLICA_HTTP_RULE = "VIRT-HVRHTTPL-In-TCP-NoScope"
 REPLICA_HTTPS_RULE = "Hyper-V Replica HTTPS Listener (TCP-In)"
 MIGRATION_RULE = "Hyper-V (MIG-TCP-In)"
 
@@ -384,6 +385,7 @@ class Host(_M):
     mac_counter: int = 0
     host_octet: int = 1
     tickets_purged_at: float = 0.0  # klist purge -li 0x3e7 (machine ticket cache)
+    locale: str = "en-US"  # display language: messages and localized names (localization.py)
 
     # -- feature state
     def has_feature(self, name: str) -> bool:

@@ -27,6 +27,15 @@ from simulator.protocol import CommandCall, Invocation, Parameter, TerminatingEr
 from simulator.world_build import world_from_spec
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml"
+LOCALES = ("en-US", "ko-KR")
+
+
+def speak(sim: Sim, locale: str) -> None:
+    """Every host of ``sim`` answers in ``locale`` from now on (messages, warnings, job
+    errors; built-in display names are set when the world is built: ``locale:`` in the lab)."""
+    with sim.lock:
+        for host in sim.world.hosts.values():
+            host.locale = locale
 GB = 1024**3
 MB = 1024**2
 
