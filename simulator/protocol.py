@@ -44,6 +44,7 @@ class Invocation:
     statements: tuple[tuple[CommandCall, ...], ...]
     input: tuple[Any, ...] = field(default_factory=tuple)
     username: str = ""
+    session: str = ""  # the runspace pool (WS-Man shell) it runs in: $LASTEXITCODE is per pool
 
 
 class TerminatingError(Exception):

@@ -424,7 +424,9 @@ class PsrpShell:
         try:
             if run.metadata_only:
                 raise TerminatingError("GetCommandMetadata is not supported by the simulator.")
-            invocation = build_invocation(self.host, run.pipeline.metadata, run.inputs, username)
+            invocation = build_invocation(
+                self.host, run.pipeline.metadata, run.inputs, username, self.shell_id
+            )
             self.handler.invoke(invocation, PipelineContext(self, run, activity))
         except PipelineStopped:
             pass
