@@ -220,6 +220,7 @@ class Call:
     bound: Bound | None = None
     error_action: str = "Continue"
     warning_action: str = "Continue"
+    session: str = ""  # the runspace pool (Invocation.runspace)
 
     @property
     def world(self) -> World:
@@ -355,6 +356,8 @@ class Sim:
         # the WinRM endpoint stands for): their listener stays down until it is back
         self.cut_off: set[str] = set()
         self._cut_lock = threading.Lock()
+        # $LASTEXITCODE of each runspace pool (Invocation.runspace) after a native program
+        self.native_exit_codes: dict[str, int] = {}
 
     def booted(self, host_name: str) -> threading.Event:
         """Set when the host's last reboot finished (tests wait on it)."""
@@ -567,7 +570,7 @@ class HostHandler:
         self._runspace = invocation.runspace
         try:
             for statement in invocation.statements:
-                self._statement(statement, pending, ctx)
+                self._statement(statement, pending, ctx, invocation.runspace)
                 pending = []
         except TerminatingError as exc:
             # a packaged script's own ``throw "text"`` (FullyQualifiedErrorId = the text) is
@@ -578,21 +581,32 @@ class HostHandler:
             raise
 
     def _statement(
-        self, commands: tuple[CommandCall, ...], items: list[Any], ctx: PipelineContext
+        self,
+        commands: tuple[CommandCall, ...],
+        items: list[Any],
+        ctx: PipelineContext,
+        session: str = "",
     ) -> None:
         for index, command in enumerate(commands):
             last = index == len(commands) - 1
             sink: PipelineContext = ctx if last else Collector(ctx)
-            self._command(command, items, sink, piped=index > 0)
+            self._command(command, items, sink, piped=index > 0, session=session)
             items = [] if last else sink.items  # type: ignore[attr-defined]
 
     def _command(
-        self, command: CommandCall, items: list[Any], ctx: PipelineContext, piped: bool
+        self,
+        command: CommandCall,
+        items: list[Any],
+        ctx: PipelineContext,
+        piped: bool,
+        session: str = "",
     ) -> None:
         sim = self.sim
         with sim.lock:
             host = sim.host(self.host_name)
             if command.is_script and self._preference(command):
+                return
+            if self._native(host, command, items, ctx, session):
                 return
             if command.is_script:
                 name, entry, params = self._script(host, command)
@@ -601,10 +615,54 @@ class HostHandler:
                 name, module, entry, bound = self._resolve(host, command, items, piped)
                 params = dict(bound.params)
             sim.on_command(host, name)
-            call = Call(sim, host, name, module, params, items, ctx)
+            call = Call(sim, host, name, module, params, items, ctx, session=session)
             if not command.is_script:
                 call.bound = bound
             self._run(call, entry, piped)
+
+    def _native(
+        self, host: Host, command: CommandCall, items: list[Any], ctx: PipelineContext, session: str
+    ) -> bool:
+        """Run ``command`` when it is a native program (or an ad-hoc script of native command
+        lines and ``$LASTEXITCODE``); False when it is something else."""
+        from simulator import native
+
+        if command.is_script:
+            if script_header(command.text) is not None:
+                return False
+            lines = native.script_statements(command.text)
+            if lines is None:
+                return False
+            calls = [(line.program, list(line.args)) for line in lines]
+        else:
+            program = native.program_of(command.text)
+            alias = native.SHADOWING_ALIASES.get(command.text.strip().lower())
+            if alias is not None and self.sim.catalog.canonical(command.text.strip()) is None:
+                raise native.not_simulated(
+                    command.text, [], f"in Windows PowerShell it is the alias of {alias}"
+                )
+            if program is None:
+                return False
+            named = [p.name for p in command.parameters if p.name is not None]
+            if named:
+                raise native.not_simulated(
+                    program, [], f"named parameter -{named[0]}: pass its arguments positionally"
+                )
+            calls = [(program, native.arguments([p.value for p in command.parameters]))]
+        if items:
+            raise native.not_simulated(calls[0][0] or "", [], "pipeline input (stdin)")
+        for program, args in calls:
+            if program is None:  # $LASTEXITCODE
+                ctx.output(native.last_exit_code(self.sim, session))
+                continue
+            self._count(host, f"{program}.exe")
+            self.sim.on_command(host, f"{program}.exe")
+            try:
+                run = native.execute(self.sim, host, program, args, session)
+            finally:
+                self.sim.save()
+            native.write(run, ctx)
+        return True
 
     def _count(self, host: Host, name: str) -> None:
         self.sim.world.count(host.name, name)

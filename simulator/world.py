@@ -386,6 +386,8 @@ class Host(_M):
     host_octet: int = 1
     tickets_purged_at: float = 0.0  # klist purge -li 0x3e7 (machine ticket cache)
     locale: str = "en-US"  # display language: messages and localized names (localization.py)
+    # values written by reg.exe: key (HKEY_LOCAL_MACHINE\\...) -> value name -> [type, data]
+    registry: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
 
     # -- feature state
     def has_feature(self, name: str) -> bool:
