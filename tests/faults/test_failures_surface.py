@@ -84,7 +84,8 @@ async def test_host_down_reaches_the_watch_within_a_few_polls(
     """SVR2 refuses connections. `hvlab up FILE --sim` starts the build; within MAX_POLLS
     progress polls the watch sees host-prep:SVR2's first step failing and being retried, and
     shows the host, the cause (connection refused at its address) and the fix, with the
-    attempt and the next try; `hvlab watch` prints it as a line while the build still runs.
+    attempt and the next try (so does the running build's history); `hvlab watch` prints it
+    as a line while the build still runs.
     Once SVR2 answers again the build completes and the watch exits 0."""
     join_domain(fleet.sim, "SVR2")
     hyperv_ready(fleet.sim, "SVR2")
@@ -114,6 +115,12 @@ async def test_host_down_reaches_the_watch_within_a_few_polls(
         assert "classroom-build/host-prep:SVR2 > host.dns" in live
         assert f"connection refused at {where}" in live and UNREACHABLE_FIX in live
         assert "attempt 1 of 8" in live or "attempt 2 of 8" in live
+        # `hvlab history` of the running build: the child's step is retrying, with its cause
+        running = await timeline(client, "classroom-build")
+        step = next(r for r in running.rows if r.step == "host.dns")
+        assert (running.status, step.depth, step.ended) == ("running", 1, None)
+        assert step.outcome.startswith("retrying (attempt "), step.outcome
+        assert step.cause.startswith("HostUnreachable: SVR2") and UNREACHABLE_FIX in step.cause
 
         # the CLI's own watch, while SVR2 is still down: the line comes before the end
         screen = Screen()
