@@ -40,7 +40,8 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     """The bound activity methods of every domain, built for ``settings``."""
     doctor = DoctorActivities(settings)
     lab = WorkerLab(settings.home_dir, os.environ, settings.secrets_file)
-    sessions = SessionPool(lab, on_open=_sessions_open, on_request=_request_outcome)
+    sessions = SessionPool(lab, on_open=_sessions_open, on_request=_request_outcome,
+                           connection_timeout=settings.winrm_connect_timeout)
     return [doctor.probe, *remote_activities(sessions, lab)]
 
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     dev_http_port: int = Field(default=7243, description="dev server HTTP API port")
     dev_metrics_port: int = Field(default=7244, description="dev server's own /metrics port")
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to reach Temporal")
+    winrm_connect_timeout: int = Field(
+        default=5, ge=1, description="seconds a worker waits for a lab host to accept a WinRM "
+        "connection (not for a command's answer)")
     max_concurrent_activities: int = Field(default=64, ge=1, description="per worker")
     graceful_shutdown_seconds: float = Field(
         default=20.0, ge=0, description="how long a stopping worker lets activities finish"

@@ -9,25 +9,23 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
-    WorkflowQueryFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError
 
 from hvlab.labs import LabRegistry
@@ -36,12 +34,14 @@ from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
 from hvlab.temporal import CodecUnavailable, TemporalUnavailable, connect
 from starter.cli import UsageProblem, err, out
+from starter.inspection import Timeline, Watcher, WatchView, failure_text, timeline
 from workflows.lab_build import LabBuildInput, LabBuildWorkflow
 from workflows.outcome import MEMO_KEY, Compensation
 from workflows.progress import Progress as WorkflowProgress
 
 SimOption = Annotated[bool, typer.Option("--sim", help="use the simulated fleet's endpoints")]
 LAB_UI = "http://127.0.0.1:{port}/namespaces/{ns}/workflows/{id}"
+WATCH_INTERVAL = 0.5  # seconds between two progress polls of --watch
 
 
 def build_id(lab: str) -> str:
@@ -127,39 +127,49 @@ def _render(progress: WorkflowProgress) -> Progress:
 
 async def _watch(workflow_id: str) -> int:
     client = await _client()
-    handle = client.get_workflow_handle(workflow_id)
+    watcher = Watcher(client, workflow_id)
     with Live(refresh_per_second=4, console=out, transient=False) as live:
         while True:
-            description = await handle.describe()
-            try:
-                progress = await handle.query("progress", result_type=WorkflowProgress)
-                live.update(_render(progress))
-            except (RPCError, WorkflowQueryFailedError):
-                pass  # not started yet or no progress query
-            if description.status != WorkflowExecutionStatus.RUNNING:
+            view = await watcher.poll()
+            for item in view.new:  # above the live view, so it stays in the scrollback
+                live.console.print(f"[yellow]retrying:[/] {escape(item.line())}")
+            if view.progress is not None or view.retrying:
+                live.update(_view(view))
+            if not view.running:
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(WATCH_INTERVAL)
     if not out.is_terminal:
         out.line()  # Live's last frame ends without a newline when not on a terminal
     reason = ""
-    if description.status == WorkflowExecutionStatus.FAILED:
-        reason = await _failure_reason(handle)
-    elif description.status == WorkflowExecutionStatus.CANCELED:
-        reason = "\n".join(await compensation_lines(description))
-    return _report_outcome(workflow_id, description.status, reason)
+    if view.status == WorkflowExecutionStatus.FAILED:
+        reason = await _failure_reason(watcher.handle)
+    elif view.status == WorkflowExecutionStatus.CANCELED:
+        reason = "\n".join(await compensation_lines(await watcher.handle.describe()))
+    return _report_outcome(workflow_id, view.status, reason)
+
+
+def _view(view: WatchView) -> RenderableType:
+    """The progress bars, and below them each step that is failing and being retried."""
+    parts: list[RenderableType] = []
+    if view.progress is not None:
+        parts.append(_render(view.progress))
+    if view.retrying:
+        table = Table("retrying", "attempt", "cause", "next", title_justify="left",
+                      show_edge=False)
+        for item in view.retrying:
+            table.add_row(f"{item.workflow_id} > {item.activity}", item.attempts, item.cause,
+                          item.next_try())
+        parts.append(table)
+    return Group(*parts)
 
 
 async def _failure_reason(handle: WorkflowHandle[Any, Any]) -> str:
-    """The innermost error of a failed workflow (the host's message and its fix), if any."""
+    """Where the failed workflow failed and why: the innermost error (the activity's classified
+    error with the host's message and its fix), if any."""
     try:
         await handle.result()
     except WorkflowFailureError as exc:
-        cause: BaseException | None = exc.cause
-        while isinstance(cause, FailureError) and isinstance(cause.cause, FailureError):
-            cause = cause.cause
-        if isinstance(cause, ApplicationError) and cause.type:
-            return f"{cause.type}: {cause.message}"
-        return str(cause or "")
+        return failure_text(exc.cause)
     except Exception:
         return ""
     return ""
@@ -269,49 +279,51 @@ def cancel(
     raise typer.Exit(asyncio.run(_cancel(workflow_id, wait)))
 
 
-async def _timeline(workflow_id: str) -> list[tuple[str, datetime, datetime | None, str]]:
+async def _timeline(workflow_id: str) -> Timeline:
     client = await _client()
-    scheduled: dict[int, tuple[str, datetime]] = {}
-    rows: list[tuple[str, datetime, datetime | None, str]] = []
     try:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        return await timeline(client, workflow_id)
     except RPCError as exc:
         raise UsageProblem(f"no workflow {workflow_id}: {exc.message}") from None
-    for event in history.events:
-        when = event.event_time.ToDatetime()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            scheduled[event.event_id] = (attrs.activity_type.name, when)
-        elif event.event_type in _ENDS:
-            attrs = getattr(event, _ENDS[event.event_type])
-            name, start = scheduled.pop(attrs.scheduled_event_id, ("?", when))
-            rows.append((name, start, when, _OUTCOME[event.event_type]))
-    rows += [(name, start, None, "running") for name, start in scheduled.values()]
-    return rows
-
-
-_ENDS = {
-    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
-    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
-    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
-    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
-}
-_OUTCOME = {
-    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "ok",
-    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "failed",
-    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "timed out",
-    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "cancelled",
-}
 
 
 def history(workflow_id: Annotated[str, typer.Argument(help="workflow id")]) -> None:
-    """The workflow's step timeline: each activity with its duration and outcome."""
-    rows = asyncio.run(_timeline(workflow_id))
-    table = Table("step", "started", "seconds", "outcome")
-    for name, start, end, outcome in rows:
-        seconds = f"{(end - start).total_seconds():.2f}" if end else "-"
-        table.add_row(name, start.strftime("%H:%M:%S"), seconds, outcome)
+    """The workflow's step timeline: each activity with its duration and outcome, and each
+    child workflow with its own steps below it; failures are numbered and their causes listed."""
+    result = asyncio.run(_timeline(workflow_id))
+    title = f"{result.workflow_id} ({result.workflow_type or 'unknown type'}): {result.status}"
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("step", overflow="fold")
+    for column in ("started", "seconds", "outcome"):
+        table.add_column(column, overflow="fold")
+    causes: list[str] = []
+    for row in result.rows:
+        seconds = f"{row.seconds:.2f}" if row.seconds is not None else "-"
+        outcome = row.outcome
+        if row.cause:
+            if row.cause not in causes:
+                causes.append(row.cause)
+            outcome += f" [{causes.index(row.cause) + 1}]"
+        step = "  " * row.depth + escape(row.step)
+        if row.child:
+            step = f"[bold]{step}[/] [dim]{escape(row.workflow_type)}[/]"
+        table.add_row(step, row.started.strftime("%H:%M:%S"), seconds, escape(outcome))
     out.print(table)
+    for number, cause in enumerate(causes, 1):
+        out.print(f"[{number}] {cause}", markup=False)
+    if result.failure:
+        out.print(f"{result.workflow_id} failed: {_cited(result.failure, causes)}",
+                  markup=False)
+
+
+def _cited(failure: str, causes: list[str]) -> str:
+    """``where [n]`` when the failure is cause n listed above, else the failure."""
+    for number, cause in enumerate(causes, 1):
+        if failure == cause:
+            return f"[{number}]"
+        if failure.endswith(f": {cause}"):
+            return f"{failure[:-len(cause) - 2]} [{number}]"
+    return failure
 
 
 def register(app: typer.Typer) -> None:

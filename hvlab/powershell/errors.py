@@ -35,6 +35,9 @@ class RemoteError(Exception):
 
 class HostUnreachable(RemoteError):
     retryable = True
+    fix = ("check that the host is running and on the network and that its WinRM listener "
+           "answers at the lab file's address and port (`hvlab doctor FILE`, with --sim for the "
+           "simulated fleet)")
 
 
 class HostRebooting(RemoteError):

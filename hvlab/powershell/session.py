@@ -43,6 +43,11 @@ log = structlog.get_logger("hvlab.winrm")
 _UNKNOWN_SHELL = 2150858843
 _INT32 = range(-(2**31), 2**31)
 _INT_TAGS = {"Int64": "I64", "UInt64": "U64", "UInt32": "U32", "UInt16": "U16", "Int16": "I16"}
+# Seconds to wait for a host to accept the TCP connection (a host that is off or cut off
+# answers nothing, so this is how long each attempt of a step takes to find out). Only the
+# connection: a command that is slow to answer is bounded by the read timeout, which stays
+# operation timeout + 10 s, and long work runs as polled host-side jobs anyway.
+CONNECT_TIMEOUT = 5
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ class SessionPool:
         param_type: ParamType | None = None,
         *,
         operation_timeout: int = 20,
-        connection_timeout: int = 10,
+        connection_timeout: int = CONNECT_TIMEOUT,
         on_open: Callable[[str, int], None] | None = None,
         on_request: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -266,7 +271,8 @@ class SessionPool:
                 self.discard(endpoint)
                 if attempt == 1 and reused and _not_delivered(exc):
                     continue
-                error = _transport_error(endpoint, description, exc)
+                error = _transport_error(endpoint, description, exc,
+                                         self._connection_timeout)
                 self._on_request(endpoint.host, "transient" if error.retryable else "error")
                 raise error from None
         raise AssertionError("unreachable")
@@ -387,10 +393,15 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-def _transport_error(endpoint: Endpoint, description: str, exc: Exception) -> RemoteError:
+def _transport_error(endpoint: Endpoint, description: str, exc: Exception,
+                     connect_timeout: float = CONNECT_TIMEOUT) -> RemoteError:
     host = endpoint.host
     if isinstance(exc, AuthenticationError):
         return AuthenticationFailed(host, "", "the host rejected the credentials (HTTP 401)")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):  # nothing answered the SYN
+        return HostUnreachable(host, description, f"no answer to a connection to "
+                               f"{endpoint.address}:{endpoint.port} (connect timeout "
+                               f"{connect_timeout:g} s)")
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = "connection refused" if _refused(exc) else "connection failed"
         return HostUnreachable(host, description, f"{reason} at {endpoint.address}:{endpoint.port}")

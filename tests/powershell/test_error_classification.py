@@ -263,6 +263,8 @@ def test_fix_is_appended_to_the_text() -> None:
     (AccessDenied, ["computer account", "share", "NTFS", "cifs delegation"]),
     (CommandNotFound, ["install the feature", "reboot"]),
     (VirtualizationUnavailable, ["hardware virtualization", "VT-x/EPT"]),
+    (HostUnreachable, ["running", "on the network", "WinRM listener", "address and port",
+                       "hvlab doctor FILE"]),
 ])
 def test_fix_names_the_remedy(cls: type[RemoteError], words: list[str]) -> None:
     """Each kind with a fix tells the operator what to change, in the error's text."""
@@ -275,7 +277,7 @@ def test_fix_names_the_remedy(cls: type[RemoteError], words: list[str]) -> None:
 
 @pytest.mark.parametrize("cls", [
     InvalidParameter, NotFound, AlreadyExists, PreconditionFailed, GuestUnsupported,
-    RemoteCommandFailed, HostUnreachable, HostRebooting, TransientRemoteError,
+    RemoteCommandFailed, HostRebooting, TransientRemoteError,
 ])
 def test_kinds_without_fix_add_nothing(cls: type[RemoteError]) -> None:
     """Kinds without a fix show just 'host: command: message'."""

@@ -216,7 +216,7 @@ def test_session_uses_the_configured_timeouts(
         wsman = defaults._get(validating).runspace.connection
         transport = wsman.transport
         assert wsman.operation_timeout == 20
-        assert (transport.read_timeout, transport.connection_timeout) == (30, 10)
+        assert (transport.read_timeout, transport.connection_timeout) == (30, 5)
         assert transport.no_proxy is True
         assert transport.cert_validation is True
         assert transport.ssl is False
