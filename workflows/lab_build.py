@@ -152,10 +152,14 @@ class LabBuildWorkflow:
         if workflow_type is None:
             raise ApplicationError(f"no workflow builds units of kind {unit.kind!r}",
                                    type="NotImplemented", non_retryable=True)
+        # under this build's own id, so a reset's or a converge's build never meets a build of
+        # the same lab (runs recorded before the patch used "<lab>-build/<unit>" everywhere)
+        parent = workflow.info().workflow_id if workflow.patched("unit-ids-from-parent") \
+            else f"{request.spec.lab}-build"
         return await workflow.execute_child_workflow(
             workflow_type,
             unit_input(unit, request.spec, request.compensate),
-            id=f"{request.spec.lab}-build/{unit.id}",
+            id=f"{parent}/{unit.id}",
             static_summary=f"{unit.kind} {unit.target}",
             execution_timeout=timedelta(hours=12),
         )

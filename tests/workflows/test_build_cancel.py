@@ -62,7 +62,7 @@ async def cancel_during_linux02(client: Client, fleet: Fleet, handle: WorkflowHa
                                 spec: LabSpec) -> None:
     """Wait until Linux01's unit is done and Linux02's New-VM (slowed down) runs."""
     await until(handle, "deployed Linux01", lambda s: s.get("vm-deploy:Linux01") == "done")
-    child = client.get_workflow_handle(f"{spec.lab}-build/vm-deploy:Linux02")
+    child = client.get_workflow_handle(f"{handle.id}/vm-deploy:Linux02")
     await until(child, "ran New-VM of Linux02", lambda s: s.get("create") == "running")
 
 

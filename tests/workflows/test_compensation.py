@@ -87,7 +87,7 @@ async def test_cancelled_build_compensates_running_units(
             LabBuildWorkflow.run, LabBuildInput(spec=spec, only=["host-prep", "vm-deploy"]),
             id=f"build-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
         await running_step(handle, "vm-deploy:Linux01", timeout=60)
-        child = client.get_workflow_handle(f"{spec.lab}-build/vm-deploy:Linux01")
+        child = client.get_workflow_handle(f"{handle.id}/vm-deploy:Linux01")
         await running_step(child, "create")
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):

@@ -85,16 +85,17 @@ async def test_seed_build_reaches_nat_checks(
     kinds = ["host-prep", "shared-storage", "delegation", "migration-readiness", "vm-deploy",
              "nat"]
     async with lab_worker(client, task_queue, fleet):
+        build_id = f"seed-build-{uuid.uuid4().hex[:6]}"
         result = await client.execute_workflow(
             LabBuildWorkflow.run, LabBuildInput(spec=seed, only=kinds),
-            id=f"seed-build-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+            id=build_id, task_queue=task_queue)
         assert set(result.units.values()) == {"done"}, result.units
         # `hvlab plan` prints the plan's steps; each unit's workflow reports exactly those, in
         # that order, and finishes every one of them (none left pending)
         for unit in build_plan(seed).units:
             if unit.kind not in kinds:
                 continue
-            child = client.get_workflow_handle(f"{seed.lab}-build/{unit.id}")
+            child = client.get_workflow_handle(f"{build_id}/{unit.id}")
             progress = await child.query("progress", result_type=Progress)
             assert [(s.name, s.title) for s in progress.steps] == [
                 (s.name, s.title) for s in unit.steps], unit.id
