@@ -46,6 +46,8 @@ def replicating(sim: Sim, spec: LabSpec) -> None:
     ready_hosts(sim)
     lab_vm(sim, spec, "Linux01")
     for host in ("SVR1", "SVR2"):
+        assert run(sim, host, "New-Item", ItemType="Directory", Path="C:\\Hyper-V\\Replica",
+                   Force=None).ok
         assert run(sim, host, "Set-VMReplicationServer", ReplicationEnabled=True,
                    AllowedAuthenticationType="Kerberos", KerberosAuthenticationPort=PORT,
                    ReplicationAllowedFromAnyServer=True,
