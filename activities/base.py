@@ -9,6 +9,7 @@ activity boundary. Outside an activity (plain method calls in tests) there is no
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -92,11 +93,16 @@ class Remote:
         self._sessions = sessions
         self._endpoints = endpoints
 
-    def run(self, host: str, *commands: Command, mutating: bool = True) -> list[Any]:
-        """Run ``commands`` piped together on ``host``; plain output values."""
+    def run(self, host: str, *commands: Command, mutating: bool = True,
+            deadline: float | None = None) -> list[Any]:
+        """Run ``commands`` piped together on ``host``; plain output values. With
+        ``deadline`` (time.monotonic) the pipeline is stopped when it runs past it (a
+        transient 'cancelled' RemoteError), as it is when the activity is cancelled."""
         pipeline = Pipeline(tuple(commands), mutating)
         endpoint = self._endpoints.endpoint(host)
-        result = self._sessions.run(endpoint, pipeline, heartbeat=liveness, cancelled=cancelled)
+        stop = cancelled if deadline is None else (
+            lambda: cancelled() or time.monotonic() > deadline)
+        result = self._sessions.run(endpoint, pipeline, heartbeat=liveness, cancelled=stop)
         return result.output
 
     def query(self, host: str, command: Command) -> list[Any]:

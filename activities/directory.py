@@ -45,8 +45,14 @@ def remove_delegation_command(computer: str, spns: list[str]) -> Command:
     return Command.of("Set-ADComputer", Identity=computer, Remove={DELEGATE_TO: list(spns)})
 
 
+def account_name(computer: str) -> str:
+    """The computer's SAM account name (``SVR1$``): Set-ADAccountControl's ``ADAccount``
+    identity is a DN, GUID, SID or SAM account name, never the bare computer name."""
+    return computer if computer.endswith("$") else computer + "$"
+
+
 def account_control_command(computer: str, trusted: bool) -> Command:
-    return Command.of("Set-ADAccountControl", Identity=computer,
+    return Command.of("Set-ADAccountControl", Identity=account_name(computer),
                       TrustedToAuthForDelegation=trusted)
 
 

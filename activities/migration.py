@@ -169,10 +169,13 @@ class ProgressRemote(Remote):
     """A Remote whose liveness heartbeats (sent while a pipeline runs) repeat the execution's
     last progress details instead of blanking them, so a retry can resume from them."""
 
-    def run(self, host: str, *commands: Command, mutating: bool = True) -> list[Any]:
+    def run(self, host: str, *commands: Command, mutating: bool = True,
+            deadline: float | None = None) -> list[Any]:
         pipeline = Pipeline(tuple(commands), mutating)
+        stop = cancelled if deadline is None else (
+            lambda: cancelled() or time.monotonic() > deadline)
         result = self._sessions.run(self._endpoints.endpoint(host), pipeline,
-                                    heartbeat=_liveness, cancelled=cancelled)
+                                    heartbeat=_liveness, cancelled=stop)
         return result.output
 
 

@@ -206,6 +206,14 @@ class VmInput(_Input):
     vm: str
 
 
+class VmStopInput(VmInput):
+    """vm.stop: ``shutdown_seconds`` shuts the guest down (Stop-VM without -TurnOff) and
+    turns it off only if it is not off within that time; None turns it off at once. (A
+    subclass, so the VmInput payloads recorded in histories stay as they were.)"""
+
+    shutdown_seconds: int | None = None
+
+
 class VmRemoveInput(_Input):
     """Compensation of vm.create/vm.disk: turn off, remove the VM, delete its disk."""
 

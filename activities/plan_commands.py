@@ -185,7 +185,8 @@ def _replication(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]
     if name == "shared-settings":  # read-only, on both hosts
         return [replica.get_server_command(), replica.all_replications_command()]
     if name == "replica-server":
-        return [replica.set_server_command(ReplicaServerInput(host=target, port=rep.port,
+        return [host.new_folders_command([rep.storage]),
+                replica.set_server_command(ReplicaServerInput(host=target, port=rep.port,
                                                               storage=rep.storage))]
     if name == "firewall":
         commands: list[Emitted] = [replica.enable_rule_command()]

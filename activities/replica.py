@@ -20,7 +20,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.base import application_errors, cancelled
-from activities.host import SILENT, conflict, path_exists_command, verify_failed
+from activities.host import (
+    SILENT,
+    conflict,
+    new_folders_command,
+    path_exists_command,
+    verify_failed,
+)
 from activities.migration import (
     NAMESPACE,
     ProgressRemote,
@@ -341,11 +347,26 @@ class ReplicaActivities:
                 raise shared_conflict(request.vm, breaking)
             auth = before["auth"] if before["enabled"] and before["auth"] in KERBEROS \
                 else "Kerberos"
+            created = self._storage_folder(request.host, request.storage)
             self._remote.run(request.host, set_server_command(request, auth))
             after = self._server(request.host)
             if _server_drift(request, after):
                 raise verify_failed(request.host, "replica server settings did not take", after)
-            return StepResult(changed=True, observed={**after, "previous": before})
+            return StepResult(changed=True, observed={**after, "previous": before,
+                                                      "created_storage": created})
+
+    def _storage_folder(self, host: str, storage: str) -> str | None:
+        """Create the replica storage folder when it is missing: Set-VMReplicationServer
+        does not create it, and the host refuses a DefaultStorageLocation that does not exist
+        (docs/simulator-fidelity.md). Returns the folder created, None when it was there (or
+        is a share, which the replica host reaches with its own rights)."""
+        if storage.startswith("\\\\"):
+            return None
+        found = self._remote.query(host, path_exists_command([storage]))
+        if found and found[0] is True:
+            return None
+        self._remote.run(host, new_folders_command([storage]))
+        return storage
 
     def _server(self, host: str) -> dict[str, Any]:
         return _server_view(self._remote.query_one(host, get_server_command()) or {})

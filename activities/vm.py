@@ -8,12 +8,13 @@ activities emit (the catalogue test binds every one of them).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.base import Remote, application_errors
+from activities.base import Remote, application_errors, cancelled
 from activities.host import (
     SILENT,
     conflict,
@@ -29,9 +30,11 @@ from activities.models import (
     VmInput,
     VmNicInput,
     VmRemoveInput,
+    VmStopInput,
 )
 from hvlab.powershell.command import SWITCH, Command
 from hvlab.powershell.endpoints import EndpointSource
+from hvlab.powershell.errors import RemoteError
 from hvlab.powershell.session import SessionPool
 
 DEFAULT_NIC = "Network Adapter"
@@ -338,10 +341,36 @@ class VmActivities:
             return self._power(request, "Running", start_vm_command(request.vm))
 
     @activity.defn(name="vm.stop")
-    def stop(self, request: VmInput) -> StepResult:
-        """Turn the VM off unless it is off (-TurnOff: legacy guests cannot shut down)."""
+    def stop(self, request: VmStopInput) -> StepResult:
+        """Turn the VM off unless it is off (-TurnOff: legacy guests cannot shut down). With
+        ``shutdown_seconds`` the guest is shut down first (Stop-VM -Force, no -TurnOff) and
+        turned off only when it is not off within that time or cannot shut down (no
+        shutdown integration service); ``shut_down`` says which happened."""
         with application_errors():
-            return self._power(request, "Off", stop_vm_command(request.vm, turn_off=True))
+            seconds = getattr(request, "shutdown_seconds", None)  # a plain VmInput: None
+            if seconds is None:
+                return self._power(request, "Off", stop_vm_command(request.vm, turn_off=True))
+            return self._shutdown(request, seconds)
+
+    def _shutdown(self, request: VmInput, seconds: int) -> StepResult:
+        before = self._state(request)
+        if before == "Off":
+            return StepResult(changed=False, observed={"state": before})
+        reason = None
+        try:
+            self._remote.run(request.host, stop_vm_command(request.vm),
+                             deadline=time.monotonic() + seconds)
+        except RemoteError as error:
+            if cancelled():
+                raise
+            reason = f"{error.type_name}: {error.host_message}"
+        if self._state(request) == "Off":
+            return StepResult(changed=True, observed={"state": "Off", "was": before,
+                                                      "shut_down": True})
+        turned = self._power(request, "Off", stop_vm_command(request.vm, turn_off=True))
+        return StepResult(changed=True, observed={
+            **turned.observed, "was": before, "shut_down": False,
+            "turned_off_because": reason or f"not off after {seconds} s"})
 
     def _state(self, request: VmInput) -> str:
         vm = self._get_vm(request.host, request.vm)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import zoneinfo
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from hvlab.units import MB, format_size, parse_size
@@ -428,10 +430,42 @@ class Checkpoint(_Model):
     vms: list[str] | Literal["all"] = "all"
 
 
+def time_zone_problem(value: str) -> str | None:
+    """Why ``value`` is not an IANA time zone name (``Asia/Seoul``, ``UTC``), or None."""
+    name = value.strip()
+    if not name:
+        return "is empty: give the class's IANA time zone, e.g. Asia/Seoul"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        if zoneinfo.available_timezones():  # no zone database at all: Temporal will judge
+            return (f"{name!r} is not an IANA time zone name; give the class's zone, "
+                    "e.g. Asia/Seoul")
+    return None
+
+
 class ResetPolicy(_Model):
     checkpoint: str
     cron: str = Field(pattern=r"^\S+( \S+){4}$", description="five-field cron expression")
-    timezone: str = "UTC"
+    timezone: str = Field(description="IANA time zone the cron runs in, e.g. Asia/Seoul "
+                                      "(required: a class's 06:00 is not 06:00 UTC)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explicit_zone(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "timezone" not in data:
+            raise ValueError("timezone is required: the IANA time zone the class runs in "
+                             "(e.g. timezone: Asia/Seoul); without it the cron would run "
+                             "in UTC, 06:00 UTC is 15:00 in Seoul")
+        return data
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        problem = time_zone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
 
 
 SIM_PREFIX = "sim."

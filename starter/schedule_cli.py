@@ -5,7 +5,8 @@ Every command validates the lab file (exit 2 with its problems) and the names it
 workers. Workflow ids follow the lab: ``<lab>-checkpoint-<name>``, ``<lab>-reset``,
 ``<lab>-down``; starting one that runs already attaches to it. A reset schedule has the id
 ``<lab>-reset-schedule``; it starts LabResetWorkflow runs (overlap policy skip: a reset that
-is still running makes the next one skip) in the lab file's ``reset.timezone``. Creating it
+is still running makes the next one skip) in ``--timezone``, else the lab file's
+``reset.timezone`` (one is required: there is no UTC default). Creating it
 again replaces its cron expression and the lab file it carries.
 """
 
@@ -39,7 +40,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from hvlab.settings import get_settings
-from hvlab.spec import LabSpec
+from hvlab.spec import LabSpec, time_zone_problem
 from hvlab.specfile import load_lab
 from starter.cli import UsageProblem, out
 from starter.ops_cli import _client, register_lab, start_or_attach, watch
@@ -157,9 +158,24 @@ async def _delete_lab_schedules(lab: str) -> list[str]:
 # --------------------------------------------------------------------------- schedules
 
 
-def reset_schedule(spec: LabSpec, cron: str, checkpoint: str, task_queue: str) -> Schedule:
-    """The Schedule that runs LabResetWorkflow for ``spec`` on ``cron``."""
-    timezone = spec.reset.timezone if spec.reset else "UTC"
+def reset_zone(spec: LabSpec, timezone: str | None = None) -> str:
+    """The time zone a reset schedule runs in: ``timezone`` (``--timezone``), else the lab
+    file's ``reset.timezone``. There is no default: a class's 06:00 is not 06:00 UTC."""
+    zone = timezone if timezone is not None else spec.reset.timezone if spec.reset else None
+    if zone is None:
+        raise UsageProblem("--timezone: a reset schedule needs the class's IANA time zone "
+                           "(e.g. --timezone Asia/Seoul), or reset.timezone in the lab file")
+    problem = time_zone_problem(zone)
+    if problem:
+        raise UsageProblem(f"--timezone: {problem}")
+    return zone.strip()
+
+
+def reset_schedule(spec: LabSpec, cron: str, checkpoint: str, task_queue: str,
+                   timezone: str | None = None) -> Schedule:
+    """The Schedule that runs LabResetWorkflow for ``spec`` on ``cron`` in
+    :func:`reset_zone`."""
+    timezone = reset_zone(spec, timezone)
     action = ScheduleActionStartWorkflow(
         "LabResetWorkflow", LabResetInput(spec=spec, checkpoint=checkpoint),
         id=reset_workflow_id(spec.lab), task_queue=task_queue,
@@ -172,10 +188,11 @@ def reset_schedule(spec: LabSpec, cron: str, checkpoint: str, task_queue: str) -
 
 
 async def put_reset_schedule(client: Client, spec: LabSpec, cron: str, checkpoint: str,
-                             task_queue: str) -> tuple[ScheduleHandle, bool]:
+                             task_queue: str, timezone: str | None = None
+                             ) -> tuple[ScheduleHandle, bool]:
     """Create the lab's reset schedule, or replace an existing one; (handle, created)."""
     return await put_schedule(client, reset_schedule_id(spec.lab),
-                              reset_schedule(spec, cron, checkpoint, task_queue))
+                              reset_schedule(spec, cron, checkpoint, task_queue, timezone))
 
 
 async def put_schedule(client: Client, schedule_id: str, schedule: Schedule
@@ -198,24 +215,29 @@ def schedule_reset(
     file: LabFile,
     cron: Annotated[str, typer.Option("--cron", help='five-field cron, e.g. "0 6 * * 1-5"')],
     name: CheckpointOption = "",
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", help="IANA time zone of the cron, e.g. Asia/Seoul (default: the lab "
+                           "file's reset.timezone; one of them is required)")] = None,
     sim: SimOption = False,
 ) -> None:
-    """Reset the lab on a cron schedule (in the lab file's reset.timezone)."""
+    """Reset the lab on a cron schedule (in --timezone, else the lab file's reset.timezone)."""
     spec = load_lab(file)
     chosen = _reset_checkpoint(spec, name)
     if not CRON.match(cron.strip()):
         raise UsageProblem(f"--cron {cron!r} is not a five-field cron expression")
+    zone = reset_zone(spec, timezone)
     spec = register_lab(spec, sim)
-    handle, created = asyncio.run(_put(spec, cron.strip(), chosen))
+    handle, created = asyncio.run(_put(spec, cron.strip(), chosen, zone))
     verb = "created" if created else "updated"
-    out.print(f"schedule {handle.id} {verb}: reset {spec.lab} to {chosen} at '{cron}'")
+    out.print(f"schedule {handle.id} {verb}: reset {spec.lab} to {chosen} at '{cron}' {zone}")
 
 
-async def _put(spec: LabSpec, cron: str, checkpoint: str) -> tuple[ScheduleHandle, bool]:
+async def _put(spec: LabSpec, cron: str, checkpoint: str, zone: str
+               ) -> tuple[ScheduleHandle, bool]:
     client = await _client()
     try:
         return await put_reset_schedule(client, spec, cron, checkpoint,
-                                        get_settings().task_queue)
+                                        get_settings().task_queue, zone)
     except RPCError as exc:
         if exc.status == RPCStatusCode.INVALID_ARGUMENT:
             raise UsageProblem(f"schedule rejected: {exc.message}") from None

@@ -1,9 +1,11 @@
 """PlannedFailoverWorkflow: planned failover of a replicated VM (reference §13.3).
 
-Stop the primary, prepare on the primary (Start-VMFailover -Prepare), optionally wait for an
-operator's approval (the ``approve`` Update, with a timeout), fail over on the replica,
-complete (Complete-VMFailover), reverse the replication, connect the NICs and start the VM on
-the new primary, and wait until the reversed replication is Replicating/Normal.
+Stop the primary (the guest is shut down, Stop-VM without -TurnOff, and turned off only when
+it is not off after ``shutdown_seconds``: patch ``graceful-stop``), prepare on the primary
+(Start-VMFailover -Prepare), optionally wait for an operator's approval (the ``approve``
+Update, with a timeout), fail over on the replica, complete (Complete-VMFailover), reverse the
+replication, connect the NICs and start the VM on the new primary, and wait until the
+reversed replication is Replicating/Normal.
 
 Until the failover is completed (or reversed) a failure or cancel is undone on the right side:
 ``replica.stop_failover`` runs Stop-VMFailover on the replica when it failed over, then on the
@@ -32,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
         VmInput,
         VmNicInput,
+        VmStopInput,
     )
     from hvlab.spec import LabSpec
     from workflows.observed import observe
@@ -54,6 +57,9 @@ class PlannedFailoverInput(BaseModel):
         default=None, gt=0, description="seconds to wait for `approve`; None: no approval step")
     compensate: bool = True
     poll_seconds: float = Field(default=5.0, gt=0)
+    shutdown_seconds: int = Field(
+        default=300, ge=0, le=1200,
+        description="seconds the primary's guest gets to shut down before it is turned off")
 
 
 class Approval(BaseModel):
@@ -188,8 +194,12 @@ class PlannedFailoverWorkflow:
         self._was_running = before.observed.get("state") == "Running"
         saga.add(f"start {rep.vm} on {rep.primary}", self._restart_primary)
         saga.add("Stop-VMFailover", self._stop_failover)
+        stop: VmInput = self._vm(rep.primary)
+        if workflow.patched("graceful-stop"):  # shut the guest down, turn off after a timeout
+            stop = VmStopInput(lab=rep.lab, host=rep.primary, vm=rep.vm,
+                               shutdown_seconds=request.shutdown_seconds)
         await tracked(self._tracker, "stop", f"stop {rep.vm} on {rep.primary}", "vm.stop",
-                      self._vm(rep.primary))
+                      stop)
         await tracked(self._tracker, "prepare", f"prepare on {rep.primary}",
                       "replica.prepare_failover", ReplicaVmInput(
                           lab=rep.lab, host=rep.primary, vm=rep.vm))

@@ -251,9 +251,12 @@ class SessionPool:
             try:
                 pool = self._get(endpoint)
                 started = time.monotonic()
-                with pool.lock:
+                _acquire(pool, endpoint, description, heartbeat, cancelled, poll_seconds)
+                try:
                     result = self._invoke(pool, endpoint, pipeline, heartbeat, cancelled,
                                           poll_seconds)
+                finally:
+                    pool.lock.release()
                 self._on_request(endpoint.host, "ok")
                 log.debug("remote command", host=endpoint.host, command=description,
                           ms=round((time.monotonic() - started) * 1000, 1))
@@ -444,3 +447,17 @@ def _exception_types(record: Any) -> tuple[str, ...]:
         names.append(str(reason))
     return tuple(n for n in names if n not in ("System.Exception", "System.Object",
                                                "System.SystemException"))
+
+
+def _acquire(pool: _Pool, endpoint: Endpoint, description: str,
+             heartbeat: Callable[[], None] | None, cancelled: Callable[[], bool] | None,
+             poll_seconds: int) -> None:
+    """Take the host's runspace lock, heartbeating every ``poll_seconds`` while another
+    pipeline holds it: a step queued behind a long command on the same host (a golden-disk
+    copy) stays alive instead of running past its heartbeat timeout, and a cancellation
+    that arrives while it waits ends the wait (nothing was sent)."""
+    while not pool.lock.acquire(timeout=poll_seconds):
+        if cancelled is not None and cancelled():
+            raise TransientRemoteError(endpoint.host, description, "cancelled")
+        if heartbeat is not None:
+            heartbeat()

@@ -311,8 +311,32 @@ def _principal_dn(call: Call, value: Any) -> str:
     return comp.distinguished_name
 
 
+def find_account(ad: Directory, identity: str) -> AdComputer | None:
+    """An ``ADAccount`` identity: distinguished name, GUID, SID or SAM account name. A
+    computer's SAM account name ends with ``$``; its bare name (``SVR1``) names no account
+    (Set-ADAccountControl, Microsoft Learn: "You can identify an account by its distinguished
+    name, GUID, security identifier (SID), or security accounts manager (SAM) account name").
+    Get-ADComputer/Set-ADComputer (``ADComputer`` identities) also accept the name."""
+    low = identity.strip().lower()
+    for comp in ad.computers.values():
+        dn = comp.distinguished_name
+        if low in {(comp.name + "$").lower(), dn.lower(), comp.sid.lower(), _guid(dn)}:
+            return comp
+    return None
+
+
+def _account(call: Call) -> AdComputer:
+    ad = _guard(call)
+    key = _identity_key(_identity_arg(call))
+    comp = find_account(ad, key)
+    if comp is None:
+        _not_found(call, key)
+    assert comp is not None
+    return comp
+
+
 def set_adaccountcontrol(call: Call) -> None:
-    comp = _computer(call)
+    comp = _account(call)
     before = _state(comp)
     if call.has("TrustedToAuthForDelegation"):
         comp.trusted_to_auth_for_delegation = bool(call.get("TrustedToAuthForDelegation"))

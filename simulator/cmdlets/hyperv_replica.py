@@ -37,7 +37,18 @@ from simulator.pstypes import (
     member,
     ps_object,
 )
-from simulator.world import Host, Job, Replication, SimFile, Vm, World, join_path, leaf, new_guid
+from simulator.world import (
+    Host,
+    Job,
+    Replication,
+    SimFile,
+    Vm,
+    World,
+    join_path,
+    leaf,
+    new_guid,
+    norm_path,
+)
 
 CONNECT = ("Hyper-V failed to enable replication for virtual machine '{vm}': The connection with "
            "the Replica server '{replica}' on port {port} could not be established. Verify that "
@@ -121,11 +132,24 @@ def set_server(call: Call) -> None:
             "InvalidParameter",
             "InvalidArgument",
         )  # [UNCONF] wording
-    if updated.default_storage:
-        call.host.add_folder(str(updated.default_storage))
+    if call.has("DefaultStorageLocation"):
+        _require_storage(call, str(updated.default_storage))
     call.host.replica_server = updated
     if call.switch("Passthru"):
         call.out(server_object(call.host))
+
+
+def _require_storage(call: Call, path: str) -> None:
+    """The storage location must be an existing folder on the replica host: the cmdlet only
+    passes the path on to the host's authorization entry ("*") and creates nothing; like
+    Set-VMHost's default paths, a missing folder fails with ERROR_PATH_NOT_FOUND and changes
+    nothing (docs/simulator-fidelity.md). A share is the replica host's business (not
+    modelled)."""
+    if path.startswith("\\\\") or call.host.folder_exists(norm_path(path)):
+        return
+    call.fail(f"Failed to modify service settings. The system cannot find the path "
+              f"specified. (0x80070003) '{path}'", "ObjectNotFound", "ObjectNotFound",
+              target=path)  # [UNCONF] wording
 
 
 def connection_problem(

@@ -77,11 +77,15 @@ def state(fleet: Fleet, host: str, vm: str = "Linux01") -> tuple[str, str]:
 
 def test_server_and_firewall_with_compensations(fleet: Fleet, acts: ReplicaActivities) -> None:
     """The replica server and its listener rule (port 8080) are set once; the compensations
-    disable both (rule back on port 80) once."""
+    disable both (rule back on port 80) once. The storage folder, missing on a fresh host
+    (which refuses Set-VMReplicationServer into it), is created first."""
     hyperv_ready(fleet.sim, "SVR1")
+    assert not fleet.sim.host("SVR1").folder_exists(STORAGE)
     server = ReplicaServerInput(host="SVR1", port=PORT, storage=STORAGE)
     first = acts.server(server)
     assert first.changed and first.observed["previous"]["enabled"] is False
+    assert first.observed["created_storage"] == STORAGE
+    assert fleet.sim.host("SVR1").folder_exists(STORAGE)
     firewall = ReplicaFirewallInput(host="SVR1", port=PORT)
     opened = acts.firewall(firewall)
     assert opened.changed and opened.observed["previous"] == {"enabled": False, "port": "80"}
@@ -95,6 +99,9 @@ def test_server_and_firewall_with_compensations(fleet: Fleet, acts: ReplicaActiv
     assert acts.disable_firewall(ReplicaFirewallInput(host="SVR1")).changed
     assert acts.disable_server(HostInput(host="SVR1")).changed
     assert not rule.enabled and rule.local_port == "80" and not host.replica_server.enabled
+    again = acts.server(server)
+    assert again.changed and again.observed["created_storage"] is None
+    assert acts.disable_server(HostInput(host="SVR1")).changed
     before = mutations(fleet, "SVR1")
     assert not acts.disable_firewall(ReplicaFirewallInput(host="SVR1")).changed
     assert not acts.disable_server(HostInput(host="SVR1")).changed

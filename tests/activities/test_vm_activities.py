@@ -13,6 +13,7 @@ from activities.models import (
     VmInput,
     VmNicInput,
     VmRemoveInput,
+    VmStopInput,
 )
 from activities.vm import VmActivities
 from hvlab.spec import LabSpec, Vm
@@ -165,3 +166,23 @@ def test_firmware_trusts_the_linux_boot_loader_and_is_not_changed_on_a_running_v
         vm_activities.firmware(request.model_copy(update={"template": "MicrosoftWindows"}))
     assert caught.value.type == "Conflict" and caught.value.non_retryable
     assert "only while the VM is off" in caught.value.message
+
+
+def test_stop_with_a_shutdown_time_shuts_the_guest_down_first(
+    fleet: Fleet, lab_spec: LabSpec, vm_activities: VmActivities
+) -> None:
+    """vm.stop with shutdown_seconds (the planned failover's stop) sends Stop-VM without
+    -TurnOff first; a guest that shuts down in time is never turned off."""
+    hyperv_ready(fleet.sim, "SVR2")
+    vm = lab_spec.vm("Linux01")
+    deploy(vm_activities, lab_spec, vm)
+    record = fleet.sim.host("SVR2")
+    stop = VmStopInput(host="SVR2", vm="Linux01", shutdown_seconds=60)
+    before = dict(fleet.state()["counters"].get("SVR2", {}))
+    result = vm_activities.stop(stop)
+    assert result.changed
+    assert result.observed == {"state": "Off", "was": "Running", "shut_down": True}
+    after = fleet.state()["counters"].get("SVR2", {})
+    assert after["Stop-VM"] - before.get("Stop-VM", 0) == 1  # one Stop-VM: no -TurnOff after
+    assert record.vm("Linux01") is not None and record.vm("Linux01").state == "Off"
+    assert not vm_activities.stop(stop).changed

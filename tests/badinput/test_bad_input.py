@@ -363,6 +363,8 @@ SPEC_CASES: list[tuple[str, Callable[[], str], str]] = [
     ("yaml-unknown-alias", seed_replace("switches: *lab-switches", "switches: *no-such"),
      "YAML syntax error"),
     ("wrong-lab-name", seed_replace("lab: classroom", "lab: Classroom_2024"), "lab:"),
+    ("reset-timezone-missing", edit(drop("reset.timezone")), "reset:"),
+    ("reset-timezone-unknown", edit(set_at("reset.timezone", "Seoul")), "reset.timezone:"),
 ]
 
 FILE_CASES: list[tuple[str, str, str]] = [
@@ -459,6 +461,10 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("schedule-no-cron", ["schedule", "reset", S], "Missing option '--cron'"),
     ("schedule-unknown-checkpoint", ["schedule", "reset", S, "--cron", "0 6 * * *",
                                      "--checkpoint", "nosuch"], "--checkpoint:"),
+    ("schedule-timezone-unknown", ["schedule", "reset", S, "--cron", "0 6 * * *",
+                                   "--timezone", "Mars/Olympus"], "--timezone:"),
+    ("schedule-no-timezone", ["schedule", "reset", "@NORESET@", "--cron", "0 6 * * *"],
+     "--timezone:"),
     ("schedule-pause-no-id", ["schedule", "pause"], "Missing argument 'schedule_id'"),
     ("schedule-bogus", ["schedule", "bogus"], "No such command 'bogus'"),
     ("schedule-health-every", ["schedule", "health", S, "--every", "1s"], "--every"),
@@ -494,7 +500,9 @@ def fill(argv: list[str], world: Env) -> list[str]:
     broken.write_text("faults: [\n")
     lab = spec_file(world, "sim-serve-lab",
                     edit(set_at("hosts.1.switches.1.subnet", "10.10.10.0/33")))
-    swap = {"@PLAN@": str(plan), "@BROKEN@": str(broken), "@LAB@": str(lab)}
+    no_reset = spec_file(world, "no-reset-lab", edit(drop("reset")))
+    swap = {"@PLAN@": str(plan), "@BROKEN@": str(broken), "@LAB@": str(lab),
+            "@NORESET@": str(no_reset)}
     return [swap.get(a, a) for a in argv]
 
 

@@ -42,7 +42,7 @@ def test_plan_covers_the_seed_steps() -> None:
         "-IsLegacy $true",
         "New-SmbShare -Name smb -Path C:\\smb",
         "'msDS-AllowedToDelegateTo'='Microsoft Virtual System Migration Service/SVR2'",
-        "Set-ADAccountControl -Identity SVR1 -TrustedToAuthForDelegation $true",
+        "Set-ADAccountControl -Identity 'SVR1$' -TrustedToAuthForDelegation $true",
         "Enable-VMMigration",
         "Test-NetConnection -ComputerName 192.168.1.111 -Port 35000",
         "-KerberosAuthenticationPort 8080",

@@ -85,7 +85,7 @@ def test_users_groups_and_computer_removal(fleet: Fleet, dc1: Remote) -> None:
 def _configure_kcd(sim: Sim) -> None:
     assert run(sim, "DC1", "Set-ADComputer", Identity="SVR1",
                Add={DELEGATE: ["cifs/DC1", "cifs/DC1.kosa.vm"]}).ok  # fmt: skip
-    assert run(sim, "DC1", "Set-ADAccountControl", Identity="SVR1",
+    assert run(sim, "DC1", "Set-ADAccountControl", Identity="SVR1$",
                TrustedToAuthForDelegation=True).ok  # fmt: skip
 
 
@@ -111,7 +111,7 @@ def test_delegation_takes_effect_after_reboot_and_needs_protocol_transition(sim:
     assert run(sim, "SVR1", "Restart-Computer", Force=None).ok
     assert not delegation_effective(sim.world, "SVR1", "cifs/DC1")  # Kerberos only
     assert delegation_effective(sim.world, "SVR1", "cifs/DC1", transition=False)
-    assert run(sim, "DC1", "Set-ADAccountControl", Identity="SVR1",
+    assert run(sim, "DC1", "Set-ADAccountControl", Identity="SVR1$",
                TrustedToAuthForDelegation=True).ok  # fmt: skip
     assert not delegation_effective(sim.world, "SVR1", "cifs/DC1")
     assert run(sim, "SVR1", "Restart-Computer", Force=None).ok

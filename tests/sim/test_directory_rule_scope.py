@@ -188,7 +188,7 @@ def test_the_dc_is_a_server_trusted_for_delegation(lab: Sim) -> None:
 def test_account_control_flags_show_in_uac(lab: Sim, flags: dict[str, bool], uac: int,
                                            unconstrained: bool) -> None:  # fmt: skip
     """Set-ADAccountControl flags map to the UAC bits of the member's object."""
-    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1", **flags).ok
+    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1$", **flags).ok
     obj = run(lab, "DC1", "Get-ADComputer", Identity="SVR1",
               Properties=["userAccountControl", "TrustedForDelegation"]).output[0]  # fmt: skip
     assert prop(obj, "userAccountControl") == uac
@@ -409,11 +409,12 @@ def test_unknown_principal_is_not_found(lab: Sim) -> None:
 def test_enabled_is_set_only_when_given(lab: Sim, cmdlet: str) -> None:
     """-Enabled $false disables, $true enables; other parameters leave it as it is."""
     comp = lab.world.ad.computer("SVR1")
-    assert run(lab, "DC1", cmdlet, Identity="SVR1", Enabled=False).ok
+    svr1 = "SVR1$"
+    assert run(lab, "DC1", cmdlet, Identity=svr1, Enabled=False).ok
     assert comp.enabled is False
-    assert run(lab, "DC1", cmdlet, Identity="SVR1", PassThru=None).ok
+    assert run(lab, "DC1", cmdlet, Identity=svr1, PassThru=None).ok
     assert comp.enabled is False
-    assert run(lab, "DC1", cmdlet, Identity="SVR1", Enabled=True).ok
+    assert run(lab, "DC1", cmdlet, Identity=svr1, Enabled=True).ok
     assert comp.enabled is True
     assert lab.world.ad.computer("SVR2").enabled is True
 
@@ -421,9 +422,10 @@ def test_enabled_is_set_only_when_given(lab: Sim, cmdlet: str) -> None:
 @pytest.mark.parametrize("cmdlet", ["Set-ADComputer", "Set-ADAccountControl"])
 def test_passthru_returns_the_object_only_when_asked(lab: Sim, cmdlet: str) -> None:
     """-PassThru writes the changed computer (default properties); without it nothing."""
-    assert run(lab, "DC1", cmdlet, Identity="SVR1", Enabled=False).output == []
-    assert run(lab, "DC1", cmdlet, Identity="SVR1", Enabled=False, PassThru=False).output == []
-    out = run(lab, "DC1", cmdlet, Identity="SVR1", Enabled=False, PassThru=None).output
+    svr1 = "SVR1$"
+    assert run(lab, "DC1", cmdlet, Identity=svr1, Enabled=False).output == []
+    assert run(lab, "DC1", cmdlet, Identity=svr1, Enabled=False, PassThru=False).output == []
+    out = run(lab, "DC1", cmdlet, Identity=svr1, Enabled=False, PassThru=None).output
     assert len(out) == 1 and names(out[0]) == DEFAULT
     assert (prop(out[0], "Name"), prop(out[0], "Enabled")) == ("SVR1", False)
 
@@ -434,16 +436,39 @@ def test_passthru_returns_the_object_only_when_asked(lab: Sim, cmdlet: str) -> N
 def test_account_control_sets_only_the_given_flags(lab: Sim) -> None:
     """Each flag changes only when given, on the named computer only."""
     comp = lab.world.ad.computer("SVR1")
-    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1",
+    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1$",
                TrustedToAuthForDelegation=True).ok  # fmt: skip
     assert (comp.trusted_to_auth_for_delegation, comp.trusted_for_delegation) == (True, False)
-    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1", TrustedForDelegation=True).ok
+    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1$", TrustedForDelegation=True).ok
     assert (comp.trusted_to_auth_for_delegation, comp.trusted_for_delegation) == (True, True)
-    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1",
+    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1$",
                TrustedToAuthForDelegation=False).ok  # fmt: skip
     assert (comp.trusted_to_auth_for_delegation, comp.trusted_for_delegation) == (False, True)
     other = lab.world.ad.computer("SVR2")
     assert (other.trusted_to_auth_for_delegation, other.trusted_for_delegation) == (False, False)
+
+
+@pytest.mark.parametrize("identity", [
+    "SVR1$", "svr1$", SVR1_DN, guid(SVR1_DN), "S-1-5-21-1004336348-1177238915-682003330-1101",
+    {"DistinguishedName": SVR1_DN, "Name": "DC1"}, {"SamAccountName": "SVR1$", "Name": "DC1"},
+])  # fmt: skip
+def test_account_control_identity_forms(lab: Sim, identity: Any) -> None:
+    """An ADAccount identity: DN, GUID, SID, SAM account name (NAME$) or an object."""
+    assert run(lab, "DC1", "Set-ADAccountControl", Identity=identity,
+               TrustedToAuthForDelegation=True).ok  # fmt: skip
+    assert lab.world.ad.computer("SVR1").trusted_to_auth_for_delegation is True
+
+
+@pytest.mark.parametrize("identity", ["SVR1", "svr1", {"Name": "SVR1"}])
+def test_account_control_does_not_take_the_bare_computer_name(lab: Sim, identity: Any) -> None:
+    """Set-ADAccountControl's -Identity is an ADAccount (DN, GUID, SID or SAM account name):
+    a computer's bare name (no ``$``) is not its SAM account name and is not found; nothing
+    changes (docs/simulator-fidelity.md)."""
+    got = term(run(lab, "DC1", "Set-ADAccountControl", Identity=identity,
+                   TrustedToAuthForDelegation=True))  # fmt: skip
+    assert got["category"] == "ObjectNotFound"
+    assert got["id"] == NOT_FOUND_ID + CMD + "SetADAccountControl"
+    assert lab.world.ad.computer("SVR1").trusted_to_auth_for_delegation is False
 
 
 def test_account_control_on_a_missing_computer(lab: Sim) -> None:
@@ -464,7 +489,7 @@ def test_history_records_each_delegation_change_with_the_prior_state(lab: Sim) -
     assert run(lab, "DC1", "Set-ADComputer", Identity="SVR1", Add={DELEGATE: "cifs/DC1"}).ok
     assert comp.delegation_history == [{"at": 0.0, "spns": [], "trusted": False},
                                        {"at": 100.0, "spns": ["cifs/DC1"], "trusted": False}]
-    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1",
+    assert run(lab, "DC1", "Set-ADAccountControl", Identity="SVR1$",
                TrustedToAuthForDelegation=True).ok  # fmt: skip
     assert comp.delegation_history[-1] == {"at": 200.0, "spns": ["cifs/DC1"], "trusted": True}
     assert len(comp.delegation_history) == 3
@@ -481,7 +506,7 @@ def test_history_records_each_delegation_change_with_the_prior_state(lab: Sim) -
 def test_no_history_without_a_delegation_change(lab: Sim, cmdlet: str,
                                                 params: dict[str, Any]) -> None:  # fmt: skip
     """Changes that leave msDS-AllowedToDelegateTo and the flag alone record nothing."""
-    assert run(lab, "DC1", cmdlet, Identity="SVR1", **params).ok
+    assert run(lab, "DC1", cmdlet, Identity="SVR1$", **params).ok
     assert lab.world.ad.computer("SVR1").delegation_history == []
 
 

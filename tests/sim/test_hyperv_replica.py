@@ -9,9 +9,11 @@ from simulator.world import REPLICA_HTTP_RULE
 from tests.sim.conftest import StepClock, lab_with_vm, run
 
 PORT = 8080
+STORAGE = "C:\\Hyper-V\\Replica"
 
 
 def replica_server(sim: Sim, host: str, firewall: bool = True) -> None:
+    assert run(sim, host, "New-Item", ItemType="Directory", Path=STORAGE, Force=None).ok
     assert run(
         sim,
         host,
@@ -20,7 +22,7 @@ def replica_server(sim: Sim, host: str, firewall: bool = True) -> None:
         AllowedAuthenticationType="Kerberos",
         KerberosAuthenticationPort=PORT,
         ReplicationAllowedFromAnyServer=True,
-        DefaultStorageLocation="C:\\Hyper-V\\Replica",
+        DefaultStorageLocation=STORAGE,
     ).ok
     rule = sim.world.firewall_rule(sim.host(host), REPLICA_HTTP_RULE)
     assert rule is not None and not rule.enabled  # the role creates it disabled
@@ -51,6 +53,27 @@ def replicating(sim: Sim) -> None:
     replica_server(sim, "SVR2")
     assert enable(sim).ok
     assert run(sim, "SVR2", "Start-VMInitialReplication", VMName="Linux01").ok
+
+
+def test_storage_location_must_exist(sim: Sim) -> None:
+    """Set-VMReplicationServer creates no folder: a DefaultStorageLocation that does not
+    exist on the host fails with ERROR_PATH_NOT_FOUND (0x80070003) and leaves the server as
+    it was; once the folder exists the same command succeeds (docs/simulator-fidelity.md)."""
+    lab_with_vm(sim)
+    host = sim.host("SVR1")
+    assert not host.folder_exists(STORAGE)
+    before = host.replica_server.model_copy()
+    params = {"ReplicationEnabled": True, "AllowedAuthenticationType": "Kerberos",
+              "ReplicationAllowedFromAnyServer": True, "DefaultStorageLocation": STORAGE}
+    refused = run(sim, "SVR1", "Set-VMReplicationServer", **params)
+    assert refused.terminating is not None
+    assert "0x80070003" in refused.terminating.message
+    assert refused.terminating.category == "ObjectNotFound"
+    assert host.replica_server == before
+    assert not host.folder_exists(STORAGE)
+    assert run(sim, "SVR1", "New-Item", ItemType="Directory", Path=STORAGE, Force=None).ok
+    assert run(sim, "SVR1", "Set-VMReplicationServer", **params).ok
+    assert host.replica_server.enabled and host.replica_server.default_storage == STORAGE
 
 
 def test_enable_needs_the_replica_firewall_rule(sim: Sim) -> None:

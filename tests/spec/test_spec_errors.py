@@ -53,6 +53,11 @@ BROKEN = [
      "vms[3].secure_boot_template", "halts it in firmware; use MicrosoftUEFICertificateAuthority"),
     ("secure boot on generation 1", "  - name: win2003-2\n", "  - name: win2003-2\n"
      "    secure_boot: false\n", "vms[1].secure_boot", "generation 2 only"),
+    ("reset without a time zone",
+     "  timezone: Asia/Seoul     # the class's zone (required); 06:00 UTC would be 15:00 in Seoul\n",
+     "", "reset", "timezone is required"),
+    ("reset in an unknown time zone", "timezone: Asia/Seoul ", "timezone: Seoul/Gangnam ",
+     "reset.timezone", "not an IANA time zone"),
     ("unknown template", "    generation: 2\n    memory: 1GB\n",
      "    generation: 2\n    secure_boot_template: Nope\n    memory: 1GB\n",
      "vms[3].secure_boot_template", "Nope"),
@@ -127,6 +132,7 @@ def test_seed_lab_matches_the_classroom() -> None:
     assert (rep.vm, rep.primary, rep.replica, rep.frequency) == ("Linux01", "SVR2", "SVR1", 300)
     assert rep.port != 80
     assert spec.reset is not None and spec.reset.checkpoint == "baseline"
+    assert (spec.reset.cron, spec.reset.timezone) == ("0 6 * * 1-5", "Asia/Seoul")
 
 
 def test_external_switch_keeps_the_host_vnic_unless_told_otherwise() -> None:

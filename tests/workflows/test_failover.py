@@ -7,6 +7,7 @@ creates and removes the test VM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ def replicating(sim: Sim, spec: LabSpec) -> None:
     ready_hosts(sim)
     lab_vm(sim, spec, "Linux01")
     for host in ("SVR1", "SVR2"):
+        assert run(sim, host, "New-Item", ItemType="Directory", Path="C:\\Hyper-V\\Replica",
+                   Force=None).ok
         assert run(sim, host, "Set-VMReplicationServer", ReplicationEnabled=True,
                    AllowedAuthenticationType="Kerberos", KerberosAuthenticationPort=PORT,
                    ReplicationAllowedFromAnyServer=True,
@@ -94,9 +97,15 @@ async def test_planned_failover_with_reverse(
     start: Linux01 runs on SVR1 as the primary on External, SVR2 holds the replica, both
     Replicating/Normal."""
     async with ops_worker(client, task_queue, fleet):
-        result = await (await start(client, task_queue, seed)).result()
+        handle = await start(client, task_queue, seed)
+        result = await handle.result()
     assert (result.primary, result.replica, result.state) == ("SVR1", "SVR2",
                                                               "Replicating/Normal")
+    stops = [json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)
+             async for e in handle.fetch_history_events()
+             if e.activity_task_scheduled_event_attributes.activity_type.name == "vm.stop"]
+    assert stops == [{"lab": seed.lab, "host": "SVR2", "vm": "Linux01",
+                      "shutdown_seconds": 300}]  # shut down first, turned off after 300 s
     assert relationship(fleet, "SVR1") == ("Primary", "Replicating", "Normal")
     assert relationship(fleet, "SVR2") == ("Replica", "Replicating", "Normal")
     assert state(fleet, "SVR1") == "Running" and state(fleet, "SVR2") == "Off"

@@ -7,6 +7,7 @@ import asyncio
 import time
 from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleOverlapPolicy
@@ -38,7 +39,8 @@ async def test_triggered_schedule_resets_the_lab(
     client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, tmp_path: Path,
     cli_env: None, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`hvlab schedule reset` creates <lab>-reset-schedule (cron, UTC, overlap skip);
+    """`hvlab schedule reset` creates <lab>-reset-schedule (cron in the lab file's zone,
+    Asia/Seoul: 06:00 there, 21:00 UTC the day before; overlap skip);
     `trigger` starts a LabResetWorkflow that brings the drifted VM back to its checkpoint and
     re-converges; pause/unpause/list work by id; after `delete` describe says not found."""
     spec = svr2_lab(seed)
@@ -51,8 +53,9 @@ async def test_triggered_schedule_resets_the_lab(
         assert await hvlab("schedule", "reset", str(lab), "--cron", "0 6 * * 1-5", "--sim") == 0
         described = await client.get_schedule_handle(SCHEDULE).describe()
         assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
-        assert described.schedule.spec.time_zone_name == "UTC"
-        upcoming = described.info.next_action_times[0].astimezone(UTC)
+        assert described.schedule.spec.time_zone_name == "Asia/Seoul"
+        upcoming = described.info.next_action_times[0].astimezone(ZoneInfo("Asia/Seoul"))
+        assert described.info.next_action_times[0].astimezone(UTC).hour == 21
         assert (upcoming.hour, upcoming.minute, upcoming.weekday() < 5) == (6, 0, True)
         assert await hvlab("schedule", "trigger", SCHEDULE) == 0
         workflow_id = await scheduled_run(client)
