@@ -502,6 +502,14 @@ class HostHandler:
         self.sim = sim
         self.host_name = host_name
 
+    def ps_version(self) -> str:
+        """The Windows PowerShell the host's Windows ships (PSVersionTable.PSVersion)."""
+        from simulator.winrm.records import shipped_powershell
+
+        with self.sim.lock:
+            host = self.sim.world.host(self.host_name)
+            return shipped_powershell(host.os_version if host is not None else "")
+
     def invoke(self, invocation: Invocation, ctx: PipelineContext) -> None:
         pending = list(invocation.input)
         for statement in invocation.statements:

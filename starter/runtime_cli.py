@@ -230,11 +230,13 @@ class CheckRow:
     ok: bool | None
     detail: str
     fix: str = ""
+    host: str = ""
 
 
 def host_checks(spec: LabSpec, sim: bool) -> list[CheckRow]:
-    """Each host of ``spec`` (the simulated fleet with ``sim``): WinRM reachable and
-    authenticated, Windows version, Hyper-V module, clock skew against the DC."""
+    """The preflight of each host of ``spec`` (the simulated fleet with ``sim``), see
+    :mod:`hvlab.hostcheck`: listener, credentials, Windows, Hyper-V, free space, golden
+    images, host name, DNS, network profile, clock skew against the DC."""
     from hvlab.hostcheck import HostChecker
     from hvlab.powershell.errors import RemoteError
 
@@ -245,7 +247,8 @@ def host_checks(spec: LabSpec, sim: bool) -> list[CheckRow]:
                else exc.fix or "check the lab file's connections")
         return [CheckRow(f"hosts of lab {spec.lab}", False, exc.host_message, fix)]
     try:
-        return [CheckRow(f"{r.host}: {r.check}", r.ok, r.detail, r.fix) for r in checker.run()]
+        return [CheckRow(f"{r.host}: {r.check}", r.ok, r.detail, r.fix, r.host)
+                for r in checker.run()]
     finally:
         checker.close()
 
@@ -388,6 +391,23 @@ def print_report(rows: list[CheckRow]) -> None:
             out.print(f"[red]fix:[/] {row.check}: {row.fix}")
 
 
+def _status_word(row: CheckRow) -> str:
+    if row.ok is None:
+        return "skip" if row.detail == "skipped" else "info"
+    return "ok" if row.ok else "fail"
+
+
+def print_json(rows: list[CheckRow]) -> None:
+    """The checks as one JSON document: ``ok`` overall and each check with its fix."""
+    import json
+
+    checks = [{"host": row.host or None, "check": row.check.removeprefix(f"{row.host}: "),
+               "status": _status_word(row), "detail": row.detail, "fix": row.fix}
+              for row in rows]
+    document = {"ok": not any(row.ok is False for row in rows), "checks": checks}
+    print(json.dumps(document, indent=2))
+
+
 def doctor_command(
     file: Annotated[
         Path | None, typer.Argument(help="lab file whose hosts to check", show_default=False)
@@ -395,8 +415,10 @@ def doctor_command(
     sim: Annotated[bool, typer.Option("--sim", help="check the lab against the simulator")] = (
         False
     ),
+    as_json: Annotated[bool, typer.Option("--json", help="print the checks as JSON")] = False,
 ) -> None:
-    """Check Temporal, the namespace, polling workers and a real workflow round trip."""
+    """Check Temporal, the namespace, polling workers and a real workflow round trip; with a
+    lab FILE, also the preflight of each of its hosts (each failed check with its fix)."""
     spec = None
     if file is not None:
         from hvlab.specfile import load_lab
@@ -406,5 +428,8 @@ def doctor_command(
     rows = asyncio.run(temporal_checks(settings))
     if spec is not None:
         rows += host_checks(spec, sim)
-    print_report(rows)
+    if as_json:
+        print_json(rows)
+    else:
+        print_report(rows)
     raise typer.Exit(1 if any(row.ok is False for row in rows) else 0)

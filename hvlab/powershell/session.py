@@ -218,6 +218,15 @@ class SessionPool:
                 self._pools[key] = pool
             return pool
 
+    def powershell_version(self, endpoint: Endpoint) -> str | None:
+        """``PSVersionTable.PSVersion`` as the host announced it when the pool opened (PSRP
+        APPLICATION_PRIVATE_DATA); None when it sent none."""
+        pool = self._get(endpoint)
+        data = getattr(pool.runspace.application_private_data, "data", None)
+        table = data.get("PSVersionTable") if isinstance(data, dict) else None
+        version = table.get("PSVersion") if isinstance(table, dict) else None
+        return None if version is None else str(version)
+
     def discard(self, endpoint: Endpoint) -> None:
         """Forget the host's pool (after a failure or a reboot); the next call reopens."""
         with self._guard:
