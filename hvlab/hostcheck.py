@@ -472,7 +472,7 @@ class HostChecker:
             rows.append(HostCheck(
                 name, "clock vs DC", ok, f"{skew:.0f} s from {dc}",
                 "" if ok else "Kerberos fails beyond 5 minutes: " + _ps(
-                    f"w32tm /config /manualpeerlist:{fqdn(self._spec, dc)} "
+                    f"w32tm /config /manualpeerlist:{self._spec.host(dc).connection.address} "
                     "/syncfromflags:manual /update; w32tm /resync /force", name)))
         return rows
 

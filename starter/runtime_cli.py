@@ -1,5 +1,5 @@
 """Runtime commands: ``hvlab dev``, ``hvlab dev stop``, ``hvlab dev status``, ``hvlab worker``,
-``hvlab doctor``.
+``hvlab doctor``, ``hvlab host-setup``.
 
 Exit codes follow the CLI: 0 success, 1 the operation or a check failed, 2 bad input.
 temporalio is imported inside the commands so ``hvlab --help`` stays fast.
@@ -48,10 +48,11 @@ UiPortOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``dev`` (with ``stop``/``status``), ``worker`` and ``doctor`` to ``app``."""
+    """Add ``dev`` (with ``stop``/``status``), ``worker``, ``doctor`` and ``host-setup``."""
     app.add_typer(dev_app, name="dev")
     app.command("worker")(worker_command)
     app.command("doctor")(doctor_command)
+    app.command("host-setup")(host_setup_command)
 
 
 # --------------------------------------------------------------------------- dev
@@ -433,3 +434,38 @@ def doctor_command(
     else:
         print_report(rows)
     raise typer.Exit(1 if any(row.ok is False for row in rows) else 0)
+
+
+# --------------------------------------------------------------------------- host-setup
+
+
+def host_setup_command(
+    file: Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)],
+    host: Annotated[str, typer.Argument(help="the lab's name of the host", show_default=False)],
+    worker: Annotated[str | None, typer.Option(
+        "--worker", help="the worker's address: only it may open WinRM sessions (firewall "
+        "scope); default any address")] = None,
+) -> None:
+    """Print the one-time PowerShell to run at a fresh host's console so the worker can
+    reach it (name, network profile, Enable-PSRemoting, firewall scope)."""
+    import ipaddress
+
+    from hvlab.hostsetup import setup_script
+    from hvlab.specfile import load_lab
+    from starter.cli import UsageProblem
+
+    spec = load_lab(file)  # SpecError: reported by the CLI, exit 2
+    try:
+        target = spec.host(host)
+    except KeyError:
+        names = ", ".join(h.name for h in spec.hosts)
+        raise UsageProblem(f"host {host!r} is not in {file} (its hosts: {names}); "
+                           "give one of those names") from None
+    if worker is not None:
+        try:
+            ipaddress.ip_network(worker, strict=False)
+        except ValueError:
+            raise UsageProblem(f"--worker {worker!r} is not an IP address or subnet "
+                               "(e.g. 192.168.1.50 or 192.168.1.0/24)") from None
+    print(setup_script(spec, target, worker), end="")
+    raise typer.Exit(0)

@@ -92,7 +92,7 @@ GAPS = [
     ({"host": "SVR2", "kind": "computer_name", "name": "WIN-7Q2K4M1"}, ("SVR2", "host name"),
      "on SVR2: Rename-Computer -NewName SVR2 -Restart"),
     ({"host": "SVR2", "kind": "clock_skew", "seconds": 600}, ("SVR2", "clock vs DC"),
-     "on SVR2: w32tm /config /manualpeerlist:dc1.kosa.vm"),
+     "on SVR2: w32tm /config /manualpeerlist:192.168.1.100"),
     ({"host": "DC1", "kind": "dns_stopped"}, ("SVR1", "DNS"),
      "on DC1: Get-Service DNS"),
     ({"host": "SVR1", "kind": "network_public"}, ("SVR1", "network profile"),
