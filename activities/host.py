@@ -29,11 +29,12 @@ from activities.models import (
 )
 from hvlab.powershell.command import SWITCH, Command, CredentialRef
 from hvlab.powershell.endpoints import EndpointSource
-from hvlab.powershell.errors import NotFound, RemoteError
+from hvlab.powershell.errors import NotFound, RemoteError, error_id_of
 from hvlab.powershell.session import SessionPool
 
 SILENT = "SilentlyContinue"
-_PENDING_JOIN = "already in that domain"
+# Add-Computer's error id when the computer is already in (or pending a join to) the domain
+_PENDING_JOIN = "AddComputerToSameDomain"
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ class HostActivities:
         try:
             self._remote.run(request.host, add_computer_command(request))
         except RemoteError as error:
-            if _PENDING_JOIN not in error.host_message:
+            if error_id_of(error.error_id).lower() != _PENDING_JOIN.lower():
                 raise
             return StepResult(changed=False, observed={**observed, "restart_needed": True})
         return StepResult(changed=True, observed={**observed, "restart_needed": True,

@@ -43,14 +43,17 @@ from activities.vm import get_vm_command, remove_file_command, remove_vm_command
 from hvlab.metrics import forget_replication, set_replication_health
 from hvlab.powershell.command import SWITCH, Command, Switch
 from hvlab.powershell.endpoints import EndpointSource
-from hvlab.powershell.errors import RemoteError
+from hvlab.powershell.errors import RemoteError, hresults
 from hvlab.powershell.session import SessionPool
 
-HTTP_RULE = "Hyper-V Replica HTTP Listener (TCP-In)"
+# The Hyper-V role's "Hyper-V Replica HTTP Listener (TCP-In)" rule, by its Name: the
+# DisplayName is localized (a Korean host words it in Korean), the Name is not (reference §13.1)
+HTTP_RULE = "VIRT-HVRHTTPL-In-TCP-NoScope"
 NO_CONFIRM = Switch(False)
 INITIAL_REPLICATION_JOB = 116  # Msvm_ConcreteJob.JobType "Sending Initial Replica"
 FAILED_OVER = ("FailedOverWaitingCompletion", "FailedOver")
-_CONNECT_FAILED = ("0x00002EFD", "could not be established")
+# ERROR_INTERNET_CANNOT_CONNECT: the replica server did not accept the connection
+_CONNECT_FAILED = 0x00002EFD
 DEFAULT_STORAGE = "C:\\Hyper-V\\Replica"
 DEFAULT_PORT = 80
 # AllowedAuthenticationType values under which a Kerberos relationship connects
@@ -79,7 +82,7 @@ def disable_server_command() -> Command:
 
 
 def get_rule_command() -> Command:
-    return Command.of("Get-NetFirewallRule", DisplayName=HTTP_RULE)
+    return Command.of("Get-NetFirewallRule", Name=HTTP_RULE)
 
 
 def get_port_filter_command() -> Command:
@@ -88,15 +91,15 @@ def get_port_filter_command() -> Command:
 
 
 def enable_rule_command() -> Command:
-    return Command.of("Enable-NetFirewallRule", DisplayName=HTTP_RULE)
+    return Command.of("Enable-NetFirewallRule", Name=HTTP_RULE)
 
 
 def disable_rule_command() -> Command:
-    return Command.of("Disable-NetFirewallRule", DisplayName=HTTP_RULE)
+    return Command.of("Disable-NetFirewallRule", Name=HTTP_RULE)
 
 
 def set_rule_port_command(port: int) -> Command:
-    return Command.of("Set-NetFirewallRule", DisplayName=HTTP_RULE, LocalPort=[str(port)])
+    return Command.of("Set-NetFirewallRule", Name=HTTP_RULE, LocalPort=[str(port)])
 
 
 def test_connection_command(request: ReplicationInput, server: str | None = None) -> Command:
@@ -286,7 +289,7 @@ def connection_errors() -> Iterator[None]:
     try:
         yield
     except RemoteError as error:
-        if not any(text.lower() in error.host_message.lower() for text in _CONNECT_FAILED):
+        if _CONNECT_FAILED not in hresults(error.host_message):
             raise
         raise ApplicationError(str(error), {"host": error.host, "command": error.command,
                                             "message": error.host_message},

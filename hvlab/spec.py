@@ -201,6 +201,9 @@ class MigrationSettings(_Model):
     use_any_network: bool = False
 
 
+HostLocale = Literal["en-US", "ko-KR"]
+
+
 class Host(_Model):
     name: HostName
     role: HostRole
@@ -211,6 +214,10 @@ class Host(_Model):
     switches: list[Switch] = Field(default_factory=list)
     migration: MigrationSettings | None = None
     memory: MemorySize | None = Field(default=None, description="physical memory (simulation)")
+    locale: HostLocale = Field(
+        default="en-US",
+        description="the host's display language (simulation: a ko-KR host words its "
+                    "messages and localized names in Korean, as a Korean Windows Server does)")
 
     @field_validator("name")
     @classmethod

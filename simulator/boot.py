@@ -70,7 +70,7 @@ def _apply_features(host: Host) -> None:
 def _hyperv_arrived(host: Host) -> None:
     host.services["vmms"] = "Running"
     host.services["vmcompute"] = "Running"
-    for rule in hyperv_rules():
+    for rule in hyperv_rules(host.locale):
         host.firewall.setdefault(rule.name, rule)
 
 

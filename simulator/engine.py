@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hvlab.powershell.catalog import BindingError, Bound, Catalog
+from hvlab.powershell.catalog import BindingError, Bound, Catalog, command_class
+from simulator import localization
 from simulator.clock import Clock
 from simulator.faults import SimFaults
 from simulator.protocol import (
+    RUNTIME_EXCEPTION,
     CommandCall,
     Invocation,
     Parameter,
     PipelineContext,
     TerminatingError,
 )
+from simulator.pstypes import prop
 from simulator.world import Host, Job, World
 
 MODULE_FEATURE = {
@@ -50,23 +53,13 @@ COMMON = {
     "Confirm",
 }
 _HEADER = re.compile(r"^\s*#\s*hvlab-script:\s*([\w.-]+)@([\w.-]+)", re.MULTILINE)
-
-
-def command_class(cmdlet: str, module: str) -> str:
-    """The .NET class name PowerShell puts at the end of a FullyQualifiedErrorId."""
-    verb, _, noun = cmdlet.partition("-")
-    if module == "Hyper-V":
-        return f"Microsoft.HyperV.PowerShell.Commands.{verb}{noun}"
-    if module == "ServerManager":
-        verb = {"Install": "Add", "Uninstall": "Remove"}.get(verb, verb)
-        return f"Microsoft.Windows.ServerManager.Commands.{verb}{noun}Command"
-    if module.startswith("Microsoft.PowerShell"):
-        return f"Microsoft.PowerShell.Commands.{verb}{noun}Command"
-    if module == "CimCmdlets":
-        return f"Microsoft.Management.Infrastructure.CimCmdlets.{verb}{noun}Command"
-    if module == "ActiveDirectory":
-        return f"Microsoft.ActiveDirectory.Management.Commands.{verb}{noun}"
-    return cmdlet
+VIRTUALIZATION_EXCEPTION = "Microsoft.HyperV.PowerShell.VirtualizationException"
+HOST_EXCEPTION = "System.Management.Automation.Host.HostException"
+ACTION_PREFERENCE_STOP = "System.Management.Automation.ActionPreferenceStopException"
+_PREFERENCE = re.compile(
+    r"^\s*\$(WarningPreference)\s*=\s*['\"]?([A-Za-z]+)['\"]?\s*;?\s*$", re.IGNORECASE
+)
+_ACTION_PREFERENCES = ("SilentlyContinue", "Stop", "Continue", "Inquire", "Ignore", "Suspend")
 
 
 # ---------------------------------------------------------------- registry
@@ -160,11 +153,48 @@ class Collector:
         error_id: str = "RuntimeException",
         category: str = "NotSpecified",
         target: str | None = None,
+        exception_type: str = RUNTIME_EXCEPTION,
     ) -> None:
-        self.outer.error(message, error_id, category, target)
+        self.outer.error(message, error_id, category, target, exception_type=exception_type)
 
     def warning(self, message: str) -> None:
         self.outer.warning(message)
+
+    def progress(self, activity: str, percent: int, status: str = "") -> None:
+        self.outer.progress(activity, percent, status)
+
+    def stopping(self) -> bool:
+        return self.outer.stopping()
+
+    def sleep(self, seconds: float) -> bool:
+        return self.outer.sleep(seconds)
+
+
+class LocalizedContext:
+    """A PipelineContext for a host whose display language is not en-US: its errors and
+    warnings are worded as that host words them (simulator/localization.py)."""
+
+    def __init__(self, outer: PipelineContext, locale: str) -> None:
+        self.outer = outer
+        self.locale = locale
+
+    def output(self, obj: Any) -> None:
+        self.outer.output(obj)
+
+    def error(
+        self,
+        message: str,
+        error_id: str = "RuntimeException",
+        category: str = "NotSpecified",
+        target: str | None = None,
+        *,
+        exception_type: str = RUNTIME_EXCEPTION,
+    ) -> None:
+        self.outer.error(localization.localize(self.locale, message), error_id, category, target,
+                         exception_type=exception_type)
+
+    def warning(self, message: str) -> None:
+        self.outer.warning(localization.localize(self.locale, message))
 
     def progress(self, activity: str, percent: int, status: str = "") -> None:
         self.outer.progress(activity, percent, status)
@@ -189,6 +219,8 @@ class Call:
     ctx: PipelineContext
     bound: Bound | None = None
     error_action: str = "Continue"
+    warning_action: str = "Continue"
+    session: str = ""  # the runspace pool (Invocation.runspace)
 
     @property
     def world(self) -> World:
@@ -213,7 +245,21 @@ class Call:
         self.ctx.output(obj)
 
     def warning(self, message: str) -> None:
+        """A warning, subject to -WarningAction (``$WarningPreference`` when not given)."""
+        action = self.warning_action.lower()
+        if action in ("silentlycontinue", "ignore"):
+            return
+        if action == "inquire":
+            raise prompt_error(self, message)
         self.ctx.warning(message)
+        if action == "stop":
+            raise TerminatingError(
+                "The running command stopped because the preference variable "
+                f'"WarningPreference" or common parameter is set to Stop: {message}',
+                self.qualify("ActionPreferenceStop"),
+                "OperationStopped",
+                ACTION_PREFERENCE_STOP,
+            )
 
     def progress(self, activity: str, percent: int, status: str = "") -> None:
         self.ctx.progress(activity, percent, status)
@@ -223,7 +269,7 @@ class Call:
         message: str,
         error_id: str = "InvalidOperation",
         category: str = "InvalidOperation",
-        exception_type: str = "Microsoft.HyperV.PowerShell.VirtualizationException",
+        exception_type: str = VIRTUALIZATION_EXCEPTION,
         target: str | None = None,
     ) -> NoReturn:
         """A terminating error for this command."""
@@ -235,15 +281,18 @@ class Call:
         error_id: str = "InvalidOperation",
         category: str = "InvalidOperation",
         target: str | None = None,
-        exception_type: str = "Microsoft.HyperV.PowerShell.VirtualizationException",
+        exception_type: str = VIRTUALIZATION_EXCEPTION,
     ) -> None:
-        """A non-terminating error, subject to -ErrorAction."""
+        """A non-terminating error, subject to -ErrorAction; the record carries
+        ``exception_type`` (a Hyper-V cmdlet's errors are VirtualizationExceptions)."""
         action = self.error_action.lower()
         if action in ("silentlycontinue", "ignore"):
             return
         if action == "stop":
             self.fail(message, error_id, category, exception_type, target)
-        self.ctx.error(message, self.qualify(error_id), category, target)
+        self.ctx.error(
+            message, self.qualify(error_id), category, target, exception_type=exception_type
+        )
 
     @contextmanager
     def unlocked(self) -> Iterator[None]:
@@ -307,6 +356,8 @@ class Sim:
         # the WinRM endpoint stands for): their listener stays down until it is back
         self.cut_off: set[str] = set()
         self._cut_lock = threading.Lock()
+        # $LASTEXITCODE of each runspace pool (Invocation.runspace) after a native program
+        self.native_exit_codes: dict[str, int] = {}
 
     def booted(self, host_name: str) -> threading.Event:
         """Set when the host's last reboot finished (tests wait on it)."""
@@ -388,7 +439,8 @@ class Sim:
                     complete(job)
                     job.state, job.percent = 7, 100
                 except TerminatingError as exc:
-                    job.state, job.error_code, job.error_description = 10, 32768, exc.message
+                    job.state, job.error_code = 10, 32768
+                    job.error_description = self.job_text(job, exc.message)
                     abort(job)
         with self.lock:
             job.finished = self.clock.now()
@@ -457,23 +509,28 @@ class Sim:
     def _interrupted(self, job: Job, percent: int) -> bool:
         if job.cancel_requested:
             job.state, job.error_code = 8, 32768
-            job.error_description = "The operation was cancelled."
+            job.error_description = self.job_text(job, "The operation was cancelled.")
             return True
         peer = (job.peer or job.destination or "").upper()
         if (peer in self.down or peer in self.cut_off) and job.kind in PEER_LOST:
             job.state, job.error_code = 10, 32768
-            job.error_description = PEER_LOST[job.kind].format(
+            job.error_description = self.job_text(job, PEER_LOST[job.kind].format(
                 vm=job.vm_name, id=job.vm_id.upper(), src=job.host, peer=job.peer or job.destination
-            )
+            ))
             return True
         if self.faults.job_fails(job, percent):
             job.state, job.error_code = 10, 32768
-            job.error_description = (
+            job.error_description = self.job_text(job, (
                 f"{job.command} operation for '{job.vm_name}' failed at {percent} percent "
                 "(injected fault)."
-            )
+            ))
             return True
         return False
+
+    def job_text(self, job: Job, text: str) -> str:
+        """``text`` as the job's host words it (a job's ErrorDescription is the host's)."""
+        host = self.world.host(job.host)
+        return localization.localize(host.locale if host else localization.DEFAULT, text)
 
     def _fault_reboot(self, host: Host, name: str) -> None:
         if self.faults.reboot_due(host.name, name):
@@ -501,6 +558,9 @@ class HostHandler:
     def __init__(self, sim: Sim, host_name: str) -> None:
         self.sim = sim
         self.host_name = host_name
+        # preference variables a runspace set (``$WarningPreference = 'SilentlyContinue'``)
+        self.preferences: dict[str, dict[str, str]] = {}
+        self._runspace = ""
 
     def ps_version(self) -> str:
         """The Windows PowerShell the host's Windows ships (PSVersionTable.PSVersion)."""
@@ -511,26 +571,51 @@ class HostHandler:
             return shipped_powershell(host.os_version if host is not None else "")
 
     def invoke(self, invocation: Invocation, ctx: PipelineContext) -> None:
+        locale = self.sim.host(self.host_name).locale
+        if locale != localization.DEFAULT:
+            ctx = LocalizedContext(ctx, locale)
         pending = list(invocation.input)
-        for statement in invocation.statements:
-            self._statement(statement, pending, ctx)
-            pending = []
+        self._runspace = invocation.runspace
+        try:
+            for statement in invocation.statements:
+                self._statement(statement, pending, ctx, invocation.runspace)
+                pending = []
+        except TerminatingError as exc:
+            # a packaged script's own ``throw "text"`` (FullyQualifiedErrorId = the text) is
+            # hvlab's wording and stays as it is; everything else is the host's
+            if locale != localization.DEFAULT and exc.error_id != exc.message:
+                exc.message = localization.localize(locale, exc.message)
+                exc.args = (exc.message,)
+            raise
 
     def _statement(
-        self, commands: tuple[CommandCall, ...], items: list[Any], ctx: PipelineContext
+        self,
+        commands: tuple[CommandCall, ...],
+        items: list[Any],
+        ctx: PipelineContext,
+        session: str = "",
     ) -> None:
         for index, command in enumerate(commands):
             last = index == len(commands) - 1
             sink: PipelineContext = ctx if last else Collector(ctx)
-            self._command(command, items, sink, piped=index > 0)
+            self._command(command, items, sink, piped=index > 0, session=session)
             items = [] if last else sink.items  # type: ignore[attr-defined]
 
     def _command(
-        self, command: CommandCall, items: list[Any], ctx: PipelineContext, piped: bool
+        self,
+        command: CommandCall,
+        items: list[Any],
+        ctx: PipelineContext,
+        piped: bool,
+        session: str = "",
     ) -> None:
         sim = self.sim
         with sim.lock:
             host = sim.host(self.host_name)
+            if command.is_script and self._preference(command):
+                return
+            if self._native(host, command, items, ctx, session):
+                return
             if command.is_script:
                 name, entry, params = self._script(host, command)
                 module = "Script"
@@ -538,10 +623,54 @@ class HostHandler:
                 name, module, entry, bound = self._resolve(host, command, items, piped)
                 params = dict(bound.params)
             sim.on_command(host, name)
-            call = Call(sim, host, name, module, params, items, ctx)
+            call = Call(sim, host, name, module, params, items, ctx, session=session)
             if not command.is_script:
                 call.bound = bound
-            self._run(call, entry)
+            self._run(call, entry, piped)
+
+    def _native(
+        self, host: Host, command: CommandCall, items: list[Any], ctx: PipelineContext, session: str
+    ) -> bool:
+        """Run ``command`` when it is a native program (or an ad-hoc script of native command
+        lines and ``$LASTEXITCODE``); False when it is something else."""
+        from simulator import native
+
+        if command.is_script:
+            if script_header(command.text) is not None:
+                return False
+            lines = native.script_statements(command.text)
+            if lines is None:
+                return False
+            calls = [(line.program, list(line.args)) for line in lines]
+        else:
+            program = native.program_of(command.text)
+            alias = native.SHADOWING_ALIASES.get(command.text.strip().lower())
+            if alias is not None and self.sim.catalog.canonical(command.text.strip()) is None:
+                raise native.not_simulated(
+                    command.text, [], f"in Windows PowerShell it is the alias of {alias}"
+                )
+            if program is None:
+                return False
+            named = [p.name for p in command.parameters if p.name is not None]
+            if named:
+                raise native.not_simulated(
+                    program, [], f"named parameter -{named[0]}: pass its arguments positionally"
+                )
+            calls = [(program, native.arguments([p.value for p in command.parameters]))]
+        if items:
+            raise native.not_simulated(calls[0][0] or "", [], "pipeline input (stdin)")
+        for program, args in calls:
+            if program is None:  # $LASTEXITCODE
+                ctx.output(native.last_exit_code(self.sim, session))
+                continue
+            self._count(host, f"{program}.exe")
+            self.sim.on_command(host, f"{program}.exe")
+            try:
+                run = native.execute(self.sim, host, program, args, session)
+            finally:
+                self.sim.save()
+            native.write(run, ctx)
+        return True
 
     def _count(self, host: Host, name: str) -> None:
         self.sim.world.count(host.name, name)
@@ -567,6 +696,22 @@ class HostHandler:
             raise TerminatingError(f"not simulated: {name}", "NotSimulated", "NotImplemented")
         return name, module, entry, bound
 
+    def _preference(self, command: CommandCall) -> bool:
+        """``$WarningPreference = 'X'`` as a script of its own: set for the runspace."""
+        match = _PREFERENCE.match(command.text)
+        if match is None:
+            return False
+        value = next((v for v in _ACTION_PREFERENCES if v.lower() == match.group(2).lower()), None)
+        if value is None:
+            raise TerminatingError(
+                f'Cannot convert value "{match.group(2)}" to type '
+                '"System.Management.Automation.ActionPreference".',
+                "RuntimeException",
+                "InvalidArgument",
+            )
+        self.preferences.setdefault(self._runspace, {})[match.group(1).lower()] = value
+        return True
+
     def _script(self, host: Host, command: CommandCall) -> tuple[str, Entry, dict[str, Any]]:
         header = script_header(command.text)
         name = header[0] if header else "<script>"
@@ -581,18 +726,93 @@ class HostHandler:
         params = bind_script(command.text, command.parameters)
         return name, entry, params
 
-    def _run(self, call: Call, entry: Entry) -> None:
+    def _run(self, call: Call, entry: Entry, piped: bool = False) -> None:
         call.error_action = str(call.params.pop("ErrorAction", "Continue"))
+        preference = self.preferences.get(self._runspace, {}).get("warningpreference", "Continue")
+        call.warning_action = str(call.params.pop("WarningAction", preference))
         whatif = call.params.pop("WhatIf", False)
-        for common in COMMON - {"Confirm"}:
+        confirm = call.params.pop("Confirm", None)
+        for common in COMMON:
             call.params.pop(common, None)
         if whatif and not entry.ignores_whatif:
             return
+        if not (piped and not call.input):  # nothing piped in: nothing to confirm
+            confirm_or_fail(call, confirm)
         try:
             entry.fn(call)
         finally:
             if _mutating(call.name, entry):
                 self.sim.save()
+
+
+# ---------------------------------------------------------------- confirmation prompts
+#
+# A remote runspace opened without a host (pypsrp) cannot prompt: the prompt is a
+# HostException "HostFunctionNotImplemented" that ends the command.  Sources and choices:
+# docs/simulator-fidelity.md, "Confirmation prompts".
+
+_PROMPT_FAILED = (
+    "A command that prompts the user failed because the host program or the command type "
+    "does not support user interaction. The host was attempting to request confirmation with "
+    "the following message: {query}"
+)
+_SHOULD_PROCESS_QUERY = "Are you sure you want to perform this action?\r\n{action}"
+# ShouldContinue after ShouldProcess: only -Force skips it (-Confirm:$false does not)
+FORCE_TO_CONTINUE: dict[str, str] = {
+    "remove-vm": 'Are you sure you want to remove virtual machine "{target}"?',
+    "remove-vmswitch": 'Are you sure you want to remove virtual switch "{target}"?',  # [UNCONF]
+}
+# ConfirmImpact High: ShouldProcess prompts unless -Confirm:$false (or, where the second item
+# is True, -Force: the CDXML SMB cmdlets pass it to the provider, which then does not ask)
+HIGH_IMPACT: dict[str, tuple[str, bool]] = {
+    "restore-vmsnapshot": ('Restore-VMSnapshot will restore checkpoint "{target}".', False),
+    "remove-smbshare": ("Performing operation 'Remove-Share' on Target '{scope},{target}'.", True),
+    "grant-smbshareaccess": ("Performing operation 'Modify' on Target '{scope},{target}'.", True),
+    "revoke-smbshareaccess": ("Performing operation 'Modify' on Target '{scope},{target}'.", True),
+    "remove-adcomputer": ('Performing the operation "Remove" on target "{target}".', False),
+}
+
+
+def prompt_error(call: Call, query: str) -> TerminatingError:
+    """What a prompt becomes in a runspace without a host UI."""
+    return TerminatingError(
+        _PROMPT_FAILED.format(query=query),
+        call.qualify("HostFunctionNotImplemented"),
+        "NotImplemented",
+        HOST_EXCEPTION,
+    )
+
+
+def _prompt_target(call: Call) -> str:
+    """The name the prompt shows: the first target named or passed in."""
+    objects: list[Any] = []
+    for name in ("Name", "Identity", "VMSnapshot", "VM", "VMName"):
+        value = call.get(name)
+        objects += list(value) if isinstance(value, list | tuple) else [value]
+    for obj in [*objects, *call.input]:
+        name = obj if isinstance(obj, str) else prop(obj, "Name")
+        if name:
+            return str(name)
+    return call.host.name
+
+
+def confirm_or_fail(call: Call, confirm: Any) -> None:
+    """Raise the prompt error when the command would ask for confirmation."""
+    key = call.name.lower()
+    target = _prompt_target(call)
+    forced = call.switch("Force")
+    if key in FORCE_TO_CONTINUE and not forced and confirm is not True:
+        # ShouldProcess passes (ConfirmImpact below High), then ShouldContinue asks
+        raise prompt_error(call, FORCE_TO_CONTINUE[key].format(target=target))
+    if confirm is False:
+        return
+    if confirm is True:  # -Confirm asks whatever the impact
+        action = f'Performing the operation "{call.name}" on target "{target}".'
+        raise prompt_error(call, _SHOULD_PROCESS_QUERY.format(action=action))
+    high = HIGH_IMPACT.get(key)
+    if high is not None and not (high[1] and forced):
+        action = high[0].format(target=target, scope=call.host.name)
+        raise prompt_error(call, _SHOULD_PROCESS_QUERY.format(action=action))
 
 
 def _value(p: Parameter) -> Any:

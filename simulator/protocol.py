@@ -44,6 +44,10 @@ class Invocation:
     statements: tuple[tuple[CommandCall, ...], ...]
     input: tuple[Any, ...] = field(default_factory=tuple)
     username: str = ""
+    runspace: str = ""  # the runspace pool (WS-Man shell) it runs in
+
+
+RUNTIME_EXCEPTION = "System.Management.Automation.RuntimeException"
 
 
 class TerminatingError(Exception):
@@ -59,7 +63,7 @@ class TerminatingError(Exception):
         message: str,
         error_id: str = "RuntimeException",
         category: str = "NotSpecified",
-        exception_type: str = "System.Management.Automation.RuntimeException",
+        exception_type: str = RUNTIME_EXCEPTION,
         target: str | None = None,
     ) -> None:
         super().__init__(message)
@@ -82,8 +86,11 @@ class PipelineContext(Protocol):
         error_id: str = "RuntimeException",
         category: str = "NotSpecified",
         target: str | None = None,
+        *,
+        exception_type: str = RUNTIME_EXCEPTION,
     ) -> None:
-        """Write a non-terminating error record (pypsrp leaves had_errors False)."""
+        """Write a non-terminating error record (pypsrp leaves had_errors False) whose
+        exception is of .NET type ``exception_type``."""
 
     def warning(self, message: str) -> None:
         """Write a warning record."""

@@ -21,7 +21,8 @@ HOST_RESERVE = 2 * GB  # memory the parent partition keeps for itself
 OS_VERSION = "10.0.20348"
 DEFAULT_VOLUME = 256 * 1024**3
 OS_CAPTION = "Microsoft Windows Server 2022 Datacenter"
-REPLICA_HTTP_RULE = "Hyper-V Replica HTTP Listener (TCP-In)"
+# built-in rules by Name (a DisplayName is localized: simulator/localization.py)
+REPLICA_HTTP_RULE = "VIRT-HVRHTTPL-In-TCP-NoScope"
 REPLICA_HTTPS_RULE = "Hyper-V Replica HTTPS Listener (TCP-In)"
 MIGRATION_RULE = "Hyper-V (MIG-TCP-In)"
 
@@ -385,6 +386,9 @@ class Host(_M):
     mac_counter: int = 0
     host_octet: int = 1
     tickets_purged_at: float = 0.0  # klist purge -li 0x3e7 (machine ticket cache)
+    locale: str = "en-US"  # display language: messages and localized names (localization.py)
+    # values written by reg.exe: key (HKEY_LOCAL_MACHINE\\...) -> value name -> [type, data]
+    registry: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
     # what a first contact finds (simulator/gaps.py sets them; docs/simulator-fidelity.md)
     actual_name: str | None = None  # the computer's own name when it is not the lab's
     volumes: dict[str, int] = Field(default_factory=dict)  # "C:" -> capacity (default 256 GB)

@@ -6,6 +6,7 @@ import ipaddress
 from typing import Any
 
 from hvlab.spec import HostRole, LabSpec
+from simulator import localization
 from simulator.world import (
     DEFAULT_HOST_MEMORY,
     MIGRATION_RULE,
@@ -109,8 +110,9 @@ def _host(spec: LabSpec, index: int) -> Host:
         services=dict(BASE_SERVICES) | (DC_SERVICES if is_dc else {}),
         domain=spec.domain.fqdn if is_dc else None,
         adapters={"Ethernet0": adapter},
-        firewall={r.name: r.model_copy() for r in BASE_RULES},
+        firewall={r.name: localized_rule(r, hs.locale) for r in BASE_RULES},
         host_octet=index + 1,
+        locale=hs.locale,
     )
     for folder in BASE_FOLDERS:
         host.add_folder(folder)
@@ -194,8 +196,20 @@ def world_from_spec(spec: LabSpec) -> World:
     return world
 
 
-def hyperv_rules() -> list[FirewallRule]:
-    """Firewall rules the Hyper-V role creates (the replica listeners disabled)."""
+def localized_rule(rule: FirewallRule, locale: str) -> FirewallRule:
+    """A copy of the built-in ``rule`` with the DisplayName and group a ``locale`` host shows."""
+    display, group = localization.firewall_names(locale, rule.name, rule.display_name,
+                                                 rule.group)
+    return rule.model_copy(update={"display_name": display, "group": group})
+
+
+def hyperv_rules(locale: str = localization.DEFAULT) -> list[FirewallRule]:
+    """Firewall rules the Hyper-V role creates (the replica listeners disabled), as a
+    ``locale`` host names them."""
+    return [localized_rule(r, locale) for r in _hyperv_rules()]
+
+
+def _hyperv_rules() -> list[FirewallRule]:
     return [
         FirewallRule(
             name="VIRT-HVRHTTPL-In-TCP-NoScope",

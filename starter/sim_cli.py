@@ -20,8 +20,8 @@ from rich.table import Table
 from hvlab.specfile import SpecError, load_lab
 
 sim_app = typer.Typer(help="Simulated Windows fleet (WinRM/PSRP on loopback) for a lab file.")
-out = Console()
-err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 DETACH_TIMEOUT = 60.0
 
 

@@ -27,16 +27,32 @@ Parameter-set resolution (the default parameter set is not part of the data):
   tie); none -> if every candidate misses the same mandatory parameters report those
   (``MissingMandatoryParameter``), else ``AmbiguousParameterSet``.
 
-Pipeline input (``pipeline_input=True``): the data does not say which parameters take pipeline
-input, so a mandatory parameter counts as satisfiable from the pipeline when it is called
+Positional arguments (name ``None``) bind after the named ones, like
+``BindPositionalParameters``: the data's ``positions`` give each parameter's position per set
+(ordinals, not indexes); the i-th positional argument goes to the i-th lowest position among
+the unbound positional parameters of the sets still possible.  Where several parameters share
+a position (``Get-VM [-Name] | [-Id] | [-ClusterObject]``) the argument goes to the first one
+whose type accepts it -- value types (strings, numbers, enums, Guid) before the catch-all
+``PSObject``/``Object``, a string never to an object type such as ``VirtualMachine`` -- the
+stand-in for PowerShell trying the default parameter set first.  Binding a parameter narrows
+the sets for the next position.  An argument no parameter takes is
+``PositionalParameterNotFound`` (or is returned in :attr:`Bound.positional` with
+``positional_ok``).
+
+Pipeline input (``pipeline_input=True``): a mandatory parameter counts as satisfiable from the
+pipeline when the data says it accepts pipeline input (``pipeline``: by value or by property
+name).  For descriptions without that data (script param blocks) it counts when it is called
 ``InputObject`` or its type is an object type -- anything that is not a string, number,
 boolean, switch, enum (has accepted values) or one of a few value-like .NET types (Guid,
 DateTime, TimeSpan, Version, Uri, IPAddress, SecureString, PSCredential, CimSession,
-Hashtable, ScriptBlock).  ``VirtualMachine[]``, ``CimInstance``, ``VMSnapshot``,
-``ADComputer``, ``Object`` ... qualify; ``VMName`` (``String[]``) does not.
+Hashtable, ScriptBlock).
 
-WhatIf and Confirm are accepted for every cmdlet (the data lists them only where the help
-does); the other common parameters are always accepted.
+WhatIf and Confirm exist only on cmdlets that support ShouldProcess (the data's
+``supports_should_process``); elsewhere they are ``NamedParameterNotFound``.  The other
+common parameters are always accepted.
+
+FullyQualifiedErrorIds end with the implementing .NET type (:func:`command_class`):
+``NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM``.
 """
 
 from __future__ import annotations
@@ -64,6 +80,7 @@ __all__ = [
     "TypeSpec",
     "bind_command",
     "build_cmdlet",
+    "command_class",
     "parse_type",
     "ps_text",
     "ps_type_name",
@@ -83,9 +100,9 @@ COMMAND_NOT_FOUND_EXCEPTION: Final = _SMA + "CommandNotFoundException"
 class BindingError(Exception):
     """A PowerShell parameter-binding (or command-discovery) error.
 
-    ``error_id`` is the FullyQualifiedErrorId (``NamedParameterNotFound,New-VM``; the real one
-    ends with the .NET class name, which the data does not have), ``category`` the
-    ErrorCategory name and ``exception_type`` the full .NET exception type name.
+    ``error_id`` is the FullyQualifiedErrorId (``NamedParameterNotFound,`` and the command's
+    .NET type, :func:`command_class`), ``category`` the ErrorCategory name and
+    ``exception_type`` the full .NET exception type name.
     """
 
     def __init__(
@@ -135,12 +152,38 @@ class _Flavour(Enum):
     SCRIPT = "script"
 
 
+def command_class(cmdlet: str, module: str) -> str:
+    """The .NET type PowerShell puts at the end of a command's FullyQualifiedErrorIds.
+
+    Binary modules name their cmdlet classes ``<Verb><Noun>`` (Hyper-V, ActiveDirectory) or
+    ``<Verb><Noun>Command``; CDXML modules (NetTCPIP, SmbShare, NetNat, ...) and scripts are
+    functions, whose errors end with the command name itself.  Sources and the choices made
+    where no public record exists: ``docs/simulator-fidelity.md``.
+    """
+    verb, _, noun = cmdlet.partition("-")
+    if module == "Hyper-V":
+        return f"Microsoft.HyperV.PowerShell.Commands.{verb}{noun}"
+    if module == "ServerManager":
+        verb = {"Install": "Add", "Uninstall": "Remove"}.get(verb, verb)
+        return f"Microsoft.Windows.ServerManager.Commands.{verb}{noun}Command"
+    if module.startswith("Microsoft.PowerShell"):
+        return f"Microsoft.PowerShell.Commands.{verb}{noun}Command"
+    if module == "CimCmdlets":
+        return f"Microsoft.Management.Infrastructure.CimCmdlets.{verb}{noun}Command"
+    if module == "ActiveDirectory":
+        return f"Microsoft.ActiveDirectory.Management.Commands.{verb}{noun}"
+    if module == "ADDSDeployment":
+        return f"Microsoft.DirectoryServices.Deployment.PowerShell.Commands.{verb}{noun}Command"
+    return cmdlet
+
+
 @dataclass(frozen=True, slots=True)
 class _ErrorContext:
     """Who is being bound: used to build FullyQualifiedErrorIds."""
 
     command: str
     flavour: _Flavour
+    module: str = ""
 
     def fail(
         self,
@@ -150,7 +193,8 @@ class _ErrorContext:
         category: str = "InvalidArgument",
         exception_type: str = PARAMETER_BINDING_EXCEPTION,
     ) -> NoReturn:
-        qualified = f"{error_id},{self.command}" if self.command else error_id
+        owner = command_class(self.command, self.module) if self.command else ""
+        qualified = f"{error_id},{owner}" if owner else error_id
         raise BindingError(message, qualified, category, exception_type)
 
     def fail_validation(self, message: str, error_id: str) -> NoReturn:
@@ -358,6 +402,17 @@ class ParameterInfo:
     aliases: tuple[str, ...] = ()
     accepted_values: tuple[str, ...] | None = None
     common: bool = False
+    # (parameter set, position) pairs; empty: named only
+    positions: tuple[tuple[str, int], ...] = ()
+    # "value", "property", "value+property"; None: no pipeline input (or unknown, see
+    # CmdletInfo.pipeline_data)
+    pipeline: str | None = None
+
+    def position_in(self, set_name: str) -> int | None:
+        """The parameter's position in ``set_name`` (``__AllParameterSets`` counts for every
+        set), or None when it is named only there."""
+        found = dict(self.positions)
+        return found.get(set_name, found.get("__AllParameterSets"))
 
 
 _ACTION_PREFERENCE: Final = ("SilentlyContinue", "Stop", "Continue", "Inquire", "Ignore", "Suspend")
@@ -370,7 +425,8 @@ def _common(
     return ParameterInfo(name, spec, (alias,), values, common=True)
 
 
-# Declaration order of CommonParameters, then the ShouldProcess parameters.
+# Declaration order of CommonParameters, then the ShouldProcess parameters (only on cmdlets
+# that support ShouldProcess).
 COMMON_PARAMETERS: Final[tuple[ParameterInfo, ...]] = (
     _common("Verbose", "vb", "SwitchParameter"),
     _common("Debug", "db", "SwitchParameter"),
@@ -387,20 +443,26 @@ COMMON_PARAMETERS: Final[tuple[ParameterInfo, ...]] = (
     _common("Confirm", "cf", "SwitchParameter"),
 )
 _COMMON_NAMES: Final = frozenset(p.name.lower() for p in COMMON_PARAMETERS)
+SHOULD_PROCESS_PARAMETERS: Final = frozenset({"WhatIf", "Confirm"})
 
 
 @dataclass(frozen=True)
 class CmdletInfo:
     """A command's parameters and parameter sets (``set -> canonical parameter -> mandatory``).
 
-    ``parameters`` holds declared parameters followed by the common parameters; a declared
-    parameter that is in no listed set is treated as a member of every set.
+    ``parameters`` holds declared parameters followed by the common parameters (WhatIf and
+    Confirm only when ``supports_should_process``); a declared parameter that is in no listed
+    set is treated as a member of every set.  ``pipeline_data`` says the parameters'
+    ``pipeline`` fields come from the data (else the pipeline rule is the heuristic of the
+    module docstring).
     """
 
     name: str
     module: str
     parameter_sets: Mapping[str, Mapping[str, bool]]
     parameters: Mapping[str, ParameterInfo]
+    supports_should_process: bool = True
+    pipeline_data: bool = False
     _exact: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -431,7 +493,7 @@ class CmdletInfo:
 
         Returns None for an unknown name; raises ``AmbiguousParameter``.
         """
-        errors = errors or _ErrorContext(self.name, _Flavour.CMDLET)
+        errors = errors or _ErrorContext(self.name, _Flavour.CMDLET, self.module)
         exact = self.lookup(typed)
         if exact is not None:
             return self.parameters[exact]
@@ -468,9 +530,19 @@ def build_cmdlet(name: str, raw: Mapping[str, Any]) -> CmdletInfo:
     params: dict[str, ParameterInfo] = {}
     for canonical in spelling.values():
         params[canonical] = _declared_parameter(canonical, raw_params, module)
+    should_process = bool(raw.get("supports_should_process", True))
     for common in COMMON_PARAMETERS:
-        params.setdefault(common.name, common)
-    return CmdletInfo(name, module, sets or {"__AllParameterSets": {}}, params)
+        if should_process or common.name not in SHOULD_PROCESS_PARAMETERS:
+            params.setdefault(common.name, common)
+    pipeline_data = any("pipeline" in entry for entry in raw_params.values())
+    return CmdletInfo(
+        name,
+        module,
+        sets or {"__AllParameterSets": {}},
+        params,
+        supports_should_process=should_process,
+        pipeline_data=pipeline_data,
+    )
 
 
 def _declared_parameter(name: str, raw_params: Mapping[str, Any], module: str) -> ParameterInfo:
@@ -479,11 +551,23 @@ def _declared_parameter(name: str, raw_params: Mapping[str, Any], module: str) -
     )
     values = entry.get("accepted_values")
     accepted = tuple(str(v) for v in values) if values else None
-    spec = parse_type(entry.get("type"), has_values=accepted is not None, module=module)
+    raw_type = entry.get("type") or ("SwitchParameter" if entry.get("switch") else None)
+    spec = parse_type(raw_type, has_values=accepted is not None, module=module)
     if spec.kind in (Kind.SWITCH, Kind.BOOLEAN, Kind.OTHER):
         accepted = None  # help-text artefacts such as SwitchParameter "true"
     aliases = tuple(str(a) for a in entry.get("aliases") or ())
-    return ParameterInfo(name, spec, aliases, accepted)
+    positions = tuple((str(k), int(v)) for k, v in (entry.get("positions") or {}).items())
+    if spec.kind is Kind.SWITCH:
+        positions = ()  # a switch takes no argument, so never a positional one
+    pipeline = entry.get("pipeline")
+    return ParameterInfo(
+        name,
+        spec,
+        aliases,
+        accepted,
+        positions=positions,
+        pipeline=str(pipeline) if pipeline else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -721,6 +805,21 @@ def _convert_scalar(value: Any, param: ParameterInfo) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+_GUID_RE: Final = re.compile(
+    r"^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$", re.I
+)
+
+
+def _is_guid(text: str) -> bool:
+    return bool(_GUID_RE.match(text.strip()))
+
+
+def _catch_all(param: ParameterInfo) -> bool:
+    """``PSObject``/``Object`` parameters take any argument, so they are tried last."""
+    element = param.type.element.lower()
+    return param.type.kind is Kind.OTHER and element in ("", "psobject", "object")
+
+
 @dataclass
 class _Argument:
     name: str | None
@@ -752,7 +851,7 @@ class _Binder:
 
     def __init__(self, info: CmdletInfo, flavour: _Flavour) -> None:
         self.info = info
-        self.errors = _ErrorContext(info.name, flavour)
+        self.errors = _ErrorContext(info.name, flavour, info.module)
 
     # -- public entry ---------------------------------------------------------------------
     def bind(self, params: Arguments, *, positional_ok: bool, pipeline_input: bool) -> Bound:
@@ -812,13 +911,92 @@ class _Binder:
         for argument in state.leftovers:
             if argument.name is not None:
                 self._not_found(argument.name)
-            if not positional_ok:
-                self.errors.fail(
-                    "A positional parameter cannot be found that accepts argument "
-                    f"'{ps_text(argument.value) if argument.value is not None else '$null'}'.",
-                    "PositionalParameterNotFound",
-                )
-        return tuple(a.value for a in state.leftovers)
+        remaining = self._bind_positional(state, [a.value for a in state.leftovers])
+        if remaining and not positional_ok:
+            value = remaining[0]
+            self.errors.fail(
+                "A positional parameter cannot be found that accepts argument "
+                f"'{ps_text(value) if value is not None else '$null'}'.",
+                "PositionalParameterNotFound",
+            )
+        return tuple(remaining)
+
+    # -- positional arguments -------------------------------------------------------------
+    def _possible_sets(self, given: set[str]) -> list[str]:
+        narrowing = [name for name in given if self.info.in_sets(name)]
+        return [
+            set_name
+            for set_name, members in self.info.parameter_sets.items()
+            if all(name in members for name in narrowing)
+        ]
+
+    def _next_position(
+        self, state: _BindState, after: int
+    ) -> tuple[int, list[ParameterInfo]] | None:
+        """The unbound parameters at the lowest position above ``after`` in any set still
+        possible, value-typed ones first (see the module docstring)."""
+        sets = self._possible_sets(set(state.bound))
+        best: int | None = None
+        bucket: list[ParameterInfo] = []
+        for param in self.info.parameters.values():
+            if param.common or param.name in state.bound or not param.positions:
+                continue
+            members = [s for s in sets if param.name in self.info.parameter_sets[s]]
+            if not self.info.in_sets(param.name) and not members:
+                members = sets  # in no listed set: a member of every set
+            found = [p for p in (param.position_in(s) for s in members) if p is not None]
+            found = [p for p in found if p > after]
+            if not found:
+                continue
+            position = min(found)
+            if best is None or position < best:
+                best, bucket = position, [param]
+            elif position == best:
+                bucket.append(param)
+        bucket.sort(key=_catch_all)
+        return None if best is None else (best, bucket)
+
+    def _bind_positional(self, state: _BindState, values: list[Any]) -> list[Any]:
+        """Bind positional ``values`` in order; returns those no parameter takes."""
+        after = -1
+        pending = list(values)
+        while pending:
+            found = self._next_position(state, after)
+            if found is None:
+                break
+            after, bucket = found
+            value = pending[0]
+            chosen = next((p for p in bucket if self._accepts(p, value)), None)
+            if chosen is None:
+                self._reject(bucket[0], value)
+            state.bound[chosen.name] = self._bind_value(chosen, value)
+            pending.pop(0)
+        return pending
+
+    def _accepts(self, param: ParameterInfo, value: Any) -> bool:
+        spec = param.type
+        if spec.kind is Kind.SWITCH:
+            return False
+        if spec.kind is not Kind.OTHER:
+            try:
+                self._coerce(param, value)
+            except BindingError:
+                return False
+            return True
+        element = spec.element.lower()
+        if _catch_all(param):
+            return True
+        primitive = isinstance(value, str | int | float | bool)
+        if element == "guid":
+            return not primitive or (isinstance(value, str) and _is_guid(value))
+        if element in _VALUE_TYPES:
+            return True
+        return not primitive
+
+    def _reject(self, param: ParameterInfo, value: Any) -> NoReturn:
+        if param.type.kind is not Kind.OTHER:
+            self._coerce(param, value)  # raises the conversion error
+        self._conversion_error(param, value, _cast_to_type(value, param.type.full_name))
 
     def _not_found(self, typed: str) -> NoReturn:
         self.errors.fail(
@@ -992,6 +1170,8 @@ class _Binder:
 
     def _from_pipeline(self, name: str) -> bool:
         param = self.info.parameters.get(name)
+        if self.info.pipeline_data:
+            return param is not None and param.pipeline is not None
         return name.lower() == "inputobject" or (param is not None and param.type.pipeline_object)
 
     def _resolve_set(self, given: set[str], pipeline_input: bool) -> tuple[str, tuple[str, ...]]:

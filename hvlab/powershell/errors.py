@@ -17,6 +17,7 @@ class RemoteError(Exception):
 
     retryable: ClassVar[bool] = False
     fix: ClassVar[str] = ""
+    error_id: str = ""  # the host's FullyQualifiedErrorId, when the host gave one
 
     def __init__(self, host: str, command: str, message: str) -> None:
         self.host = host
@@ -119,35 +120,142 @@ class RemoteCommandFailed(RemoteError):
     """A host error that matches no known kind; not retried (the host said no)."""
 
 
-# (pattern on message or error id, class); the first match wins.
-_RULES: tuple[tuple[re.Pattern[str], type[RemoteError]], ...] = tuple(
-    (re.compile(p, re.IGNORECASE), c)
-    for p, c in (
-        (r"0x8009030E|no suitable credentials|No credentials are available", DelegationMissing),
-        (r"0x800705AA|Insufficient system resources|Not enough memory", InsufficientMemory),
-        (r"hardware on the destination computer is not compatible", IncompatibleHost),
-        (r"Could not find Ethernet switch|\b33012\b", SwitchMissing),
-        (r"0x80070005|access denied|Access is denied|UnauthorizedAccess", AccessDenied),
-        (r"virtualization capabilities|second level address translation",
-         VirtualizationUnavailable),
-        (r"CommandNotFoundException|is not recognized as the name of a cmdlet", CommandNotFound),
-        (r"A remote session might have ended|PowerShell Direct", GuestUnsupported),
-        (r"ParameterBinding|NamedParameterNotFound|ParameterArgumentValidation|"
-         r"MissingMandatoryParameter|AmbiguousParameterSet|CannotConvertArgument|"
-         r"Cannot bind parameter|Cannot validate argument", InvalidParameter),
-        (r"unable to find|ObjectNotFound|was not found|does not exist|cannot find|"
-         r"0x80041002", NotFound),  # WBEM_E_NOT_FOUND: a CIM instance that is gone
-        (r"already exists|ResourceExists", AlreadyExists),
-        (r"is being used by running virtual machines|invalid state|cannot be performed while|"
-         r"InvalidOperation", PreconditionFailed),
-    )
+# -- classification --------------------------------------------------------------------
+#
+# A host's error is classified by what does not change with the host's display language:
+# HRESULTs (``0x80070005``, in the message or the id), the FullyQualifiedErrorId's error id
+# (the part before the command's .NET type), the .NET exception type and the ErrorCategory.
+# Never by the message's words: a Korean (or any non-English) Windows Server words every
+# message differently (docs/simulator-fidelity.md, "Korean hosts").
+
+_HRESULT = re.compile(r"(?<![0-9A-Za-z])0x([0-9A-Fa-f]{8})(?![0-9A-Za-z])")
+
+# HRESULT -> kind; the first HRESULT of the text that has a kind decides
+_BY_HRESULT: dict[int, type[RemoteError]] = {
+    0x8009030E: DelegationMissing,  # SEC_E_NO_CREDENTIALS: no KCD / CredSSP without a logon
+    0x800705AA: InsufficientMemory,  # ERROR_NO_SYSTEM_RESOURCES: cannot allocate the VM's RAM
+    0x8007000E: InsufficientMemory,  # E_OUTOFMEMORY
+    0x80070005: AccessDenied,  # E_ACCESSDENIED
+    0x80041002: NotFound,  # WBEM_E_NOT_FOUND: a CIM instance that is gone
+    0x80070002: NotFound,  # ERROR_FILE_NOT_FOUND
+    0x80070003: NotFound,  # ERROR_PATH_NOT_FOUND
+}
+
+# FullyQualifiedErrorId error ids (before the first comma), lower-case -> kind
+_BY_ERROR_ID: dict[str, type[RemoteError]] = {
+    # Hyper-V's VirtualizationException ids follow the WMI return codes (Msvm_* methods:
+    # Access Denied, Invalid state, Out of memory, ...)
+    "outofmemory": InsufficientMemory,
+    "accessdenied": AccessDenied,
+    "unauthorizedaccess": AccessDenied,
+    "invalidstate": PreconditionFailed,
+    "invalidoperation": PreconditionFailed,
+    "objectnotfound": NotFound,
+    # Hyper-V answers an argument naming nothing that exists (Get-VM -Name nope, a switch or
+    # adapter name) with InvalidParameter/InvalidArgument; a malformed argument never gets
+    # there, since hvlab binds every command against the catalogue before sending it
+    "invalidparameter": NotFound,
+    "33012": SwitchMissing,  # Hyper-V message id: Could not find Ethernet switch
+    "resourceexists": AlreadyExists,
+    "objectalreadyexists": AlreadyExists,
+    "commandnotfoundexception": CommandNotFound,
+    "hypervmodulenotavailable": CommandNotFound,
+    "pathnotfound": NotFound,
+    # Install-WindowsFeature: no such feature (Telnet-Server on 2016 and later)
+    "namedoesnotexist": NotFound,
+    "noservicefoundforgivenname": NotFound,
+    "namedparameternotfound": InvalidParameter,
+    "positionalparameternotfound": InvalidParameter,
+    "missingmandatoryparameter": InvalidParameter,
+    "ambiguousparameterset": InvalidParameter,
+    "ambiguousparametername": InvalidParameter,
+    "parameterargumentvalidationerror": InvalidParameter,
+    "parameterargumentvalidationerrornullnotallowed": InvalidParameter,
+    "parameterargumenttransformationerror": InvalidParameter,
+    "inputobjectnotbound": InvalidParameter,
+    # PowerShell Direct into a guest that cannot host it (too old, not booted yet)
+    "pssessionstatebroken": GuestUnsupported,
+    # Install-WindowsFeature Hyper-V: the prerequisite check is the processor's
+    # virtualization (VT-x/AMD-V, SLAT); hvlab installs no other feature with one
+    "alteration_prerequisitecheck_failed": VirtualizationUnavailable,
+}
+# error id prefixes (lower-case) -> kind
+_BY_ERROR_ID_PREFIX: tuple[tuple[str, type[RemoteError]], ...] = (
+    ("cannotconvertargument", InvalidParameter),
+    ("parameterbinding", InvalidParameter),
+    ("cmdletizationquery_notfound", NotFound),
 )
+# .NET exception types (full or short name, lower-case) -> kind
+_BY_EXCEPTION: dict[str, type[RemoteError]] = {
+    "system.unauthorizedaccessexception": AccessDenied,
+    "system.management.automation.commandnotfoundexception": CommandNotFound,
+    "system.management.automation.parameterbindingexception": InvalidParameter,
+    "system.management.automation.parameterbindingvalidationexception": InvalidParameter,
+    "system.management.automation.itemnotfoundexception": NotFound,
+    "microsoft.activedirectory.management.adidentitynotfoundexception": NotFound,
+}
+# ErrorCategory names (lower-case) -> kind, when nothing more specific says
+_BY_CATEGORY: dict[str, type[RemoteError]] = {
+    "objectnotfound": NotFound,
+    "permissiondenied": AccessDenied,
+    "resourceexists": AlreadyExists,
+}
+_RULES: tuple[type[RemoteError], ...] = tuple(dict.fromkeys(
+    [*_BY_HRESULT.values(), *_BY_ERROR_ID.values(), *(k for _, k in _BY_ERROR_ID_PREFIX),
+     *_BY_EXCEPTION.values(), *_BY_CATEGORY.values()]))
 
 
-def classify_message(host: str, command: str, message: str, error_id: str = "") -> RemoteError:
-    """The RemoteError for a host's error text (and its FullyQualifiedErrorId)."""
-    haystack = f"{error_id}\n{message}"
-    for pattern, kind in _RULES:
-        if pattern.search(haystack):
-            return kind(host, command, message)
-    return RemoteCommandFailed(host, command, message)
+def hresults(text: str) -> list[int]:
+    """The HRESULTs (``0x`` and eight hex digits) in ``text``, in order."""
+    return [int(m.group(1), 16) for m in _HRESULT.finditer(text)]
+
+
+def error_id_of(fully_qualified: str) -> str:
+    """The error id of a FullyQualifiedErrorId: the part before the command's .NET type
+    (``InvalidState`` of ``InvalidState,Microsoft.HyperV.PowerShell.Commands.StartVM``)."""
+    return fully_qualified.split(",", 1)[0].strip()
+
+
+def _kind_of_id(error_id: str) -> type[RemoteError] | None:
+    key = error_id_of(error_id).lower()
+    if not key:
+        return None
+    found = _BY_ERROR_ID.get(key) or _BY_EXCEPTION.get(key)
+    if found is None and "." not in key:  # a short exception type name
+        found = next((k for name, k in _BY_EXCEPTION.items()
+                      if name.rsplit(".", 1)[-1] == key), None)
+    if found is None:
+        found = next((k for prefix, k in _BY_ERROR_ID_PREFIX if key.startswith(prefix)), None)
+    return found
+
+
+def classify_message(
+    host: str,
+    command: str,
+    message: str,
+    error_id: str = "",
+    *,
+    category: str = "",
+    exception_types: tuple[str, ...] = (),
+) -> RemoteError:
+    """The RemoteError for a host's error: by HRESULT (message or id), then the
+    FullyQualifiedErrorId's error id, then the exception type, then the ErrorCategory.
+
+    ``message`` is kept for people (and searched for HRESULTs only); a host error that
+    carries none of these identifiers is :class:`RemoteCommandFailed`.
+    """
+    kind: type[RemoteError] | None = None
+    for code in hresults(error_id) + hresults(message):
+        kind = _BY_HRESULT.get(code)
+        if kind is not None:
+            break
+    if kind is None:
+        kind = _kind_of_id(error_id)
+    if kind is None:
+        kind = next((k for t in exception_types
+                     if (k := _BY_EXCEPTION.get(t.lower())) is not None), None)
+    if kind is None:
+        kind = _BY_CATEGORY.get(category.lower())
+    error = (kind or RemoteCommandFailed)(host, command, message)
+    error.error_id = error_id
+    return error

@@ -324,7 +324,9 @@ class SessionPool:
             record = ps.streams.error[0] if ps.streams.error else None
             message = str(record) if record is not None else "the pipeline failed"
             error_id = getattr(record, "fq_error", "") or ""
-            raise classify_message(endpoint.host, pipeline.describe(), message, error_id)
+            raise classify_message(endpoint.host, pipeline.describe(), message, error_id,
+                                   category=_category_name(record),
+                                   exception_types=_exception_types(record))
         warnings = [str(getattr(w, "message", w)) for w in ps.streams.warning]
         return RunResult(output=[to_plain(o) for o in ps.output], warnings=warnings)
 
@@ -438,6 +440,23 @@ def _is_ip(address: str) -> bool:
     return True
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error was the host refusing the TCP connection (by the socket
+    error in its cause chain, not by its text)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        current = (current.__cause__ or current.__context__
+                   or (reason if isinstance(reason, BaseException) else None)
+                   or (nested[0] if nested else None))
+    return False
+
+
 def _transport_error(endpoint: Endpoint, description: str, exc: Exception) -> RemoteError:
     host = endpoint.host
     mismatch = certificate_mismatch(endpoint, exc)
@@ -446,7 +465,7 @@ def _transport_error(endpoint: Endpoint, description: str, exc: Exception) -> Re
     if isinstance(exc, AuthenticationError):
         return AuthenticationFailed(host, "", "the host rejected the credentials (HTTP 401)")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = "connection refused" if "refused" in str(exc).lower() else "connection failed"
+        reason = "connection refused" if _refused(exc) else "connection failed"
         return HostUnreachable(host, description, f"{reason} at {endpoint.address}:{endpoint.port}")
     if isinstance(exc, requests.exceptions.Timeout):
         return HostUnreachable(host, description, "the host did not answer in time")
@@ -455,3 +474,35 @@ def _transport_error(endpoint: Endpoint, description: str, exc: Exception) -> Re
             return HostRebooting(host, description, f"HTTP {exc.code} from WinRM")
         return TransientRemoteError(host, description, f"WinRM HTTP {exc.code}")
     return TransientRemoteError(host, description, f"{type(exc).__name__}: {exc}")
+
+
+# System.Management.Automation.ErrorCategory, by value (pypsrp gives the number)
+_CATEGORIES = (
+    "NotSpecified", "OpenError", "CloseError", "DeviceError", "DeadlockDetected",
+    "InvalidArgument", "InvalidData", "InvalidOperation", "InvalidResult", "InvalidType",
+    "MetadataError", "NotImplemented", "NotInstalled", "ObjectNotFound", "OperationStopped",
+    "OperationTimeout", "SyntaxError", "ParserError", "PermissionDenied", "ResourceBusy",
+    "ResourceExists", "ResourceUnavailable", "ReadError", "WriteError", "FromStdErr",
+    "SecurityError", "ProtocolError", "ConnectionError", "AuthenticationError",
+    "LimitsExceeded", "QuotaExceeded", "NotEnabled",
+)
+
+
+def _category_name(record: Any) -> str:
+    """The ErrorCategory name of a pypsrp ErrorRecord ('' when it has none)."""
+    value = getattr(record, "category", None)
+    try:
+        return _CATEGORIES[int(value)] if value is not None else ""
+    except (TypeError, ValueError, IndexError):
+        return ""
+
+
+def _exception_types(record: Any) -> tuple[str, ...]:
+    """The .NET type names of a pypsrp ErrorRecord's exception, most derived first."""
+    exception = getattr(record, "exception", None)
+    names = [str(t) for t in (getattr(exception, "types", None) or [])]
+    reason = getattr(record, "reason", None)  # the short type name in the category info
+    if not names and reason:
+        names.append(str(reason))
+    return tuple(n for n in names if n not in ("System.Exception", "System.Object",
+                                               "System.SystemException"))

@@ -26,11 +26,10 @@ from typing import Any, NoReturn
 
 from simulator import reachability
 from simulator.cmdlets.common import PathDenied, PathMissing, as_list, session_locate
-from simulator.cmdlets.directory import purge_tickets, resolve_account
 from simulator.engine import Call, Entry, Registry
 from simulator.protocol import TerminatingError, credential_parts
 from simulator.pstypes import ps_object
-from simulator.world import Ace, Guest, Host, SimFile, Vm, World, norm_path
+from simulator.world import Guest, Host, SimFile, Vm, World, norm_path
 
 INVOKE = "Microsoft.PowerShell.Commands.InvokeCommandCommand"
 PSRDS_EXC = "System.Management.Automation.Remoting.PSRemotingDataStructureException"
@@ -49,7 +48,6 @@ FILE_MISSING = "The system cannot find the file specified. (0x80070002)."
 ACCESS_DENIED = "General access denied error (0x80070005)."
 RDP_KEY = Guest.RDP_KEY
 TS_KEY = reachability.TERMINAL_SERVER_KEY
-NTFS_RIGHTS = {"F": "FullControl", "M": "Modify", "RX": "ReadAndExecute"}
 
 
 def register(registry: Registry) -> None:
@@ -436,9 +434,14 @@ def _hook_start_vm(registry: Registry) -> None:
 
 
 def purge(call: Call) -> None:
-    purge_tickets(call.host, call.sim.clock.now())
-    for line in ("", "Current LogonId is 0:0x3e7", "Targeted LogonId is 0:0x3e7",
-                 "\tDeleting all tickets:", "\tTicket(s) purged!"):  # fmt: skip
+    """host/purge-tickets: ``klist.exe purge -li 0x3e7``; throws on a non-zero exit code."""
+    from simulator import native
+
+    run = native.execute(call.sim, call.host, "klist", ["purge", "-li", "0x3e7"], call.session)
+    code = call.sim.native_exit_codes[call.session]
+    if code != 0:
+        throw(f"klist purge -li 0x3e7 failed with exit code {code}: {' '.join(run.lines)}")
+    for line in run.stdout:
         call.out(line)
 
 
@@ -453,24 +456,16 @@ def test_port(call: Call) -> None:
 
 
 def ntfs_grant(call: Call) -> None:
-    raw = str(call.get("Path"))
+    """host/ntfs-grant: ``icacls.exe PATH /grant:r "ACCOUNT:[(OI)(CI)]RIGHTS" 2>&1``; throws
+    with icacls's lines on a non-zero exit code."""
+    from simulator import native
+
     rights = str(call.get("Rights") or "F").upper()
-    try:
-        server, local = session_locate(call, raw, write=True)
-    except (PathDenied, PathMissing):
-        throw(f"icacls /grant failed with exit code 5: {raw}: Access is denied.\n"
-              "Successfully processed 0 files; Failed processing 1 files")  # fmt: skip
-    if not server.folder_exists(local) and server.file(local) is None:
-        throw(f"icacls /grant failed with exit code 2: {raw}: The system cannot find the file "
-              "specified.\nSuccessfully processed 0 files; Failed processing 1 files")  # fmt: skip
-    account = resolve_account(call.world, call.host, str(call.get("Account")))
-    if account is None:
-        throw(f"icacls /grant failed with exit code 1332: {call.get('Account')}: No mapping "
-              "between account names and security IDs was done.\nSuccessfully processed 0 "
-              "files; Failed processing 1 files")  # fmt: skip
-    key = norm_path(local).lower()
-    aces = [a for a in server.ntfs_acls.get(key, []) if a.account.lower() != account.lower()]
-    aces.append(Ace(account=account, right=NTFS_RIGHTS[rights], inherit=call.switch("Inherit")))
-    server.ntfs_acls[key] = aces
-    call.out(f"processed file: {norm_path(raw)}")
-    call.out("Successfully processed 1 files; Failed processing 0 files")
+    flags = "(OI)(CI)" if call.switch("Inherit") else ""
+    args = [str(call.get("Path")), "/grant:r", f"{call.get('Account')}:{flags}{rights}"]
+    run = native.execute(call.sim, call.host, "icacls", args, call.session)
+    code = call.sim.native_exit_codes[call.session]
+    if code != 0:
+        throw(f"icacls /grant failed with exit code {code}: " + "\n".join(run.lines))
+    for line in run.lines:
+        call.out(line)

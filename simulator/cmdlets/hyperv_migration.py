@@ -290,7 +290,8 @@ def move_vm(call: Call) -> None:
 def _failed(call: Call, job: Job, problem: str) -> Job:
     """``job`` ends at once in Exception (10) with ``problem`` as its ErrorDescription."""
     job.started = job.finished = call.sim.clock.now()
-    job.state, job.error_code, job.error_description = 10, 32768, problem
+    job.state, job.error_code = 10, 32768
+    job.error_description = call.sim.job_text(job, problem)
     return job
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from psrpcore.types import PSDateTime
 
+from simulator import localization
 from simulator.cmdlets import host_jobs
 from simulator.cmdlets.hyperv_common import hv_cmdlet, target_vms
 from simulator.engine import Call, Registry, Sim
@@ -193,7 +194,7 @@ def test_connection(call: Call) -> None:
             "ConnectionError",
         )
         return
-    call.out(OK_TEXT)
+    call.out(localization.localize(call.host.locale, OK_TEXT))
 
 
 # ---------------------------------------------------------------- enable / initial replication

@@ -297,11 +297,24 @@ def start_vm(call: Call) -> None:
             continue
         problem = start_problem(call, host, vm)
         if problem:
-            call.error(problem, "OperationFailed", "ResourceUnavailable", vm.name)
+            # Hyper-V's id for a start the host has no memory for is OutOfMemory (the WMI
+            # return code "Out of memory"), seen in public Start-VM error output
+            error_id = "OutOfMemory" if _short_of_memory(host, vm) else "OperationFailed"
+            call.error(problem, error_id, "ResourceUnavailable", vm.name)
             continue
         boot_vm(call, host, vm)
         if call.switch("Passthru"):
             call.out(vm_object(call, host, vm))
+
+
+def _short_of_memory(host: Host, vm: Vm) -> bool:
+    return vm.state != "Saved" and host.memory_free() < vm.memory_startup and not _replica(vm)
+
+
+def _replica(vm: Vm) -> bool:
+    rep = vm.replication
+    return bool(rep and rep.mode == "Replica"
+                and rep.state not in ("FailedOverWaitingCompletion", "FailedOver"))
 
 
 def start_problem(call: Call, host: Host, vm: Vm) -> str | None:
@@ -316,7 +329,7 @@ def start_problem(call: Call, host: Host, vm: Vm) -> str | None:
             f"The virtual machine '{vm.name}' cannot be started because it is a Replica "
             "virtual machine. Fail over the virtual machine first."
         )
-    if vm.state != "Saved" and host.memory_free() < vm.memory_startup:
+    if _short_of_memory(host, vm):
         return NO_MEMORY.format(vm=vm.name, id=vm.id.upper(), mb=vm.memory_startup // MB)
     for disk in vm.disks:
         spot = call.world.locate(host, disk.path)

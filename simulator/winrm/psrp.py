@@ -42,7 +42,7 @@ from psrpcore.types import (
     add_note_property,
 )
 
-from simulator.protocol import Handler, PipelineStopped, TerminatingError
+from simulator.protocol import RUNTIME_EXCEPTION, Handler, PipelineStopped, TerminatingError
 from simulator.winrm.fastpipe import parse_create_pipeline
 from simulator.winrm.records import (
     NULL,
@@ -205,9 +205,13 @@ class PipelineContext:
         error_id: str = "RuntimeException",
         category: str = "NotSpecified",
         target: str | None = None,
+        *,
+        exception_type: str = RUNTIME_EXCEPTION,
     ) -> None:
         """Write a non-terminating error record."""
-        rec = error_record(message, error_id, category, target=target, activity=self._activity)
+        rec = error_record(
+            message, error_id, category, exception_type, target=target, activity=self._activity
+        )
         self._shell.write(
             self._run, lambda p: p.prepare_message(rec, message_type=PSRPMessageType.ErrorRecord)
         )
@@ -427,7 +431,9 @@ class PsrpShell:
         try:
             if run.metadata_only:
                 raise TerminatingError("GetCommandMetadata is not supported by the simulator.")
-            invocation = build_invocation(self.host, run.pipeline.metadata, run.inputs, username)
+            invocation = build_invocation(
+                self.host, run.pipeline.metadata, run.inputs, username, self.shell_id
+            )
             self.handler.invoke(invocation, PipelineContext(self, run, activity))
         except PipelineStopped:
             pass

@@ -82,7 +82,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-def build_invocation(host: str, metadata: Any, inputs: list[Any], username: str) -> Invocation:
+def build_invocation(
+    host: str, metadata: Any, inputs: list[Any], username: str, runspace: str = ""
+) -> Invocation:
     """An :class:`Invocation` from a psrpcore ``PowerShell`` (CreatePipeline) object."""
     statements: list[tuple[CommandCall, ...]] = []
     current: list[CommandCall] = []
@@ -99,6 +101,7 @@ def build_invocation(host: str, metadata: Any, inputs: list[Any], username: str)
         statements=tuple(statements),
         input=tuple(plain(i) for i in inputs),
         username=username,
+        runspace=runspace,
     )
 
 

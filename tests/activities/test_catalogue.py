@@ -287,3 +287,46 @@ def test_every_ops_cmdlet_is_covered() -> None:
             "Start-VMInitialReplication", "Remove-VMReplication", "Start-VMFailover",
             "Stop-VMFailover", "Complete-VMFailover", "Set-VMReplication", "Checkpoint-VM",
             "Get-VMSnapshot", "Restore-VMSnapshot", "Remove-VMSnapshot"} <= cmdlets
+
+
+# -- confirmation prompts ------------------------------------------------------------------
+
+
+ALL_COMMANDS = COMMANDS + LAB_COMMANDS + OPS_COMMANDS
+
+
+def prompt_of(command: Command) -> str | None:
+    """What the host would ask before running ``command`` (the fleet's model, see
+    docs/simulator-fidelity.md), None when it runs without asking."""
+    from simulator.engine import FORCE_TO_CONTINUE, HIGH_IMPACT
+
+    key = Catalog.load().canonical(command.cmdlet)
+    params = {k.lower(): v for k, v in command.parameters.items()}
+    forced = isinstance(params.get("force"), Switch) and params["force"].value
+    confirm = params.get("confirm")
+    not_asked = isinstance(confirm, Switch) and not confirm.value
+    if key is None:
+        return None
+    if key.lower() in FORCE_TO_CONTINUE and not forced:
+        return "ShouldContinue (only -Force answers it)"
+    if isinstance(confirm, Switch) and confirm.value:
+        return "-Confirm"
+    high = HIGH_IMPACT.get(key.lower())
+    if high is not None and not not_asked and not (high[1] and forced):
+        return "ConfirmImpact High (-Confirm:$false answers it)"
+    return None
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=[c.describe()[:60] for c in ALL_COMMANDS])
+def test_no_command_waits_for_a_confirmation(command: Command) -> None:
+    """A remote runspace cannot answer a prompt: every command that would ask carries -Force
+    or -Confirm:$false."""
+    assert prompt_of(command) is None
+
+
+def test_the_prompting_cmdlets_are_covered() -> None:
+    cmdlets = {c.cmdlet for c in ALL_COMMANDS}
+    assert {"Remove-VM", "Remove-VMSwitch", "Restore-VMSnapshot", "Remove-SmbShare",
+            "Grant-SmbShareAccess", "Revoke-SmbShareAccess"} <= cmdlets
+    assert prompt_of(Command.of("Remove-VM", Name="x", Confirm=Switch(False))) is not None
+    assert prompt_of(Command.of("Restore-VMSnapshot", VMName="x", Name="y")) is not None

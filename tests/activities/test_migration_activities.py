@@ -32,7 +32,15 @@ from simulator.faults import FaultPlan
 from simulator.fleet import Fleet
 from simulator.world import Ace
 from tests.activities.conftest import mutations
-from tests.sim.conftest import GB, StepClock, hyperv_ready, lab_with_vm, run
+from tests.sim.conftest import (
+    GB,
+    LOCALES,
+    StepClock,
+    hyperv_ready,
+    lab_with_vm,
+    run,
+    speak,
+)
 from tests.sim.test_migration_network import migration_networks
 
 DEST = "C:\\Hyper-V\\Linux01"
@@ -237,9 +245,12 @@ def _wrong_migration_network(fleet: Fleet) -> MoveInput:
 REFUSED_MOVES: dict[str, tuple[Callable[[Fleet], MoveInput], str, str]] = {
     # setup (returns the request), ApplicationError type, part of the host's text
     "delegation": (_no_delegation, "DelegationMissing", "0x8009030E"),
-    "switch": (_no_switch, "SwitchMissing", "Could not find Ethernet switch 'External'."),
+    # a missing switch and another CPU family come back from Move-VM as words only (no
+    # HRESULT, no id): unclassified; the pre-flight names them by Compare-VM's MessageId
+    # (33012, 24004) before any move (docs/simulator-fidelity.md, "Korean hosts")
+    "switch": (_no_switch, "RemoteCommandFailed", "Could not find Ethernet switch 'External'."),
     "memory": (_no_memory, "InsufficientMemory", "(0x800705AA)"),
-    "processor": (_other_cpu, "IncompatibleHost",
+    "processor": (_other_cpu, "RemoteCommandFailed",
                   "hardware on the destination computer is not compatible"),
     "migration network": (_wrong_migration_network, "RemoteCommandFailed", "(0x8007274D)"),
     "smb rights": (lambda fleet: _to_share(fleet, SMB, "KOSA\\SVR1$"), "AccessDenied",
@@ -249,17 +260,20 @@ REFUSED_MOVES: dict[str, tuple[Callable[[Fleet], MoveInput], str, str]] = {
 }
 
 
+@pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("refusal", list(REFUSED_MOVES))
 def test_refused_move_fails_start_move_as_the_synchronous_error_would(
     fleet: Fleet, lab_spec: LabSpec, sessions: SessionPool, acts: MigrationActivities,
-    refusal: str
+    refusal: str, locale: str
 ) -> None:
     """A move the host refuses at once: with -AsJob the host returns a job already failed
     (Msvm_MigrationJob in Exception with the reason). start_move fails non-retryably with the
     type the same command without -AsJob gets and the host's text; the failed job stays
     visible to find_job; the VM stays on SVR2."""
     lab_with_vm(fleet.sim)
+    speak(fleet.sim, locale)  # a Korean host words it in Korean: same kind, same HRESULT
     setup, kind, text = REFUSED_MOVES[refusal]
+    text = text if locale == "en-US" or text.startswith("(0x") else ""
     request = setup(fleet)
     command = move_command(request)
     synchronous = Command(cmdlet=command.cmdlet, parameters={

@@ -40,39 +40,50 @@ def kind(message: str, error_id: str = "") -> type[RemoteError]:
     return type(classify_message("SVR1", "Move-VM -Name vm1", message, error_id))
 
 
-# (text that must select the kind, as message; the kind)
+# (a message carrying an HRESULT, in any language; the kind)
 BY_MESSAGE = [
     ("Failed to authenticate: 0x8009030E.", DelegationMissing),
     ("failed with error 0x8009030e", DelegationMissing),
-    ("The credentials supplied: no suitable credentials exist", DelegationMissing),
-    ("No credentials are available in the security package", DelegationMissing),
+    ("보안 패키지에 사용할 수 있는 자격 증명이 없습니다. 0x8009030E.", DelegationMissing),
     ("could not initialize memory: 0x800705AA", InsufficientMemory),
-    ("Insufficient system resources exist to complete the requested service", InsufficientMemory),
-    ("Not enough memory in the system to start the virtual machine", InsufficientMemory),
-    ("The virtual machine cannot be moved because the hardware on the destination computer is "
-     "not compatible with the hardware requirements", IncompatibleHost),
-    ("Could not find Ethernet switch 'External'.", SwitchMissing),
-    ("Event 33012 was logged", SwitchMissing),
+    ("(0x8007000E)", InsufficientMemory),
     ("General access denied error (0x80070005).", AccessDenied),
-    ("Access is denied.", AccessDenied),
-    ("The virtual machine could not be started because the hypervisor is not running: "
-     "virtualization capabilities are missing", VirtualizationUnavailable),
-    ("the processor lacks second level address translation", VirtualizationUnavailable),
-    ("The term 'Get-VM' is not recognized as the name of a cmdlet, function", CommandNotFound),
-    ("A remote session might have ended.", GuestUnsupported),
-    ("The guest does not support PowerShell Direct", GuestUnsupported),
-    ("Cannot bind parameter 'MemoryStartupBytes'.", InvalidParameter),
-    ("Cannot validate argument on parameter 'Generation'.", InvalidParameter),
-    ('Hyper-V was unable to find a virtual machine with name "x".', NotFound),
-    ("The path C:\\x was not found", NotFound),
-    ("The file does not exist", NotFound),
-    ("Cannot find path 'C:\\x'", NotFound),
-    ("A virtual machine named 'vm1' already exists.", AlreadyExists),
-    ("The file is being used by running virtual machines.", PreconditionFailed),
-    ("The operation cannot be performed while the object is in its current state "
-     "(invalid state).", PreconditionFailed),
-    ("The operation cannot be performed while the virtual machine is running.",
-     PreconditionFailed),
+    ("일반적인 액세스 거부 오류입니다(0x80070005).", AccessDenied),
+    ("Not found (0x80041002)", NotFound),
+    ("지정된 파일을 찾을 수 없습니다. (0x80070002).", NotFound),
+]
+
+# English (or Korean) words alone, without an identifier: never classified by their text.
+# Each was classified by its words before hvlab stopped reading host text.
+WORDS_ONLY = [
+    "The credentials supplied: no suitable credentials exist",
+    "No credentials are available in the security package",
+    "Insufficient system resources exist to complete the requested service",
+    "Not enough memory in the system to start the virtual machine",
+    "The virtual machine cannot be moved because the hardware on the destination computer is "
+    "not compatible with the hardware requirements",
+    "Could not find Ethernet switch 'External'.",
+    "Event 33012 was logged",
+    "Access is denied.",
+    "The virtual machine could not be started because the hypervisor is not running: "
+    "virtualization capabilities are missing",
+    "the processor lacks second level address translation",
+    "The term 'Get-VM' is not recognized as the name of a cmdlet, function",
+    "A remote session might have ended.",
+    "The guest does not support PowerShell Direct",
+    "Cannot bind parameter 'MemoryStartupBytes'.",
+    "Cannot validate argument on parameter 'Generation'.",
+    'Hyper-V was unable to find a virtual machine with name "x".',
+    "The path C:\\x was not found",
+    "The file does not exist",
+    "Cannot find path 'C:\\x'",
+    "A virtual machine named 'vm1' already exists.",
+    "The file is being used by running virtual machines.",
+    "The operation cannot be performed while the object is in its current state "
+    "(invalid state).",
+    "The operation cannot be performed while the virtual machine is running.",
+    'Hyper-V에서 이름이 "x"인 가상 컴퓨터를 찾을 수 없습니다.',
+    "액세스가 거부되었습니다.",
 ]
 
 # (FullyQualifiedErrorId or exception type alone, with a neutral message; the kind)
@@ -98,6 +109,22 @@ BY_ERROR_ID = [
     ("InvalidOperation,Microsoft.HyperV.PowerShell.Commands.StartVM", PreconditionFailed),
 ]
 
+# (ErrorCategory alone, with a neutral message and id; the kind)
+BY_CATEGORY = [
+    ("ObjectNotFound", NotFound),
+    ("PermissionDenied", AccessDenied),
+    ("ResourceExists", AlreadyExists),
+]
+
+# (exception type alone; the kind)
+BY_EXCEPTION = [
+    ("System.UnauthorizedAccessException", AccessDenied),
+    ("System.Management.Automation.CommandNotFoundException", CommandNotFound),
+    ("System.Management.Automation.ParameterBindingException", InvalidParameter),
+    ("System.Management.Automation.ItemNotFoundException", NotFound),
+    ("Microsoft.ActiveDirectory.Management.ADIdentityNotFoundException", NotFound),
+]
+
 # near misses: an id one digit off, or the words without the rule's phrase
 NEAR_MISSES = [
     "0x8009030F", "0x800705AB", "0x80070006", "Event 330120", "Event 133012",
@@ -109,9 +136,46 @@ NEAR_MISSES = [
 
 
 @pytest.mark.parametrize(("message", "expected"), BY_MESSAGE)
-def test_message_selects_its_kind(message: str, expected: type[RemoteError]) -> None:
-    """A host message carrying a rule's identifier or phrase is classified as that rule's kind."""
+def test_hresult_in_the_message_selects_its_kind(message: str, expected: type[RemoteError]
+                                                 ) -> None:
+    """A host message carrying a rule's HRESULT is classified as that rule's kind, whatever
+    language the rest of the message is in."""
     assert kind(message) is expected
+
+
+@pytest.mark.parametrize("message", WORDS_ONLY)
+def test_words_alone_never_classify(message: str) -> None:
+    """A message's words (English or Korean) without an identifier decide nothing: a Korean
+    host words them differently, so hvlab must not depend on them."""
+    assert kind(message) is RemoteCommandFailed
+
+
+@pytest.mark.parametrize(("category", "expected"), BY_CATEGORY)
+def test_category_alone_selects_its_kind(category: str, expected: type[RemoteError]) -> None:
+    """The ErrorCategory decides when neither an HRESULT, nor the error id, nor the exception
+    type does."""
+    error = classify_message("SVR1", "Get-Thing", NEUTRAL, "Weird,Id", category=category)
+    assert type(error) is expected
+    assert type(classify_message("SVR1", "Get-Thing", NEUTRAL, "Weird,Id",
+                                 category="NotSpecified")) is RemoteCommandFailed
+
+
+@pytest.mark.parametrize(("exception", "expected"), BY_EXCEPTION)
+def test_exception_type_alone_selects_its_kind(exception: str, expected: type[RemoteError]
+                                               ) -> None:
+    """The .NET exception type decides when the error id says nothing known."""
+    error = classify_message("SVR1", "Get-Thing", NEUTRAL, "Weird,Id",
+                             exception_types=(exception, "System.Exception"))
+    assert type(error) is expected
+
+
+def test_classified_error_keeps_the_error_id() -> None:
+    """The host's FullyQualifiedErrorId travels with the classified error, so a step can key
+    on it (Add-Computer's AddComputerToSameDomain) instead of on the message."""
+    error = classify_message("SVR1", "Add-Computer", "이미 도메인에 있습니다",
+                             "AddComputerToSameDomain,Microsoft.PowerShell.Commands."
+                             "AddComputerCommand")
+    assert errors.error_id_of(error.error_id) == "AddComputerToSameDomain"
 
 
 @pytest.mark.parametrize(("error_id", "expected"), BY_ERROR_ID)
@@ -140,13 +204,17 @@ def test_unmatched_error_keeps_the_host_words_and_is_permanent() -> None:
 
 
 def test_the_first_matching_rule_wins() -> None:
-    """Rules are tried in order: a delegation HRESULT beats an access-denied text, an access
-    denial beats not-found, and a parameter binding error beats not-found."""
-    assert kind("Access is denied (0x8009030E)") is DelegationMissing
-    assert kind("cannot find the share: Access is denied") is AccessDenied
-    assert kind(NEUTRAL, "NamedParameterNotFound,New-VM") is InvalidParameter
-    assert kind("already exists", "InvalidOperation") is AlreadyExists
-    assert kind("Could not find Ethernet switch 'X'") is SwitchMissing
+    """An HRESULT beats the error id, the error id beats the exception type, the exception
+    type beats the category; among HRESULTs the first known one decides."""
+    assert kind("x (0x8009030E)", "AccessDenied,New-VHD") is DelegationMissing
+    assert kind("(0x12345678) then (0x80070005) then (0x8009030E)") is AccessDenied
+    assert type(classify_message("H", "C", NEUTRAL, "NamedParameterNotFound,New-VM",
+                                 exception_types=("System.UnauthorizedAccessException",))
+                ) is InvalidParameter
+    assert type(classify_message("H", "C", NEUTRAL, "Weird,Id", category="ObjectNotFound",
+                                 exception_types=("System.UnauthorizedAccessException",))
+                ) is AccessDenied
+    assert kind("already exists", "InvalidOperation") is PreconditionFailed
 
 
 def test_error_id_and_message_are_both_searched_separately() -> None:
@@ -159,7 +227,8 @@ def test_error_id_and_message_are_both_searched_separately() -> None:
 
 def test_classified_error_carries_host_command_and_message() -> None:
     """The classified error keeps the host, the described command and the host's own words."""
-    error = classify_message("DC1", "New-VM -Name a", "A virtual machine named 'a' already exists.")
+    error = classify_message("DC1", "New-VM -Name a", "A virtual machine named 'a' already exists.",
+                             "ObjectAlreadyExists,Microsoft.HyperV.PowerShell.Commands.NewVM")
     assert isinstance(error, AlreadyExists)
     assert error.host == "DC1"
     assert error.command == "New-VM -Name a"
@@ -234,4 +303,4 @@ def test_classification_never_returns_a_retryable_kind() -> None:
     """Whatever the host said, a classified host error is permanent (the host said no)."""
     for message, _ in BY_MESSAGE:
         assert not classify_message("H", "C", message).retryable
-    assert all(not c.retryable for _, c in errors._RULES)
+    assert all(not c.retryable for c in errors._RULES)

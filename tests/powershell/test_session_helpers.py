@@ -216,9 +216,13 @@ def test_rejected_credentials_are_permanent() -> None:
 
 
 def test_connection_errors_say_refused_or_failed() -> None:
-    """Connection errors are HostUnreachable at address:port, 'refused' when the text says so."""
+    """Connection errors are HostUnreachable at address:port, 'refused' when the socket error
+    in the cause chain is ConnectionRefusedError (not by the error's text)."""
     refused = _transport_error(REMOTE, "Get-VM", requests.exceptions.ConnectionError(
+        ConnectionRefusedError(111, "Verbindung verweigert")))
+    worded = _transport_error(REMOTE, "Get-VM", requests.exceptions.ConnectionError(
         "[Errno 111] Connection Refused"))
+    assert worded.host_message == "connection failed at 192.168.1.110:5985"
     failed = _transport_error(REMOTE, "Get-VM", requests.exceptions.ConnectionError("reset"))
     assert type(refused) is HostUnreachable and type(failed) is HostUnreachable
     assert refused.host_message == "connection refused at 192.168.1.110:5985"

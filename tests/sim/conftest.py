@@ -27,6 +27,15 @@ from simulator.protocol import CommandCall, Invocation, Parameter, TerminatingEr
 from simulator.world_build import world_from_spec
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml"
+LOCALES = ("en-US", "ko-KR")
+
+
+def speak(sim: Sim, locale: str) -> None:
+    """Every host of ``sim`` answers in ``locale`` from now on (messages, warnings, job
+    errors; built-in display names are set when the world is built: ``locale:`` in the lab)."""
+    with sim.lock:
+        for host in sim.world.hosts.values():
+            host.locale = locale
 GB = 1024**3
 MB = 1024**2
 
@@ -41,6 +50,7 @@ class Result:
     output: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     error_ids: list[str] = field(default_factory=list)
+    exception_types: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     terminating: TerminatingError | None = None
 
@@ -66,10 +76,17 @@ class Ctx:
         self.result.output.append(obj)
 
     def error(
-        self, message: str, error_id: str = "", category: str = "", target: str | None = None
+        self,
+        message: str,
+        error_id: str = "",
+        category: str = "",
+        target: str | None = None,
+        *,
+        exception_type: str = "",
     ) -> None:
         self.result.errors.append(message)
         self.result.error_ids.append(error_id)
+        self.result.exception_types.append(exception_type)
 
     def warning(self, message: str) -> None:
         self.result.warnings.append(message)

@@ -62,7 +62,7 @@ def test_start_needs_free_host_memory(sim: Sim) -> None:
         "Not enough memory in the system to start the virtual machine win2003-1 with ram "
         f"size 15360 megabytes. (Virtual machine ID {vm_id})"
     ]
-    assert result.error_ids[0].startswith("OperationFailed,")
+    assert result.error_ids[0].startswith("OutOfMemory,")  # as real Start-VM output shows
     assert sim.host("SVR1").vm("win2003-1").state == "Off"
 
 

@@ -931,9 +931,15 @@ class RecordingCtx(Ctx):
         self.records: list[tuple[str, str, Any]] = []
 
     def error(
-        self, message: str, error_id: str = "", category: str = "", target: str | None = None
+        self,
+        message: str,
+        error_id: str = "",
+        category: str = "",
+        target: str | None = None,
+        *,
+        exception_type: str = "",
     ) -> None:
-        super().error(message, error_id, category, target)
+        super().error(message, error_id, category, target, exception_type=exception_type)
         self.records.append((error_id.split(",")[0], category, target))
 
 

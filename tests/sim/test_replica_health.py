@@ -57,7 +57,7 @@ def last_replication(sim: Sim, host: str = "SVR2") -> float:
 
 def listener(sim: Sim, enabled: bool) -> None:
     verb = "Enable" if enabled else "Disable"
-    assert run(sim, "SVR1", f"{verb}-NetFirewallRule", DisplayName=REPLICA_HTTP_RULE).ok
+    assert run(sim, "SVR1", f"{verb}-NetFirewallRule", Name=REPLICA_HTTP_RULE).ok
 
 
 NORMAL = ("Replicating", "Normal")

@@ -79,7 +79,7 @@ def test_unknown_cmdlet_is_command_not_found() -> None:
 def test_unknown_parameter() -> None:
     error = error_of("New-VM", {"Name": "dc1", "Bogus": 1})
     assert error.message == "A parameter cannot be found that matches parameter name 'Bogus'."
-    assert error.error_id == "NamedParameterNotFound,New-VM"
+    assert error.error_id == "NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.NewVM"
     assert error.category == "InvalidArgument"
     assert error.exception_type == PARAMETER_BINDING_EXCEPTION
 
@@ -87,7 +87,10 @@ def test_unknown_parameter() -> None:
 def test_unknown_parameter_is_reported_after_the_other_arguments_were_bound() -> None:
     # PowerShell defers NamedParameterNotFound: a conversion error of a later argument wins.
     error = error_of("New-VM", [("Bogus", 1), ("Generation", "two")])
-    assert error.error_id == "CannotConvertArgumentNoMessage,New-VM"
+    assert (
+        error.error_id
+        == "CannotConvertArgumentNoMessage,Microsoft.HyperV.PowerShell.Commands.NewVM"
+    )
 
 
 def test_prefixes_and_aliases_resolve_case_insensitively() -> None:
@@ -106,11 +109,24 @@ def test_declared_parameter_beats_common_parameter_on_a_shared_prefix() -> None:
 def test_common_parameters_and_their_aliases_are_always_accepted() -> None:
     bound = bind(
         "Test-NetConnection",
-        {"ComputerName": "dc1", "ea": "stop", "WarningAction": "silentlycontinue", "wi": None},
+        {"ComputerName": "dc1", "ea": "stop", "WarningAction": "silentlycontinue", "ov": "x"},
     )
     assert bound.params["ErrorAction"] == "Stop"
     assert bound.params["WarningAction"] == "SilentlyContinue"
-    assert bound.params["WhatIf"] is True
+    assert bound.params["OutVariable"] == "x"
+
+
+def test_whatif_and_confirm_only_where_shouldprocess_is_supported() -> None:
+    """Get-VM does not support ShouldProcess: -WhatIf/-Confirm are unknown parameters there,
+    with the .NET command type in the FullyQualifiedErrorId."""
+    assert bind("Stop-VM", {"Name": "a", "wi": None}).params["WhatIf"] is True
+    assert bind("Remove-VM", {"Name": "a", "Confirm": False}).params["Confirm"] is False
+    for name in ("WhatIf", "Confirm", "wi"):
+        error = error_of("Get-VM", {"Name": "a", name: None})
+        assert error.message == f"A parameter cannot be found that matches parameter name '{name}'."
+        assert error.error_id == "NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM"
+        assert error.exception_type == "System.Management.Automation.ParameterBindingException"
+    assert Catalog.load().cmdlet("Get-VM").supports_should_process is False
 
 
 def test_ambiguous_prefix() -> None:
@@ -119,7 +135,7 @@ def test_ambiguous_prefix() -> None:
         "Parameter cannot be processed because the parameter name 'C' is ambiguous. "
         "Possible matches include: -CimSession -ComputerName -Credential -Confirm."
     )
-    assert error.error_id == "AmbiguousParameter,New-VM"
+    assert error.error_id == "AmbiguousParameter,Microsoft.HyperV.PowerShell.Commands.NewVM"
     assert error.category == "InvalidArgument"
 
 
@@ -130,15 +146,41 @@ def test_parameter_given_twice_via_alias() -> None:
         "provide multiple values to parameters that can accept multiple values, use the array "
         'syntax. For example, "-parameter value1,value2,value3".'
     )
-    assert error.error_id == "ParameterAlreadyBound,Stop-VM"
+    assert error.error_id == "ParameterAlreadyBound,Microsoft.HyperV.PowerShell.Commands.StopVM"
 
 
 def test_positional_arguments() -> None:
-    error = error_of("Stop-VM", [(None, "dc1")])
-    assert error.message == "A positional parameter cannot be found that accepts argument 'dc1'."
-    assert error.error_id == "PositionalParameterNotFound,Stop-VM"
+    error = error_of("Stop-VM", [(None, "dc1"), (None, "dc2")])
+    assert error.message == "A positional parameter cannot be found that accepts argument 'dc2'."
+    assert error.error_id == (
+        "PositionalParameterNotFound,Microsoft.HyperV.PowerShell.Commands.StopVM"
+    )
     bound = bind("Stop-VM", [(None, "dc1"), ("Name", "dc1")], positional_ok=True)
     assert bound.positional == ("dc1",)
+
+
+def test_positional_arguments_bind_by_position() -> None:
+    """`Get-VM x` binds -Name (position 0 of set Name); a string never binds the object-typed
+    -ClusterObject/-VM; positions are ordinals and narrow the sets as they bind."""
+    bound = bind("Get-VM", [(None, "x")])
+    assert (bound.parameter_set, bound.params) == ("Name", {"Name": ["x"]})
+    bound = bind("Restore-VMSnapshot", [(None, "base"), (None, "vm1")])
+    assert bound.params == {"Name": "base", "VMName": "vm1"}
+    assert bind("Get-SmbShare", [(None, "smb")]).params == {"Name": ["smb"]}  # position 1
+    bound = bind("Remove-VM", [(None, "x"), ("Force", None)])
+    assert (bound.parameter_set, bound.params["Name"]) == ("Name", ["x"])
+    bound = bind("Remove-VMSnapshot", [("VMName", "a"), (None, "b")])
+    assert bound.params == {"VMName": ["a"], "Name": ["b"]}  # position 0 is bound by name
+    bound = bind("New-VHD", [(None, "a.vhdx"), (None, "b.vhdx")])
+    assert (bound.parameter_set, bound.params["ParentPath"]) == ("Differencing", "b.vhdx")
+
+
+def test_a_positional_argument_of_the_wrong_type_is_a_conversion_error() -> None:
+    error = error_of("New-VHD", [(None, "a.vhdx"), (None, "many"), ("Dynamic", None)])
+    assert error.error_id == (
+        "CannotConvertArgumentNoMessage,Microsoft.HyperV.PowerShell.Commands.NewVHD"
+    )
+    assert "'SizeBytes'" in error.message
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,7 +199,7 @@ def test_new_vm_parameter_sets() -> None:
 def test_parameters_from_different_sets() -> None:
     error = error_of("New-VM", {"Name": "a", "VHDPath": "a.vhdx", "NewVHDPath": "b.vhdx"})
     assert error.message == "Parameter set cannot be resolved using the specified named parameters."
-    assert error.error_id == "AmbiguousParameterSet,New-VM"
+    assert error.error_id == "AmbiguousParameterSet,Microsoft.HyperV.PowerShell.Commands.NewVM"
     assert error.category == "InvalidArgument"
 
 
@@ -167,7 +209,7 @@ def test_missing_mandatory_parameters() -> None:
         "Cannot process command because of one or more missing mandatory parameters: "
         "NewVHDSizeBytes."
     )
-    assert error.error_id == "MissingMandatoryParameter,New-VM"
+    assert error.error_id == "MissingMandatoryParameter,Microsoft.HyperV.PowerShell.Commands.NewVM"
     several = error_of("Enable-VMReplication", {"VMName": "dc1", "ReplicaServerName": "hv2"})
     assert several.message.endswith("parameters: AuthenticationType ReplicaServerPort.")
     assert error_of("Set-ADComputer", {"Description": "x"}).message.endswith(": Identity.")
@@ -205,7 +247,7 @@ def test_alias_of_a_cmdlet_binds_the_real_cmdlet() -> None:
         "VMName",
     )
     assert error_of("Get-VMCheckpoint", {"Bogus": 1}).error_id == (
-        "NamedParameterNotFound,Get-VMSnapshot"
+        "NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.GetVMSnapshot"
     )
 
 
@@ -246,7 +288,10 @@ def test_enum_parameter_with_an_unknown_name() -> None:
         "name Bogus to a valid enumerator name. Specify one of the following enumerator names "
         'and try again:\r\nInternal, Private"'
     )
-    assert error.error_id == "CannotConvertArgumentNoMessage,New-VMSwitch"
+    assert (
+        error.error_id
+        == "CannotConvertArgumentNoMessage,Microsoft.HyperV.PowerShell.Commands.NewVMSwitch"
+    )
     assert error.category == "InvalidArgument"
 
 
@@ -268,7 +313,10 @@ def test_integer_overflow() -> None:
         "Cannot bind parameter 'ReplicationFrequencySec'. Cannot convert value \"2147483648\" to "
         'type "System.Int32". Error: "Value was either too large or too small for an Int32."'
     )
-    assert error.error_id == "CannotConvertArgumentNoMessage,Enable-VMReplication"
+    assert (
+        error.error_id
+        == "CannotConvertArgumentNoMessage,Microsoft.HyperV.PowerShell.Commands.EnableVMReplication"
+    )
     assert (
         bind("Enable-VMReplication", {**base, "RepFreq": "300"}).params["ReplicationFrequencySec"]
         == 300
@@ -304,7 +352,10 @@ def test_boolean_parameters_reject_strings() -> None:
         "Cannot convert 'System.String' to the type 'System.Boolean' required by parameter "
         "'Enabled'. "
     )
-    assert error.error_id == "CannotConvertArgument,Set-ADComputer"
+    assert (
+        error.error_id
+        == "CannotConvertArgument,Microsoft.ActiveDirectory.Management.Commands.SetADComputer"
+    )
     assert bind("Set-VMHost", {"NumaSpanningEnabled": 0}).params["NumaSpanningEnabled"] is False
     null = error_of("Set-VMHost", {"NumaSpanningEnabled": None})
     assert (
@@ -321,7 +372,7 @@ def test_array_given_to_a_scalar_parameter() -> None:
         "Cannot convert 'System.Object[]' to the type 'System.String' required by parameter "
         "'Name'. Specified method is not supported."
     )
-    assert error.error_id == "CannotConvertArgument,New-VM"
+    assert error.error_id == "CannotConvertArgument,Microsoft.HyperV.PowerShell.Commands.NewVM"
 
 
 def test_mandatory_parameters_reject_null_and_empty_values() -> None:
@@ -329,7 +380,10 @@ def test_mandatory_parameters_reject_null_and_empty_values() -> None:
     assert (
         empty.message == "Cannot bind argument to parameter 'Name' because it is an empty string."
     )
-    assert empty.error_id == "ParameterArgumentValidationErrorEmptyStringNotAllowed,Stop-VM"
+    assert (
+        empty.error_id
+        == "ParameterArgumentValidationErrorEmptyStringNotAllowed,Microsoft.HyperV.PowerShell.Commands.StopVM"
+    )
     assert empty.category == "InvalidData"
     array = error_of("Stop-VM", {"Name": []})
     assert array.message == "Cannot bind argument to parameter 'Name' because it is an empty array."

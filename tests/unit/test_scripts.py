@@ -272,7 +272,7 @@ def test_command_problems() -> None:
         "line 4: New-VM: Parameter set cannot be resolved using the specified named parameters.",
         "line 5: Get-VM: Parameter cannot be processed because the parameter name 'C' is "
         "ambiguous. Possible matches include: -CimSession -ClusterObject -ComputerName "
-        "-Credential -Confirm.",
+        "-Credential.",  # Get-VM does not support ShouldProcess: no -Confirm
         "line 6: unknown command 'Frobnicate-Thing' (not in the cmdlet catalogue or the "
         "program allowlist)",
         "line 7: 'sc' is the Set-Content alias in Windows PowerShell; call 'sc.exe'",

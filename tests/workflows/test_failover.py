@@ -50,9 +50,9 @@ def replicating(sim: Sim, spec: LabSpec) -> None:
                    AllowedAuthenticationType="Kerberos", KerberosAuthenticationPort=PORT,
                    ReplicationAllowedFromAnyServer=True,
                    DefaultStorageLocation="C:\\Hyper-V\\Replica").ok
-        assert run(sim, host, "Set-NetFirewallRule", DisplayName=REPLICA_HTTP_RULE,
+        assert run(sim, host, "Set-NetFirewallRule", Name=REPLICA_HTTP_RULE,
                    LocalPort=[str(PORT)]).ok
-        assert run(sim, host, "Enable-NetFirewallRule", DisplayName=REPLICA_HTTP_RULE).ok
+        assert run(sim, host, "Enable-NetFirewallRule", Name=REPLICA_HTTP_RULE).ok
     assert run(sim, "SVR2", "Enable-VMReplication", VMName="Linux01",
                ReplicaServerName="svr1.kosa.vm", ReplicaServerPort=PORT,
                AuthenticationType="Kerberos", ReplicationFrequencySec=300).ok

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from hvlab.labs import LabRegistry
 from hvlab.metrics import REGISTRY
 from hvlab.plan import build_plan
 from hvlab.spec import LabSpec
@@ -111,3 +113,26 @@ async def test_seed_build_reaches_nat_checks(
     assert len(router["nat_mappings"]) == 2, router["nat_mappings"]
     nat = result.progress.steps[-1]
     assert nat.name == "nat:router" and nat.state in ("done", "unchanged")
+
+
+async def test_korean_seed_build_completes(
+    client: Client, task_queue: str, seed: LabSpec, tmp_path: Path
+) -> None:
+    """The seed build on a copy whose hosts are all ``locale: ko-KR`` (Korean messages,
+    warnings and firewall display names): every unit completes, as on the English seed,
+    including Hyper-V Replica (its listener rule is found by Name, not by DisplayName)."""
+    korean = seed.model_copy(update={
+        "hosts": [h.model_copy(update={"locale": "ko-KR"}) for h in seed.hosts]})
+    kinds = ["host-prep", "shared-storage", "delegation", "migration-readiness", "vm-deploy",
+             "nat", "replication"]
+    with Fleet(korean, tmp_path, speed=0, fresh=True, port=0, control=False,
+               max_receive_wait=2.0) as fleet:
+        LabRegistry(tmp_path).register(korean, sim=True)
+        async with lab_worker(client, task_queue, fleet):
+            result = await client.execute_workflow(
+                LabBuildWorkflow.run, LabBuildInput(spec=korean, only=kinds),
+                id=f"seed-ko-build-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+        assert set(result.units.values()) == {"done"}, result.units
+        svr1 = fleet.sim.host("SVR1")
+        rule = svr1.firewall["VIRT-HVRHTTPL-In-TCP-NoScope"]
+        assert rule.enabled and rule.display_name == "Hyper-V 복제본 HTTP 수신기(TCP-In)"
