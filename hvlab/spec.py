@@ -92,6 +92,7 @@ class Transport(StrEnum):
 
 
 class AuthKind(StrEnum):
+    negotiate = "negotiate"
     kerberos = "kerberos"
     ntlm = "ntlm"
     credssp = "credssp"
@@ -129,14 +130,25 @@ class Domain(_Model):
 
 
 class Connection(_Model):
+    """How the worker reaches a host's WinRM listener.
+
+    The defaults reach a freshly installed Windows Server: ``Enable-PSRemoting`` creates only
+    the HTTP listener on 5985, and a workgroup host has no certificate for HTTPS. Over HTTP the
+    messages are encrypted by Negotiate (Kerberos once the host is joined and ``address`` is its
+    name, NTLM otherwise); Basic over HTTP is never used. ``transport: https`` (5986) validates
+    the certificate against the name in ``address``: use a name the certificate's SAN holds.
+    """
+
     address: str = Field(min_length=1)
     port: Port | None = None
-    transport: Transport = Transport.https
-    auth: AuthKind = AuthKind.kerberos
+    transport: Transport = Transport.http
+    auth: AuthKind = AuthKind.negotiate
     credential: str
-    validate_certificate: bool = True
+    validate_certificate: bool = Field(
+        default=True, description="HTTPS only: check the certificate's chain and SAN")
     insecure: bool = Field(
-        default=False, description="allow Basic/HTTP to a non-loopback address (rehearsal only)"
+        default=False, description="allow CredSSP over HTTP to a non-loopback address "
+        "(rehearsal only; Basic over HTTP is refused regardless)"
     )
 
     @property

@@ -562,6 +562,14 @@ class HostHandler:
         self.preferences: dict[str, dict[str, str]] = {}
         self._runspace = ""
 
+    def ps_version(self) -> str:
+        """The Windows PowerShell the host's Windows ships (PSVersionTable.PSVersion)."""
+        from simulator.winrm.records import shipped_powershell
+
+        with self.sim.lock:
+            host = self.sim.world.host(self.host_name)
+            return shipped_powershell(host.os_version if host is not None else "")
+
     def invoke(self, invocation: Invocation, ctx: PipelineContext) -> None:
         locale = self.sim.host(self.host_name).locale
         if locale != localization.DEFAULT:

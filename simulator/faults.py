@@ -15,6 +15,8 @@ A plan is a list of faults::
         # connections are refused, a job with SVR1 at its other end fails, and neither SVR1
         # nor its VMs answer other hosts' pings and TCP connections
 
+and ``gaps:`` (:mod:`simulator.gaps`) give hosts the state a fresh real host may be in.
+
 ``drop``/``http500``/``delay`` become the WinRM server's FaultRules; the others are applied by
 the simulation (command counting, job progress).
 """
@@ -29,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 
+from simulator.gaps import Gap
 from simulator.winrm.faults import FaultEffect, FaultHooks, FaultRule
 from simulator.world import Job
 
@@ -58,6 +61,7 @@ class Fault(BaseModel):
 
 class FaultPlan(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
+    gaps: list[Gap] = Field(default_factory=list)  # the hosts' state at start (simulator.gaps)
 
     @classmethod
     def load(cls, path: Path) -> FaultPlan:

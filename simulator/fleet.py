@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hvlab.spec import LabSpec
+from simulator import gaps
 from simulator.clock import Clock
 from simulator.engine import Sim
 from simulator.faults import FaultPlan, SimFaults, install
@@ -163,8 +164,13 @@ class Fleet:
             world = World.load(self.state_path)
             if world.lab == self.spec.lab:
                 return world
-        world = world_from_spec(self.spec)
+        world = self._initial_world()
         world.save(self.state_path)
+        return world
+
+    def _initial_world(self) -> World:
+        world = world_from_spec(self.spec)
+        gaps.apply(world, self.plan.gaps)
         return world
 
     @property
@@ -178,7 +184,7 @@ class Fleet:
     def reset(self) -> None:
         """Back to the lab's initial state; every open session is dropped."""
         with self.sim.lock:
-            self.sim.world = world_from_spec(self.spec)
+            self.sim.world = self._initial_world()
             self.sim.cut_off.clear()  # the fresh world's hosts all carry their addresses
             self.sim.save()
         for server in self.servers.values():
@@ -219,6 +225,9 @@ class Fleet:
                 "password": self.password,
             }
         _write_private(self.dir / "endpoints.json", {"hosts": self.endpoints})
+        for name, server in self.servers.items():
+            if name.upper() in gaps.listeners_down(self.plan.gaps):
+                server.go_down()
         self._cut_off_hosts()
         if self._want_control:
             self._start_control()

@@ -19,6 +19,7 @@ MB = 1024**2
 DEFAULT_HOST_MEMORY = 16 * GB
 HOST_RESERVE = 2 * GB  # memory the parent partition keeps for itself
 OS_VERSION = "10.0.20348"
+DEFAULT_VOLUME = 256 * 1024**3
 OS_CAPTION = "Microsoft Windows Server 2022 Datacenter"
 # built-in rules by Name (a DisplayName is localized: simulator/localization.py)
 REPLICA_HTTP_RULE = "VIRT-HVRHTTPL-In-TCP-NoScope"
@@ -388,6 +389,24 @@ class Host(_M):
     locale: str = "en-US"  # display language: messages and localized names (localization.py)
     # values written by reg.exe: key (HKEY_LOCAL_MACHINE\\...) -> value name -> [type, data]
     registry: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+    # what a first contact finds (simulator/gaps.py sets them; docs/simulator-fidelity.md)
+    actual_name: str | None = None  # the computer's own name when it is not the lab's
+    volumes: dict[str, int] = Field(default_factory=dict)  # "C:" -> capacity (default 256 GB)
+    network_category: str = "Private"  # Public / Private while in a workgroup
+
+    @property
+    def computer_name(self) -> str:
+        """The name Windows reports (Win32_ComputerSystem.Name), normally the lab's."""
+        return self.actual_name or self.name
+
+    def volume_capacity(self, drive: str) -> int:
+        return self.volumes.get(drive.upper(), DEFAULT_VOLUME)
+
+    def volume_free(self, drive: str) -> int:
+        """Capacity less the files on the drive (``C:``)."""
+        prefix = drive.lower() + "\\"
+        used = sum(f.size for key, f in self.files.items() if key.startswith(prefix))
+        return max(0, self.volume_capacity(drive) - used)
 
     # -- feature state
     def has_feature(self, name: str) -> bool:

@@ -1,5 +1,5 @@
 """Runtime commands: ``hvlab dev``, ``hvlab dev stop``, ``hvlab dev status``, ``hvlab worker``,
-``hvlab doctor``.
+``hvlab doctor``, ``hvlab host-setup``.
 
 Exit codes follow the CLI: 0 success, 1 the operation or a check failed, 2 bad input.
 temporalio is imported inside the commands so ``hvlab --help`` stays fast.
@@ -48,10 +48,11 @@ UiPortOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``dev`` (with ``stop``/``status``), ``worker`` and ``doctor`` to ``app``."""
+    """Add ``dev`` (with ``stop``/``status``), ``worker``, ``doctor`` and ``host-setup``."""
     app.add_typer(dev_app, name="dev")
     app.command("worker")(worker_command)
     app.command("doctor")(doctor_command)
+    app.command("host-setup")(host_setup_command)
 
 
 # --------------------------------------------------------------------------- dev
@@ -230,11 +231,13 @@ class CheckRow:
     ok: bool | None
     detail: str
     fix: str = ""
+    host: str = ""
 
 
 def host_checks(spec: LabSpec, sim: bool) -> list[CheckRow]:
-    """Each host of ``spec`` (the simulated fleet with ``sim``): WinRM reachable and
-    authenticated, Windows version, Hyper-V module, clock skew against the DC."""
+    """The preflight of each host of ``spec`` (the simulated fleet with ``sim``), see
+    :mod:`hvlab.hostcheck`: listener, credentials, Windows, Hyper-V, free space, golden
+    images, host name, DNS, network profile, clock skew against the DC."""
     from hvlab.hostcheck import HostChecker
     from hvlab.powershell.errors import RemoteError
 
@@ -245,7 +248,8 @@ def host_checks(spec: LabSpec, sim: bool) -> list[CheckRow]:
                else exc.fix or "check the lab file's connections")
         return [CheckRow(f"hosts of lab {spec.lab}", False, exc.host_message, fix)]
     try:
-        return [CheckRow(f"{r.host}: {r.check}", r.ok, r.detail, r.fix) for r in checker.run()]
+        return [CheckRow(f"{r.host}: {r.check}", r.ok, r.detail, r.fix, r.host)
+                for r in checker.run()]
     finally:
         checker.close()
 
@@ -388,6 +392,23 @@ def print_report(rows: list[CheckRow]) -> None:
             out.print(f"[red]fix:[/] {row.check}: {row.fix}")
 
 
+def _status_word(row: CheckRow) -> str:
+    if row.ok is None:
+        return "skip" if row.detail == "skipped" else "info"
+    return "ok" if row.ok else "fail"
+
+
+def print_json(rows: list[CheckRow]) -> None:
+    """The checks as one JSON document: ``ok`` overall and each check with its fix."""
+    import json
+
+    checks = [{"host": row.host or None, "check": row.check.removeprefix(f"{row.host}: "),
+               "status": _status_word(row), "detail": row.detail, "fix": row.fix}
+              for row in rows]
+    document = {"ok": not any(row.ok is False for row in rows), "checks": checks}
+    print(json.dumps(document, indent=2))
+
+
 def doctor_command(
     file: Annotated[
         Path | None, typer.Argument(help="lab file whose hosts to check", show_default=False)
@@ -395,8 +416,10 @@ def doctor_command(
     sim: Annotated[bool, typer.Option("--sim", help="check the lab against the simulator")] = (
         False
     ),
+    as_json: Annotated[bool, typer.Option("--json", help="print the checks as JSON")] = False,
 ) -> None:
-    """Check Temporal, the namespace, polling workers and a real workflow round trip."""
+    """Check Temporal, the namespace, polling workers and a real workflow round trip; with a
+    lab FILE, also the preflight of each of its hosts (each failed check with its fix)."""
     spec = None
     if file is not None:
         from hvlab.specfile import load_lab
@@ -406,5 +429,43 @@ def doctor_command(
     rows = asyncio.run(temporal_checks(settings))
     if spec is not None:
         rows += host_checks(spec, sim)
-    print_report(rows)
+    if as_json:
+        print_json(rows)
+    else:
+        print_report(rows)
     raise typer.Exit(1 if any(row.ok is False for row in rows) else 0)
+
+
+# --------------------------------------------------------------------------- host-setup
+
+
+def host_setup_command(
+    file: Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)],
+    host: Annotated[str, typer.Argument(help="the lab's name of the host", show_default=False)],
+    worker: Annotated[str | None, typer.Option(
+        "--worker", help="the worker's address: only it may open WinRM sessions (firewall "
+        "scope); default any address")] = None,
+) -> None:
+    """Print the one-time PowerShell to run at a fresh host's console so the worker can
+    reach it (name, network profile, Enable-PSRemoting, firewall scope)."""
+    import ipaddress
+
+    from hvlab.hostsetup import setup_script
+    from hvlab.specfile import load_lab
+    from starter.cli import UsageProblem
+
+    spec = load_lab(file)  # SpecError: reported by the CLI, exit 2
+    try:
+        target = spec.host(host)
+    except KeyError:
+        names = ", ".join(h.name for h in spec.hosts)
+        raise UsageProblem(f"host {host!r} is not in {file} (its hosts: {names}); "
+                           "give one of those names") from None
+    if worker is not None:
+        try:
+            ipaddress.ip_network(worker, strict=False)
+        except ValueError:
+            raise UsageProblem(f"--worker {worker!r} is not an IP address or subnet "
+                               "(e.g. 192.168.1.50 or 192.168.1.0/24)") from None
+    print(setup_script(spec, target, worker), end="")
+    raise typer.Exit(0)

@@ -60,6 +60,14 @@ class InsecureTransport(RemoteError):
     fix = "use HTTPS, or mark the host `insecure: true` for a rehearsal lab"
 
 
+class CertificateMismatch(RemoteError):
+    """The HTTPS listener's certificate does not name the address the lab file uses."""
+
+    fix = ("put a name the certificate's SAN holds (usually the host's FQDN) in the host's "
+           "`connection.address`, or issue a certificate whose SAN includes that address, or "
+           "use `transport: http` (5985, Negotiate message encryption)")
+
+
 class DelegationMissing(RemoteError):
     fix = (
         "add Kerberos constrained delegation (cifs and 'Microsoft Virtual System Migration "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -30,6 +31,7 @@ from hvlab.powershell.command import CredentialRef, Pipeline, Script, Switch
 from hvlab.powershell.credentials import ResolvedCredential
 from hvlab.powershell.errors import (
     AuthenticationFailed,
+    CertificateMismatch,
     HostRebooting,
     HostUnreachable,
     InsecureTransport,
@@ -58,19 +60,29 @@ class Endpoint:
     address: str
     port: int
     scheme: Literal["http", "https"] = "https"
-    auth: str = "kerberos"
+    auth: str = "negotiate"
     credential: str = ""
     validate_certificate: bool = True
     insecure: bool = False
 
     def check_transport(self) -> None:
-        """Refuse Basic or plain HTTP to a non-loopback address unless marked insecure."""
-        if self.insecure or _is_loopback(self.address):
+        """Refuse Basic over plain HTTP to a non-loopback address (always), and any other
+        auth without message encryption over plain HTTP unless the host is marked insecure."""
+        if _is_loopback(self.address) or self.scheme == "https":
             return
-        if self.scheme == "http" and self.auth not in ("kerberos", "ntlm", "negotiate"):
+        if self.auth == "basic":
+            raise InsecureTransport(self.host, "", "basic over plain HTTP is refused")
+        if not self.insecure and self.auth not in _ENCRYPTING:
             raise InsecureTransport(self.host, "", f"{self.auth} over plain HTTP is refused")
-        if self.auth == "basic" and self.scheme == "http":
-            raise InsecureTransport(self.host, "", "Basic authentication over HTTP is refused")
+
+    @property
+    def encryption(self) -> Literal["always", "auto"]:
+        """pypsrp's message encryption: always over HTTP (Negotiate/NTLM/Kerberos seal every
+        message), TLS's over HTTPS."""
+        return "always" if self.scheme == "http" and self.auth in _ENCRYPTING else "auto"
+
+
+_ENCRYPTING = ("kerberos", "ntlm", "negotiate")
 
 
 def _is_loopback(address: str) -> bool:
@@ -163,6 +175,7 @@ class SessionPool:
             endpoint.address, port=endpoint.port, ssl=endpoint.scheme == "https",
             username=cred.username, password=cred.password.value,
             auth="negotiate" if endpoint.auth == "kerberos" else endpoint.auth,
+            encryption=endpoint.encryption,
             cert_validation=endpoint.validate_certificate,
             connection_timeout=self._connection_timeout,
             operation_timeout=self._operation_timeout,
@@ -175,6 +188,11 @@ class SessionPool:
             raise AuthenticationFailed(
                 endpoint.host, "", f"the host rejected the credentials of {cred.username} "
                 f"(lab credential '{endpoint.credential}', HTTP 401)") from None
+        except requests.exceptions.SSLError as exc:
+            mismatch = certificate_mismatch(endpoint, exc)
+            if mismatch is None:
+                raise
+            raise mismatch from None
         self._on_open(endpoint.host, 1)
         log.info("winrm session opened", host=endpoint.host, address=endpoint.address,
                  port=endpoint.port, scheme=endpoint.scheme, auth=endpoint.auth,
@@ -204,6 +222,15 @@ class SessionPool:
             with self._guard:
                 self._pools[key] = pool
             return pool
+
+    def powershell_version(self, endpoint: Endpoint) -> str | None:
+        """``PSVersionTable.PSVersion`` as the host announced it when the pool opened (PSRP
+        APPLICATION_PRIVATE_DATA); None when it sent none."""
+        pool = self._get(endpoint)
+        data = getattr(pool.runspace.application_private_data, "data", None)
+        table = data.get("PSVersionTable") if isinstance(data, dict) else None
+        version = table.get("PSVersion") if isinstance(table, dict) else None
+        return None if version is None else str(version)
 
     def discard(self, endpoint: Endpoint) -> None:
         """Forget the host's pool (after a failure or a reboot); the next call reopens."""
@@ -379,6 +406,49 @@ def _not_delivered(exc: Exception) -> bool:
     return isinstance(exc, WinRMTransportError) and exc.code in (400, 401)
 
 
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
+_NAME_MISMATCH = (62, 64)
+
+
+def _verify_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The ssl verification error inside requests' and urllib3's wrappers (args, reason,
+    cause and context), if any."""
+    stack: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        linked = [*current.args, getattr(current, "reason", None), current.__cause__,
+                  current.__context__]
+        stack += [item for item in linked if isinstance(item, BaseException)]
+    return None
+
+
+def certificate_mismatch(endpoint: Endpoint, exc: BaseException) -> CertificateMismatch | None:
+    """The clear error for an HTTPS listener whose certificate does not name ``address``
+    (OpenSSL's verify code, never its message text); None for any other TLS failure."""
+    error = _verify_error(exc)
+    if error is None or error.verify_code not in _NAME_MISMATCH:
+        return None
+    kind = "IP address" if _is_ip(endpoint.address) else "name"
+    return CertificateMismatch(
+        endpoint.host, "",
+        f"the HTTPS certificate at {endpoint.address}:{endpoint.port} has no subject "
+        f"alternative name matching the {kind} {endpoint.address!r}")
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def _refused(exc: BaseException) -> bool:
     """Whether a connection error was the host refusing the TCP connection (by the socket
     error in its cause chain, not by its text)."""
@@ -399,6 +469,9 @@ def _refused(exc: BaseException) -> bool:
 def _transport_error(endpoint: Endpoint, description: str, exc: Exception,
                      connect_timeout: float = CONNECT_TIMEOUT) -> RemoteError:
     host = endpoint.host
+    mismatch = certificate_mismatch(endpoint, exc)
+    if mismatch is not None:
+        return mismatch
     if isinstance(exc, AuthenticationError):
         return AuthenticationFailed(host, "", "the host rejected the credentials (HTTP 401)")
     if isinstance(exc, requests.exceptions.ConnectTimeout):  # nothing answered the SYN

@@ -19,6 +19,7 @@ MODULES: list[str] = [
     "simulator.cmdlets.smb",
     "simulator.cmdlets.network",
     "simulator.cmdlets.guest",
+    "simulator.cmdlets.preflight",
 ]
 
 

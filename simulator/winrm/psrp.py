@@ -261,7 +261,10 @@ class PsrpShell:
         self.owner = owner
         self.host = host
         self.handler = handler
-        self.pool = _ServerPool(application_private_data=application_private_data())
+        version = getattr(handler, "ps_version", None)
+        private = application_private_data(version()) if callable(version) else (
+            application_private_data())
+        self.pool = _ServerPool(application_private_data=private)
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.queues: defaultdict[uuid.UUID | None, deque[bytes]] = defaultdict(deque)

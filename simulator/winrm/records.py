@@ -23,14 +23,33 @@ RUNTIME_EXCEPTION = "System.Management.Automation.RuntimeException"
 _RUNTIME_HRESULT = -2146233087
 
 
-def application_private_data() -> dict[str, Any]:
-    """What a Windows PowerShell 5.1 endpoint advertises when a pool opens."""
+DEFAULT_PS_VERSION = "5.1.20348.2652"
+
+
+def shipped_powershell(os_version: str) -> str:
+    """The Windows PowerShell a Windows version ships with: 5.1 from Windows Server 2016
+    (10.0.14393), 4.0 on 2012 R2 (6.3), 3.0 on 2012 (6.2), 2.0 before
+    (docs/simulator-fidelity.md)."""
+    parts = [int(p) for p in os_version.split(".")[:2] if p.isdigit()]
+    major_minor = tuple(parts) if len(parts) == 2 else (10, 0)
+    if major_minor >= (10, 0):
+        build = os_version.split(".")[-1]
+        return f"5.1.{build}.2652" if build.isdigit() and build != "0" else DEFAULT_PS_VERSION
+    if major_minor >= (6, 3):
+        return "4.0"
+    if major_minor >= (6, 2):
+        return "3.0"
+    return "2.0"
+
+
+def application_private_data(ps_version: str = DEFAULT_PS_VERSION) -> dict[str, Any]:
+    """What a Windows PowerShell endpoint advertises when a pool opens."""
     return {
         "DebugMode": 1,
         "DebugStop": False,
         "DebugBreakpointCount": 0,
         "PSVersionTable": {
-            "PSVersion": PSVersion("5.1.20348.2652"),
+            "PSVersion": PSVersion(ps_version),
             "PSEdition": "Desktop",
             "BuildVersion": PSVersion("10.0.20348.2652"),
             "CLRVersion": PSVersion("4.0.30319.42000"),

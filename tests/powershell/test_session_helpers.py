@@ -69,10 +69,10 @@ def test_names_and_other_addresses_are_not_loopback(address: str) -> None:
         ep(address=address, auth="basic").check_transport()
 
 
-def test_https_and_insecure_marking_allow_basic() -> None:
-    """HTTPS protects Basic; a host marked insecure is exempt altogether."""
+def test_https_allows_basic_and_insecure_marking_allows_credssp() -> None:
+    """HTTPS protects Basic; a host marked insecure may use CredSSP over HTTP (never Basic)."""
     ep(scheme="https", auth="basic").check_transport()
-    ep(auth="basic", insecure=True).check_transport()
+    ep(auth="credssp", insecure=True).check_transport()
 
 
 # -- ints ---------------------------------------------------------------------------------------

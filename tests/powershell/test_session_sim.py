@@ -158,10 +158,10 @@ def test_sim_credentials_use_lab_usernames(fleet: Fleet, lab_spec: LabSpec) -> N
 
 
 def test_lab_endpoints_come_from_connections(lab_spec: LabSpec, tmp_path: Path) -> None:
-    """Without the sim, endpoints are the lab file's connections (HTTPS/Kerberos defaults)."""
+    """Without the sim, endpoints are the lab file's connections (HTTP/Negotiate defaults)."""
     svr2 = endpoints_for(lab_spec, False, tmp_path)["SVR2"]
     assert (svr2.address, svr2.port, svr2.scheme, svr2.auth) == (
-        "192.168.1.120", 5986, "https", "kerberos")
+        "192.168.1.120", 5985, "http", "negotiate")
     assert svr2.credential == "domain-admin"
 
 

@@ -79,7 +79,7 @@ async def test_real_command_leaves_the_sim_schedule_and_registration(
         assert sim_file.read_bytes() == sim_registration
         assert _resolved(fleet.home, "sim.classroom") == at_the_fleet
         assert await _schedule_target(client, REAL_SCHEDULE) == ("classroom-reset", "classroom")
-        assert _resolved(fleet.home, "classroom", password=False) == ("192.168.1.110", 5986, "")
+        assert _resolved(fleet.home, "classroom", password=False) == ("192.168.1.110", 5985, "")
     finally:
         await _delete(client, SIM_SCHEDULE, REAL_SCHEDULE,
                       "classroom-replication-health-schedule")
@@ -95,7 +95,7 @@ async def test_sim_command_leaves_the_real_schedule_and_registration(
     registry = LabRegistry(fleet.home)
     real_file = registry.path("classroom")
     assert real_file is not None
-    at_the_hosts = ("192.168.1.110", 5986, "")
+    at_the_hosts = ("192.168.1.110", 5985, "")
     try:
         assert await hvlab("schedule", "reset", str(SEED), "--cron", CRON) == 0
         real_target = await _schedule_target(client, REAL_SCHEDULE)
