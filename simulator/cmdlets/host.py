@@ -364,8 +364,7 @@ LOGON_FAILURE = "The user name or password is incorrect."
 
 
 def _domain_credential_valid(call: Call) -> bool:
-    """-Credential names a domain account with its password (without one, the session's own
-    logon is used, which the domain does not know on a host outside it)."""
+    """-Credential (mandatory in the catalogue) names a domain account with its password."""
     credential = call.get("Credential")
     if credential is None:
         return False
