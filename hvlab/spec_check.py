@@ -146,7 +146,7 @@ def _bootstrap(spec: LabSpec, index: int) -> Iterator[Problem]:
     username = spec.credentials[name].username
     domain = username.rpartition("\\")[0] if "\\" in username else username.partition("@")[2]
     if domain.lower() in (spec.domain.netbios.lower(), spec.domain.fqdn.lower()):
-        yield Problem(loc, f"credential {name!r} is the domain account {username!r}; the "
+        yield Problem(loc, f"credential {name!r} is the domain account '{username}'; the "
                       "bootstrap credential is the host's local Administrator (user name "
                       "'Administrator' or '.\\Administrator'), which works before the join")
 
