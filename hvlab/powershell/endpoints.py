@@ -168,7 +168,7 @@ class SimCredentials:
     ) -> None:
         self._spec = spec
         self._home = home
-        self._resolver = resolver or SecretResolver({})
+        self._resolver = resolver or SecretResolver()
 
     def __call__(self, name: str) -> ResolvedCredential:
         username, reference = _credential(self._spec, name)
