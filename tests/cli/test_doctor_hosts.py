@@ -61,8 +61,7 @@ def test_wrong_password_names_the_credential(seed: LabSpec, fleet: Fleet) -> Non
     """A rejected credential fails the WinRM check and says which credential to fix."""
     endpoints = fleet.home / "sim" / "endpoints.json"
     data = json.loads(endpoints.read_text())
-    for entry in data["hosts"].values():
-        entry["password"] = "wrong"
+    data["secrets"] = {reference: "wrong" for reference in data["secrets"]}
     endpoints.write_text(json.dumps(data))
     ok, detail, fix = _rows(seed, fleet)[("SVR1", "WinRM")]
     assert ok is False and "401" in detail and "credential 'domain-admin'" in fix
