@@ -47,10 +47,10 @@ class BenchFleet(Fleet):
             install(hooks, self.plan, host.name)
             server = self._serve(address, host.name, hooks)
             self.servers[host.name], self.hooks[host.name] = server, hooks
+            username, password = self.access(host.name)
             self.endpoints[host.name] = {
                 "address": address, "port": server.port, "scheme": "http", "auth": "ntlm",
-                "username": self.spec.credentials[host.connection.credential].username,
-                "password": self.password,
+                "username": username, "password": password,
             }
         return self
 
@@ -79,13 +79,15 @@ def main() -> int:
     home, speed, files = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
     fleets: list[BenchFleet] = []
     endpoints: dict[str, Any] = {}
+    generated: dict[str, str] = {}  # every reference: PASSWORD, in every copy
     for k, file in enumerate(files):
         spec = load_lab(file)
         fleet = BenchFleet(spec, home / "copies" / spec.lab, speed=speed, fresh=True,
                            port=0, control=False, password=PASSWORD, base=3 * k + 1)
         fleets.append(fleet.start())
         endpoints.update(fleet.endpoints)
-    _write_private(home / "sim" / "endpoints.json", {"hosts": endpoints})
+        generated.update(fleet.generated)
+    _write_private(home / "sim" / "endpoints.json", {"hosts": endpoints, "secrets": generated})
     out = sys.stdout
     out.write(json.dumps({"ready": True, "hosts": len(endpoints)}) + "\n")
     out.flush()

@@ -211,6 +211,10 @@ class Host(_Model):
     role: HostRole
     connection: Connection
     join_domain: bool = True
+    bootstrap_credential: str | None = Field(
+        default=None, description="credential of the host's local Administrator: used until "
+        "the host is joined to the domain (a host outside the domain accepts only its local "
+        "accounts), then connection.credential")
     folders: list[str] = Field(default_factory=list)
     paths: HostPaths = Field(default_factory=HostPaths)
     switches: list[Switch] = Field(default_factory=list)

@@ -120,6 +120,7 @@ def _credentials_used(spec: LabSpec) -> Iterator[Problem]:
     for i, host in enumerate(spec.hosts):
         yield from _credential_ref(spec, ("hosts", i, "connection", "credential"),
                                    host.connection.credential)
+        yield from _bootstrap(spec, i)
     for i, vm in enumerate(spec.vms):
         yield from _credential_ref(spec, ("vms", i, "guest", "credential"), vm.guest.credential)
         if vm.guest.telnet:
@@ -127,6 +128,27 @@ def _credentials_used(spec: LabSpec) -> Iterator[Problem]:
                 yield from _credential_ref(
                     spec, ("vms", i, "guest", "telnet", "users", u, "credential"), user.credential
                 )
+
+
+def _bootstrap(spec: LabSpec, index: int) -> Iterator[Problem]:
+    """A bootstrap credential names a local account of a host that is not a DC."""
+    host, loc = spec.hosts[index], ("hosts", index, "bootstrap_credential")
+    name = host.bootstrap_credential
+    if name is None:
+        return
+    if name not in spec.credentials:
+        yield _unknown(loc, "credential", name, spec.credentials)
+        return
+    if host.role is HostRole.dc:
+        yield Problem(loc, "a domain controller has no local accounts: remove "
+                      "bootstrap_credential (it is reached with connection.credential)")
+        return
+    username = spec.credentials[name].username
+    domain = username.rpartition("\\")[0] if "\\" in username else username.partition("@")[2]
+    if domain.lower() in (spec.domain.netbios.lower(), spec.domain.fqdn.lower()):
+        yield Problem(loc, f"credential {name!r} is the domain account '{username}'; the "
+                      "bootstrap credential is the host's local Administrator (user name "
+                      "'Administrator' or '.\\Administrator'), which works before the join")
 
 
 def _hosts(spec: LabSpec) -> Iterator[Problem]:

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from hvlab.powershell.catalog import BindingError, Bound, Catalog, command_class
 from simulator import localization
+from simulator.accounts import Accounts
 from simulator.clock import Clock
 from simulator.faults import SimFaults
 from simulator.protocol import (
@@ -336,8 +337,11 @@ class Sim:
         clock: Clock | None = None,
         registry: Registry | None = None,
         state_path: Path | None = None,
+        accounts: Accounts | None = None,
     ) -> None:
         self.world = world
+        # who can log on where (the fleet's, from the lab's credentials); none by default
+        self.accounts = accounts or Accounts(netbios=world.ad.netbios, fqdn=world.ad.fqdn)
         self.clock = clock or Clock()
         self.lock = threading.RLock()
         self.catalog = Catalog.load()

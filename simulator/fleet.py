@@ -1,10 +1,13 @@
 """A running simulated fleet: the world, one WinRM server per host, endpoints and a control API.
 
 Each host listens on its own loopback address 127.0.0.(10+i) (port 5985 when free, else an
-ephemeral port; ``port=0`` always asks for an ephemeral one). The credentials of the lab file
-all get one generated password per fleet, written with the endpoints to
-``$HVLAB_HOME/sim/endpoints.json`` (mode 0600). A small HTTP control API on 127.0.0.1 (port and
-token in ``$HVLAB_HOME/sim/control.json``) serves state/reset/faults/stop for ``hvlab sim``.
+ephemeral port; ``port=0`` always asks for an ephemeral one). Every account has its own password
+(:mod:`simulator.accounts`): a credential reference's value where the lab's resolution has one
+(``resolve``: the environment and ``HVLAB_SECRETS_FILE``, as hvlab resolves them), else one
+generated per reference and fleet. The generated ones are written by reference with the
+endpoints to ``$HVLAB_HOME/sim/endpoints.json`` (mode 0600), never a resolved one. A small
+HTTP control API on 127.0.0.1 (port and token in ``$HVLAB_HOME/sim/control.json``) serves
+state/reset/faults/stop for ``hvlab sim``.
 
 One fleet per home: a fleet holds an exclusive lock on ``$HVLAB_HOME/sim/fleet.lock`` (with its
 pid in it) from before it reads or writes anything there until it stops; a second one raises
@@ -19,15 +22,18 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from hvlab.spec import LabSpec
+from hvlab.spec import HostRole, LabSpec
 from simulator import gaps
+from simulator.accounts import Accounts, lookup_from, reference_passwords
 from simulator.clock import Clock
 from simulator.engine import Sim
 from simulator.faults import FaultPlan, SimFaults, install
+from simulator.winrm.auth import UserDirectory
 from simulator.winrm.faults import FaultHooks
 from simulator.winrm.server import WinRMServer
 from simulator.world import World
@@ -129,6 +135,7 @@ class Fleet:
         control: bool = True,
         max_receive_wait: float = 20.0,
         password: str | None = None,
+        resolve: Callable[[str], str | None] | None = None,
     ) -> None:
         self.spec = spec
         self.home = Path(home)
@@ -136,7 +143,11 @@ class Fleet:
         self._lock = _lock(self.home)
         self.state_path = self.dir / "world.json"
         self.plan = faults or FaultPlan()
-        self.password = password or secrets.token_urlsafe(18)
+        # each credential reference's password (``password``, when given, stands for every one
+        # the lab's resolution leaves without a value), and the accounts they make
+        self.passwords, self.generated = reference_passwords(
+            spec, resolve or (lambda reference: None), password)
+        self.accounts = Accounts.from_spec(spec, self.passwords.__getitem__)
         self.port = port
         self.max_receive_wait = max_receive_wait
         try:
@@ -144,7 +155,7 @@ class Fleet:
         except BaseException:
             self._lock.close()
             raise
-        self.sim = Sim(world, Clock(speed), state_path=self.state_path)
+        self.sim = Sim(world, Clock(speed), state_path=self.state_path, accounts=self.accounts)
         self.sim.faults = SimFaults(self.plan)
         self.sim.on_host_down = self._down
         self.sim.on_host_up = self._up
@@ -198,9 +209,32 @@ class Fleet:
             install(hooks, plan, name)
         self._schedule_timed_reboots()
 
-    # -- serving
-    def users(self) -> dict[str, str]:
-        return {cred.username: self.password for cred in self.spec.credentials.values()}
+    # -- accounts
+    def secret(self, credential: str) -> str:
+        """The password of the lab credential ``credential`` (tests)."""
+        return self.passwords[self.spec.credentials[credential].secret]
+
+    def directory(self, host: str) -> UserDirectory:
+        """The accounts ``host``'s listener accepts: decided per logon by the host's state."""
+        return UserDirectory(accounts=lookup_from(self.accounts, lambda: self._host(host)))
+
+    def _host(self, name: str) -> Any:
+        with self.sim.lock:
+            return self.sim.world.host(name)
+
+    def access(self, name: str) -> tuple[str, str | None]:
+        """``(user, password)`` of an account that logs on to host ``name`` whether it is joined
+        or not (its local Administrator; a DC's connection credential). The password only when
+        the fleet generated it (a resolved secret is never written out)."""
+        host = self.spec.host(name)
+        if host.role is HostRole.dc:
+            cred = self.spec.credentials[host.connection.credential]
+            return cred.username, self.generated.get(cred.secret)
+        account = self.accounts.local[host.name.upper()]["administrator"]
+        bootstrap = self.spec.credentials.get(host.bootstrap_credential or "")
+        if bootstrap is not None and bootstrap.secret not in self.generated:
+            return bootstrap.username, None
+        return (bootstrap.username if bootstrap else account.name), account.password
 
     def start(self) -> Fleet:
         try:
@@ -216,15 +250,17 @@ class Fleet:
             install(hooks, self.plan, host.name)
             server = self._serve(address, host.name, hooks)
             self.servers[host.name], self.hooks[host.name] = server, hooks
+            username, password = self.access(host.name)
             self.endpoints[host.name] = {
                 "address": address,
                 "port": server.port,
                 "scheme": "http",
                 "auth": "ntlm",
-                "username": self.spec.credentials[host.connection.credential].username,
-                "password": self.password,
+                "username": username,
+                **({"password": password} if password is not None else {}),
             }
-        _write_private(self.dir / "endpoints.json", {"hosts": self.endpoints})
+        _write_private(self.dir / "endpoints.json",
+                       {"hosts": self.endpoints, "secrets": dict(self.generated)})
         for name, server in self.servers.items():
             if name.upper() in gaps.listeners_down(self.plan.gaps):
                 server.go_down()
@@ -243,7 +279,7 @@ class Fleet:
                 port,
                 name,
                 self.sim.handler(name),
-                self.users(),
+                self.directory(name),
                 faults=hooks,
                 max_receive_wait=self.max_receive_wait,
             )

@@ -109,7 +109,8 @@ def serve(
     from simulator.fleet import Fleet, FleetRunning
 
     try:
-        fleet = Fleet(spec, home(), speed=speed, faults=plan, fresh=fresh, port=port).start()
+        fleet = Fleet(spec, home(), speed=speed, faults=plan, fresh=fresh, port=port,
+                      resolve=_lab_secrets()).start()
     except FleetRunning as running:
         _refuse(running)
     (sim_home() / "sim.pid").write_text(str(os.getpid()))
@@ -122,6 +123,25 @@ def serve(
     fleet.stop()
     (sim_home() / "sim.pid").unlink(missing_ok=True)
     out.print("simulated fleet stopped")
+
+
+def _lab_secrets() -> Any:
+    """The fleet's passwords: each credential reference resolved as a worker resolves it (the
+    environment, then HVLAB_SECRETS_FILE); None where it has no value (the fleet generates
+    one)."""
+    from hvlab.powershell.credentials import SecretResolver
+    from hvlab.powershell.errors import CredentialUnavailable
+    from hvlab.settings import get_settings
+
+    resolver = SecretResolver(os.environ, get_settings().secrets_file)
+
+    def resolve(reference: str) -> str | None:
+        try:
+            return resolver.resolve(reference).value
+        except (CredentialUnavailable, ValueError):
+            return None
+
+    return resolve
 
 
 def _refuse(running: Exception) -> NoReturn:

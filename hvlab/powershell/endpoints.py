@@ -2,10 +2,11 @@
 
 Two sources: the lab file's ``connection`` blocks (real hosts; secrets resolved on the worker by
 :class:`SecretResolver` from the credential's ``env:``/``file:`` reference), or the simulator's
-``$HVLAB_HOME/sim/endpoints.json`` (loopback address, ephemeral port and the fleet's generated
-password). Secrets stay in this layer: callers get :class:`Endpoint` objects that name a
-credential, and a lookup the :class:`SessionPool` calls when it opens a pool or builds a
-PSCredential parameter.
+``$HVLAB_HOME/sim/endpoints.json`` (loopback address, ephemeral port and the passwords the
+fleet generated for references without a value). Secrets stay in this layer: callers get
+:class:`Endpoint` objects that name a credential (and the host's bootstrap credential, its
+local Administrator until it is joined), and a lookup the :class:`SessionPool` calls when it
+opens a pool or builds a PSCredential parameter.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal, Protocol
 from hvlab.powershell.credentials import ResolvedCredential, Secret, SecretResolver
 from hvlab.powershell.errors import CredentialUnavailable, NotFound
 from hvlab.powershell.session import CredentialLookup, Endpoint
-from hvlab.spec import Host, LabSpec, Transport
+from hvlab.spec import Host, HostRole, LabSpec, Transport
 
 SIM_ENDPOINTS = Path("sim") / "endpoints.json"
 
@@ -73,10 +74,18 @@ def lab_endpoint(host: Host) -> Endpoint:
         host=host.name, address=conn.address, port=conn.effective_port, scheme=scheme,
         auth=str(conn.auth), credential=conn.credential,
         validate_certificate=conn.validate_certificate, insecure=conn.insecure,
+        **_bootstrap(host),
     )
 
 
-def _read_sim_hosts(home: Path) -> dict[str, dict[str, Any]]:
+def _bootstrap(host: Host) -> dict[str, Any]:
+    """The endpoint fields for a host's first contact (its local Administrator until joined)."""
+    joins = host.join_domain and host.role is not HostRole.dc
+    return {"bootstrap_credential": (host.bootstrap_credential or "") if joins else "",
+            "joins_domain": joins}
+
+
+def _read_sim(home: Path) -> dict[str, Any]:
     path = sim_endpoints_path(home)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -84,7 +93,11 @@ def _read_sim_hosts(home: Path) -> dict[str, dict[str, Any]]:
         raise CredentialUnavailable(
             "", "", f"no simulated fleet endpoints at {path} (start `hvlab sim`): {exc}"
         ) from None
-    hosts = data.get("hosts") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _read_sim_hosts(home: Path) -> dict[str, dict[str, Any]]:
+    hosts = _read_sim(home).get("hosts")
     return hosts if isinstance(hosts, dict) else {}
 
 
@@ -93,7 +106,7 @@ def _sim_endpoint(host: Host, entry: Mapping[str, Any]) -> Endpoint:
     return Endpoint(
         host=host.name, address=str(entry["address"]), port=int(entry["port"]), scheme=scheme,
         auth=str(entry.get("auth", "ntlm")), credential=host.connection.credential,
-        validate_certificate=False,
+        validate_certificate=False, **_bootstrap(host),
     )
 
 
@@ -144,24 +157,26 @@ class LabCredentials:
 
 
 class SimCredentials:
-    """Credential lookup for the simulator: the lab's username, the fleet's generated password.
-
-    The fleet gives every credential of the lab one password; it is read from
-    ``endpoints.json`` (the entry of a host using that username, else any entry).
+    """Credential lookup for the simulator: the lab's username, and the password the fleet took
+    for the credential's reference: the one it generated (``endpoints.json``'s ``secrets``,
+    for a reference without a value when it started), else the reference resolved as for real
+    hosts (environment, ``HVLAB_SECRETS_FILE``), as the fleet resolved it.
     """
 
-    def __init__(self, spec: LabSpec, home: Path) -> None:
+    def __init__(
+        self, spec: LabSpec, home: Path, resolver: SecretResolver | None = None
+    ) -> None:
         self._spec = spec
         self._home = home
+        self._resolver = resolver or SecretResolver()
 
     def __call__(self, name: str) -> ResolvedCredential:
-        username, _ = _credential(self._spec, name)
-        entries = list(_read_sim_hosts(self._home).values())
-        same_user = [e for e in entries if str(e.get("username", "")).lower() == username.lower()]
-        for entry in same_user + entries:
-            if isinstance(entry.get("password"), str):
-                return ResolvedCredential(username, Secret(entry["password"]))
-        raise CredentialUnavailable("", "", "the simulated fleet lists no password")
+        username, reference = _credential(self._spec, name)
+        generated = _read_sim(self._home).get("secrets")
+        value = generated.get(reference) if isinstance(generated, dict) else None
+        if isinstance(value, str):
+            return ResolvedCredential(username, Secret(value))
+        return ResolvedCredential(username, self._resolver.resolve(reference, who=name))
 
 
 def credentials_for(
@@ -169,7 +184,7 @@ def credentials_for(
 ) -> CredentialLookup:
     """The credential lookup for a :class:`SessionPool` serving this lab."""
     if sim:
-        return SimCredentials(spec, home)
+        return SimCredentials(spec, home, resolver)
     return LabCredentials(spec, resolver or SecretResolver())
 
 

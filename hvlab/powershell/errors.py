@@ -52,6 +52,18 @@ class AuthenticationFailed(RemoteError):
     fix = "check the credential's user name and secret for this host"
 
 
+class BootstrapCredentialMissing(AuthenticationFailed):
+    """A host the lab joins to the domain, reached without a bootstrap credential, refused the
+    connection credential: before the join only its local accounts log on."""
+
+    fix = (
+        "until a host is joined, only its local accounts log on: add "
+        "`bootstrap_credential: <credential of the host's local Administrator>` to the host in "
+        "the lab file (e.g. `bootstrap_credential: local-admin` with its secret set for the "
+        "worker), or check the secret of the connection credential"
+    )
+
+
 class CredentialUnavailable(RemoteError):
     fix = "set the environment variable or secrets file the lab's credential refers to"
 

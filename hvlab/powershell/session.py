@@ -27,11 +27,13 @@ from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFau
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from hvlab.powershell.command import CredentialRef, Pipeline, Script, Switch
+from hvlab.powershell.command import Command, CredentialRef, Pipeline, Script, Switch
 from hvlab.powershell.credentials import ResolvedCredential
 from hvlab.powershell.errors import (
     AuthenticationFailed,
+    BootstrapCredentialMissing,
     CertificateMismatch,
+    CredentialUnavailable,
     HostRebooting,
     HostUnreachable,
     InsecureTransport,
@@ -64,6 +66,9 @@ class Endpoint:
     credential: str = ""
     validate_certificate: bool = True
     insecure: bool = False
+    # the host's local Administrator, used until the host is joined (then ``credential``)
+    bootstrap_credential: str = ""
+    joins_domain: bool = False  # a host the lab joins to the domain (for the error's fix)
 
     def check_transport(self) -> None:
         """Refuse Basic over plain HTTP to a non-loopback address (always), and any other
@@ -137,11 +142,16 @@ def to_plain(value: Any) -> Any:
 
 
 class _Pool:
-    def __init__(self, runspace: RunspacePool, host: str) -> None:
+    def __init__(self, runspace: RunspacePool, host: str, credential: str = "") -> None:
         self.runspace = runspace
         self.host = host
+        self.credential = credential  # the lab credential it logged on with
         self.keys_exchanged = False
         self.lock = threading.Lock()
+
+
+def _membership_command() -> Pipeline:
+    return Pipeline((Command.of("Get-CimInstance", ClassName="Win32_ComputerSystem"),), False)
 
 
 class SessionPool:
@@ -163,14 +173,92 @@ class SessionPool:
         self._connection_timeout = connection_timeout
         self._pools: dict[tuple[str, str, int, str], _Pool] = {}
         self._opening: dict[tuple[str, str, int, str], threading.Lock] = {}
+        # hosts with a bootstrap credential last seen joined: they are opened with the domain
+        # credential first (the others are asked each time a pool opens, e.g. after the join's
+        # reboot)
+        self._joined: set[tuple[str, str, int, str]] = set()
         self._guard = threading.Lock()
         self._on_open = on_open or (lambda host, delta: None)
         self._on_request = on_request or (lambda host, outcome: None)
 
     # -- pool lifecycle -------------------------------------------------------------------
     def _open(self, endpoint: Endpoint) -> _Pool:
+        """A pool for the host, logged on with the credential its state calls for.
+
+        With a bootstrap credential (the host's local Administrator): a host last seen joined
+        is opened with the domain credential; any other is opened with the bootstrap one and
+        asked whether it is in a domain (Win32_ComputerSystem.PartOfDomain) and, if so,
+        reopened with the domain credential. So the pool switches at the join's reboot (the
+        reboot ends the pool's shell, and the reopened pool asks again) and a worker that
+        starts on a half-built lab picks the right one. A rejected domain credential on a
+        host seen joined before is asked again (rebuilt hosts); a rejected bootstrap
+        credential falls back to the domain credential (a joined host whose local
+        Administrator is disabled)."""
         endpoint.check_transport()
-        cred = self._credentials(endpoint.credential)
+        if not endpoint.bootstrap_credential:
+            runspace = self._logon(endpoint, endpoint.credential)
+            return self._opened(endpoint, runspace, endpoint.credential)
+        key = self._key(endpoint)
+        with self._guard:
+            joined = key in self._joined
+        if joined:
+            try:
+                return self._opened(endpoint, self._logon(endpoint, endpoint.credential),
+                                    endpoint.credential)
+            except AuthenticationFailed:
+                with self._guard:
+                    self._joined.discard(key)
+        try:
+            runspace = self._logon(endpoint, endpoint.bootstrap_credential)
+        except (AuthenticationFailed, CredentialUnavailable) as bootstrap_failed:
+            try:
+                runspace = self._logon(endpoint, endpoint.credential)
+            except AuthenticationFailed:
+                raise AuthenticationFailed(
+                    endpoint.host, "", f"the host rejected both the bootstrap credential "
+                    f"'{endpoint.bootstrap_credential}' ({bootstrap_failed.host_message}) and "
+                    f"the domain credential '{endpoint.credential}'") from None
+            with self._guard:
+                self._joined.add(key)
+            return self._opened(endpoint, runspace, endpoint.credential)
+        try:
+            member = self._part_of_domain(endpoint, runspace)
+        except BaseException:
+            self._close_runspace(runspace)
+            raise
+        if not member:
+            return self._opened(endpoint, runspace, endpoint.bootstrap_credential)
+        self._close_runspace(runspace)
+        runspace = self._logon(endpoint, endpoint.credential)
+        with self._guard:
+            self._joined.add(key)
+        return self._opened(endpoint, runspace, endpoint.credential)
+
+    def _part_of_domain(self, endpoint: Endpoint, runspace: RunspacePool) -> bool:
+        pool = _Pool(runspace, endpoint.host)
+        ps = PowerShell(pool.runspace)
+        self._build(pool, ps, _membership_command())
+        output = ps.invoke()
+        if ps.had_errors or ps.streams.error:
+            raise TransientRemoteError(endpoint.host, "Get-CimInstance Win32_ComputerSystem",
+                                       str(ps.streams.error[0]) if ps.streams.error else "failed")
+        first = to_plain(output[0]) if output else {}
+        return isinstance(first, dict) and first.get("PartOfDomain") is True
+
+    def _close_runspace(self, runspace: RunspacePool) -> None:
+        with contextlib.suppress(Exception):
+            runspace.close()
+
+    def _opened(self, endpoint: Endpoint, runspace: RunspacePool, credential: str) -> _Pool:
+        self._on_open(endpoint.host, 1)
+        log.info("winrm session opened", host=endpoint.host, address=endpoint.address,
+                 port=endpoint.port, scheme=endpoint.scheme, auth=endpoint.auth,
+                 credential=credential)
+        return _Pool(runspace, endpoint.host, credential)
+
+    def _logon(self, endpoint: Endpoint, credential: str) -> RunspacePool:
+        """An open RunspacePool to the host as the lab credential ``credential``."""
+        cred = self._credentials(credential)
         wsman = WSMan(
             endpoint.address, port=endpoint.port, ssl=endpoint.scheme == "https",
             username=cred.username, password=cred.password.value,
@@ -185,19 +273,17 @@ class SessionPool:
         try:
             runspace.open()
         except AuthenticationError:
-            raise AuthenticationFailed(
-                endpoint.host, "", f"the host rejected the credentials of {cred.username} "
-                f"(lab credential '{endpoint.credential}', HTTP 401)") from None
+            message = (f"the host rejected the credentials of {cred.username} "
+                       f"(lab credential '{credential}', HTTP 401)")
+            if endpoint.joins_domain and not endpoint.bootstrap_credential:
+                raise BootstrapCredentialMissing(endpoint.host, "", message) from None
+            raise AuthenticationFailed(endpoint.host, "", message) from None
         except requests.exceptions.SSLError as exc:
             mismatch = certificate_mismatch(endpoint, exc)
             if mismatch is None:
                 raise
             raise mismatch from None
-        self._on_open(endpoint.host, 1)
-        log.info("winrm session opened", host=endpoint.host, address=endpoint.address,
-                 port=endpoint.port, scheme=endpoint.scheme, auth=endpoint.auth,
-                 credential=endpoint.credential)
-        return _Pool(runspace, endpoint.host)
+        return runspace
 
     @staticmethod
     def _key(endpoint: Endpoint) -> tuple[str, str, int, str]:

@@ -12,6 +12,7 @@ from simulator import boot
 from simulator.cmdlets import host_fs, host_jobs
 from simulator.cmdlets.common import as_list
 from simulator.engine import Call, Registry, cim_key
+from simulator.protocol import credential_parts
 from simulator.pstypes import (
     SM,
     FeatureOperationExitCode,
@@ -343,6 +344,9 @@ def add_computer(call: Call) -> None:
             current,
             "The specified domain either does not exist or could not be contacted.",
         )
+    if not _domain_credential_valid(call):
+        # the DC refuses the credential (ERROR_LOGON_FAILURE, 1326): nothing is created
+        _join_failed(call, host, domain, current, LOGON_FAILURE)
     new_name = call.get("NewName")
     if new_name:
         call.warning("Renaming at join time is not simulated; the host keeps its name.")
@@ -352,6 +356,20 @@ def add_computer(call: Call) -> None:
         boot.restart(call.sim, host)
     else:
         call.warning(f"The changes will take effect after you restart the computer {host.name}.")
+
+
+# Win32 ERROR_LOGON_FAILURE (1326) as Win32Exception.Message words it on Server 2016 and later;
+# Add-Computer puts it in its FailToJoinDomainFromWorkgroup record (the code is not in the record)
+LOGON_FAILURE = "The user name or password is incorrect."
+
+
+def _domain_credential_valid(call: Call) -> bool:
+    """-Credential (mandatory in the catalogue) names a domain account with its password."""
+    credential = call.get("Credential")
+    if credential is None:
+        return False
+    user, password = credential_parts(credential)
+    return call.sim.accounts.domain_logon(user, password) is not None
 
 
 def _join_failed(call: Call, host: Host, domain: str, current: str, reason: str) -> None:

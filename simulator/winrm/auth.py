@@ -10,7 +10,9 @@ pyspnego's pure-Python NTLM acceptor reads account hashes from the file named by
 host has its own accounts: importing this module points it, once and for good, at a scratch
 file, and each acceptor step runs under one module lock with that file holding exactly the
 account the client's AUTHENTICATE message names (its domain as sent, the password of the
-matching local user). Any domain is accepted; the user part is matched case-insensitively.
+account the logon is checked against). With a fixed user map any domain is accepted and the user
+part is matched case-insensitively; the fleet decides per logon which account (local or
+domain) a ``DOMAIN\\user`` names on the host as it is then (:mod:`simulator.accounts`).
 
 The variable is set at import and never changed afterwards on purpose: other threads (requests
 resolving proxies, for one) iterate ``os.environ``, and removing a key under them raises.
@@ -27,7 +29,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,14 +75,27 @@ def user_part(name: str) -> str:
     return name.rsplit("\\", 1)[-1].split("@", 1)[0]
 
 
+AccountLookup = Callable[[str, str], "tuple[str, str] | None"]
+
+
 class UserDirectory:
-    """The local accounts of one simulated host (username -> password)."""
+    """The accounts one simulated host accepts: a fixed ``username -> password`` map (any
+    domain), or ``accounts(domain, user)`` deciding per logon (the fleet's, which follows the
+    host's domain membership: :mod:`simulator.accounts`)."""
 
-    def __init__(self, users: Mapping[str, str]) -> None:
-        self._users = {user_part(name).lower(): (name, pw) for name, pw in users.items()}
+    def __init__(
+        self, users: Mapping[str, str] | None = None, *, accounts: AccountLookup | None = None
+    ) -> None:
+        self._users = {user_part(name).lower(): (name, pw) for name, pw in (users or {}).items()}
+        self._accounts = accounts
 
-    def lookup(self, name: str) -> tuple[str, str] | None:
-        """``(configured username, password)`` for a client-supplied name, if it exists."""
+    def lookup(self, name: str, domain: str = "") -> tuple[str, str] | None:
+        """``(configured username, password)`` of the account a logon as ``domain\\name`` is
+        checked against, if there is one."""
+        if self._accounts is not None:
+            if "\\" in name and not domain:
+                domain, _, name = name.rpartition("\\")
+            return self._accounts(domain, name)
         return self._users.get(user_part(name).lower())
 
     def check(self, name: str, password: str) -> str | None:
@@ -170,8 +185,9 @@ class ConnectionAuth:
     def _negotiate(self, token: bytes) -> AuthStep:
         identity = _authenticate_identity(token)
         content = ""
+        entry = None
         if identity is not None:
-            entry = self._users.lookup(identity[1])
+            entry = self._users.lookup(identity[1], identity[0])
             if entry is not None:
                 content = _smbpasswd_line(identity[0], identity[1], entry[1])
         with _user_file(content):
@@ -186,7 +202,6 @@ class ConnectionAuth:
                 raise AuthFailed(str(exc)) from exc
         if not self._context.complete:
             return AuthStep(False, out)
-        entry = self._users.lookup(identity[1]) if identity else None
         if entry is None:  # defensive: pyspnego only completes for a known account
             self._context = None
             raise AuthFailed("unknown account")

@@ -146,7 +146,8 @@ class WinRMServer:
         handler: Executes every pipeline (one worker thread per running pipeline).
         users: Local accounts, username -> password. Clients may log on as ``user``,
             ``DOMAIN\\user`` or ``user@realm``; the user part matches case-insensitively and
-            :attr:`Invocation.username` is the configured name.
+            :attr:`Invocation.username` is the configured name. Or a :class:`UserDirectory`
+            that decides per logon (the fleet's accounts).
         allow_basic: Accept Basic auth and unencrypted bodies (only if ``address`` is loopback).
         faults: Fault-injection rules (:mod:`simulator.winrm.faults`), changeable at any time.
         max_receive_wait: Upper bound of a Receive long-poll (the client's OperationTimeout
@@ -161,7 +162,7 @@ class WinRMServer:
         port: int,
         host_name: str,
         handler: Handler,
-        users: dict[str, str],
+        users: dict[str, str] | UserDirectory,
         *,
         allow_basic: bool = True,
         faults: FaultHooks | None = None,
@@ -170,7 +171,7 @@ class WinRMServer:
     ) -> None:
         self.address = address
         self.host_name = host_name
-        self.users = UserDirectory(users)
+        self.users = users if isinstance(users, UserDirectory) else UserDirectory(users)
         self.idle_timeout = idle_timeout
         self.connections_accepted = 0
         self.auth_failures = 0  # logons refused (bad account or password), answered with 401

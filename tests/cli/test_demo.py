@@ -62,10 +62,20 @@ def _check_seed_end_state(state: dict[str, object]) -> None:
 
 def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """`hvlab demo --json --keep` runs the seed scenario: every phase ok and the world ends as
-    the seed says; `hvlab dev stop` then leaves no process of its HVLAB_HOME."""
+    the seed says; `hvlab dev stop` then leaves no process of its HVLAB_HOME.
+
+    The local and the domain Administrator have different passwords, given through
+    HVLAB_SECRETS_FILE (read by the fleet and the worker alike): the hosts are reached as their
+    local Administrator (bootstrap_credential) until they are joined."""
     home = tmp_path / "demo-home"
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"HVLAB_LOCAL_ADMIN_PASSWORD": "L0cal-Only-pw",
+                                        "HVLAB_DOMAIN_ADMIN_PASSWORD": "D0main-Only-pw"}))
+    secrets_file.chmod(0o600)
     env = {
-        **os.environ, "HVLAB_HOME": str(home), "HVLAB_DEV_PORT": "27533",
+        **{k: v for k, v in os.environ.items() if not k.endswith("_ADMIN_PASSWORD")},
+        "HVLAB_SECRETS_FILE": str(secrets_file),
+        "HVLAB_HOME": str(home), "HVLAB_DEV_PORT": "27533",
         "HVLAB_TEMPORAL_ADDRESS": "127.0.0.1:27533", "HVLAB_UI_PORT": "28533",
         "HVLAB_DEV_HTTP_PORT": "27543", "HVLAB_DEV_METRICS_PORT": "27544",
         "HVLAB_METRICS_ADDRESS": "127.0.0.1:29564",
@@ -82,6 +92,8 @@ def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
                              "doctor round trip"]
         assert "planned failover + reverse" in names and "weekday reset schedule" in names
         assert all(s["ok"] for s in summary["steps"]), summary
+        generated = json.loads((home / "sim" / "endpoints.json").read_text())["secrets"]
+        assert set(generated) == {"env:HVLAB_GUEST_ADMIN_PASSWORD", "env:HVLAB_TELUSER_PASSWORD"}
         _check_seed_end_state(_state(env))
         _check_worker_metrics(env["HVLAB_METRICS_ADDRESS"])
         _check_worker_log(home / "dev" / "worker.log")

@@ -138,8 +138,7 @@ def test_wrong_password_names_the_credential_and_the_bootstrap_fix(fleet: Fleet)
     be joined says that only its local accounts work there (bootstrap_credential)."""
     endpoints = fleet.home / "sim" / "endpoints.json"
     data = json.loads(endpoints.read_text())
-    for entry in data["hosts"].values():
-        entry["password"] = "wrong"
+    data["secrets"] = {reference: "wrong" for reference in data["secrets"]}
     endpoints.write_text(json.dumps(data))
     rows = _rows(SEED, fleet.home)
     ok, detail, fix = rows[("SVR1", "domain credential")]

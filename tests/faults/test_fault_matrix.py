@@ -93,14 +93,13 @@ def attempts(history: Any) -> list[int]:
 async def test_wrong_password_fails_fast_without_retry_storm(
     client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
 ) -> None:
-    """The worker's password for the lab's account is wrong: the first remote step of HostPrep
-    fails as AuthenticationFailed, non-retryable (attempt 1 only), the message names the host
-    and the account and says what to fix; the host saw a handful of refused logons (no retry
-    storm) and no command at all."""
+    """The worker's passwords for the lab's accounts are wrong: the build's first remote step
+    fails as AuthenticationFailed, non-retryable (attempt 1 only), the message names
+    the host and both accounts tried (the bootstrap and the domain credential) and says what to
+    fix; the host saw a handful of refused logons (no retry storm) and no command at all."""
     path = fleet.home / "sim" / "endpoints.json"
     endpoints = json.loads(path.read_text())
-    for entry in endpoints["hosts"].values():  # one account for every host of the lab
-        entry["password"] = "not-the-password"
+    endpoints["secrets"] = {reference: "not-the-password" for reference in endpoints["secrets"]}
     path.write_text(json.dumps(endpoints))
     spec = svr2_only(seed, vms=[])
     build_id = f"wrongpw-{uuid.uuid4().hex[:6]}"
@@ -113,13 +112,13 @@ async def test_wrong_password_fails_fast_without_retry_storm(
     assert cause.type == "AuthenticationFailed" and cause.non_retryable
     host = cause.message.split(":")[0]
     assert host in ("SVR1", "SVR2"), cause.message
-    assert "rejected the credentials of KOSA\\Administrator" in cause.message
-    assert "lab credential 'domain-admin'" in cause.message and "fix: check" in cause.message
-    for unit in ("host-prep:SVR1", "host-prep:SVR2"):
-        history = await client.get_workflow_handle(f"{spec.lab}-build/{unit}").fetch_history()
-        assert set(attempts(history)) <= {1}, unit  # never retried
+    assert "rejected both the bootstrap credential 'local-admin'" in cause.message
+    assert "domain credential 'domain-admin'" in cause.message and "fix: check" in cause.message
+    # the build's first remote steps (observing the hosts) fail before any unit starts
+    history = await client.get_workflow_handle(build_id).fetch_history()
+    assert set(attempts(history)) == {1}  # never retried
     refused = {name: server.auth_failures for name, server in fleet.servers.items()}
-    assert 1 <= sum(refused.values()) <= 2, refused  # one refused logon per host reached
+    assert 2 <= sum(refused.values()) <= 4, refused  # two refused logons per host reached
     assert all(server.request_counts == {} for server in fleet.servers.values())
     assert all(counts == {} for counts in mutating_counts(fleet).values())
 

@@ -33,14 +33,14 @@ def test_worker_follows_a_restarted_fleet(lab_spec: LabSpec, tmp_path: Path) -> 
                        else None)
     try:
         with _fleet(lab_spec, tmp_path, port) as first:
-            assert pool.run(lab.endpoint("SVR1"), PROBE).output[0]["Name"] == "SVR1"
-            old_password = first.password
+            assert pool.run(lab.endpoint("DC1"), PROBE).output[0]["Name"] == "DC1"
+            old_password = first.secret("domain-admin")
         with _fleet(lab_spec, tmp_path, port) as second:
-            assert second.password != old_password
-            assert lab.endpoint("SVR1").port == port
-            assert pool.run(lab.endpoint("SVR1"), PROBE).output[0]["Name"] == "SVR1"
+            assert second.secret("domain-admin") != old_password
+            assert lab.endpoint("DC1").port == port
+            assert pool.run(lab.endpoint("DC1"), PROBE).output[0]["Name"] == "DC1"
             # the world (and its command counters) reloads from disk: one more, not two
-            assert second.state()["counters"]["SVR1"]["Get-CimInstance"] == 2
-        assert opened == ["SVR1", "SVR1"]
+            assert second.state()["counters"]["DC1"]["Get-CimInstance"] == 2
+        assert opened == ["DC1", "DC1"]
     finally:
         pool.close()

@@ -153,8 +153,8 @@ def test_sim_credentials_use_lab_usernames(fleet: Fleet, lab_spec: LabSpec) -> N
     lookup = SimCredentials(lab_spec, fleet.home)
     cred = lookup("local-admin")
     assert cred.username == "Administrator"
-    assert cred.password.value == fleet.password
-    assert fleet.password not in repr(cred)
+    assert cred.password.value == fleet.secret("local-admin")
+    assert fleet.secret("local-admin") not in repr(cred)
 
 
 def test_lab_endpoints_come_from_connections(lab_spec: LabSpec, tmp_path: Path) -> None:

@@ -2,12 +2,12 @@
 worker's logs or its metrics page; and, with the codec on, every payload in every stored
 history is ciphertext while `hvlab` and the worker still read them.
 
-The demo runs the seed scenario against the simulated fleet. The fleet accepts one password for
-every credential of the lab (generated per run, in ``$HVLAB_HOME/sim/endpoints.json``); that is
-the value the worker actually sends over WinRM (NTLM logons, the domain join's PSCredential,
-the Telnet user's password), so it is the main value scanned for. The ``env:`` variables the lab
-file references are set to distinctive random values as well (a worker for real hosts would
-read them) and scanned for too. The fleet runs at ``--speed 0``: what is scanned does not depend
+The demo runs the seed scenario against the simulated fleet. The ``env:`` variables the lab
+file references are set to distinctive random values; the fleet takes each account's password
+from them (as a worker for real hosts would read them), so they are the values the worker
+actually sends over WinRM (NTLM logons as the local and the domain Administrator, the domain
+join's PSCredential, the Telnet user's password) and what is scanned for, with any password the
+fleet generated (``$HVLAB_HOME/sim/endpoints.json``; none here). The fleet runs at ``--speed 0``: what is scanned does not depend
 on simulated time (tests/cli/test_demo.py runs the demo at its default speed).
 """
 
@@ -101,11 +101,13 @@ def _metrics(env: dict[str, str]) -> str:
     return text
 
 
-def _fleet_password(home: Path) -> str:
-    hosts: dict[str, Any] = json.loads((home / "sim" / "endpoints.json").read_text())["hosts"]
-    passwords = {entry["password"] for entry in hosts.values()}
-    assert len(passwords) == 1
-    return passwords.pop()
+def _fleet_passwords(home: Path) -> dict[str, str]:
+    """The passwords the fleet generated (for references without a value) and wrote out."""
+    data: dict[str, Any] = json.loads((home / "sim" / "endpoints.json").read_text())
+    found = {f"fleet password for {ref}": pw for ref, pw in data.get("secrets", {}).items()}
+    found.update({f"fleet password of {host}": entry["password"]
+                  for host, entry in data["hosts"].items() if "password" in entry})
+    return found
 
 
 @pytest.mark.parametrize(("codec", "base_port"), [(False, 31233), (True, 31333)],
@@ -127,7 +129,7 @@ def test_demo_leaks_no_credential(tmp_path: Path, codec: bool, base_port: int) -
         steps = json.loads(demo.stdout)["steps"]
         assert all(step["ok"] for step in steps), steps
         values = {name: env[name] for name in CREDENTIAL_VARIABLES}
-        values["fleet password (sent over WinRM)"] = _fleet_password(home)
+        values.update(_fleet_passwords(home))
         if codec:
             key_file = Path(env["HVLAB_CODEC_KEYS_FILE"]).read_text()
             for n, line in enumerate(key_file.splitlines()[1:]):

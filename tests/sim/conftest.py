@@ -123,7 +123,9 @@ def run(sim: Sim, host: str, name: str, **params: Any) -> Result:
 
 @pytest.fixture
 def sim(lab_spec: LabSpec) -> Sim:
-    return Sim(world_from_spec(lab_spec), Clock(0))
+    sim = Sim(world_from_spec(lab_spec), Clock(0))
+    sim.accounts.add_domain("Administrator", DOMAIN_ADMIN_PASSWORD)
+    return sim
 
 
 def hyperv_ready(sim: Sim, *hosts: str) -> None:
@@ -167,15 +169,23 @@ def join_domain(sim: Sim, *hosts: str) -> None:
         for adapter in host.adapters.values():
             adapter.dns = [dc.address]
         assert run(
-            sim, name, "Add-Computer", DomainName="kosa.vm", Credential=domain_admin(), Force=None
+            sim, name, "Add-Computer", DomainName="kosa.vm", Credential=domain_admin(sim),
+            Force=None
         ).ok
         assert run(sim, name, "Restart-Computer", Force=None).ok
 
 
-def domain_admin() -> Any:
+DOMAIN_ADMIN_PASSWORD = "secret"  # of the bare ``sim`` fixture's domain Administrator
+
+
+def domain_admin(sim: Sim | None = None) -> Any:
+    """KOSA\\Administrator's PSCredential: with the password ``sim``'s accounts hold for it
+    (a fleet's own), else the bare ``sim`` fixture's."""
     from psrpcore.types import PSCredential, PSSecureString
 
-    return PSCredential(UserName="KOSA\\Administrator", Password=PSSecureString("secret"))
+    account = sim.accounts.domain.get("administrator") if sim is not None else None
+    password = account.password if account is not None else DOMAIN_ADMIN_PASSWORD
+    return PSCredential(UserName="KOSA\\Administrator", Password=PSSecureString(password))
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_second_fleet_on_a_home_is_refused_and_touches_nothing(
         assert caught.value.endpoints["SVR1"] == f"{svr1['address']}:{svr1['port']}"
         assert (first.dir / "world.json").read_bytes() == world
         assert (first.dir / "endpoints.json").read_bytes() == endpoints
-        assert json.loads(endpoints)["hosts"]["SVR1"]["password"] == first.password
+        assert json.loads(endpoints)["hosts"]["SVR1"]["password"] == first.secret("local-admin")
     assert running_fleet(tmp_path) is None
 
 

@@ -12,13 +12,20 @@ from tests.sim.conftest import GB, PS, props
 
 
 def test_endpoints_file_is_private_and_complete(fleet: Fleet) -> None:
-    """endpoints.json names every host with its loopback address, port and credentials."""
+    """endpoints.json names every host with its loopback address, port and an account that logs
+    on to it joined or not (a member's local Administrator, the DC's domain admin), and the
+    passwords the fleet generated, by reference."""
     path = fleet.dir / "endpoints.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     hosts = json.loads(path.read_text())["hosts"]
     assert set(hosts) == {"DC1", "SVR1", "SVR2"}
     assert hosts["SVR1"]["address"] == "127.0.0.11"
-    assert hosts["SVR1"]["username"] == "KOSA\\Administrator"
+    assert hosts["SVR1"]["username"] == "Administrator"
+    assert hosts["DC1"]["username"] == "KOSA\\Administrator"
+    generated = json.loads(path.read_text())["secrets"]
+    assert hosts["SVR1"]["password"] == generated["env:HVLAB_LOCAL_ADMIN_PASSWORD"]
+    assert hosts["DC1"]["password"] == generated["env:HVLAB_DOMAIN_ADMIN_PASSWORD"]
+    assert len(set(generated.values())) == len(generated) == 4  # one per reference
     assert hosts["SVR1"]["scheme"] == "http" and hosts["SVR1"]["auth"] == "ntlm"
 
 

@@ -271,6 +271,26 @@ BROKEN: list[tuple[str, Edits, Loc, list[str]]] = [
      ["SVR1 and SVR2 each run one replica server for win2003-2 and Linux01 (replication[0], "
       "storage C:\\Hyper-V\\Replica): use storage C:\\Hyper-V\\Replica here too, not "
       "D:\\Replica"]),
+    # bootstrap credentials: the local Administrator of a host that is not a DC
+    ("unknown bootstrap credential", {("hosts", 1, "bootstrap_credential"): "svr1-admin"},
+     ("hosts", 1, "bootstrap_credential"),
+     ["unknown credential 'svr1-admin' (known: domain-admin, guest-admin, local-admin, "
+      "teluser)"]),
+    ("bootstrap credential on the dc", {("hosts", 0, "bootstrap_credential"): "local-admin"},
+     ("hosts", 0, "bootstrap_credential"),
+     ["a domain controller has no local accounts: remove bootstrap_credential (it is reached "
+      "with connection.credential)"]),
+    ("domain account as bootstrap credential",
+     {("hosts", 2, "bootstrap_credential"): "domain-admin"}, ("hosts", 2, "bootstrap_credential"),
+     ["credential 'domain-admin' is the domain account 'KOSA\\Administrator'; the bootstrap "
+      "credential is the host's local Administrator (user name 'Administrator' or "
+      "'.\\Administrator'), which works before the join"]),
+    ("upn of the domain as bootstrap credential",
+     {("credentials", "upn"): {"username": "administrator@KOSA.vm", "secret": "env:X"},
+      ("hosts", 2, "bootstrap_credential"): "upn"}, ("hosts", 2, "bootstrap_credential"),
+     ["credential 'upn' is the domain account 'administrator@KOSA.vm'; the bootstrap "
+      "credential is the host's local Administrator (user name 'Administrator' or "
+      "'.\\Administrator'), which works before the join"]),
     # checkpoints and reset
     ("checkpoint of an unknown vm", {("checkpoints", 0, "vms"): ["win2003-1", "ghost"]},
      ("checkpoints", 0, "vms", 1), [f"unknown VM 'ghost' {ALL_VMS}"]),
@@ -354,6 +374,13 @@ VALID: list[tuple[str, Edits]] = [
       ("replication", 0, "replica"): "Svr1"}),
     ("checkpoint vms in another case", {("checkpoints", 0, "vms"): ["WIN2003-1", "linux01"]}),
     ("no reset and no checkpoints", {("checkpoints",): [], ("reset",): DELETE}),
+    ("no bootstrap credentials", {("hosts", 1, "bootstrap_credential"): DELETE,
+                                  ("hosts", 2, "bootstrap_credential"): DELETE}),
+    ("bootstrap credential named by host or dot",
+     {("credentials", "svr1-admin"): {"username": "SVR1\\Administrator", "secret": "env:X"},
+      ("credentials", "dot-admin"): {"username": ".\\Administrator", "secret": "env:Y"},
+      ("hosts", 1, "bootstrap_credential"): "svr1-admin",
+      ("hosts", 2, "bootstrap_credential"): "dot-admin"}),
 ]
 
 

@@ -64,7 +64,7 @@ async def test_real_command_leaves_the_sim_schedule_and_registration(
     sim_file = registry.path("sim.classroom")
     assert sim_file is not None
     svr1 = fleet.endpoints["SVR1"]
-    at_the_fleet = (svr1["address"], svr1["port"], fleet.password)
+    at_the_fleet = (svr1["address"], svr1["port"], fleet.secret("domain-admin"))
     try:
         assert await hvlab("schedule", "reset", str(SEED), "--cron", CRON, "--sim") == 0
         sim_target = await _schedule_target(client, SIM_SCHEDULE)
