@@ -313,26 +313,22 @@ def _target_path(host: Host, dst: str, src: str) -> str | None:
     return dst if parent and host.folder_exists(parent) else None
 
 
-COPY_STEPS = 10
-
-
 def _copy(call: Call, file: SimFile, host: Host, target: str, show: Callable[[str], str]) -> bool:
     """Copy ``file`` to ``target`` on ``host`` over the simulated copy time. The destination
-    exists from the first block on and grows: while the copy runs, and for ever when it is cut
-    (the pipeline stopped, the shell closed by a dropped session or a reboot, the host going
-    down), it is a truncated file (``SimFile.truncated``: Get-VHD and Start-VM refuse it).
-    False when the copy was cut."""
+    exists from the first block on: while the copy runs, and for ever when it is cut (the
+    pipeline stopped, the shell closed by a dropped session or a reboot, the host going down),
+    it is a truncated file (``SimFile.truncated``, half the size: Get-VHD and Start-VM refuse
+    it). False when the copy was cut."""
     partial = SimFile(path=target, size=0, truncated=True)
     host.put_file(partial)
     boot, clock = host.boot_time, call.sim.clock
-    steps = 0 if clock.instant else COPY_STEPS
-    for step in range(1, steps + 1):
+    if not clock.instant:
         with call.unlocked():
-            clock.sleep(clock.copy_seconds(file.size) / steps)
+            clock.sleep(clock.copy_seconds(file.size))
         if call.ctx.stopping() or host.rebooting or host.boot_time != boot \
                 or host.name.upper() in call.sim.down or host.file(target) is not partial:
+            partial.size = file.size // 2  # [UNCONF] how far a cut copy got
             return False
-        partial.size = file.size * step // steps if step < steps else max(0, file.size - 1)
     copy = file.model_copy(update={"path": target, "truncated": False})
     host.put_file(copy)
     if call.switch("PassThru"):
