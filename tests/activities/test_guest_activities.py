@@ -405,8 +405,12 @@ def test_connectivity_waits_for_the_router_s_first_boot(
     time) after Start-VM. The check tries the failing forwards again until its deadline
     instead of failing on the first try."""
     from simulator.clock import Clock
-    from tests.sim.test_network import SEED_CONFIG, offline_config, seed_guests, \
-        teluser_credential
+    from tests.sim.test_network import (
+        SEED_CONFIG,
+        offline_config,
+        seed_guests,
+        teluser_credential,
+    )
 
     seed_guests(fleet.sim)
     for vm, config in SEED_CONFIG.items():
