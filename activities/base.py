@@ -105,6 +105,11 @@ class Remote:
         result = self._sessions.run(endpoint, pipeline, heartbeat=liveness, cancelled=stop)
         return result.output
 
+    def note_reboot(self, host: str) -> None:
+        """``host`` is about to restart: the session pool treats HTTP 401 in the minutes after
+        as the host starting (retried), not as a rejected credential."""
+        self._sessions.note_reboot(host)
+
     def query(self, host: str, command: Command) -> list[Any]:
         """A read-only probe."""
         return self.run(host, command, mutating=False)

@@ -394,22 +394,42 @@ class GuestActivities:
     # -- connectivity --------------------------------------------------------------------
     @activity.defn(name="guest.check_connectivity")
     def check_connectivity(self, request: ConnectivityInput) -> StepResult:
-        """Run every check (Test-NetConnection from its host) and report each result; fails
-        with VerificationFailed (not retried) listing the checks that failed.
+        """Run every check (Test-NetConnection from its host), trying the failing ones again
+        until ``timeout_seconds`` (what a first boot configures answers only after it), and
+        report each result; fails with VerificationFailed (not retried) listing the checks
+        that still fail.
 
         Probes start on hosts, so traffic between two internal subnets is not tried directly:
         the lab's checks (:meth:`ConnectivityInput.from_spec`) reach a server in each internal
         subnet through the router's port forwards, which needs the router to route into that
         subnet and the server to route back through it."""
         with application_errors():
-            results = [self._check(c) for c in request.checks]
+            results, rounds = self._poll_checks(request)
         failed = [r["name"] for r in results if not r["ok"]]
         if failed:
             raise ApplicationError(
                 f"{len(failed)} of {len(results)} connectivity checks failed: "
-                + "; ".join(failed), {"checks": results}, type="VerificationFailed",
-                non_retryable=True)
-        return StepResult(changed=False, observed={"checks": results})
+                + "; ".join(failed), {"checks": results, "rounds": rounds},
+                type="VerificationFailed", non_retryable=True)
+        return StepResult(changed=False, observed={"checks": results, "rounds": rounds})
+
+    def _poll_checks(self, request: ConnectivityInput) -> tuple[list[dict[str, Any]], int]:
+        """Every check once, then the failing ones again every ``interval_seconds`` until
+        they pass or ``timeout_seconds`` have passed (a first boot is still configuring)."""
+        deadline = time.monotonic() + request.timeout_seconds
+        results = [self._check(c) for c in request.checks]
+        rounds = 1
+        while not all(r["ok"] for r in results):
+            if time.monotonic() + request.interval_seconds > deadline:
+                break
+            heartbeat({"round": rounds, "failing": [r["name"] for r in results if not r["ok"]]})
+            if cancelled():
+                raise CancelledError(f"connectivity checks cancelled after {rounds} rounds")
+            time.sleep(request.interval_seconds)
+            rounds += 1
+            results = [r if r["ok"] else self._check(c)
+                       for r, c in zip(results, request.checks, strict=True)]
+        return results, rounds
 
     def _check(self, check: ConnectivityCheck) -> dict[str, Any]:
         output = self._remote.query(check.host, net_connection_command(check))

@@ -275,6 +275,7 @@ class HostActivities:
                     system = self._remote.query_one(request.host, operating_system_command())
                     before = _text((system or {}).get("LastBootUpTime"))
                 heartbeat({"restart_pending": True, "last_boot_before": before})
+                self._remote.note_reboot(request.host)
                 try:
                     self._remote.run(request.host, restart_command())
                 except RemoteError as error:

@@ -397,7 +397,13 @@ class ConnectivityCheck(_Input):
 
 
 class ConnectivityInput(_Input):
+    """The checks, and how long a failing one is tried again: what a guest's first boot
+    configures (a 2003 router's NAT forwards, Telnet, the RDP port) answers only once its
+    mini-setup has run the first-boot commands, minutes after the VM started."""
+
     checks: list[ConnectivityCheck]
+    timeout_seconds: float = Field(default=900.0, ge=0)
+    interval_seconds: float = Field(default=5.0, gt=0)
 
     @classmethod
     def from_spec(cls, spec: LabSpec) -> ConnectivityInput:

@@ -127,8 +127,9 @@ def _vm_deploy(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]:
     name, _, arg = step.name.partition(":")
     if name == "disk":
         disk = VmDiskInput.from_spec(spec, v)
-        make = vm.copy_disk_command if disk.mode == "copy" else vm.differencing_disk_command
-        return [make(disk)]
+        if disk.mode == "copy":
+            return [vm.copy_disk_command(disk), vm.rename_disk_command(disk)]
+        return [vm.differencing_disk_command(disk)]
     if name == "create":
         create = VmCreateInput.from_spec(spec, v)
         return [vm.new_vm_command(create), vm.set_processor_command(create)]

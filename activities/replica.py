@@ -430,6 +430,8 @@ class ReplicaActivities:
         rule = self._remote.query_one(host, get_rule_command()) or {}
         ports = self._remote.run(host, get_rule_command(), get_port_filter_command(),
                                  mutating=False)
+        # LocalPort is string[] on Windows (one port is a one-element array): compared as a
+        # list of ports, shown joined
         port = next((",".join(_ports(p.get("LocalPort"))) for p in ports
                      if isinstance(p, dict)), "")
         return {"enabled": _text(rule.get("Enabled")) == "True", "port": port}
@@ -438,12 +440,12 @@ class ReplicaActivities:
         before = self._rule(host)
         if enabled and before["enabled"] and str(port) in _ports(before["port"]):
             return StepResult(changed=False, observed={**before, "previous": before})
-        if before["port"] != str(port):
+        if _ports(before["port"]) != [str(port)]:
             self._remote.run(host, set_rule_port_command(port))
         if before["enabled"] != enabled:
             self._remote.run(host, enable_rule_command() if enabled else disable_rule_command())
         after = self._rule(host)
-        if after != {"enabled": enabled, "port": str(port)}:
+        if after["enabled"] != enabled or _ports(after["port"]) != [str(port)]:
             raise verify_failed(host, f"firewall rule '{HTTP_RULE}' did not change", after)
         return StepResult(changed=after != before, observed={**after, "previous": before})
 

@@ -43,8 +43,24 @@ DEFAULT_NIC = "Network Adapter"
 # -- commands ------------------------------------------------------------------------------
 
 
+PARTIAL_SUFFIX = ".hvlab-partial"
+
+
+def partial_path(path: str) -> str:
+    """Where vm.disk copies the golden image before renaming it to ``path``: a copy cut short
+    (dropped session, reboot, cancelled step) leaves a truncated file, never under the final
+    name."""
+    return path + PARTIAL_SUFFIX
+
+
 def copy_disk_command(request: VmDiskInput) -> Command:
-    return Command.of("Copy-Item", Path=request.golden_path, Destination=request.path)
+    return Command.of("Copy-Item", Path=request.golden_path,
+                      Destination=partial_path(request.path))
+
+
+def rename_disk_command(request: VmDiskInput) -> Command:
+    return Command.of("Rename-Item", Path=partial_path(request.path),
+                      NewName=_leaf(request.path))
 
 
 def differencing_disk_command(request: VmDiskInput) -> Command:
@@ -123,6 +139,10 @@ def remove_file_command(path: str) -> Command:
 # -- helpers -------------------------------------------------------------------------------
 
 
+def _leaf(path: str) -> str:
+    return path.rstrip("\\").rsplit("\\", 1)[-1]
+
+
 def _parent(path: str) -> str:
     return path.rsplit("\\", 1)[0] if "\\" in path.strip("\\") else ""
 
@@ -180,11 +200,22 @@ class VmActivities:
         parent = _parent(request.path)
         if parent and not self._exists(request.host, parent):
             self._remote.run(request.host, new_folders_command([parent]))
-        make = copy_disk_command if request.mode == "copy" else differencing_disk_command
-        self._remote.run(request.host, make(request))
+        if request.mode == "copy":
+            self._copy(request)
+        else:
+            self._remote.run(request.host, differencing_disk_command(request))
         if not self._exists(request.host, request.path):
             raise verify_failed(request.host, f"disk {request.path} is missing", None)
         return StepResult(changed=True, observed=self._vhd(request))
+
+    def _copy(self, request: VmDiskInput) -> None:
+        """Copy to the temporary name (dropping what a cut attempt left there), then rename:
+        the final name exists only for a complete copy."""
+        partial = partial_path(request.path)
+        if self._exists(request.host, partial):
+            self._remote.run(request.host, remove_file_command(partial))
+        self._remote.run(request.host, copy_disk_command(request))
+        self._remote.run(request.host, rename_disk_command(request))
 
     def _vhd(self, request: VmDiskInput) -> dict[str, Any]:
         return _disk_view(self._remote.query_one(request.host, get_vhd_command(request.path))

@@ -37,6 +37,7 @@ def _cycle(sim: Sim, name: str) -> None:
         host.rebooting = False
     sim.save()
     sim.on_host_up(name)
+    sim.on_host_booted(name)
     sim.booted(name).set()
 
 

@@ -24,6 +24,11 @@ class Durations:
     vm_start: float = 3.0
     vm_stop: float = 5.0
     guest_boot: float = 30.0
+    # a sysprepped image's first boot: specialize pass, restart, mini-setup (OOBE), first-boot
+    # commands (SetupComplete / the offline configuration), restart
+    first_boot: float = 300.0
+    # after a host reboot its WinRM listener is up before logons work (401 until then)
+    logon_settle: float = 30.0
     copy_rate: float = 250 * MB
     lm_memory_rate: float = 1000 * MB
     lm_disk_rate: float = 250 * MB

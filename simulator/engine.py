@@ -351,6 +351,8 @@ class Sim:
         self.on_host_up: Callable[[str], None] = lambda name: None
         # an instant reboot (speed 0): the host never refused connections, but its shells died
         self.on_host_rebooted: Callable[[str], None] = lambda name: None
+        # a reboot that took the host down has ended (its listener is back, logons settle)
+        self.on_host_booted: Callable[[str], None] = lambda name: None
         self.faults = SimFaults()
         self.on_command: Callable[[Host, str], None] = self._fault_reboot
         self._job_events: dict[str, threading.Event] = {}

@@ -160,6 +160,7 @@ class Fleet:
         self.sim.on_host_down = self._down
         self.sim.on_host_up = self._up
         self.sim.on_host_rebooted = self._rebooted
+        self.sim.on_host_booted = self._booted
         self.servers: dict[str, WinRMServer] = {}
         self.hooks: dict[str, FaultHooks] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
@@ -300,6 +301,11 @@ class Fleet:
         server = self.servers.get(name)
         if server is not None:
             server.service.expire_shells()
+
+    def _booted(self, name: str) -> None:
+        server = self.servers.get(name)
+        if server is not None:
+            server.refuse_logons(self.sim.clock.real(self.sim.clock.d.logon_settle))
 
     def _up(self, name: str) -> None:
         server = self.servers.get(name)

@@ -107,6 +107,8 @@ class SimFile(_M):
     parent: str | None = None  # differencing parent (path on the same host or UNC)
     os: str | None = None  # guest OS family installed on this disk (golden images)
     first_boot: dict[str, Any] | None = None  # offline guest config applied at the next boot
+    truncated: bool = False  # a copy that was cut short (Copy-Item stopped, host rebooted)
+    generalized: bool = False  # a sysprepped image: its first boot specializes the guest
 
 
 class Ace(_M):
@@ -180,6 +182,7 @@ class Guest(_M):
     nat: GuestNat = Field(default_factory=GuestNat)
     firewall_ports: list[str] = Field(default_factory=list)
     adapter_names: dict[str, str] = Field(default_factory=dict)  # MAC -> connection name
+    specialized: bool = True  # False until the first boot of a guest from a sysprepped image
 
     RDP_KEY: ClassVar[str] = (
         "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp"

@@ -145,6 +145,7 @@ def _place_golden(world: World, spec: LabSpec) -> None:
             vhd_type="Dynamic",
             virtual_size=max(image.size, 40 * 1024**3),
             os=image.os.value,
+            generalized=image.sysprepped,
         )
         if path.startswith("\\\\"):
             _place_unc_golden(world, path, file)

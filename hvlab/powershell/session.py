@@ -45,6 +45,11 @@ from hvlab.powershell.errors import (
 log = structlog.get_logger("hvlab.winrm")
 
 _UNKNOWN_SHELL = 2150858843
+# After a reboot a Windows host's WinRM listener is up before logons work (LSA, Netlogon and
+# the secure channel to the DC are still starting): it answers HTTP 401 for a while. A 401
+# within this many seconds of a reboot the pool caused or observed is retried.
+POST_REBOOT_LOGON_WINDOW = 300.0
+LOGON_RETRY_SECONDS = 2.0
 _INT32 = range(-(2**31), 2**31)
 _INT_TAGS = {"Int64": "I64", "UInt64": "U64", "UInt32": "U32", "UInt16": "U16", "Int16": "I16"}
 # Seconds to wait for a host to accept the TCP connection (a host that is off or cut off
@@ -166,6 +171,8 @@ class SessionPool:
         connection_timeout: int = CONNECT_TIMEOUT,
         on_open: Callable[[str, int], None] | None = None,
         on_request: Callable[[str, str], None] | None = None,
+        logon_window: float = POST_REBOOT_LOGON_WINDOW,
+        logon_retry: float = LOGON_RETRY_SECONDS,
     ) -> None:
         self._credentials = credentials
         self._param_type = param_type or catalog_param_type
@@ -180,6 +187,21 @@ class SessionPool:
         self._guard = threading.Lock()
         self._on_open = on_open or (lambda host, delta: None)
         self._on_request = on_request or (lambda host, outcome: None)
+        self._logon_window, self._logon_retry = logon_window, logon_retry
+        self._reboots: dict[str, float] = {}  # host -> when a reboot was last seen (monotonic)
+
+    # -- reboots ------------------------------------------------------------------------------
+    def note_reboot(self, host: str) -> None:
+        """``host`` is rebooting (the caller restarted it, or the pool saw it go away): for
+        :data:`POST_REBOOT_LOGON_WINDOW` seconds from now an HTTP 401 is the host starting, not
+        a wrong credential, and is retried."""
+        with self._guard:
+            self._reboots[host.lower()] = time.monotonic()
+
+    def _starting(self, host: str) -> bool:
+        with self._guard:
+            seen = self._reboots.get(host.lower())
+        return seen is not None and time.monotonic() - seen < self._logon_window
 
     # -- pool lifecycle -------------------------------------------------------------------
     def _open(self, endpoint: Endpoint) -> _Pool:
@@ -355,10 +377,15 @@ class SessionPool:
         before giving up, when the failure shows the request never ran: an unknown shell, or
         HTTP 400/401 on a reused pool (the credential is looked up again on reopening). A dropped
         connection or a read timeout is left to the caller's retry (the command may have run,
-        and every step probes before it acts).
+        and every step probes before it acts). Within :data:`POST_REBOOT_LOGON_WINDOW` of a
+        reboot the pool saw (a refused or cut connection, the shell-not-found fault) or was
+        told of (:meth:`note_reboot`), an HTTP 401 is the host still starting: the logon is
+        tried again every :data:`LOGON_RETRY_SECONDS` until it works or the window ends.
         """
         description = pipeline.describe()
-        for attempt in (1, 2):
+        attempt = 0
+        while True:
+            attempt += 1
             with self._guard:
                 reused = self._key(endpoint) in self._pools
             try:
@@ -374,24 +401,47 @@ class SessionPool:
                 log.debug("remote command", host=endpoint.host, command=description,
                           ms=round((time.monotonic() - started) * 1000, 1))
                 return result
+            except AuthenticationFailed as exc:
+                if self._starting(endpoint.host):
+                    self._on_request(endpoint.host, "transient")
+                    self._wait_for_logon(endpoint, exc, heartbeat, cancelled)
+                    continue
+                self._on_request(endpoint.host, "error")
+                raise
             except RemoteError as exc:
                 self._on_request(endpoint.host, "error" if not exc.retryable else "transient")
                 raise
             except WSManFaultError as exc:
                 self.discard(endpoint)
-                if exc.code == _UNKNOWN_SHELL and attempt == 1:
-                    continue
+                if exc.code == _UNKNOWN_SHELL:
+                    self.note_reboot(endpoint.host)  # the shell's boot has ended
+                    if attempt == 1:
+                        continue
                 self._on_request(endpoint.host, "transient")
                 raise TransientRemoteError(endpoint.host, description, str(exc)) from None
             except Exception as exc:
                 self.discard(endpoint)
+                if isinstance(exc, requests.exceptions.ConnectionError):
+                    self.note_reboot(endpoint.host)  # refused or cut: going down or still down
                 if attempt == 1 and reused and _not_delivered(exc):
                     continue
                 error = _transport_error(endpoint, description, exc,
                                          self._connection_timeout)
                 self._on_request(endpoint.host, "transient" if error.retryable else "error")
                 raise error from None
-        raise AssertionError("unreachable")
+
+    def _wait_for_logon(
+        self, endpoint: Endpoint, error: RemoteError,
+        heartbeat: Callable[[], None] | None, cancelled: Callable[[], bool] | None,
+    ) -> None:
+        """Wait before logging on again to a host that refused a logon while starting."""
+        log.info("winrm logon refused while the host starts; retrying", host=endpoint.host,
+                 credential=endpoint.credential)
+        if heartbeat is not None:
+            heartbeat()
+        if cancelled is not None and cancelled():
+            raise error
+        time.sleep(self._logon_retry)
 
     def _invoke(
         self, pool: _Pool, endpoint: Endpoint, pipeline: Pipeline,

@@ -1,17 +1,29 @@
 """File-system cmdlets: New-Item, Test-Path, Remove-Item, Get-Item, Get-ChildItem, Copy-Item.
 
 Paths are case-insensitive Windows paths; UNC paths resolve through the world's shares and
-go through the second-hop check of :func:`session_locate`.
+go through the second-hop check of :func:`session_locate`. Items found through a UNC path are
+shown under that path (``FullName`` ``\\\\DC1\\smb\\x``, as the FileSystem provider reports
+it), never under the share's local folder on its server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from simulator.cmdlets.common import PathDenied, PathMissing, as_list, session_locate
 from simulator.engine import Call, Registry
 from simulator.pstypes import i64, ps_object
-from simulator.world import Host, SimFile, join_path, leaf, norm_path, parent_path, path_key
+from simulator.world import (
+    Host,
+    SimFile,
+    is_unc,
+    join_path,
+    leaf,
+    norm_path,
+    parent_path,
+    path_key,
+)
 
 EXC_IO = "System.IO.IOException"
 EXC_DENIED = "System.UnauthorizedAccessException"
@@ -24,6 +36,7 @@ def register(registry: Registry) -> None:
     registry.cmdlet("Remove-Item")(remove_item)
     registry.cmdlet("Get-Item", "Get-ChildItem", mutating=False)(get_item)
     registry.cmdlet("Copy-Item")(copy_item)
+    registry.cmdlet("Rename-Item")(rename_item)
 
 
 def item_object(path: str, file: SimFile | None) -> Any:
@@ -70,6 +83,25 @@ def _locate(call: Call, path: str, write: bool = False) -> tuple[Host, str] | No
             EXC_IO,
         )
     return None
+
+
+def shown_as(raw: str, local: str) -> Callable[[str], str]:
+    """How a path under ``local`` (where ``raw`` resolved to) is shown: under ``raw`` when that
+    is a UNC path, so ``Get-ChildItem \\\\DC1\\smb`` lists ``\\\\DC1\\smb\\x``."""
+    if not is_unc(raw):
+        return norm_path
+    base_unc, base_local = norm_path(raw), norm_path(local)
+    prefix = path_key(base_local)
+
+    def show(path: str) -> str:
+        key = path_key(path)
+        if key == prefix:
+            return base_unc
+        if key.startswith(prefix.rstrip("\\") + "\\"):
+            return base_unc.rstrip("\\") + "\\" + norm_path(path)[len(base_local):].lstrip("\\")
+        return norm_path(path)
+
+    return show
 
 
 def _eid(call: Call, what: str) -> str:
@@ -121,16 +153,16 @@ def new_item(call: Call) -> None:
                 EXC_IO,
             )
             continue
-        call.out(_create(host, path, kind, call.get("Value")))
+        call.out(_create(host, path, kind, call.get("Value"), shown_as(raw, path)))
 
 
-def _create(host: Host, path: str, kind: str, value: Any) -> Any:
+def _create(host: Host, path: str, kind: str, value: Any, show: Callable[[str], str]) -> Any:
     if kind in ("directory", "container"):
         host.add_folder(path)
-        return item_object(norm_path(path), None)
+        return item_object(show(path), None)
     file = host.file(path) or SimFile(path=path, size=len(str(value or "")))
     host.put_file(file)
-    return item_object(file.path, file)
+    return item_object(show(file.path), file)
 
 
 # Registry keys the simulator can answer Test-Path for (no general registry model): the key
@@ -237,14 +269,15 @@ def get_item(call: Call) -> None:
         if where is None:
             continue
         host, path = where
+        show = shown_as(raw, path)
         file = host.file(path)
         if file is None and not host.folder_exists(path):
             _not_found(call, raw)
         elif call.name == "Get-ChildItem" and file is None:
             for child in sorted(host.children(path)):
-                call.out(item_object(child, host.file(child)))
+                call.out(item_object(show(child), host.file(child)))
         else:
-            call.out(item_object(norm_path(path), file))
+            call.out(item_object(show(path), file))
 
 
 def copy_item(call: Call) -> None:
@@ -268,7 +301,9 @@ def copy_item(call: Call) -> None:
                 EXC_IO,
             )
             continue
-        _copy(call, file, dst[0], target)
+        show = shown_as(destination, dst[1])
+        if not _copy(call, file, dst[0], target, show):
+            return
 
 
 def _target_path(host: Host, dst: str, src: str) -> str | None:
@@ -278,11 +313,54 @@ def _target_path(host: Host, dst: str, src: str) -> str | None:
     return dst if parent and host.folder_exists(parent) else None
 
 
-def _copy(call: Call, file: SimFile, host: Host, target: str) -> None:
-    seconds = call.sim.clock.copy_seconds(file.size)
-    with call.unlocked():
-        call.sim.clock.sleep(seconds)
-    copy = file.model_copy(update={"path": target})
+def _copy(call: Call, file: SimFile, host: Host, target: str, show: Callable[[str], str]) -> bool:
+    """Copy ``file`` to ``target`` on ``host`` over the simulated copy time. The destination
+    exists from the first block on: while the copy runs, and for ever when it is cut (the
+    pipeline stopped, the shell closed by a dropped session or a reboot, the host going down),
+    it is a truncated file (``SimFile.truncated``, half the size: Get-VHD and Start-VM refuse
+    it). False when the copy was cut."""
+    partial = SimFile(path=target, size=0, truncated=True)
+    host.put_file(partial)
+    boot, clock = host.boot_time, call.sim.clock
+    if not clock.instant:
+        with call.unlocked():
+            clock.sleep(clock.copy_seconds(file.size))
+        if call.ctx.stopping() or host.rebooting or host.boot_time != boot \
+                or host.name.upper() in call.sim.down or host.file(target) is not partial:
+            partial.size = file.size // 2  # [UNCONF] how far a cut copy got
+            return False
+    copy = file.model_copy(update={"path": target, "truncated": False})
     host.put_file(copy)
     if call.switch("PassThru"):
-        call.out(item_object(copy.path, copy))
+        call.out(item_object(show(copy.path), copy))
+    return True
+
+
+def rename_item(call: Call) -> None:
+    """Rename-Item -Path X -NewName leaf: the item keeps its folder; an existing item of the new
+    name is an IOException (no -Force overwrite for files)."""
+    new_name = str(call.get("NewName") or "")
+    for raw in _paths(call):
+        where = _locate(call, raw, write=True)
+        if where is None:
+            continue
+        host, path = where
+        file = host.file(path)
+        if file is None:
+            _not_found(call, raw)
+            continue
+        folder = parent_path(path) or path
+        target = join_path(folder, leaf(new_name))
+        if host.file(target) is not None or host.folder_exists(target):
+            call.error(
+                "Cannot create a file when that file already exists.",
+                "RenameItemIOError",
+                "WriteError",
+                raw,
+                EXC_IO,
+            )
+            continue
+        del host.files[path_key(path)]
+        host.put_file(file.model_copy(update={"path": target}))
+        if call.switch("PassThru"):
+            call.out(item_object(shown_as(raw, path)(target), host.file(target)))

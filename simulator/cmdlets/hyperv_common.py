@@ -170,7 +170,18 @@ def vm_object(call: Call, host: Host, vm: Vm) -> Any:
     )
 
 
-def nic_object(host: Host, vm: Vm, nic: VmNic) -> Any:
+def kvp_addresses(vm: Vm, nic: VmNic, now: float | None) -> list[str]:
+    """The addresses the guest reports for ``nic`` through the KVP integration service: none
+    from a guest without integration services (Windows Server 2003), none before the guest has
+    booted (its KVP daemon is not running yet)."""
+    if vm.guest.os == "windows-legacy" or vm.state not in ("Running", "Paused"):
+        return []
+    if now is not None and vm.ready_at is not None and now < vm.ready_at:
+        return []
+    return list(vm.guest.ips.get(nic.mac, []))
+
+
+def nic_object(host: Host, vm: Vm, nic: VmNic, now: float | None = None) -> Any:
     return ps_object(
         [HV + "VMNetworkAdapter", HV + "VMNetworkAdapterBase", HV + "VirtualizationObject"],
         Name=nic.name,
@@ -185,7 +196,7 @@ def nic_object(host: Host, vm: Vm, nic: VmNic) -> Any:
         Connected=nic.switch is not None,
         ComputerName=host.name,
         Status=["Ok"],
-        IPAddresses=list(vm.guest.ips.get(nic.mac, [])),
+        IPAddresses=kvp_addresses(vm, nic, now),
     )
 
 

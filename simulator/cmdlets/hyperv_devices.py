@@ -81,7 +81,7 @@ def add_nic(call: Call) -> None:
             nic.mac = str(call.get("StaticMacAddress")).replace("-", "").upper()
         vm.nics.append(nic)
         if call.switch("Passthru"):
-            call.out(nic_object(call.host, vm, nic))
+            call.out(nic_object(call.host, vm, nic, call.sim.clock.now()))
 
 
 def _nics(call: Call) -> list[tuple[Vm, VmNic]]:
@@ -129,7 +129,7 @@ def get_nic(call: Call) -> None:
     legacy = call.get("IsLegacy")
     for vm, nic in pairs:
         if legacy is None or bool(legacy) == nic.legacy:
-            call.out(nic_object(host, vm, nic))
+            call.out(nic_object(host, vm, nic, call.sim.clock.now()))
 
 
 def _host_vnic(host: Host, switch: str, mac: str) -> Any:
@@ -157,14 +157,14 @@ def connect_nic(call: Call) -> None:
     for vm, nic in _nics(call):
         nic.switch = switch
         if call.switch("Passthru"):
-            call.out(nic_object(call.host, vm, nic))
+            call.out(nic_object(call.host, vm, nic, call.sim.clock.now()))
 
 
 def disconnect_nic(call: Call) -> None:
     for vm, nic in _nics(call):
         nic.switch = None
         if call.switch("Passthru"):
-            call.out(nic_object(call.host, vm, nic))
+            call.out(nic_object(call.host, vm, nic, call.sim.clock.now()))
 
 
 # ---------------------------------------------------------------- hard disks

@@ -86,6 +86,12 @@ TIMED_OUT = (
 )
 MIGRATION_PORT = 6600
 STORAGE_MISSING = "The virtual hard disk '{path}' is not accessible from host '{dst}'."  # [UNCONF]
+# 40010 is a virtual hard disk incompatibility: a VM without a disk never reports it. Local
+# configuration files of a compute-only move are their own incompatibility ([UNCONF] wording
+# and MessageId: docs/simulator-fidelity.md "Object shapes").
+CONFIG_MISSING = ("The virtual machine configuration '{path}' is not accessible from host "
+                  "'{dst}'.")  # [UNCONF]
+CONFIG_MISSING_ID = 40012  # [UNCONF]
 DONE_STATES = (7, 8, 9, 10)
 
 
@@ -220,9 +226,12 @@ def _storage_problems(call: Call, plan: Plan) -> list[tuple[str, int, Any]]:
     paths = [vm.config_location] + [d.path for d in vm.disks]
     if plan.storage and plan.dest_path:
         paths = [str(plan.dest_path)]
-    for path in paths:
+    for index, path in enumerate(paths):
         if not is_unc(path):
-            if not plan.storage:
+            if not plan.storage and index == 0:
+                out.append((CONFIG_MISSING.format(path=path, dst=dst.name), CONFIG_MISSING_ID,
+                            path))
+            elif not plan.storage:
                 out.append((STORAGE_MISSING.format(path=path, dst=dst.name), 40010, path))
             continue
         server = world.resolve_unc(path)

@@ -132,6 +132,11 @@ def new_vhd(call: Call) -> None:
         call.out(vhd_object(call, path, file))
 
 
+# a VHD(X) whose copy was cut short has no footer/metadata region: ERROR_FILE_CORRUPT
+CORRUPT = ("Getting the mounted storage instance for the path '{path}' failed.\n"
+           "The file or directory is corrupted and unreadable. (0x80070570)")  # [UNCONF] wording
+
+
 def _find_vhd(call: Call, raw: str) -> SimFile | None:
     try:
         host, local = session_locate(call, raw)
@@ -155,6 +160,9 @@ def get_vhd(call: Call) -> None:
                 "ObjectNotFound",
                 path,
             )
+            continue
+        if file.truncated:
+            call.error(CORRUPT.format(path=path), "OperationFailed", "InvalidData", path)
             continue
         call.out(vhd_object(call, norm_path(path), file))
 

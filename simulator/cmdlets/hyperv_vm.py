@@ -49,6 +49,11 @@ FILE_IN_USE = (
     "Failed to open attachment '{path}'. Error: 'The process cannot access the file "
     "because it is being used by another process.' (0x80070020)"
 )
+FILE_CORRUPT = (  # [UNCONF] wording; ERROR_FILE_CORRUPT = 1392 (0x80070570)
+    "'{vm}' failed to add device 'Virtual Hard Disk'. (Virtual machine ID {id})\n"
+    "Failed to open attachment '{path}'. Error: 'The file or directory is corrupted and "
+    "unreadable.' (0x80070570)"
+)
 FILE_MISSING = (
     "'{vm}' failed to add device 'Virtual Hard Disk'. (Virtual machine ID {id})\n"
     "Failed to open attachment '{path}'. Error: 'The system cannot find the file "
@@ -207,7 +212,22 @@ def _guest_for(call: Call, disk: VmDisk | None) -> Guest:
         spot = call.world.locate(call.host, disk.path)
         file = spot[0].file(spot[1]) if spot else None
         os_family = _os_of(call, spot[0], file) if spot and file else "windows"
+        generalized = _generalized(call, spot[0], file) if spot and file else False
+        guest = default_guest(os_family)
+        guest.specialized = not generalized
+        return guest
     return default_guest(os_family)
+
+
+def _generalized(call: Call, host: Host, file: Any) -> bool:
+    """Whether the disk (or the image under its differencing chain) is a sysprepped image
+    that has never booted: the VM's first boot runs the specialize pass and mini-setup."""
+    seen = 0
+    while file is not None and not file.generalized and file.parent and seen < 16:
+        spot = call.world.locate(host, file.parent)
+        file = spot[0].file(spot[1]) if spot else None
+        seen += 1
+    return bool(file is not None and file.generalized)
 
 
 def _os_of(call: Call, host: Host, file: Any) -> str:
@@ -335,6 +355,8 @@ def start_problem(call: Call, host: Host, vm: Vm) -> str | None:
         spot = call.world.locate(host, disk.path)
         if spot is None or spot[0].file(spot[1]) is None:
             return FILE_MISSING.format(vm=vm.name, id=vm.id.upper(), path=disk.path)
+        if spot[0].file(spot[1]).truncated:  # type: ignore[union-attr]
+            return FILE_CORRUPT.format(vm=vm.name, id=vm.id.upper(), path=disk.path)
         if is_unc(disk.path) and not call.world.computer_can_write(host, disk.path):
             return ACCESS_DENIED.format(vm=vm.name, path=disk.path, id=vm.id.upper())
     return None
@@ -349,11 +371,16 @@ def boot_vm(call: Call, host: Host, vm: Vm) -> None:
     with call.unlocked():
         clock.sleep(clock.d.vm_start)
     vm.state = "Running"
-    heartbeat_is = INTEGRATION.get(vm.guest.os, (True, True))[0]
     if firmware_halts(vm):
         vm.ready_at = NEVER
-    else:
-        vm.ready_at = clock.after(clock.d.guest_boot) if heartbeat_is else None
+        return
+    # ready_at: the guest has booted (network, services, KVP). Every guest boots, with or
+    # without integration services (a 2003 guest just never tells the host: no heartbeat).
+    # A sysprepped image's first boot runs specialize, mini-setup and the first-boot commands
+    # (offline configuration: cmdlines.txt at the end of mini-setup) and restarts: minutes.
+    first = not vm.guest.specialized
+    vm.guest.specialized = True
+    vm.ready_at = clock.after(clock.d.first_boot if first else clock.d.guest_boot)
 
 
 def stop_vm(call: Call) -> None:

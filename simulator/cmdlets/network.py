@@ -209,8 +209,11 @@ def rule_object(rule: FirewallRule) -> Any:
 
 
 def port_filter_object(rule: FirewallRule) -> Any:
+    """MSFT_NetProtocolPortFilter: LocalPort, RemotePort and IcmpType are ``string[]`` in the
+    CIM class, so one port is still a one-element array on the wire."""
+    ports = [p.strip() for p in rule.local_port.split(",") if p.strip()] or ["Any"]
     return _cim("MSFT_NetProtocolPortFilter", InstanceID=rule.name, Protocol=rule.protocol,
-                LocalPort=rule.local_port, RemotePort="Any", IcmpType="Any",
+                LocalPort=ports, RemotePort=["Any"], IcmpType=["Any"],
                 DynamicTarget="Any", PSComputerName=None)  # fmt: skip
 
 

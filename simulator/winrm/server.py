@@ -21,6 +21,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 from simulator.protocol import Handler
 from simulator.winrm.auth import AuthFailed, AuthStep, ConnectionAuth, UserDirectory
 from simulator.winrm.faults import FaultHooks
-from simulator.winrm.service import WSManService
+from simulator.winrm.service import Quotas, WSManService
 from simulator.winrm.soap import WSManFault
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ class WinRMServer:
             applies when shorter); then the OperationTimeout fault 2150858793 is answered.
         idle_timeout: Idle keep-alive connections are closed after this (HTTP.sys: 120 s); an
             NTLM client's session dies with its connection, as against Windows.
+        quotas: The WinRM quotas enforced (MaxShellsPerUser, MaxConcurrentOperationsPerUser).
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class WinRMServer:
         faults: FaultHooks | None = None,
         max_receive_wait: float = 20.0,
         idle_timeout: float = 120.0,
+        quotas: Quotas | None = None,
     ) -> None:
         self.address = address
         self.host_name = host_name
@@ -182,7 +185,10 @@ class WinRMServer:
             faults if faults is not None else FaultHooks(),
             max_receive_wait,
             lambda: self.endpoint,
+            quotas,
         )
+        self.logons_refused_starting = 0  # 401s answered while the host was still starting
+        self._refuse_logons_until = 0.0
         self._port = port
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
@@ -243,6 +249,13 @@ class WinRMServer:
         """Reopen the listener on the same address and port after :meth:`go_down`."""
         self.start()
 
+    def refuse_logons(self, seconds: float) -> None:
+        """For ``seconds`` (real) from now, answer every logon with 401: the host has booted
+        and its listener is up, but the services a logon needs (LSA, Netlogon and the domain
+        controller's secure channel) are still starting."""
+        with self._lock:
+            self._refuse_logons_until = time.time() + max(0.0, seconds)
+
     # -- statistics --------------------------------------------------------------------------
 
     @property
@@ -280,6 +293,13 @@ class WinRMServer:
         body = http.rfile.read(length) if length else b""
         if urlsplit(http.path).path.rstrip("/").lower() != "/wsman":
             http.reply(404)
+            return
+        with self._lock:
+            starting = time.time() < self._refuse_logons_until
+            if starting:
+                self.logons_refused_starting += 1
+        if starting:
+            http.reply(401, headers=self._challenge())
             return
         try:
             step = http.auth.authorize(http.headers.get("Authorization"))

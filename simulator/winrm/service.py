@@ -35,6 +35,16 @@ def _nothing() -> None:
     return None
 
 
+@dataclass(frozen=True)
+class Quotas:
+    """The WinRM quotas the listener enforces, with Windows' defaults (``winrm get
+    winrm/config``): ``winrs/MaxShellsPerUser`` 30 and ``service/MaxConcurrentOperationsPerUser``
+    1500. Exceeding one answers the wsman:QuotaLimit fault with its WSMan error code."""
+
+    max_shells_per_user: int = 30
+    max_concurrent_operations_per_user: int = 1500
+
+
 @dataclass
 class Reply:
     """The answer to one WS-Man request (or the decision to drop the connection)."""
@@ -67,8 +77,12 @@ class WSManService:
         faults: FaultHooks,
         max_receive_wait: float,
         endpoint: Callable[[], str],
+        quotas: Quotas | None = None,
     ) -> None:
         self.host_name = host_name
+        self.quotas = quotas or Quotas()
+        self._operations: Counter[str] = Counter()  # requests in progress per user
+        self.operations_changed = threading.Condition()
         self.handler = handler
         self.faults = faults
         self.max_receive_wait = max_receive_wait
@@ -126,6 +140,13 @@ class WSManService:
             return self._fault(fault, "")
         with self._lock:
             self._counts[request.name] += 1
+        user = username.lower()
+        limit = self.quotas.max_concurrent_operations_per_user
+        with self.operations_changed:
+            if limit and self._operations[user] >= limit:
+                return self._fault(soap.quota_max_operations(limit), request.message_id)
+            self._operations[user] += 1
+            self.operations_changed.notify_all()
         try:
             return self._handle(request, username, client_ip)
         except WSManFault as fault:
@@ -134,6 +155,15 @@ class WSManService:
             log.exception("internal error answering %s on %s", request.name, self.host_name)
             internal = WSManFault(soap.INTERNAL_ERROR, "The WS-Management service failed.")
             return self._fault(internal, request.message_id)
+        finally:
+            with self.operations_changed:
+                self._operations[user] -= 1
+                self.operations_changed.notify_all()
+
+    def operations_in_progress(self, username: str) -> int:
+        """Requests of ``username`` being answered right now (the operations quota counts)."""
+        with self.operations_changed:
+            return self._operations[username.lower()]
 
     def _handle(self, request: WSManRequest, username: str, client_ip: str) -> Reply:
         operation = self._prepare(request, username, client_ip)
@@ -221,6 +251,12 @@ class WSManService:
                 "w:DestinationUnreachable",
             )
         shell_id = (element.get("ShellId") or str(uuid.uuid4())).upper()
+        limit = self.quotas.max_shells_per_user
+        with self._lock:
+            owned = sum(1 for s in self._shells.values()
+                        if s.owner.lower() == username.lower() and s.shell_id != shell_id)
+        if limit and owned >= limit:
+            raise soap.quota_max_shells(limit)
         shell = PsrpShell(
             shell_id,
             request.resource_uri,

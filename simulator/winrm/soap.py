@@ -37,6 +37,8 @@ SHELL_NOT_FOUND = 0x8033805B  # 2150858843, ERROR_WSMAN_INVALID_SELECTORS
 RESOURCE_NOT_FOUND = 0x80338000  # 2150858752
 ACTION_NOT_SUPPORTED = 0x80338001  # 2150858753, ERROR_WSMAN_INVALID_ACTIONURI
 INTERNAL_ERROR = 0x8007054F  # 2147943759, HRESULT_FROM_WIN32(ERROR_INTERNAL_ERROR)
+QUOTA_MAX_SHELLS = 0x803381A5  # 2150859173, ERROR_WSMAN_QUOTA_MAX_SHELLS (MaxShellsPerUser)
+QUOTA_MAX_OPERATIONS = 0x803381A6  # 2150859174, ERROR_WSMAN_QUOTA_MAX_OPERATIONS (...PerUser)
 
 TIMED_OUT_MESSAGE = (
     "The WS-Management service cannot complete the operation within the time specified in "
@@ -70,6 +72,28 @@ def shell_not_found(shell_id: str) -> WSManFault:
         "incorrect or the shell no longer exists on the server. Provide the correct ShellId or "
         "create a new shell and retry the operation.",
         "w:InvalidSelectors",
+    )
+
+
+def quota_max_shells(limit: int) -> WSManFault:
+    """wsman:QuotaLimit on Create: the user already has MaxShellsPerUser shells open."""
+    return WSManFault(
+        QUOTA_MAX_SHELLS,
+        "The WS-Management service cannot process the request. This user is allowed a maximum "
+        f"number of {limit} concurrent shells, which has been exceeded. Close existing shells "
+        "or raise the quota for this user.",
+        "w:QuotaLimit",
+    )
+
+
+def quota_max_operations(limit: int) -> WSManFault:
+    """wsman:QuotaLimit: the user has MaxConcurrentOperationsPerUser requests in progress."""
+    return WSManFault(
+        QUOTA_MAX_OPERATIONS,
+        "The WS-Management service cannot process the request. This user is allowed a maximum "
+        f"number of {limit} concurrent operations, which has been exceeded. Close existing "
+        "operations for this user, or raise the quota for this user.",
+        "w:QuotaLimit",
     )
 
 

@@ -76,7 +76,8 @@ def vm_commands(spec: LabSpec) -> list[Command]:
     for vm in spec.vms:
         disk = VmDiskInput.from_spec(spec, vm)
         create = VmCreateInput.from_spec(spec, vm).model_copy(update={"processors": 2})
-        out += [v.copy_disk_command(disk), v.differencing_disk_command(disk),
+        out += [v.copy_disk_command(disk), v.rename_disk_command(disk),
+                v.differencing_disk_command(disk),
                 v.get_vhd_command(disk.path), v.get_vm_command(vm.name),
                 v.new_vm_command(create), v.set_processor_command(create),
                 v.get_nic_command(vm.name), v.get_nic_command(vm.name, v.DEFAULT_NIC),

@@ -390,10 +390,41 @@ def test_seed_connectivity_passes_and_fails_with_the_router_off(
     assert not result.changed and all(c["ok"] for c in result.observed["checks"])
     assert changes(fleet, "SVR1") == mutations(fleet, "SVR1")  # Test-NetConnection only
     assert run(fleet.sim, "SVR1", "Stop-VM", Name="win2003-1", TurnOff=None).ok
+    once = checks.model_copy(update={"timeout_seconds": 0})
     with pytest.raises(ApplicationError) as caught:
-        guests.check_connectivity(checks)
+        guests.check_connectivity(once)
     assert caught.value.type == "VerificationFailed" and caught.value.non_retryable
     assert caught.value.message.startswith("2 of 2 connectivity checks failed")
+
+
+def test_connectivity_waits_for_the_router_s_first_boot(
+    fleet: Fleet, lab_spec: LabSpec, guests: GuestActivities
+) -> None:
+    """The seed's 2003 guests boot for the first time: their NAT forward, Telnet and RDP port
+    are configured by first-boot commands at the end of mini-setup, minutes (of simulated
+    time) after Start-VM. The check tries the failing forwards again until its deadline
+    instead of failing on the first try."""
+    from simulator.clock import Clock
+    from tests.sim.test_network import (
+        SEED_CONFIG,
+        offline_config,
+        seed_guests,
+        teluser_credential,
+    )
+
+    seed_guests(fleet.sim)
+    for vm, config in SEED_CONFIG.items():
+        extra = {"UserCredential": [teluser_credential()]} if "users" in config else {}
+        assert not offline_config(fleet.sim, vm, config, **extra).had_errors
+    clock = Clock(speed=1200.0)  # the 300 s first boot takes a quarter of a real second
+    fleet.sim.clock = clock
+    for vm in SEED_CONFIG:
+        assert run(fleet.sim, "SVR1", "Start-VM", Name=vm).ok
+    checks = ConnectivityInput.from_spec(lab_spec).model_copy(
+        update={"timeout_seconds": 60.0, "interval_seconds": 0.05})
+    result = guests.check_connectivity(checks)
+    assert all(c["ok"] for c in result.observed["checks"])
+    assert result.observed["rounds"] > 1  # the first try came before mini-setup had ended
 
 
 def test_seed_lab_end_to_end_connectivity(
@@ -434,7 +465,7 @@ def test_seed_lab_end_to_end_connectivity(
     assert {h: changes(fleet, h) for h in ("DC1", "SVR1")} == before
     vm_activities.stop(VmInput(host="SVR1", vm="win2003-1"))
     with pytest.raises(ApplicationError) as caught:
-        guests.check_connectivity(checks)
+        guests.check_connectivity(checks.model_copy(update={"timeout_seconds": 0}))
     assert caught.value.type == "VerificationFailed"
 
 def test_worker_registers_the_lab_steps(tmp_path: Path) -> None:

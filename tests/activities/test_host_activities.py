@@ -235,6 +235,29 @@ def test_a_reboot_costs_one_new_shell(lab_spec: LabSpec, tmp_path: Path) -> None
             pool.close()
 
 
+def test_logons_refused_after_a_reboot_are_retried(lab_spec: LabSpec, tmp_path: Path) -> None:
+    """After a reboot the host answers HTTP 401 while its services start (the fleet's
+    logon_settle, 600 simulated seconds here): the session pool retries the logon within its
+    post-reboot window, so reboot + wait_ready succeed instead of failing as a rejected
+    credential."""
+    from simulator.clock import Durations
+
+    with Fleet(lab_spec, tmp_path, speed=600, fresh=True, port=0, control=False,
+               max_receive_wait=2.0) as fleet:
+        fleet.sim.clock.d = Durations(logon_settle=600.0)  # one real second of 401s
+        pool = SessionPool(SimCredentials(lab_spec, fleet.home), logon_retry=0.05)
+        try:
+            activities = HostActivities(pool, SimEndpoints(lab_spec, fleet.home))
+            rebooted = activities.reboot(HostInput(host="SVR2"))
+            before = rebooted.observed["last_boot_before"]
+            ready = activities.wait_ready(WaitReadyInput(
+                host="SVR2", booted_before=before, timeout_seconds=30, interval_seconds=0.1))
+            assert ready.observed["last_boot"] != before
+            assert fleet.servers["SVR2"].logons_refused_starting > 0
+        finally:
+            pool.close()
+
+
 def test_instant_reboot_costs_one_new_shell_and_no_wait(
     fleet: Fleet, host_activities: HostActivities
 ) -> None:

@@ -20,6 +20,7 @@ from activities.models import (
 )
 from activities.vm import VmActivities
 from hvlab.powershell.command import SWITCH
+from simulator.clock import Clock
 from simulator.fleet import Fleet
 from simulator.world import Host, path_key
 from tests.activities.conftest import mutations
@@ -95,7 +96,10 @@ def test_disk_and_vm_commands_are_exact() -> None:
     disk = VmDiskInput(host="h", vm="v", path="C:\\D\\v.vhdx", golden_path="C:\\G\\g.vhdx")
     assert vm_module.copy_disk_command(disk).model_dump() == {
         "cmdlet": "Copy-Item", "parameters": {"Path": "C:\\G\\g.vhdx",
-                                              "Destination": "C:\\D\\v.vhdx"}}
+                                              "Destination": "C:\\D\\v.vhdx.hvlab-partial"}}
+    assert vm_module.rename_disk_command(disk).model_dump() == {
+        "cmdlet": "Rename-Item", "parameters": {"Path": "C:\\D\\v.vhdx.hvlab-partial",
+                                                "NewName": "v.vhdx"}}
     assert vm_module.differencing_disk_command(disk).parameters == {
         "Path": "C:\\D\\v.vhdx", "ParentPath": "C:\\G\\g.vhdx", "Differencing": SWITCH}
     assert vm_module.differencing_disk_command(disk).cmdlet == "New-VHD"
@@ -202,6 +206,49 @@ def test_drift_names_generation_and_memory(vm_activities: VmActivities) -> None:
 # -- disk ------------------------------------------------------------------------------------
 
 
+class _CutClock(Clock):
+    """Non-instant, never waits: the first copy block it times cuts the session (the host
+    drops every shell and connection and comes straight back), as a reboot or a dropped
+    session does mid-copy."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__(speed=1.0)
+        self.fleet, self.cuts = fleet, 0
+
+    def sleep(self, sim_seconds: float) -> None:
+        if self.cuts == 0:
+            self.cuts += 1
+            server = self.fleet.servers[HOST]
+            server.go_down()
+            server.come_up()
+
+
+def test_a_cut_disk_copy_never_passes_for_a_finished_disk(
+    ready: Fleet, vm_activities: VmActivities
+) -> None:
+    """The copy goes to a temporary name and is renamed when complete: a copy cut short
+    (the host drops the session mid-copy) leaves only the temporary file, so the retry copies
+    again and ends with the whole disk under the final name (copying straight to the final
+    name, the retry would take the truncated file for a finished disk)."""
+    request = _disk("cut")
+    golden = ready.sim.host(HOST).file(GOLDEN)
+    assert golden is not None
+    ready.sim.clock = _CutClock(ready)
+    with pytest.raises(ApplicationError) as caught:
+        vm_activities.disk(request)
+    assert caught.value.type == "HostUnreachable"  # retried by Temporal
+    host = ready.sim.host(HOST)
+    assert host.file(request.path) is None
+    partial = host.file(vm_module.partial_path(request.path))
+    assert partial is not None and partial.truncated
+    retried = vm_activities.disk(request)
+    assert retried.changed
+    disk = host.file(request.path)
+    assert disk is not None and not disk.truncated and disk.size == golden.size
+    assert host.file(vm_module.partial_path(request.path)) is None
+    assert retried.observed["type"] == "Dynamic"
+
+
 def test_disk_copy_makes_its_folder_and_reports_the_vhd(
     ready: Fleet, vm_activities: VmActivities
 ) -> None:
@@ -226,10 +273,11 @@ def test_disk_copy_makes_its_folder_and_reports_the_vhd(
 def test_disk_in_an_existing_folder_makes_no_folder(
     ready: Fleet, vm_activities: VmActivities
 ) -> None:
-    """A copy into a folder that exists sends only Copy-Item."""
+    """A copy into a folder that exists sends only Copy-Item (to the temporary name) and the
+    Rename-Item that completes it."""
     before = mutations(ready, HOST)
     assert vm_activities.disk(_disk("b")).changed
-    assert mutations(ready, HOST) == {**before, "Copy-Item": 1}
+    assert mutations(ready, HOST) == {**before, "Copy-Item": 1, "Rename-Item": 1}
 
 
 def test_differencing_disk_is_a_child_of_the_golden_image(
@@ -635,7 +683,7 @@ def test_disk_gone_after_the_copy_fails_verification(
 ) -> None:
     """A disk that is not there after the copy fails as VerificationFailed naming it."""
     request = _disk("gone")
-    _meddle(ready, "Test-Path", 3, lambda host: host.files.pop(path_key(request.path)))
+    _meddle(ready, "Test-Path", 4, lambda host: host.files.pop(path_key(request.path)))
     with pytest.raises(ApplicationError) as caught:
         vm_activities.disk(request)
     assert caught.value.type == "VerificationFailed" and caught.value.non_retryable

@@ -31,8 +31,34 @@ def test_reboot_refuses_connections_until_the_host_is_back(fleet: Fleet) -> None
     clock.held = True
     clock.step(settle=False)
     assert fleet.sim.booted("SVR1").wait(10)
+    fleet.servers["SVR1"].refuse_logons(0)  # the services a logon needs have started
     again = PS(ep)
     assert not again.run("Get-VMHost").had_errors
+    again.close()
+
+
+def test_logons_are_refused_while_a_rebooted_host_starts(fleet: Fleet) -> None:
+    """Right after a reboot the listener is back before logons work: for the simulated
+    ``logon_settle`` every logon gets HTTP 401 (pypsrp: AuthenticationError), with the same
+    credentials that work before and after."""
+    from pypsrp.exceptions import AuthenticationError
+
+    ep = endpoints(fleet)["SVR1"]
+    PS(ep).close()
+    fleet.sim.clock = clock = StepClock()
+    PS(ep).run("Restart-Computer", Force=None)
+    assert clock.waiting.acquire(timeout=10)
+    clock.held = True
+    clock.step(settle=False)
+    assert fleet.sim.booted("SVR1").wait(10)
+    server = fleet.servers["SVR1"]
+    with pytest.raises(AuthenticationError):
+        PS(ep)
+    assert server.logons_refused_starting >= 1
+    assert server.auth_failures == 0  # not a wrong password: the host was still starting
+    server.refuse_logons(0)
+    again = PS(ep)
+    assert not again.run("Get-CimInstance", ClassName="Win32_OperatingSystem").had_errors
     again.close()
 
 

@@ -76,6 +76,23 @@ def not_accessible(path: str) -> tuple[str, int, str]:
     return (f"The virtual hard disk '{path}' is not accessible from host 'SVR1'.", 40010, path)
 
 
+def config_not_accessible(path: str) -> tuple[str, int, str]:
+    return (f"The virtual machine configuration '{path}' is not accessible from host 'SVR1'.",
+            40012, path)
+
+
+def test_vm_without_a_disk_reports_no_disk_incompatibility(sim: Sim) -> None:
+    """40010 is about virtual hard disks: a VM without one has none to report; its local
+    configuration is reported on its own (not as a disk)."""
+    lab_with_vm(sim)
+    vm = sim.host("SVR2").vm("Linux01")
+    assert vm is not None
+    vm.disks = []
+    problems = compare(sim, DestinationHost="SVR1")
+    assert [p[1] for p in problems if p[1] == 40010] == []
+    assert problems == [config_not_accessible("C:\\Hyper-V")]
+
+
 def destination_failure(sim: Sim, *lines: str) -> str:
     return (
         f"Virtual machine migration operation for 'Linux01' failed at migration destination "
@@ -315,10 +332,10 @@ def test_every_problem_is_listed_and_reported_in_order(sim: Sim) -> None:
         (33012, "Network Adapter"),
         (23012, "Memory"),
         (24004, "Processor"),
-        (40010, "C:\\Hyper-V"),
+        (40012, "C:\\Hyper-V"),
         (40010, DISK),
     ]
-    assert problems[-2:] == [not_accessible("C:\\Hyper-V"), not_accessible(DISK)]
+    assert problems[-2:] == [config_not_accessible("C:\\Hyper-V"), not_accessible(DISK)]
     result = move(sim, DestinationHost="SVR1")
     assert result.errors == [destination_failure(sim, *(p[0] for p in problems))]
 
@@ -332,7 +349,8 @@ def test_compute_only_move_of_local_files_is_refused(sim: Sim) -> None:
     lab_with_vm(sim)
     result = move(sim, DestinationHost="SVR1")
     assert result.errors == [
-        destination_failure(sim, not_accessible("C:\\Hyper-V")[0], not_accessible(DISK)[0])
+        destination_failure(sim, config_not_accessible("C:\\Hyper-V")[0],
+                            not_accessible(DISK)[0])
     ]
     assert where(sim) == ["SVR2"] and sim.host("SVR2").file(DISK) is not None
 
