@@ -94,7 +94,9 @@ def test_plan_yaml_syntax_error_exits_2(tmp_path: Path) -> None:
     broken.write_text(SEED.read_text().replace("lab: classroom", "lab: [classroom"))
     result = hvlab("plan", str(broken))
     assert result.returncode == 2
-    assert "YAML syntax error" in result.stderr and "line 9" in result.stderr
+    # the flow sequence opened on the lab line breaks at the next key, two lines below it
+    line = SEED.read_text().splitlines().index("lab: classroom") + 1 + 2
+    assert "YAML syntax error" in result.stderr and f"line {line}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
