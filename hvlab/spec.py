@@ -547,8 +547,10 @@ class ExerciseStep(_Model):
     @model_validator(mode="before")
     @classmethod
     def _empty_kinds(cls, value: Any) -> Any:
-        """``- build:`` (no settings) means ``build: {}``."""
-        if isinstance(value, dict):
+        """``- build:`` (no settings) means ``build: {}``; a kind that is null beside one that
+        is set (how a dumped step carries the kinds it is not) stays unset."""
+        if isinstance(value, dict) and not any(
+                value.get(k) is not None for k in STEP_KINDS):
             return {k: ({} if k in STEP_KINDS and v is None else v) for k, v in value.items()}
         return value
 

@@ -196,12 +196,13 @@ class ExerciseWorkflow:
         step, outcome = exercise.steps[index], self._outcomes[index]
         summary = Compensation()
         where = f" (hvlab watch {outcome.workflow_id})" if outcome.workflow_id else ""
+        undid = (f"undid its own changes{where}" if outcome.workflow_id
+                 else "it changes nothing itself")
         if cancelled:
-            summary.undone.append(f"step {step.key} ({outcome.title}) was cancelled and undid "
-                                  f"its own changes{where}")
+            summary.undone.append(f"step {step.key} ({outcome.title}) was cancelled: {undid}")
         else:
-            summary.failed.append(f"step {step.key} ({outcome.title}) failed and undid its own "
-                                  f"changes{where}: {exc}")
+            summary.failed.append(f"step {step.key} ({outcome.title}) failed: {undid}; "
+                                  f"cause: {exc}")
         summary.kept += [f"step {o.name} ({o.title}): {o.state}" for o in self._outcomes[:index]
                          if o.state in ("done", "unchanged")]
         remaining = [s.key for s in exercise.steps[index:]]
