@@ -10,11 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    ScheduleActionStartWorkflow,
+    ScheduleOverlapPolicy,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
 
 from hvlab.spec import LabSpec
 from hvlab.specfile import dump_lab
@@ -25,6 +37,8 @@ from tests.workflows.test_lesson_loop import seed as seed  # the seed and its re
 from workflows.progress import Progress
 
 pytestmark = [pytest.mark.integration]
+HVLAB = str(Path(sys.executable).parent / "hvlab")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def seed_end_state(seed: LabSpec, fleet: Fleet) -> None:
@@ -107,7 +121,7 @@ async def test_cancel_says_what_remains_and_from_resumes(
         assert await hvlab("run", lab, "seed", "--sim", "--from", "checkpoint-baseline",
                            "--json") == 0
         resumed = _recap(capsys.readouterr().out)
-        assert list(resumed.values()) == ["skipped"] * 7 + ["done"]
+        assert list(resumed.values()) == ["skipped"] * 7 + ["unchanged"]  # up took it
 
         assert await hvlab("run", lab, "gate", "--sim", "--no-wait") == 0
         handle = client.get_workflow_handle(workflow_id)
@@ -134,3 +148,77 @@ async def _waiting(handle: WorkflowHandle[Any, Any]) -> bool:
     current = progress.current
     return current is not None and current.name == "approval"
 
+
+
+@pytest.mark.parametrize("seed", ["seed"], indirect=True)
+async def test_schedule_runs_an_exercise(client: Client, fleet: Fleet, seed: LabSpec,
+                                         cli_env: None, tmp_path: Path) -> None:
+    """`hvlab schedule run FILE EXERCISE --cron` puts the exercise on a schedule beside the
+    reset schedule (the lab file's time zone, overlap skip) whose runs are the exercise's
+    workflow; `hvlab down` deletes it with the lab's other schedules."""
+    (tmp_path / "lab.yaml").write_text(dump_lab(seed))
+    lab = str(tmp_path / "lab.yaml")
+    schedule_id = "sim.classroom-exercise-seed-schedule"
+    assert await hvlab("schedule", "run", lab, "nope", "--cron", "0 7 * * 1", "--sim") == 2
+    assert await hvlab("schedule", "run", lab, "seed", "--cron", "7 * *", "--sim") == 2
+    assert await hvlab("schedule", "run", lab, "seed", "--cron", "0 7 * * 1", "--sim") == 0
+    assert await hvlab("schedule", "reset", lab, "--cron", "0 6 * * 1-5", "--sim") == 0
+    described = await client.get_schedule_handle(schedule_id).describe()
+    assert described.schedule.spec.cron_expressions == ["0 7 * * 1"]
+    assert described.schedule.spec.time_zone_name == seed.reset.timezone  # type: ignore[union-attr]
+    assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert (action.workflow, action.id) == ("ExerciseWorkflow", "sim.classroom-exercise-seed")
+    await client.get_schedule_handle(schedule_id).trigger()
+    handle = client.get_workflow_handle("sim.classroom-exercise-seed")
+    for _ in range(200):
+        try:
+            if (await handle.describe()).workflow_type == "ExerciseWorkflow":
+                break
+        except RPCError:
+            await asyncio.sleep(0.1)
+    await handle.terminate("test: no worker")
+
+    assert await hvlab("down", lab, "--sim") == 0
+    await client.get_workflow_handle("sim.classroom-down").terminate("test: no worker")
+    for gone in (schedule_id, "sim.classroom-reset-schedule"):
+        with pytest.raises(RPCError):
+            await client.get_schedule_handle(gone).describe()
+
+
+@pytest.mark.parametrize("seed", ["seed"], indirect=True)
+async def test_the_exercise_outlives_the_cli(
+        client: Client, task_queue: str, temporal_address: str, fleet: Fleet, seed: LabSpec,
+        cli_env: None, tmp_path: Path) -> None:
+    """SIGKILL `hvlab run` while it follows the exercise: the exercise goes on in Temporal
+    and completes, and `hvlab watch ID` on its id exits 0."""
+    (tmp_path / "lab.yaml").write_text(dump_lab(seed))
+    workflow_id = "sim.classroom-exercise-seed"
+    env = {**os.environ, "HVLAB_TEMPORAL_ADDRESS": temporal_address,
+           "HVLAB_TASK_QUEUE": task_queue, "HVLAB_HOME": str(fleet.home),
+           "PYTHONPATH": str(ROOT)}  # this checkout's code, whichever one is installed
+    async with lab_worker(client, task_queue, fleet):
+        cli = subprocess.Popen([HVLAB, "run", str(tmp_path / "lab.yaml"), "--sim"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            handle = client.get_workflow_handle(workflow_id)
+            while not await _started_a_step(handle):
+                assert cli.poll() is None, "hvlab run ended before the exercise got going"
+                await asyncio.sleep(0.1)
+            cli.send_signal(signal.SIGKILL)
+            assert cli.wait(timeout=30) == -signal.SIGKILL
+            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+        assert await hvlab("watch", workflow_id) == 0
+    seed_end_state(seed, fleet)
+
+
+async def _started_a_step(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        progress = await handle.query("progress", result_type=Progress)
+    except (RPCError, WorkflowQueryFailedError):
+        return False
+    return any(s.state != "pending" for s in progress.steps)
