@@ -8,7 +8,8 @@ workers. Workflow ids follow the lab: ``<lab>-checkpoint-<name>``, ``<lab>-reset
 is still running makes the next one skip) in the lab file's ``reset.timezone``. Creating it
 again replaces its cron expression and the lab file it carries. ``schedule run FILE EXERCISE``
 puts an exercise on a cron schedule (``<lab>-exercise-<name>-schedule``, starting
-ExerciseWorkflow runs as ``<lab>-exercise-<name>``, overlap skip); ``down`` deletes it too.
+ExerciseWorkflow runs as ``<lab>-exercise-<name>-<start time>``, overlap skip: a run still going
+makes the next one skip); ``down`` deletes it too.
 """
 
 from __future__ import annotations
@@ -315,8 +316,8 @@ def exercise_schedule_id(lab: str, exercise: str) -> str:
 
 def exercise_schedule(spec: LabSpec, exercise: str, cron: str, timezone: str,
                       task_queue: str) -> Schedule:
-    """The Schedule that runs the lab's exercise on ``cron`` (one run at a time: the
-    workflow id is the exercise's, and a run still going makes the next one skip)."""
+    """The Schedule that runs the lab's exercise on ``cron`` (one run at a time: a run still
+    going makes the next one skip; Temporal appends each run's start time to its id)."""
     from hvlab.exercises import exercise_id
     from workflows.exercise import ExerciseInput
 

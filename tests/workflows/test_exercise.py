@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from temporalio.client import (
     Client,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleOverlapPolicy,
     WorkflowExecutionStatus,
@@ -28,7 +29,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from hvlab.spec import LabSpec
+from hvlab.spec import ApprovalStep, ExerciseStep, LabSpec
 from hvlab.specfile import dump_lab
 from simulator.fleet import Fleet
 from tests.workflows.conftest import hvlab, lab_worker, mutating_counts
@@ -143,8 +144,14 @@ async def test_cancel_says_what_remains_and_from_resumes(
     assert running_copies(fleet)["win2003-1"] == ["SVR2"]
 
 
-async def _waiting(handle: WorkflowHandle[Any, Any]) -> bool:
-    progress = await handle.query("progress", result_type=Progress)
+async def _waiting(handle: WorkflowHandle[Any, Any], quiet: bool = False) -> bool:
+    """The exercise waits for the teacher's go (quiet: not started yet counts as not)."""
+    try:
+        progress = await handle.query("progress", result_type=Progress)
+    except (RPCError, WorkflowQueryFailedError):
+        if not quiet:
+            raise
+        return False
     current = progress.current
     return current is not None and current.name == "approval"
 
@@ -164,20 +171,26 @@ async def test_schedule_runs_an_exercise(client: Client, fleet: Fleet, seed: Lab
     assert await hvlab("schedule", "run", lab, "seed", "--cron", "0 7 * * 1", "--sim") == 0
     assert await hvlab("schedule", "reset", lab, "--cron", "0 6 * * 1-5", "--sim") == 0
     described = await client.get_schedule_handle(schedule_id).describe()
-    assert described.schedule.spec.cron_expressions == ["0 7 * * 1"]
+    [calendar] = described.schedule.spec.calendars  # the server keeps crons as calendars
+    assert ([r.start for r in calendar.hour], [r.start for r in calendar.day_of_week]) == (
+        [7], [1])
+    assert described.schedule.state.note == "exercise seed of sim.classroom"
     assert described.schedule.spec.time_zone_name == seed.reset.timezone  # type: ignore[union-attr]
     assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
     action = described.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
     assert (action.workflow, action.id) == ("ExerciseWorkflow", "sim.classroom-exercise-seed")
     await client.get_schedule_handle(schedule_id).trigger()
-    handle = client.get_workflow_handle("sim.classroom-exercise-seed")
-    for _ in range(200):
-        try:
-            if (await handle.describe()).workflow_type == "ExerciseWorkflow":
-                break
-        except RPCError:
-            await asyncio.sleep(0.1)
+    started = ""
+    while not started:  # the schedule's first action (its id gets the start time appended)
+        for done in (await client.get_schedule_handle(schedule_id).describe()).info \
+                .recent_actions:
+            if isinstance(done.action, ScheduleActionExecutionStartWorkflow):
+                started = done.action.workflow_id
+        await asyncio.sleep(0.05)
+    assert started.startswith("sim.classroom-exercise-seed-")
+    handle = client.get_workflow_handle(started)
+    assert (await handle.describe()).workflow_type == "ExerciseWorkflow"
     await handle.terminate("test: no worker")
 
     assert await hvlab("down", lab, "--sim") == 0
@@ -191,9 +204,14 @@ async def test_schedule_runs_an_exercise(client: Client, fleet: Fleet, seed: Lab
 async def test_the_exercise_outlives_the_cli(
         client: Client, task_queue: str, temporal_address: str, fleet: Fleet, seed: LabSpec,
         cli_env: None, tmp_path: Path) -> None:
-    """SIGKILL `hvlab run` while it follows the exercise: the exercise goes on in Temporal
-    and completes, and `hvlab watch ID` on its id exits 0."""
-    (tmp_path / "lab.yaml").write_text(dump_lab(seed))
+    """SIGKILL `hvlab run` in the middle of the exercise (after the build, while the teacher's
+    go is awaited): the exercise goes on in Temporal, takes the go (`hvlab approve ID`) and
+    completes with the seed's end state, and `hvlab watch ID` on its id exits 0."""
+    exercise = seed.exercises[0]
+    steps = [exercise.steps[0], ExerciseStep(approval=ApprovalStep(message="go on")),
+             *exercise.steps[1:]]
+    gated = seed.model_copy(update={"exercises": [exercise.model_copy(update={"steps": steps})]})
+    (tmp_path / "lab.yaml").write_text(dump_lab(gated))
     workflow_id = "sim.classroom-exercise-seed"
     env = {**os.environ, "HVLAB_TEMPORAL_ADDRESS": temporal_address,
            "HVLAB_TASK_QUEUE": task_queue, "HVLAB_HOME": str(fleet.home),
@@ -203,22 +221,19 @@ async def test_the_exercise_outlives_the_cli(
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             handle = client.get_workflow_handle(workflow_id)
-            while not await _started_a_step(handle):
+            while not await _waiting(handle, quiet=True):
                 assert cli.poll() is None, "hvlab run ended before the exercise got going"
                 await asyncio.sleep(0.1)
             cli.send_signal(signal.SIGKILL)
             assert cli.wait(timeout=30) == -signal.SIGKILL
-            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
         finally:
             if cli.poll() is None:
                 cli.kill()
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        assert await hvlab("approve", workflow_id) == 0
         assert await hvlab("watch", workflow_id) == 0
+        if os.environ.get("HVLAB_RECORD_EXERCISE"):  # refresh tests/histories' saved run
+            history = await handle.fetch_history()
+            (ROOT / "tests" / "histories" / "ExerciseWorkflow.json").write_text(
+                history.to_json())
     seed_end_state(seed, fleet)
-
-
-async def _started_a_step(handle: WorkflowHandle[Any, Any]) -> bool:
-    try:
-        progress = await handle.query("progress", result_type=Progress)
-    except (RPCError, WorkflowQueryFailedError):
-        return False
-    return any(s.state != "pending" for s in progress.steps)
