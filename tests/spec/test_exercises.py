@@ -95,3 +95,33 @@ def test_an_exercise_travels_to_its_workflow_unchanged() -> None:
     assert [s.kinds for s in back.spec.exercise("seed").steps] == [
         [s.kind] for s in spec.exercise("seed").steps]
     assert LabSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["run", "{bad}"], "exercises[0].steps[1].migrate.to"),
+    (["run", "{seed}", "lunch"], "EXERCISE: lab classroom has no exercise 'lunch' (known: seed)"),
+    (["run", "{seed}", "seed", "--from", "nap"], "--from: exercise seed has no step 'nap'"),
+    (["plan", "{seed}", "--exercise", "lunch"], "--exercise: lab classroom has no exercise"),
+    (["schedule", "run", "{bad}", "seed", "--cron", "0 7 * * 1"], "line 205"),
+], ids=["bad step", "unknown exercise", "unknown step", "plan unknown", "schedule bad step"])
+def test_cli_refuses_a_bad_exercise_before_starting_anything(
+        args: list[str], words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input exits 2 naming the YAML path (and line) or the argument, and nothing is
+    registered or started (no Temporal server is needed to get there)."""
+    from hvlab.settings import get_settings
+    from starter.cli import run
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BASE.replace(FIRST, "      - migrate: {vm: win2003-1, to: DC1}\n"))
+    monkeypatch.setenv("HVLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HVLAB_TEMPORAL_ADDRESS", "127.0.0.1:1")
+    get_settings.cache_clear()
+    try:
+        code = run([a.format(bad=bad, seed=SEED) for a in args])
+    finally:
+        get_settings.cache_clear()
+    said = capsys.readouterr()
+    assert code == 2, said
+    assert words in " ".join((said.out + said.err).split()), said
+    assert not (tmp_path / "home" / "labs").exists()
