@@ -29,7 +29,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import CheckpointInput, ConnectivityInput, split_forward
@@ -161,7 +166,8 @@ class ExerciseWorkflow:
                     step.key, outcome.title, partial(self._step, request, step),
                     lambda d: d.changed)
             except BaseException as exc:
-                outcome.state = "failed"
+                outcome.state, outcome.detail = "failed", _cause(exc)
+                self._detail(step.key, outcome.detail)
                 self._account(request, exercise, index, exc)
                 raise
             outcome.state = "done" if done.changed else "unchanged"
@@ -196,13 +202,10 @@ class ExerciseWorkflow:
         step, outcome = exercise.steps[index], self._outcomes[index]
         summary = Compensation()
         where = f" (hvlab watch {outcome.workflow_id})" if outcome.workflow_id else ""
-        undid = (f"undid its own changes{where}" if outcome.workflow_id
+        what = "cancelled" if cancelled else f"failed ({_cause(exc)})"
+        undid = (f"its workflow undid its own changes{where}" if outcome.workflow_id
                  else "it changes nothing itself")
-        if cancelled:
-            summary.undone.append(f"step {step.key} ({outcome.title}) was cancelled: {undid}")
-        else:
-            summary.failed.append(f"step {step.key} ({outcome.title}) failed: {undid}; "
-                                  f"cause: {exc}")
+        summary.undone.append(f"step {step.key} ({outcome.title}) {what}: {undid}")
         summary.kept += [f"step {o.name} ({o.title}): {o.state}" for o in self._outcomes[:index]
                          if o.state in ("done", "unchanged")]
         remaining = [s.key for s in exercise.steps[index:]]
@@ -396,6 +399,16 @@ class ExerciseWorkflow:
         assert self._approval is not None
         by = f" by {self._approval.by}" if self._approval.by else ""
         return _Done(changed=False, detail=f"approved{by}")
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost error of a failed step (the host's or the workflow's own message)."""
+    cause: BaseException = exc
+    while isinstance(cause, ChildWorkflowError | ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return f"{cause.type}: {cause.message}"
+    return str(cause) or type(cause).__name__
 
 
 def _cancelled(exc: BaseException) -> bool:

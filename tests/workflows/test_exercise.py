@@ -237,3 +237,23 @@ async def test_the_exercise_outlives_the_cli(
             (ROOT / "tests" / "histories" / "ExerciseWorkflow.json").write_text(
                 history.to_json())
     seed_end_state(seed, fleet)
+
+
+@pytest.mark.parametrize("seed", ["seed"], indirect=True)
+async def test_a_failing_step_exits_1_with_its_cause(
+        client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, cli_env: None,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`hvlab run` (waiting) exits 1 when a step fails, printing the step's own cause (not
+    "child workflow failed"), the recap and which steps were not run."""
+    text = dump_lab(seed) + "- name: broken\n  steps:\n  - verify:\n  - checkpoint: {name: baseline}\n"
+    (tmp_path / "lab.yaml").write_text(text)
+    async with lab_worker(client, task_queue, fleet):
+        capsys.readouterr()
+        assert await hvlab("run", str(tmp_path / "lab.yaml"), "broken", "--sim") == 1
+    said = capsys.readouterr()
+    errors = " ".join(said.err.split())
+    assert "sim.classroom-exercise-broken ended failed" in errors
+    assert "cause: VerificationFailed:" in errors
+    assert "not run: verify, checkpoint-baseline" in errors
+    assert "--sim --from verify" in errors
+    assert "failed" in said.out and "pending" in said.out  # the recap
