@@ -484,6 +484,167 @@ class ResetPolicy(_Model):
         return value.strip()
 
 
+# --------------------------------------------------------------------------- exercises
+
+UNIT_KINDS = ("host-prep", "shared-storage", "delegation", "migration-readiness", "vm-deploy",
+              "nat", "replication", "checkpoint")
+"""The build plan's unit kinds (:mod:`hvlab.plan`), which a ``build`` step may pick."""
+
+
+class BuildStep(_Model):
+    """Build (converge) the lab from where it is now: every unit, or only some kinds."""
+
+    only: list[Literal["host-prep", "shared-storage", "delegation", "migration-readiness",
+                       "vm-deploy", "nat", "replication", "checkpoint"]] = Field(
+        default_factory=list, description="unit kinds to build (all when empty)")
+
+
+class MigrateStep(_Model):
+    """Move a VM live (shared-nothing, smb) or its storage (storage)."""
+
+    vm: str
+    to: str | None = Field(default=None, description="destination host (not for storage)")
+    mode: Literal["shared-nothing", "smb", "storage"] = "shared-nothing"
+    storage_path: str | None = Field(
+        default=None, description="destination folder (storage: required)")
+
+
+class ReplicateStep(_Model):
+    """Replicate a VM with Hyper-V Replica (the lab file's entry, or to another host)."""
+
+    vm: str
+    to: str | None = Field(default=None, description="replica host (else the lab file's)")
+
+
+class FailoverStep(_Model):
+    """Planned failover of a replicated VM (or a test failover on its replica)."""
+
+    vm: str
+    to: str | None = Field(default=None, description=(
+        "host that runs the VM afterwards (default: the lab file's replica); a VM that runs "
+        "there already is left as it is"))
+    test: bool = False
+    reverse: bool = True
+    approval: bool = Field(default=False, description=(
+        "wait after prepare for `hvlab approve <step workflow id>`"))
+    approval_timeout: float = Field(default=3600.0, gt=0, description="seconds")
+
+
+class FailbackStep(_Model):
+    """Fail a replicated VM back to the lab file's primary (left alone when it runs there)."""
+
+    vm: str
+    reverse: bool = True
+
+
+class CheckpointStep(_Model):
+    """Take one of the lab file's checkpoints of every VM it lists."""
+
+    name: str
+    replace: bool = Field(default=False, description=(
+        "remove an existing checkpoint of that name first, so it is taken again now"))
+
+
+class ResetStep(_Model):
+    """Restore a checkpoint on every VM, then re-converge the lab file."""
+
+    checkpoint: str = Field(default="", description="default: the lab file's reset.checkpoint")
+
+
+class VerifyStep(_Model):
+    """The lab's connectivity checks: every NAT port forward, where the VMs run now."""
+
+
+class ApprovalStep(_Model):
+    """Wait for the teacher's go: `hvlab approve <exercise workflow id>`."""
+
+    message: str = Field(default="", description="what the teacher is asked")
+    timeout: float | None = Field(default=None, gt=0, description=(
+        "seconds to wait (none: wait as long as it takes); no approval in time fails the "
+        "exercise"))
+
+
+class ConvergeStep(_Model):
+    """Put the lab back where the lab file says (moves back, failbacks, build)."""
+
+
+class DownStep(_Model):
+    """Remove what the lab file describes."""
+
+
+STEP_KINDS = ("build", "migrate", "replicate", "failover", "failback", "checkpoint", "reset",
+              "verify", "approval", "converge", "down")
+
+
+class ExerciseStep(_Model):
+    """One step of an exercise: exactly one of the step kinds, and an optional name."""
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,60}$",
+                             description="unique in the exercise (default: kind[-vm|-name])")
+    build: BuildStep | None = None
+    migrate: MigrateStep | None = None
+    replicate: ReplicateStep | None = None
+    failover: FailoverStep | None = None
+    failback: FailbackStep | None = None
+    checkpoint: CheckpointStep | None = None
+    reset: ResetStep | None = None
+    verify: VerifyStep | None = None
+    approval: ApprovalStep | None = None
+    converge: ConvergeStep | None = None
+    down: DownStep | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_kinds(cls, value: Any) -> Any:
+        """``- build:`` (no settings) means ``build: {}``; a kind that is null beside one that
+        is set (how a dumped step carries the kinds it is not) stays unset."""
+        if isinstance(value, dict) and not any(
+                value.get(k) is not None for k in STEP_KINDS):
+            return {k: ({} if k in STEP_KINDS and v is None else v) for k, v in value.items()}
+        return value
+
+    @property
+    def kinds(self) -> list[str]:
+        """The step kinds set (exactly one in a valid lab file)."""
+        return [k for k in STEP_KINDS if getattr(self, k) is not None]
+
+    @property
+    def kind(self) -> str:
+        kinds = self.kinds
+        return kinds[0] if kinds else ""
+
+    @property
+    def settings(self) -> Any:
+        """The step kind's settings model."""
+        return getattr(self, self.kind) if self.kind else None
+
+    @property
+    def key(self) -> str:
+        """The step's name: given, else ``<kind>``, ``<kind>-<vm>`` or ``checkpoint-<name>``."""
+        if self.name:
+            return self.name
+        settings = self.settings
+        target = getattr(settings, "vm", None) or (
+            settings.name if isinstance(settings, CheckpointStep) else None)
+        return f"{self.kind}-{target}" if target else self.kind
+
+
+class Exercise(_Model):
+    """A named, ordered sequence of steps on the lab: a class's unit of work."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$",
+                      description="exercise id (in workflow ids: <lab>-exercise-<name>)")
+    description: str = ""
+    steps: list[ExerciseStep] = Field(min_length=1)
+
+    def index(self, step: str) -> int:
+        """The position of the step named ``step`` (case-insensitive); KeyError if absent."""
+        for i, candidate in enumerate(self.steps):
+            if candidate.key.lower() == step.lower():
+                return i
+        raise KeyError(step)
+
+
 SIM_PREFIX = "sim."
 """Marks the simulated fleet's registration of a lab: ``sim.<lab>`` (see :mod:`hvlab.labs`).
 A lab file cannot use it (:func:`hvlab.spec_check.check_lab`); ``--sim`` commands send it."""
@@ -505,6 +666,16 @@ class LabSpec(_Model):
     replication: list[Replication] = Field(default_factory=list)
     checkpoints: list[Checkpoint] = Field(default_factory=list)
     reset: ResetPolicy | None = None
+    exercises: list[Exercise] = Field(
+        default_factory=list, description="named, ordered steps a class runs on the lab "
+        "(`hvlab run FILE EXERCISE`)")
+
+    def exercise(self, name: str) -> Exercise:
+        """The exercise of that name (the first when ``name`` is empty); KeyError if absent."""
+        for exercise in self.exercises:
+            if not name or exercise.name == name.lower():
+                return exercise
+        raise KeyError(name)
 
     def host(self, name: str) -> Host:
         """The host of that name (case-insensitive); KeyError if absent."""

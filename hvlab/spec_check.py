@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from hvlab.spec import (
     MIGRATION_SERVICE,
     SIM_PREFIX,
+    STEP_KINDS,
     TRUSTED_TEMPLATES,
+    Exercise,
+    ExerciseStep,
     HostRole,
     LabSpec,
+    MigrateStep,
     NatKind,
     Nic,
     OsFamily,
@@ -43,6 +47,7 @@ def check_lab(spec: LabSpec) -> list[Problem]:
         _delegation,
         _replication,
         _checkpoints,
+        _exercises,
     )
     return [problem for check in checks for problem in check(spec)]
 
@@ -417,3 +422,110 @@ def _checkpoints(spec: LabSpec) -> Iterator[Problem]:
     if spec.reset and spec.reset.checkpoint not in {c.name for c in spec.checkpoints}:
         yield _unknown(("reset", "checkpoint"), "checkpoint", spec.reset.checkpoint,
                        (c.name for c in spec.checkpoints))
+
+
+def _exercises(spec: LabSpec) -> Iterator[Problem]:
+    yield from _dupes(((("exercises", i, "name"), e.name) for i, e in enumerate(spec.exercises)),
+                      "exercise")
+    for i, exercise in enumerate(spec.exercises):
+        yield from _exercise(spec, exercise, ("exercises", i))
+
+
+def _exercise(spec: LabSpec, exercise: Exercise, loc: Loc) -> Iterator[Problem]:
+    named: list[tuple[Loc, str]] = []
+    for s, step in enumerate(exercise.steps):
+        sloc: Loc = (*loc, "steps", s)
+        kinds = step.kinds
+        if len(kinds) != 1:
+            found = ", ".join(kinds) or "none"
+            yield Problem(sloc, f"a step is exactly one of {', '.join(STEP_KINDS)} "
+                          f"(found: {found})")
+            continue
+        named.append(((*sloc, "name") if step.name else sloc, step.key))
+        yield from _step(spec, step, (*sloc, step.kind))
+    for problem in _dupes(named, f"step in exercise {exercise.name!r}"):
+        yield Problem(problem.loc, problem.message + "; give one of them a `name:`")
+
+
+def _hyperv(spec: LabSpec, loc: Loc, name: str) -> Iterator[Problem]:
+    roles = _host_names(spec)
+    if name.lower() not in roles:
+        yield _unknown(loc, "host", name, (h.name for h in spec.hyperv_hosts))
+    elif roles[name.lower()] is not HostRole.hyperv:
+        yield Problem(loc, f"{name} is not a Hyper-V host")
+
+
+def _step_vm(spec: LabSpec, name: str) -> Vm | None:
+    try:
+        return spec.vm(name)
+    except KeyError:
+        return None
+
+
+def _step(spec: LabSpec, step: ExerciseStep, loc: Loc) -> Iterator[Problem]:
+    settings = step.settings
+    vm_name: str | None = getattr(settings, "vm", None)
+    vm = _step_vm(spec, vm_name) if vm_name is not None else None
+    if vm_name is not None and vm is None:
+        yield _unknown((*loc, "vm"), "VM", vm_name, (v.name for v in spec.vms))
+        return
+    kind = step.kind
+    if kind == "migrate":
+        yield from _migrate_step(spec, settings, vm, loc)
+    elif kind == "replicate":
+        assert vm is not None
+        entry = spec.replication_of(vm.name)
+        if settings.to is None and entry is None:
+            yield Problem((*loc, "to"), f"{vm.name} has no replication entry: name the "
+                          "replica host")
+        elif settings.to is not None:
+            yield from _hyperv(spec, (*loc, "to"), settings.to)
+            primary = entry.primary if entry else vm.host
+            if settings.to.lower() == primary.lower():
+                yield Problem((*loc, "to"), f"{settings.to} is the primary of {vm.name}")
+    elif kind in ("failover", "failback"):
+        assert vm is not None
+        entry = spec.replication_of(vm.name)
+        if entry is None:
+            yield Problem((*loc, "vm"), f"{vm.name} has no replication entry to fail over")
+        elif kind == "failover" and settings.to is not None and settings.to.lower() not in (
+                entry.primary.lower(), entry.replica.lower()):
+            yield Problem((*loc, "to"), f"{settings.to} is neither the primary "
+                          f"({entry.primary}) nor the replica ({entry.replica}) of {vm.name}")
+        if kind == "failover" and settings.test and settings.to is not None:
+            yield Problem((*loc, "to"), "a test failover runs on the replica it has now; "
+                          "remove `to`")
+    elif kind == "checkpoint":
+        names = [c.name for c in spec.checkpoints]
+        if settings.name not in names:
+            yield _unknown((*loc, "name"), "checkpoint", settings.name, names)
+    elif kind == "reset":
+        names = [c.name for c in spec.checkpoints]
+        if settings.checkpoint and settings.checkpoint not in names:
+            yield _unknown((*loc, "checkpoint"), "checkpoint", settings.checkpoint, names)
+        elif not settings.checkpoint and spec.reset is None and len(names) != 1:
+            yield Problem((*loc, "checkpoint"), "name the checkpoint to restore (the lab "
+                          f"file has {len(names)} checkpoints and no reset.checkpoint)")
+    elif kind == "verify" and not any(n.forwards for n in spec.nat):
+        yield Problem(loc, "the lab has no NAT port forwards to verify")
+
+
+def _migrate_step(spec: LabSpec, settings: MigrateStep, vm: Vm | None, loc: Loc
+                  ) -> Iterator[Problem]:
+    assert vm is not None
+    if settings.mode == "storage":
+        if not settings.storage_path:
+            yield Problem((*loc, "storage_path"), "mode storage needs the destination folder")
+        if settings.to is not None:
+            yield from _hyperv(spec, (*loc, "to"), settings.to)
+        if settings.storage_path:
+            yield from _unc_paths(spec, (*loc, "storage_path"), settings.storage_path)
+        return
+    if settings.to is None:
+        yield Problem((*loc, "to"), f"mode {settings.mode} needs the destination host")
+    else:
+        yield from _hyperv(spec, (*loc, "to"), settings.to)
+    if settings.mode == "smb" and not (vm.path or "").startswith("\\\\"):
+        yield Problem((*loc, "mode"), f"an SMB live migration moves only the running state: "
+                      f"{vm.name}'s files must be on a share (its `path`); use "
+                      "shared-nothing")

@@ -48,13 +48,21 @@ def plan(
     sim: Annotated[bool, typer.Option(
         "--sim", help="compare with what the simulated fleet holds now (implies --live)")
     ] = False,
+    exercise: Annotated[str | None, typer.Option(
+        "--exercise", help="print the steps of this exercise of FILE instead",
+        show_default=False)] = None,
 ) -> None:
     """Validate FILE and print the build DAG: units, their order and their steps.
 
     With --live (or --sim) print instead what converging FILE would do to the lab as it is
     now: VMs, replications and checkpoints to create, moved or failed over (left where the
-    class put them), duplicated or unchanged, and a one-line summary."""
+    class put them), duplicated or unchanged, and a one-line summary.
+
+    With --exercise NAME print the steps `hvlab run FILE NAME` runs, in order."""
     spec = load_lab(file)  # SpecError is reported by run() (exit 2)
+    if exercise is not None:
+        _print_exercise(spec, exercise, as_json)
+        return
     if live or sim:
         _print_live_plan(spec, sim, as_json)
         return
@@ -90,6 +98,33 @@ def _print_live_plan(spec: LabSpec, sim: bool, as_json: bool) -> None:
                       escape(difference.detail))
     out.print(table)
     out.print(summary(found))
+
+
+def _print_exercise(spec: LabSpec, name: str, as_json: bool) -> None:
+    from hvlab.exercises import describe, exercise_id
+
+    if not spec.exercises:
+        raise UsageProblem(f"--exercise: the lab file of lab {spec.lab} has no `exercises:`")
+    try:
+        exercise = spec.exercise(name)
+    except KeyError:
+        known = ", ".join(e.name for e in spec.exercises)
+        raise UsageProblem(f"--exercise: lab {spec.lab} has no exercise {name!r} "
+                           f"(known: {known})") from None
+    steps = describe(spec, exercise)
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "lab": spec.lab, "exercise": exercise.name, "description": exercise.description,
+            "workflow_id": exercise_id(spec.lab, exercise.name),
+            "steps": [{"name": n, "kind": k, "title": t} for n, k, t in steps]}, indent=2)
+            + "\n")
+        return
+    out.print(f"[bold]lab {spec.lab}[/]  exercise [bold]{exercise.name}[/]"
+              + (f": {escape(exercise.description)}" if exercise.description else ""))
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for number, (step, kind, title) in enumerate(steps, 1):
+        table.add_row(f"  {number:>2}.", step, kind, escape(title))
+    out.print(table)
 
 
 def _plan_json(spec: LabSpec, build: BuildPlan) -> dict[str, object]:
@@ -139,12 +174,21 @@ def _mount_subcommands() -> None:
     global _mounted
     if _mounted:
         return
-    from starter import demo_cli, operate_cli, ops_cli, runtime_cli, schedule_cli, sim_cli
+    from starter import (
+        demo_cli,
+        operate_cli,
+        ops_cli,
+        run_cli,
+        runtime_cli,
+        schedule_cli,
+        sim_cli,
+    )
 
     runtime_cli.register(app)
     ops_cli.register(app)
     operate_cli.register(app)
     demo_cli.register(app)
+    run_cli.register(app)
     schedule_cli.register(app)
     app.add_typer(sim_cli.sim_app, name="sim")
     from starter import codec_cli

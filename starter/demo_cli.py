@@ -1,9 +1,11 @@
-"""``hvlab demo``: the embedded stack, the simulated fleet and the seed scenario, end to end.
+"""``hvlab demo``: the embedded stack, the simulated fleet and a run of the lab's first exercise.
 
 Brings up the Temporal dev server and a worker, serves the lab's simulated hosts over WinRM,
-proves a worker executes work (doctor round trip), then runs the seed scenario as workflows
-(:mod:`starter.scenario`) with live progress, creates the weekday reset schedule, prints a
-table of every phase and the Web UI address, and stops everything unless ``--keep``.
+proves a worker executes work (doctor round trip), then runs the lab file's first exercise
+(``exercises:``; a lab file without one gets a build) as one ExerciseWorkflow, exactly as
+``hvlab run FILE --sim`` does, with live progress; creates the lab's reset schedule when it has
+``reset:``, prints a table of every step and the Web UI address, and stops everything unless
+``--keep``. Nothing here knows the seed's names: any topology works.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rich.table import Table
 
 from hvlab.plan import build_plan
 from hvlab.settings import get_settings
-from hvlab.spec import LabSpec
+from hvlab.spec import BuildStep, Exercise, ExerciseStep, LabSpec
 from hvlab.specfile import load_lab
 from starter.cli import _print_plan, err, out
 
@@ -84,30 +86,52 @@ def _doctor() -> tuple[bool, str]:
     return not failed, "; ".join(f"{r.check}: {r.detail}" for r in (failed or rows[-1:]))
 
 
-def _scenario(spec: LabSpec, steps: list[DemoStep]) -> bool:
-    """The seed's phases as workflows, then the weekday reset schedule."""
+def with_exercise(spec: LabSpec) -> LabSpec:
+    """The lab, with a one-step build exercise when its file has no exercise."""
+    if spec.exercises:
+        return spec
+    build = Exercise(name="build", description="build the lab",
+                     steps=[ExerciseStep(build=BuildStep())])
+    return spec.model_copy(update={"exercises": [build]})
+
+
+def _exercise(spec: LabSpec, steps: list[DemoStep]) -> bool:
+    """The lab's first exercise as one durable workflow, then the reset schedule."""
+    from hvlab.exercises import exercise_id
     from hvlab.labs import LabRegistry
     from hvlab.temporal import connect
-    from starter.scenario import Scenario, run_scenario
+    from starter.run_cli import follow, start_exercise
     from starter.schedule_cli import put_reset_schedule
+    from workflows.exercise import ExerciseInput
 
     settings = get_settings()
     spec = LabRegistry(settings.home_dir).register(spec, sim=True).spec
-    scenario = Scenario(spec, settings.task_queue).build()
+    exercise = spec.exercises[0]
+    workflow_id = exercise_id(spec.lab, exercise.name)
 
     async def go() -> bool:
         client = await connect(settings)
-        ok = await run_scenario(client, scenario, out)
-        for phase in scenario.phases:
-            steps.append(DemoStep(phase.name, phase.seconds, phase.state == "done",
-                                  phase.detail))
-        if ok and spec.reset is not None:
+        await start_exercise(client, ExerciseInput(
+            spec=spec, exercise=exercise.name,
+            resume_hint=f"hvlab run FILE {exercise.name} --sim"), workflow_id)
+        followed = await follow(client, workflow_id, out)
+        for step in followed.progress.steps if followed.progress else []:
+            ok = step.state in ("done", "unchanged", "skipped")
+            detail = step.detail if ok or step.detail else followed.reason
+            steps.append(DemoStep(step.name, step.seconds or 0.0, ok,
+                                  f"{step.title}: {detail}" if detail else step.title))
+        if not followed.ok:
+            steps.append(DemoStep(f"exercise {exercise.name}", 0.0, False,
+                                  followed.reason or "; ".join(followed.account)
+                                  or f"ended {followed.status}"))
+            return False
+        if spec.reset is not None:
             started = time.monotonic()
             handle, _ = await put_reset_schedule(client, spec, spec.reset.cron,
                                                  spec.reset.checkpoint, settings.task_queue)
-            steps.append(DemoStep("weekday reset schedule", time.monotonic() - started, True,
+            steps.append(DemoStep("reset schedule", time.monotonic() - started, True,
                                   f"{handle.id}: '{spec.reset.cron}' {spec.reset.timezone}"))
-        return ok
+        return True
 
     return asyncio.run(go())
 
@@ -140,10 +164,10 @@ def demo(
         help="simulated seconds per real second (0: instant)")] = 60.0,
     show_plan: Annotated[bool, typer.Option("--plan", help="print the build plan first")] = False,
 ) -> None:
-    """Run FILE's whole scenario on a simulated fleet: build, migrations, replica, failover.
+    """Run FILE's first exercise on a simulated fleet, as `hvlab run FILE --sim` does.
 
     Starts the embedded stack and the simulated fleet first; --keep leaves them running."""
-    spec = load_lab(file)
+    spec = with_exercise(load_lab(file))
     from starter.runtime_cli import check_codec_settings
 
     check_codec_settings()
@@ -158,7 +182,7 @@ def demo(
     steps.append(DemoStep("build plan", 0.0, True,
                           f"{len(plan.units)} units, {sum(len(u.steps) for u in plan.units)} "
                           f"steps on {', '.join(h.name for h in spec.hosts)}"))
-    ok = ok and _scenario(spec, steps)
+    ok = ok and _exercise(spec, steps)
     if not keep:
         _timed("stop", steps, _stop_all)
     _summary(steps, as_json)

@@ -1,34 +1,30 @@
-"""The seed scenario that ``hvlab demo`` runs, as durable workflows on the embedded stack.
+"""The seed's phases as separate workflows: the driver of ``bench/chaos.py`` only.
+
+``hvlab demo`` and ``hvlab run`` run the lab file's exercise (``exercises:``) as one
+ExerciseWorkflow instead (:mod:`workflows.exercise`), for any topology; this module keeps the
+seed's names and serves the chaos bench, which starts and follows each phase itself so it can
+survive a server restart between them.
 
 Build the lab; shared-nothing live migration of win2003-1 SVR1 -> SVR2; SMB live migration of
 win2003-3 (files on \\\\DC1\\smb); storage migration of win2003-2 to the share; replication of
 Linux01 SVR2 -> SVR1; planned failover with reverse replication and start on SVR1; the
 "baseline" checkpoint; a weekday reset schedule. Each phase is one workflow started through
-the Temporal client; its ``progress`` query feeds the live display.
+the Temporal client.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError
 
 from hvlab.spec import LabSpec, Vm
 from workflows.checkpoint import CheckpointWorkflowInput, CheckpointWorkflowResult
 from workflows.failover import PlannedFailoverInput, PlannedFailoverResult, failover_id
 from workflows.lab_build import LabBuildInput, LabBuildResult
 from workflows.migration import LiveMigrationInput, LiveMigrationResult, migration_id
-from workflows.progress import Progress
 from workflows.replication import (
     ReplicationWorkflowInput,
     ReplicationWorkflowResult,
@@ -112,67 +108,3 @@ class Scenario:
     def _failed_over(self, result: Any) -> str:
         self.moved["Linux01"] = result.primary
         return f"primary now {result.primary}, replica {result.replica}"
-
-
-def _table(phases: list[Phase]) -> Table:
-    table = Table("phase", "state", "%", "seconds", "detail")
-    colours = {"done": "green", "failed": "red", "running": "cyan", "pending": "dim"}
-    for phase in phases:
-        table.add_row(phase.name, f"[{colours.get(phase.state, 'white')}]{phase.state}[/]",
-                      str(phase.percent), f"{phase.seconds:.1f}", phase.detail)
-    return table
-
-
-async def _follow(client: Client, phase: Phase, refresh: Callable[[], None]) -> Any:
-    handle = client.get_workflow_handle(phase.workflow_id, result_type=phase.result_type)
-    result_task = asyncio.ensure_future(handle.result())
-    while not result_task.done():
-        try:
-            progress = await handle.query("progress", result_type=Progress)
-            phase.percent = progress.percent
-            current = progress.current
-            phase.detail = current.title if current else progress.phase
-        except RPCError:
-            pass
-        refresh()
-        await asyncio.wait({result_task}, timeout=0.5)
-    return await result_task
-
-
-async def run_phase(client: Client, scenario: Scenario, phase: Phase,
-                    refresh: Callable[[], None]) -> bool:
-    """Start one phase's workflow, follow its progress, record the outcome."""
-    started = time.monotonic()
-    phase.state = "running"
-    try:
-        await client.start_workflow(
-            phase.workflow, phase.make_input(), id=phase.workflow_id,
-            task_queue=scenario.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=phase.name)
-        result = await _follow(client, phase, refresh)
-        phase.state, phase.percent, phase.detail = "done", 100, phase.after(result)
-        return True
-    except (WorkflowFailureError, RPCError) as exc:
-        cause = getattr(exc, "cause", None)
-        phase.state, phase.detail = "failed", str(cause or exc)[:300]
-        return False
-    finally:
-        phase.seconds = time.monotonic() - started
-        refresh()
-
-
-async def run_scenario(client: Client, scenario: Scenario, console: Console) -> bool:
-    """Run every phase in order; stop at the first failure."""
-    try:
-        with Live(_table(scenario.phases), console=console, refresh_per_second=4) as live:
-            def refresh() -> None:
-                live.update(_table(scenario.phases))
-
-            for phase in scenario.phases:
-                if not await run_phase(client, scenario, phase, refresh):
-                    return False
-        return True
-    finally:
-        if not console.is_terminal:
-            console.line()  # Live's last frame ends without a newline when not on a terminal

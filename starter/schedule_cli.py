@@ -7,7 +7,10 @@ workers. Workflow ids follow the lab: ``<lab>-checkpoint-<name>``, ``<lab>-reset
 ``<lab>-reset-schedule``; it starts LabResetWorkflow runs (overlap policy skip: a reset that
 is still running makes the next one skip) in ``--timezone``, else the lab file's
 ``reset.timezone`` (one is required: there is no UTC default). Creating it
-again replaces its cron expression and the lab file it carries.
+again replaces its cron expression and the lab file it carries. ``schedule run FILE EXERCISE``
+puts an exercise on a cron schedule (``<lab>-exercise-<name>-schedule``, starting
+ExerciseWorkflow runs as ``<lab>-exercise-<name>-<start time>``, overlap skip: a run still going
+makes the next one skip); ``down`` deletes it too.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from hvlab.labs import is_sim
 from hvlab.settings import get_settings
 from hvlab.spec import LabSpec, time_zone_problem
 from hvlab.specfile import load_lab
@@ -61,7 +65,8 @@ CheckpointOption = Annotated[str, typer.Option(
 ScheduleId = Annotated[str, typer.Argument(help="schedule id, e.g. classroom-reset-schedule")]
 CRON = re.compile(r"^\S+( \S+){4}$")
 
-schedule_app = typer.Typer(help="Temporal Schedules: lab resets and replication health checks.",
+schedule_app = typer.Typer(help="Temporal Schedules: lab resets, exercises and replication health "
+                           "checks.",
                            no_args_is_help=True)
 
 
@@ -134,17 +139,18 @@ def down(file: LabFile, sim: SimOption = False, follow: WatchOption = False) -> 
     against a lab being removed."""
     spec = load_lab(file)
     spec = register_lab(spec, sim)
-    for schedule_id in asyncio.run(_delete_lab_schedules(spec.lab)):
+    exercises = [exercise_schedule_id(spec.lab, e.name) for e in spec.exercises]
+    for schedule_id in asyncio.run(_delete_lab_schedules(spec.lab, exercises)):
         out.print(f"schedule {schedule_id} deleted")
     _launch("LabTeardownWorkflow", LabTeardownInput(spec=spec), f"{spec.lab}-down",
             f"teardown of lab {spec.lab}", follow)
 
 
-async def _delete_lab_schedules(lab: str) -> list[str]:
-    """Delete the lab's reset and health schedules that exist; their ids."""
+async def _delete_lab_schedules(lab: str, others: list[str] | None = None) -> list[str]:
+    """Delete the lab's reset and health schedules (and ``others``) that exist; their ids."""
     client = await _client()
     deleted = []
-    for schedule_id in (reset_schedule_id(lab), health_schedule_id(lab)):
+    for schedule_id in (reset_schedule_id(lab), health_schedule_id(lab), *(others or [])):
         try:
             await client.get_schedule_handle(schedule_id).delete()
         except RPCError as exc:
@@ -321,6 +327,72 @@ def schedule_delete(schedule_id: ScheduleId) -> None:
     """Delete the schedule (runs it started keep going)."""
     asyncio.run(_on_schedule(schedule_id, _delete))
     out.print(f"schedule {schedule_id} deleted")
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+def exercise_schedule_id(lab: str, exercise: str) -> str:
+    return f"{lab}-exercise-{exercise}-schedule"
+
+
+def exercise_schedule(spec: LabSpec, exercise: str, cron: str, timezone: str,
+                      task_queue: str) -> Schedule:
+    """The Schedule that runs the lab's exercise on ``cron`` (one run at a time: a run still
+    going makes the next one skip; Temporal appends each run's start time to its id)."""
+    from hvlab.exercises import exercise_id
+    from workflows.exercise import ExerciseInput
+
+    action = ScheduleActionStartWorkflow(
+        "ExerciseWorkflow", ExerciseInput(
+            spec=spec, exercise=exercise,
+            resume_hint=f"hvlab run FILE {exercise}{' --sim' if is_sim(spec.lab) else ''}"),
+        id=exercise_id(spec.lab, exercise), task_queue=task_queue,
+        static_summary=f"scheduled exercise {exercise} of {spec.lab}")
+    return Schedule(
+        action=action,
+        spec=ScheduleSpec(cron_expressions=[cron], time_zone_name=timezone),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note=f"exercise {exercise} of {spec.lab}"))
+
+
+@schedule_app.command("run")
+def schedule_run(
+    file: LabFile,
+    exercise: Annotated[str, typer.Argument(help="exercise name from the lab file",
+                                            show_default=False)],
+    cron: Annotated[str, typer.Option("--cron", help='five-field cron, e.g. "0 7 * * 1"',
+                                      show_default=False)],
+    timezone: Annotated[str, typer.Option(
+        "--timezone", help="IANA time zone (default: the lab file's reset.timezone, else UTC)",
+        show_default=False)] = "",
+    sim: SimOption = False,
+) -> None:
+    """Run the lab's EXERCISE on a cron schedule (beside the reset schedule)."""
+    from starter.run_cli import pick_exercise
+
+    spec = load_lab(file)
+    chosen = pick_exercise(spec, exercise)
+    if not CRON.match(cron.strip()):
+        raise UsageProblem(f"--cron {cron!r} is not a five-field cron expression")
+    zone = timezone or (spec.reset.timezone if spec.reset else "UTC")
+    spec = register_lab(spec, sim)
+    schedule_id = exercise_schedule_id(spec.lab, chosen.name)
+    schedule = exercise_schedule(spec, chosen.name, cron.strip(), zone,
+                                 get_settings().task_queue)
+    handle, created = asyncio.run(_put_checked(schedule_id, schedule))
+    verb = "created" if created else "updated"
+    out.print(f"schedule {handle.id} {verb}: exercise {chosen.name} of {spec.lab} at '{cron}' "
+              f"({zone})")
+
+
+async def _put_checked(schedule_id: str, schedule: Schedule) -> tuple[ScheduleHandle, bool]:
+    try:
+        return await put_schedule(await _client(), schedule_id, schedule)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise UsageProblem(f"schedule rejected: {exc.message}") from None
+        raise
 
 
 # ------------------------------------------------------------------- replication health

@@ -6,6 +6,7 @@ from workflows.checkpoint import CheckpointWorkflow
 from workflows.converge import LabConvergeWorkflow
 from workflows.delegation import DelegationWorkflow
 from workflows.doctor import DoctorWorkflow
+from workflows.exercise import ExerciseWorkflow
 from workflows.failover import PlannedFailoverWorkflow
 from workflows.host_prep import HostPrepWorkflow
 from workflows.lab_build import LabBuildWorkflow
@@ -36,4 +37,5 @@ ALL_WORKFLOWS: list[type] = [
     ReplicationWorkflow,
     PlannedFailoverWorkflow,
     ReplicationHealthWorkflow,
+    ExerciseWorkflow,
 ]

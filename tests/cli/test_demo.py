@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,37 +33,53 @@ def _processes_mentioning(marker: str) -> list[str]:
     return found
 
 
-def _check_seed_end_state(state: dict[str, object]) -> None:
-    """The world after the seed scenario (issue acceptance): where every VM ended up."""
-    hosts = state["hosts"]  # type: ignore[index]
-    svr1, svr2 = hosts["SVR1"], hosts["SVR2"]  # type: ignore[index]
-    r1 = svr2["vms"]["win2003-1"]
+def _check_seed_end_state(state: dict[str, Any], name: Callable[[str], str] = str) -> None:
+    """The world after the seed's exercise (issue acceptance): where every VM ended up, under
+    the lab's own names (``name`` maps a seed name to the lab's)."""
+    hosts = state["hosts"]
+    svr1, svr2 = hosts[name("SVR1")], hosts[name("SVR2")]
+    share = f"\\\\{name('DC1')}\\smb"
+    r1 = svr2["vms"][name("win2003-1")]
     assert r1["state"] == "Running" and all(
         d["path"].startswith("C:\\Hyper-V\\") for d in r1["disks"])
-    w3 = svr2["vms"]["win2003-3"]
-    assert w3["state"] == "Running" and w3["path"].startswith("\\\\DC1\\smb")
-    assert all(d["path"].startswith("\\\\DC1\\smb") for d in w3["disks"])
-    w2 = svr1["vms"]["win2003-2"]
-    assert all(d["path"].startswith("\\\\DC1\\smb") for d in w2["disks"])
-    assert svr1["vms"]["Linux01"]["state"] == "Running"
-    primary, replica = svr1["replication"]["Linux01"], svr2["replication"]["Linux01"]
+    w3 = svr2["vms"][name("win2003-3")]
+    assert w3["state"] == "Running" and w3["path"].startswith(share)
+    assert all(d["path"].startswith(share) for d in w3["disks"])
+    w2 = svr1["vms"][name("win2003-2")]
+    assert all(d["path"].startswith(share) for d in w2["disks"])
+    linux = name("Linux01")
+    assert svr1["vms"][linux]["state"] == "Running"
+    primary, replica = svr1["replication"][linux], svr2["replication"][linux]
     assert (primary["mode"], replica["mode"]) == ("Primary", "Replica")
     assert (primary["state"], primary["health"]) == ("Replicating", "Normal")
-    ports = {m["public_port"] for m in svr2["guests"]["win2003-1"]["nat_mappings"]}
+    ports = {m["public_port"] for m in svr2["guests"][name("win2003-1")]["nat_mappings"]}
     assert ports == {23, 35000}
-    computers = state["ad"]["computers"]  # type: ignore[index]
-    assert "Microsoft Virtual System Migration Service/SVR2" in computers["SVR1"][
-        "allowed_to_delegate_to"]
-    assert "Microsoft Virtual System Migration Service/SVR1" in computers["SVR2"][
-        "allowed_to_delegate_to"]
-    counters = state["counters"]  # type: ignore[index]
-    assert counters["SVR1"]["Move-VM"] == 2  # win2003-1 and win2003-3, once each
-    assert counters["SVR1"]["Move-VMStorage"] == 1
-    assert "Move-VM" not in counters["SVR2"]
+    computers = state["ad"]["computers"]
+    assert f"Microsoft Virtual System Migration Service/{name('SVR2')}" in computers[
+        name("SVR1")]["allowed_to_delegate_to"]
+    assert f"Microsoft Virtual System Migration Service/{name('SVR1')}" in computers[
+        name("SVR2")]["allowed_to_delegate_to"]
+    for host, vm in ((svr2, "win2003-1"), (svr1, "win2003-2"), (svr2, "win2003-3"),
+                     (svr1, "Linux01")):
+        assert "baseline" in host["vms"][name(vm)]["checkpoints"], vm
+    counters = state["counters"]
+    assert counters[name("SVR1")]["Move-VM"] == 2  # win2003-1 and win2003-3, once each
+    assert counters[name("SVR1")]["Move-VMStorage"] == 1
+    assert "Move-VM" not in counters[name("SVR2")]
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ, "HVLAB_HOME": str(home), "HVLAB_DEV_PORT": "27533",
+        "HVLAB_TEMPORAL_ADDRESS": "127.0.0.1:27533", "HVLAB_UI_PORT": "28533",
+        "HVLAB_DEV_HTTP_PORT": "27543", "HVLAB_DEV_METRICS_PORT": "27544",
+        "HVLAB_METRICS_ADDRESS": "127.0.0.1:29564",
+        "PYTHONPATH": str(ROOT),  # this checkout's code, whichever one is installed
+    }
 
 
 def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    """`hvlab demo --json --keep` runs the seed scenario: every phase ok and the world ends as
+    """`hvlab demo --json --keep` runs the seed's exercise: every step ok and the world ends as
     the seed says; `hvlab dev stop` then leaves no process of its HVLAB_HOME.
 
     The local and the domain Administrator have different passwords, given through
@@ -72,14 +90,8 @@ def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
     secrets_file.write_text(json.dumps({"HVLAB_LOCAL_ADMIN_PASSWORD": "L0cal-Only-pw",
                                         "HVLAB_DOMAIN_ADMIN_PASSWORD": "D0main-Only-pw"}))
     secrets_file.chmod(0o600)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.endswith("_ADMIN_PASSWORD")},
-        "HVLAB_SECRETS_FILE": str(secrets_file),
-        "HVLAB_HOME": str(home), "HVLAB_DEV_PORT": "27533",
-        "HVLAB_TEMPORAL_ADDRESS": "127.0.0.1:27533", "HVLAB_UI_PORT": "28533",
-        "HVLAB_DEV_HTTP_PORT": "27543", "HVLAB_DEV_METRICS_PORT": "27544",
-        "HVLAB_METRICS_ADDRESS": "127.0.0.1:29564",
-    }
+    env = {**{k: v for k, v in _env(home).items() if not k.endswith("_ADMIN_PASSWORD")},
+           "HVLAB_SECRETS_FILE": str(secrets_file)}
     try:
         result = subprocess.run(
             [HVLAB, "demo", "examples/classroom-lab.yaml", "--json", "--keep"],
@@ -90,13 +102,44 @@ def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
         names = [s["name"] for s in summary["steps"]]
         assert names[:3] == ["temporal dev server + worker", "simulated fleet",
                              "doctor round trip"]
-        assert "planned failover + reverse" in names and "weekday reset schedule" in names
+        assert names[3:] == ["build plan", "build", "migrate-win2003-1", "migrate-win2003-3",
+                             "migrate-win2003-2", "replicate-Linux01", "failover-Linux01",
+                             "verify", "checkpoint-baseline", "reset schedule"]
         assert all(s["ok"] for s in summary["steps"]), summary
         generated = json.loads((home / "sim" / "endpoints.json").read_text())["secrets"]
         assert set(generated) == {"env:HVLAB_GUEST_ADMIN_PASSWORD", "env:HVLAB_TELUSER_PASSWORD"}
         _check_seed_end_state(_state(env))
         _check_worker_metrics(env["HVLAB_METRICS_ADDRESS"])
         _check_worker_log(home / "dev" / "worker.log")
+    finally:
+        subprocess.run([HVLAB, "dev", "stop"], cwd=ROOT, env=env, capture_output=True,
+                       timeout=120)
+    assert _processes_mentioning(str(home)) == []
+
+
+def test_demo_runs_the_exercise_of_a_renamed_seed(tmp_path: Path) -> None:
+    """Issue 15, acceptance 1: on a copy of the seed with every host, VM and the domain
+    renamed, `hvlab demo` passes end to end (the lab file's own exercise, written with its own
+    names) and the end state is the seed's under the new names."""
+    from tests.workflows.test_lesson_loop import RENAMES
+
+    text = (ROOT / "examples" / "classroom-lab.yaml").read_text()
+    for old, new in RENAMES:
+        text = text.replace(old, new)
+    (tmp_path / "renamed.yaml").write_text(text)
+    home = tmp_path / "demo-home"
+    env = _env(home)
+    try:
+        result = subprocess.run(
+            [HVLAB, "demo", str(tmp_path / "renamed.yaml"), "--json", "--keep"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        summary = json.loads(result.stdout)
+        assert all(s["ok"] for s in summary["steps"]), summary
+        assert "failover-tux-3" in [s["name"] for s in summary["steps"]]
+        renames = dict(RENAMES)
+        _check_seed_end_state(_state(env), lambda n: renames.get(n, n))
     finally:
         subprocess.run([HVLAB, "dev", "stop"], cwd=ROOT, env=env, capture_output=True,
                        timeout=120)
@@ -158,7 +201,7 @@ def _check_worker_log(path: Path) -> None:
         "LiveMigrationWorkflow")
 
 
-def _state(env: dict[str, str]) -> dict[str, object]:
+def _state(env: dict[str, str]) -> dict[str, Any]:
     result = subprocess.run([HVLAB, "sim", "state", "--json"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

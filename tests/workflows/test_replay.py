@@ -35,7 +35,7 @@ EXPECTED = {"LabBuildWorkflow", "HostPrepWorkflow", "VmDeployWorkflow", "SharedS
             "DelegationWorkflow", "MigrationReadinessWorkflow", "NatGatewayWorkflow",
             "LiveMigrationWorkflow", "ReplicationWorkflow", "PlannedFailoverWorkflow",
             "CheckpointWorkflow", "LabResetWorkflow", "LabTeardownWorkflow", "DoctorWorkflow",
-            "LabConvergeWorkflow"}
+            "LabConvergeWorkflow", "ExerciseWorkflow"}
 
 
 def test_every_workflow_type_has_a_saved_history() -> None:

@@ -187,6 +187,6 @@ async def test_health_cli_and_schedule(
     assert await hvlab("schedule", "health", str(SEED), "--every", "5x", "--sim") == 2
     assert await hvlab("schedule", "health", str(SEED), "--every", "10s", "--sim") == 2
     bare = tmp_path / "no-replication.yaml"
-    bare.write_text(dump_lab(seed.model_copy(update={"replication": []})))
+    bare.write_text(dump_lab(seed.model_copy(update={"replication": [], "exercises": []})))
     assert await hvlab("health", str(bare), "--sim") == 2
     assert "no replication entries" in capsys.readouterr().err

@@ -30,7 +30,7 @@ def svr2_lab(seed: LabSpec) -> LabSpec:
     svr2 = seed.host("SVR2").model_copy(update={"migration": None})
     return seed.model_copy(update={
         "hosts": [seed.host("DC1"), svr2], "vms": [seed.vm("Linux01")], "nat": [],
-        "shares": [], "delegation": [], "replication": []})
+        "shares": [], "delegation": [], "replication": [], "exercises": []})
 
 
 async def build(client: Client, task_queue: str, fleet: Fleet, spec: LabSpec
