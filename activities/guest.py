@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.base import Remote, application_errors, cancelled, heartbeat
 from activities.host import conflict, verify_failed
+from activities.marks import read_marks, with_mark
 from activities.models import (
     ConnectivityCheck,
     ConnectivityInput,
@@ -46,7 +47,6 @@ from hvlab.powershell.endpoints import EndpointSource
 from hvlab.powershell.errors import RemoteError
 from hvlab.powershell.session import SessionPool
 
-MARK_PREFIX = "hvlab:"
 SKIP_REASONS = {
     "windows-legacy": "PowerShell Direct needs a Windows Server 2016+ guest; legacy guests are "
                       "configured offline before their first start (guest.offline_config)",
@@ -144,23 +144,6 @@ def digest(*parts: Any) -> str:
     """A short, stable digest of what a step applies (names and values, no secrets)."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def read_marks(notes: Any) -> dict[str, str]:
-    """The ``key=value`` pairs of the Notes line that starts with ``hvlab:``."""
-    for line in str(notes or "").splitlines():
-        if line.startswith(MARK_PREFIX):
-            pairs = (p.strip().partition("=") for p in line[len(MARK_PREFIX):].split(";"))
-            return {k: v for k, _, v in pairs if k}
-    return {}
-
-
-def with_mark(notes: Any, key: str, value: str) -> str:
-    """Notes with ``key=value`` set in the ``hvlab:`` line; other lines are kept."""
-    marks = {**read_marks(notes), key: value}
-    line = MARK_PREFIX + " " + "; ".join(f"{k}={v}" for k, v in sorted(marks.items()))
-    others = [x for x in str(notes or "").splitlines() if not x.startswith(MARK_PREFIX)]
-    return "\n".join([*others, line])
 
 
 # -- helpers -------------------------------------------------------------------------------

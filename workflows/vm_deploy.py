@@ -2,7 +2,9 @@
 
 Disk (copy or differencing), New-VM, NICs (legacy where asked, static MACs), start. The undo
 (turn off, remove the VM, delete its disk) is registered before the first change, so a failure
-or a cancellation at any step leaves the host as it was.
+or a cancellation at any step leaves the host as it was. vm.create marks the VM it creates as
+this lab's in its Notes (``hvlab: created-by=<lab>; disk=hvlab|adopted``): ``hvlab down``
+removes only marked VMs (:mod:`activities.marks`).
 """
 
 from __future__ import annotations
@@ -97,9 +99,10 @@ class VmDeployWorkflow:
         else:  # its disk is attached (and may have moved with the VM): no new copy
             self._tracker.skip("disk", "disk from the golden image", "the VM exists already")
             first = StepResult(changed=False)
+        # the VM's Notes mark records whether this build copied its disk (hvlab down)
         created = await self._step("create", "New-VM", "vm.create",
                                    VmCreateInput.from_spec(spec, vm).model_copy(
-                                       update={"lab": lab}))
+                                       update={"lab": lab, "disk_created": first.changed}))
         for nic in vm.nics:
             await self._step(f"nic:{nic.name}", f"NIC {nic.name} on {nic.switch}",
                              "vm.nic", VmNicInput.from_spec(vm, nic).model_copy(
