@@ -373,6 +373,32 @@ class GuestIpv4Input(GuestInput):
         return cls(**cls.base(vm), nic=GuestNicConfig.from_spec(vm, nic))
 
 
+class GuestAddressInput(_Input):
+    """guest.wait_address: the address a NIC of a guest hvlab does not configure (a Linux
+    guest: golden image or DHCP) must report through KVP."""
+
+    host: str
+    vm: str
+    nic: str
+    source: Literal["golden", "dhcp"]
+    address: str | None = Field(default=None, description="the lab's ipv4, with prefix")
+    subnet: str | None = Field(default=None, description="the switch's subnet (no ipv4)")
+    timeout_seconds: float = Field(default=600.0, ge=0)
+    interval_seconds: float = Field(default=5.0, gt=0)
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, vm: Vm, nic: Nic) -> GuestAddressInput:
+        switch = next((s for s in spec.host(vm.host).switches
+                       if s.name.lower() == nic.switch.lower()), None)
+        subnet = switch.subnet if switch is not None else None
+        source = vm.guest.addresses_from.value
+        assert source in ("golden", "dhcp")
+        return cls(host=vm.host, vm=vm.name, nic=nic.name, source=source,
+                   address=str(nic.ipv4) if nic.ipv4 else None,
+                   subnet=str(subnet) if subnet else None,
+                   timeout_seconds=float(vm.guest.address_timeout))
+
+
 class GuestTelnetInput(GuestInput):
     users: list[GuestUserConfig]
     group: str = "TelnetClients"
