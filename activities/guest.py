@@ -19,6 +19,7 @@ seen. The ``*_command`` / ``*_script`` functions build the exact commands the ac
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import time
 from typing import Any
@@ -28,9 +29,11 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.base import Remote, application_errors, cancelled, heartbeat
 from activities.host import conflict, verify_failed
+from activities.marks import read_marks, with_mark
 from activities.models import (
     ConnectivityCheck,
     ConnectivityInput,
+    GuestAddressInput,
     GuestInput,
     GuestIpv4Input,
     GuestNatInput,
@@ -46,11 +49,12 @@ from hvlab.powershell.endpoints import EndpointSource
 from hvlab.powershell.errors import RemoteError
 from hvlab.powershell.session import SessionPool
 
-MARK_PREFIX = "hvlab:"
 SKIP_REASONS = {
     "windows-legacy": "PowerShell Direct needs a Windows Server 2016+ guest; legacy guests are "
                       "configured offline before their first start (guest.offline_config)",
-    "linux": "PowerShell Direct does not reach Linux guests; configure them over SSH",
+    "linux": "PowerShell Direct does not reach Linux guests: their addresses come from the "
+             "golden image or DHCP (guest.address_source) and guest.wait_address verifies "
+             "them",
 }
 
 
@@ -146,23 +150,6 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def read_marks(notes: Any) -> dict[str, str]:
-    """The ``key=value`` pairs of the Notes line that starts with ``hvlab:``."""
-    for line in str(notes or "").splitlines():
-        if line.startswith(MARK_PREFIX):
-            pairs = (p.strip().partition("=") for p in line[len(MARK_PREFIX):].split(";"))
-            return {k: v for k, _, v in pairs if k}
-    return {}
-
-
-def with_mark(notes: Any, key: str, value: str) -> str:
-    """Notes with ``key=value`` set in the ``hvlab:`` line; other lines are kept."""
-    marks = {**read_marks(notes), key: value}
-    line = MARK_PREFIX + " " + "; ".join(f"{k}={v}" for k, v in sorted(marks.items()))
-    others = [x for x in str(notes or "").splitlines() if not x.startswith(MARK_PREFIX)]
-    return "\n".join([*others, line])
-
-
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -195,6 +182,39 @@ def _addresses(nic: dict[str, Any]) -> list[str]:
     raw = nic.get("IPAddresses") or []
     values = raw if isinstance(raw, list) else [raw]
     return [str(v).split("/")[0] for v in values if "." in str(v)]
+
+
+def _expected_address(request: GuestAddressInput, found: list[str]) -> str | None:
+    """The reported address that satisfies the lab (None: none does yet)."""
+    if request.address is not None:
+        wanted = request.address.split("/")[0]
+        return wanted if wanted in found else None
+    usable = [a for a in found if not a.startswith("169.254.")]
+    if request.subnet is not None:
+        net = ipaddress.ip_network(request.subnet, strict=False)
+        usable = [a for a in usable if ipaddress.ip_address(a) in net]
+    return usable[0] if usable else None
+
+
+def _address_failure(request: GuestAddressInput, found: list[str], mac: Any) -> str:
+    what = (request.address or f"an address in {request.subnet}" if request.subnet
+            else request.address or "an IPv4 address")
+    where = f"{request.host}: VM {request.vm} NIC {request.nic} (MAC {mac or '?'})"
+    seen = (f"reports {', '.join(found)}" if found else
+            "reports no address to Hyper-V")
+    after = f"after {request.timeout_seconds:.0f} s"
+    if not found:
+        fix = ("the guest's KVP daemon (hv_kvp_daemon: package hyperv-daemons, or "
+               "linux-cloud-tools on Ubuntu) must run for Hyper-V to see its addresses; check "
+               "that the guest booted and its network came up")
+    elif request.source == "golden":
+        fix = (f"the golden image must configure {what} on this adapter (its network "
+               "configuration, e.g. netplan or NetworkManager), or change the NIC's ipv4 in "
+               "the lab file to what the image has")
+    else:
+        fix = (f"the DHCP server on {request.nic}'s network must lease {what} to MAC "
+               f"{mac or '?'} (a reservation)")
+    return f"{where} {seen}, not {what}, {after}: {fix}"
 
 
 class ScriptRemote(Remote):
@@ -437,8 +457,44 @@ class GuestActivities:
         return {"name": check.name, "host": check.host, "address": check.address,
                 "port": check.port, "ok": output == [True]}
 
+    # -- addresses hvlab does not configure --------------------------------------------
+    @activity.defn(name="guest.wait_address")
+    def wait_address(self, request: GuestAddressInput) -> StepResult:
+        """Wait until the NIC reports the lab's address through the Hyper-V data exchange
+        (KVP: ``Get-VMNetworkAdapter``'s IPAddresses), polling until ``timeout_seconds``:
+        a Linux guest's address comes from its golden image or from DHCP, and its KVP daemon
+        reports it once the guest has booted. Fails with VerificationFailed (not retried)
+        saying what the NIC reported and what to fix. Read-only."""
+        with application_errors():
+            return self._wait_address(request)
+
+    def _wait_address(self, request: GuestAddressInput) -> StepResult:
+        deadline = time.monotonic() + request.timeout_seconds
+        rounds = 0
+        while True:
+            rounds += 1
+            nic = self._remote.query_one(request.host, get_nic_command(request.vm, request.nic))
+            if nic is None:
+                raise not_found(request.host, f"NIC {request.nic} of VM {request.vm}")
+            found = _addresses(nic)
+            match = _expected_address(request, found)
+            if match is not None:
+                return StepResult(changed=False, observed={
+                    "address": match, "reported": found, "source": request.source,
+                    "rounds": rounds})
+            if time.monotonic() + request.interval_seconds > deadline:
+                break
+            heartbeat({"round": rounds, "reported": found})
+            if cancelled():
+                raise CancelledError(f"waiting for {request.vm}'s address cancelled")
+            time.sleep(request.interval_seconds)
+        raise ApplicationError(
+            _address_failure(request, found, nic.get("MacAddress")),
+            {"vm": request.vm, "nic": request.nic, "reported": found, "rounds": rounds},
+            type="VerificationFailed", non_retryable=True)
+
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""
         return [self.offline_config, self.wait_ready, self.set_ipv4, self.telnet, self.rdp,
-                self.rras_nat, self.check_connectivity]
+                self.rras_nat, self.check_connectivity, self.wait_address]
 

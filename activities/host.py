@@ -8,6 +8,7 @@ activities emit (the catalogue test binds every one of them).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.base import Remote, application_errors, cancelled, heartbeat, last_heartbeat
+from activities.marks import CREATED_BY, not_created_here, with_mark
 from activities.models import (
     DefaultPathsInput,
     DnsInput,
@@ -115,11 +117,20 @@ def get_switch_command(name: str) -> Command:
 
 
 def new_switch_command(request: SwitchInput) -> Command:
-    """External switches bind an adapter (that makes them External); others take a type."""
+    """External switches bind an adapter (that makes them External); others take a type.
+    The Notes carry the ``hvlab: created-by=<lab>`` mark (:mod:`activities.marks`)."""
+    notes = with_mark("", CREATED_BY, request.lab)
     if request.type == "External":
         return Command.of("New-VMSwitch", Name=request.name, NetAdapterName=request.adapter,
-                          AllowManagementOS=request.allow_management_os)
-    return Command.of("New-VMSwitch", Name=request.name, SwitchType=request.type)
+                          AllowManagementOS=request.allow_management_os, Notes=notes)
+    return Command.of("New-VMSwitch", Name=request.name, SwitchType=request.type, Notes=notes)
+
+
+def vnic_addresses_command(switch: str) -> Command:
+    """The addresses of the switch's host vNIC (named 'vEthernet (<switch>)' by
+    New-VMSwitch -AllowManagementOS $true)."""
+    return Command.of("Get-NetIPAddress", InterfaceAlias=f"vEthernet ({switch})",
+                      ErrorAction=SILENT)
 
 
 def remove_switch_command(name: str) -> Command:
@@ -153,6 +164,14 @@ RESTART_GRACE = 30.0
 def _rebooted(before: str) -> StepResult:
     return StepResult(changed=True, observed={"restart_requested": True,
                                               "last_boot_before": before})
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _text(value: Any) -> str:
@@ -442,14 +461,47 @@ class HostActivities:
 
     @activity.defn(name="host.remove_switch")
     def remove_switch(self, request: RemoveSwitchInput) -> StepResult:
-        """Compensation of host.switch: remove the switch; already gone is success."""
+        """Compensation of host.switch and teardown: remove the switch; already gone is
+        success. ``hvlab down`` (without --force) keeps a switch this lab did not create and
+        the External switch that carries the host's management address, saying why
+        (``observed["kept"]``)."""
         with application_errors():
-            if self._get_switch(request.host, request.name) is None:
+            found = self._get_switch(request.host, request.name)
+            if found is None:
                 return StepResult(changed=False, observed={"absent": True})
+            kept = self._keep_switch(request, found)
+            if kept is not None:
+                return StepResult(changed=False, observed={"kept": kept})
             self._remote.run(request.host, remove_switch_command(request.name))
             if self._get_switch(request.host, request.name) is not None:
                 raise verify_failed(request.host, f"switch {request.name} is still there", True)
             return StepResult(changed=True, observed={"absent": True})
+
+    def _keep_switch(self, request: RemoveSwitchInput, found: dict[str, Any]) -> str | None:
+        """Why ``hvlab down`` keeps this switch (None: it goes)."""
+        if request.keep_adopted:
+            why = not_created_here("switch", request.name, request.host, request.lab,
+                                   found.get("Notes"))
+            if why is not None:
+                return why
+        if not request.keep_management or _text(found.get("SwitchType")) != "External" \
+                or not found.get("AllowManagementOS"):
+            return None
+        addresses = [str(a.get("IPAddress")) for a in self._remote.query(
+            request.host, vnic_addresses_command(request.name))
+            if isinstance(a, dict) and "." in str(a.get("IPAddress"))]
+        address = request.management_address or ""
+        if address in addresses:
+            why = f"its host vNIC carries {address}, the address hvlab reaches {request.host} at"
+        elif addresses and not _is_ip(address):
+            why = (f"its host vNIC carries {', '.join(addresses)} and the lab reaches "
+                   f"{request.host} by name ({address or '?'}): it may be the management address")
+        else:
+            return None
+        return (f"External switch {request.name} on {request.host} kept: {why}; removing it "
+                "cuts the host off the network while Windows moves the address back to the "
+                "physical adapter (a static configuration may not come back): remove it at the "
+                "host's console, or `hvlab down FILE --force`")
 
     def all(self) -> list[Any]:
         """The bound activity methods, for worker registration."""

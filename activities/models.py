@@ -130,6 +130,12 @@ class SwitchInput(_Input):
 class RemoveSwitchInput(_Input):
     host: str
     name: str
+    keep_adopted: bool = Field(default=False, description=(
+        "keep a switch without this lab's `hvlab: created-by` Notes mark (`hvlab down`)"))
+    keep_management: bool = Field(default=False, description=(
+        "keep an External switch whose host vNIC carries ``management_address`` (`hvlab down`)"))
+    management_address: str | None = Field(
+        default=None, description="the address the lab reaches the host at")
 
 
 class VmDiskInput(_Input):
@@ -156,6 +162,9 @@ class VmCreateInput(_Input):
     keep_default_nic: bool = Field(
         default=False, description="keep New-VM's unconnected 'Network Adapter'"
     )
+    disk_created: bool | None = Field(default=None, description=(
+        "whether this build copied the VM's disk (recorded in the VM's Notes mark: `hvlab down` "
+        "keeps a disk that was there before); None: unknown, counted as created"))
 
     @classmethod
     def from_spec(cls, spec: LabSpec, vm: Vm) -> VmCreateInput:
@@ -215,11 +224,14 @@ class VmStopInput(VmInput):
 
 
 class VmRemoveInput(_Input):
-    """Compensation of vm.create/vm.disk: turn off, remove the VM, delete its disk."""
+    """Compensation of vm.create/vm.disk: turn off, remove the VM, delete its disk. With
+    ``keep_adopted`` (`hvlab down` without --force) only a VM with this lab's ``created-by``
+    Notes mark goes, and its disks only when the build copied them."""
 
     host: str
     vm: str
     disk_path: str | None = None
+    keep_adopted: bool = False
 
 
 # -- guest configuration, storage, directory and network steps -------------------------------
@@ -359,6 +371,32 @@ class GuestIpv4Input(GuestInput):
     @classmethod
     def from_spec(cls, vm: Vm, nic: Nic) -> GuestIpv4Input:
         return cls(**cls.base(vm), nic=GuestNicConfig.from_spec(vm, nic))
+
+
+class GuestAddressInput(_Input):
+    """guest.wait_address: the address a NIC of a guest hvlab does not configure (a Linux
+    guest: golden image or DHCP) must report through KVP."""
+
+    host: str
+    vm: str
+    nic: str
+    source: Literal["golden", "dhcp"]
+    address: str | None = Field(default=None, description="the lab's ipv4, with prefix")
+    subnet: str | None = Field(default=None, description="the switch's subnet (no ipv4)")
+    timeout_seconds: float = Field(default=600.0, ge=0)
+    interval_seconds: float = Field(default=5.0, gt=0)
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, vm: Vm, nic: Nic) -> GuestAddressInput:
+        switch = next((s for s in spec.host(vm.host).switches
+                       if s.name.lower() == nic.switch.lower()), None)
+        subnet = switch.subnet if switch is not None else None
+        source = vm.guest.addresses_from.value
+        assert source in ("golden", "dhcp")
+        return cls(host=vm.host, vm=vm.name, nic=nic.name, source=source,
+                   address=str(nic.ipv4) if nic.ipv4 else None,
+                   subnet=str(subnet) if subnet else None,
+                   timeout_seconds=float(vm.guest.address_timeout))
 
 
 class GuestTelnetInput(GuestInput):

@@ -14,7 +14,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.base import Remote, application_errors, cancelled
+from activities.base import Remote, application_errors, cancelled, heartbeat, last_heartbeat
 from activities.host import (
     SILENT,
     conflict,
@@ -22,6 +22,7 @@ from activities.host import (
     path_exists_command,
     verify_failed,
 )
+from activities.marks import CREATED_BY, DISK, not_created_here, read_marks, with_mark
 from activities.models import (
     StepResult,
     VmCreateInput,
@@ -81,6 +82,10 @@ def new_vm_command(request: VmCreateInput) -> Command:
     return Command.of("New-VM", Name=request.name, Generation=request.generation,
                       MemoryStartupBytes=request.memory_bytes, VHDPath=request.disk_path,
                       Path=request.config_path)
+
+
+def set_vm_notes_command(name: str, notes: str) -> Command:
+    return Command.of("Set-VM", Name=name, Notes=notes)
 
 
 def set_processor_command(request: VmCreateInput) -> Command:
@@ -240,18 +245,36 @@ class VmActivities:
         vm = self._get_vm(request.host, request.name)
         changed = vm is None
         if vm is None:
+            heartbeat({"creating": request.name})  # a retry marks what this attempt made
             self._remote.run(request.host, new_vm_command(request))
             if request.processors > 1:
                 self._remote.run(request.host, set_processor_command(request))
-            vm = self._get_vm(request.host, request.name)
+            vm = self._mark(request, self._get_vm(request.host, request.name))
             if vm is None or self._drift(request, vm):
                 raise verify_failed(request.host, f"VM {request.name} is not as created", vm)
         elif vm.get("Generation") != request.generation:
             raise conflict(request.host, f"VM {request.name} exists as generation "
                            f"{vm.get('Generation')}, not {request.generation}")
+        elif read_marks(vm.get("Notes")).get(CREATED_BY) is None and \
+                (last_heartbeat() or {}).get("creating") == request.name:
+            vm = self._mark(request, vm)  # an earlier attempt created it and stopped there
         changed = self._drop_default_nic(request) or changed
-        return StepResult(changed=changed, observed={**_vm_view(vm),
-                                                     "drift": self._drift(request, vm)})
+        return StepResult(changed=changed, observed={**_vm_view(vm or {}),
+                                                     "drift": self._drift(request, vm or {})})
+
+    def _mark(self, request: VmCreateInput, vm: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Record in the new VM's Notes that this lab created it, and whether the build copied
+        its disk (:mod:`activities.marks`)."""
+        if vm is None:
+            return None
+        notes = with_mark(vm.get("Notes"), CREATED_BY, request.lab)
+        notes = with_mark(notes, DISK, "adopted" if request.disk_created is False else "hvlab")
+        self._remote.run(request.host, set_vm_notes_command(request.name, notes))
+        marked = self._get_vm(request.host, request.name)
+        if marked is None or read_marks(marked.get("Notes")).get(CREATED_BY) != request.lab:
+            raise verify_failed(request.host, f"VM {request.name} notes do not record "
+                                f"{CREATED_BY}={request.lab}", marked)
+        return marked
 
     def _drop_default_nic(self, request: VmCreateInput) -> bool:
         if request.keep_default_nic:
@@ -266,12 +289,24 @@ class VmActivities:
     def remove(self, request: VmRemoveInput) -> StepResult:
         """Compensation of vm.create and vm.disk, and teardown: turn off, remove the VM, then
         delete its attached disks (Remove-VM keeps them) and ``disk_path``; absent things count
-        as done."""
+        as done. With ``keep_adopted`` (`hvlab down` without --force) a VM without this lab's
+        ``created-by`` mark stays, the disks of a VM made on a disk that was there before
+        stay, and so does a disk at ``disk_path`` that no VM of the lab stands next to; the
+        result says what stayed and why (``observed["kept"]``)."""
         with application_errors():
+            vm = self._get_vm(request.host, request.vm)
+            kept: list[str] = []
+            if request.keep_adopted and vm is not None:
+                why = not_created_here("VM", request.vm, request.host, request.lab,
+                                       vm.get("Notes"))
+                if why is not None:
+                    return StepResult(changed=False, observed={"kept": [why]})
             disks = self._attached(request.host, request.vm)
-            changed = self._remove_vm(request.host, request.vm)
             paths = list(dict.fromkeys([*disks, *([request.disk_path] if request.disk_path
                                                    else [])]))
+            if request.keep_adopted:
+                paths, kept = self._owned_disks(request, vm, paths)
+            changed = self._remove_vm(request.host, request.vm)
             for path in paths:
                 if self._exists(request.host, path):
                     self._remote.run(request.host, remove_file_command(path))
@@ -279,7 +314,24 @@ class VmActivities:
             left = [p for p in paths if self._exists(request.host, p)]
             if self._get_vm(request.host, request.vm) is not None or left:
                 raise verify_failed(request.host, f"VM {request.vm} or its disk remains", left)
-            return StepResult(changed=changed, observed={"absent": True, "disks": paths})
+            observed: dict[str, Any] = {"absent": True, "disks": paths}
+            if kept:
+                observed["kept"] = kept
+            return StepResult(changed=changed, observed=observed)
+
+    def _owned_disks(self, request: VmRemoveInput, vm: dict[str, Any] | None,
+                     paths: list[str]) -> tuple[list[str], list[str]]:
+        """(the disks ``hvlab down`` deletes, what it keeps and why)."""
+        present = [p for p in paths if self._exists(request.host, p)]
+        if vm is not None and read_marks(vm.get("Notes")).get(DISK) != "adopted":
+            return paths, []
+        if vm is not None:
+            why = (f"the disks of VM {request.vm} on {request.host} kept ({', '.join(present)}): "
+                   "the VM was made on a disk that was there before")
+        else:
+            why = (f"disk {', '.join(present)} on {request.host} kept: no VM of the lab stands "
+                   "next to it (there before hvlab, or left by a failed build)")
+        return [], [f"{why}; `hvlab down FILE --force` removes it"] if present else []
 
     def _attached(self, host: str, name: str) -> list[str]:
         if self._get_vm(host, name) is None:

@@ -5,7 +5,9 @@ Per host, in this order (a host that cannot be reached or authenticated gets no 
 - **listener**: a TCP connection to the WinRM port the lab file names;
 - **bootstrap credential** / **domain credential**: a WinRM session with each (the host's
   ``bootstrap_credential``, its local Administrator, is what reaches it until it is joined;
-  the domain credential must work on the DC and on joined hosts);
+  the domain credential must work on the DC and on joined hosts), each tried alone;
+- **WinRM session**: the session as the worker opens it (the same pool logic), naming the
+  credential it logged on with (the bootstrap credential until the host is joined);
 - **Windows**: the OS build and the Windows PowerShell version the host announces (5.1 ships
   with Windows Server 2016 and later);
 - **Hyper-V** (Hyper-V hosts): virtualization extensions and the role's state;
@@ -15,7 +17,12 @@ Per host, in this order (a host that cannot be reached or authenticated gets no 
 - **host name**: the computer's name equals the lab's;
 - **DNS** (other hosts): the DC's DNS server resolves the DC and the other hosts;
 - **network profile**: not Public (Public limits WinRM to the local subnet);
-- **clock vs DC**: within Kerberos' 5 minutes of the DC.
+- **clock vs DC**: within Kerberos' 5 minutes of the DC (each host's offset from the
+  worker's clock when it was read, so the time between the readings does not count).
+
+A joining host without a bootstrap credential that refuses the domain credential gets the
+lab-file line that fixes it (``bootstrap_credential: <the lab's local Administrator
+credential>`` under the host).
 
 Each failed check carries its fix: a PowerShell line to run on that host or the lab-file
 change. Read-only: it runs through the same session pool as the worker and changes nothing.
@@ -28,7 +35,7 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,7 @@ from hvlab.powershell.command import SWITCH, Command, Pipeline
 from hvlab.powershell.endpoints import credentials_for, endpoints_for
 from hvlab.powershell.errors import (
     AuthenticationFailed,
+    BootstrapCredentialMissing,
     CertificateMismatch,
     CredentialUnavailable,
     HostUnreachable,
@@ -137,6 +145,32 @@ def _credential_fix(spec: LabSpec, name: str, error: RemoteError) -> str:
             f"{cred.secret if cred is not None else '?'}): the password the host expects")
 
 
+def _local_account(username: str) -> bool:
+    return "\\" not in username and "@" not in username
+
+
+def bootstrap_fix(spec: LabSpec, host: Host) -> str:
+    """The lab-file line that gives a joining host its bootstrap credential: a credential of
+    the lab for a local account (the local Administrator first) that no guest uses, else a
+    new one to define."""
+    used = {vm.guest.credential for vm in spec.vms}
+    used |= {u.credential for vm in spec.vms if vm.guest.telnet for u in vm.guest.telnet.users}
+    local = [(name, cred) for name, cred in spec.credentials.items()
+             if _local_account(cred.username) and name not in used]
+    local.sort(key=lambda item: item[1].username.lower() != "administrator")
+    where = f"under hosts[{host.name}] in the lab file"
+    if local:
+        name, cred = local[0]
+        return (f"until {host.name} is joined only its local accounts log on: add the line "
+                f"`bootstrap_credential: {name}` {where} (credential '{name}': user "
+                f"{cred.username}, secret {cred.secret}, the password of {host.name}'s local "
+                "Administrator)")
+    return (f"until {host.name} is joined only its local accounts log on: define "
+            "`credentials: local-admin: {username: Administrator, secret: "
+            "env:HVLAB_LOCAL_ADMIN_PASSWORD}` (the password of its local Administrator) and add "
+            f"the line `bootstrap_credential: local-admin` {where}")
+
+
 def _listener_fix(spec: LabSpec, host: Host, endpoint: Endpoint) -> str:
     if endpoint.scheme == "http":
         return (_ps("Enable-PSRemoting -Force", host.name)
@@ -162,7 +196,7 @@ _DT = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$"
 def _clock(value: Any) -> datetime | None:
     """A CIM datetime as pypsrp hands it over (ISO text with up to 7 fraction digits)."""
     if isinstance(value, datetime):
-        return value
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     match = _DT.match(str(value or ""))
     if match is None:
         return None
@@ -210,15 +244,20 @@ class HostChecker:
         self._spec = spec
         self._endpoints = endpoints_for(spec, sim, home)
         self._timeout = connect_timeout
+        # the worker's view (bootstrap credential until joined) and single-credential probes
+        # (one pool per credential and host, so the two never share a session)
         self._pool = SessionPool(credentials_for(spec, sim, home),
                                  connection_timeout=int(connect_timeout))
+        self._probes = SessionPool(credentials_for(spec, sim, home),
+                                   connection_timeout=int(connect_timeout))
 
     def close(self) -> None:
         self._pool.close()
+        self._probes.close()
 
     def run(self) -> list[HostCheck]:
         rows: list[HostCheck] = []
-        clocks: dict[str, datetime] = {}
+        clocks: dict[str, timedelta] = {}
         for host in self._spec.hosts:
             rows += self._host(host, clocks)
         rows += self._skew(clocks)
@@ -228,7 +267,7 @@ class HostChecker:
         return self._pool.run(endpoint, _one(command)).output
 
     # -- reaching the host ----------------------------------------------------------------
-    def _host(self, host: Host, clocks: dict[str, datetime]) -> list[HostCheck]:
+    def _host(self, host: Host, clocks: dict[str, timedelta]) -> list[HostCheck]:
         name = host.name
         endpoint = self._endpoints.get(name)
         if endpoint is None:
@@ -251,9 +290,11 @@ class HostChecker:
                                   error.fix or "see the host's message"))
         return rows
 
-    def _try(self, endpoint: Endpoint) -> tuple[dict[str, Any] | None, RemoteError | None]:
+    @staticmethod
+    def _try(pool: SessionPool, endpoint: Endpoint
+             ) -> tuple[dict[str, Any] | None, RemoteError | None]:
         try:
-            output = self._run(endpoint, computer_system_command())
+            output = pool.run(endpoint, _one(computer_system_command())).output
         except RemoteError as error:
             return None, error
         return (output[0] if output else {}), None
@@ -261,47 +302,70 @@ class HostChecker:
     def _authenticate(
         self, host: Host, endpoint: Endpoint
     ) -> tuple[Endpoint | None, list[HostCheck]]:
-        """A row per credential the host is reached with, and the endpoint to go on with."""
+        """A row per credential tried alone, then the WinRM session the worker would open
+        (the pool's choice: the bootstrap credential until the host is joined), naming the
+        credential it logged on with; the endpoint to go on with."""
         rows: list[HostCheck] = []
         bootstrap = bootstrap_of(host)
         domain = host.connection.credential
         joined: bool | None = None
-        session: Endpoint | None = None
+        boot_ok = False
         if bootstrap is not None and bootstrap != domain:
-            boot = dataclasses.replace(endpoint, credential=bootstrap)
-            system, error = self._try(boot)
+            boot = dataclasses.replace(endpoint, credential=bootstrap, bootstrap_credential="",
+                                       joins_domain=False)
+            system, error = self._try(self._probes, boot)
             if error is not None:
                 rows.append(self._auth_failed(host, boot, "bootstrap credential", error))
                 if not isinstance(error, AuthenticationFailed | CredentialUnavailable):
                     return None, rows
             else:
                 joined = bool((system or {}).get("PartOfDomain"))
-                session = boot
+                boot_ok = True
                 rows.append(HostCheck(host.name, "bootstrap credential", True,
                                       f"'{bootstrap}' accepted"))
-        system, error = self._try(endpoint)
+        # the connection credential alone (a joining host without a bootstrap credential
+        # fails as BootstrapCredentialMissing, as the worker would)
+        alone = dataclasses.replace(endpoint, bootstrap_credential="",
+                                    joins_domain=endpoint.joins_domain and bootstrap is None)
+        _, error = self._try(self._probes, alone)
+        will_join = host.role is HostRole.hyperv and host.join_domain
         if error is None:
             rows.append(HostCheck(host.name, "domain credential", True, f"'{domain}' accepted"))
-            return endpoint, rows
-        will_join = host.role is HostRole.hyperv and host.join_domain
-        if session is not None and joined is False and will_join:
+        elif boot_ok and joined is False and will_join:
             rows.append(HostCheck(
                 host.name, "domain credential", None,
                 f"'{domain}' not accepted before the join; the bootstrap credential is used "
                 "until then"))
-            return session, rows
-        row = self._auth_failed(host, endpoint, "domain credential", error)
-        if bootstrap is None and will_join and isinstance(error, AuthenticationFailed):
-            row = dataclasses.replace(row, fix=(
-                f"a host that is not yet joined accepts only its local accounts: add "
-                f"`bootstrap_credential: <its local Administrator>` to hosts[{host.name}] "
-                f"(e.g. a credential with username Administrator), or {row.fix}"))
-        rows.append(row)
-        return session, rows
+        else:
+            rows.append(self._auth_failed(host, alone, "domain credential", error))
+            if not boot_ok:
+                return None, rows
+        return self._session(host, endpoint, rows)
+
+    def _session(self, host: Host, endpoint: Endpoint, rows: list[HostCheck]
+                 ) -> tuple[Endpoint | None, list[HostCheck]]:
+        """The session as the worker opens it (the same pool logic), and which credential
+        it logged on with."""
+        _, error = self._try(self._pool, endpoint)
+        if error is not None:
+            rows.append(self._auth_failed(host, endpoint, "WinRM session", error))
+            return None, rows
+        used = self._pool.logged_on_as(endpoint) or endpoint.credential
+        cred = self._spec.credentials.get(used)
+        who = f"'{used}'" + (f" ({cred.username})" if cred is not None else "")
+        if used != endpoint.credential:
+            detail = (f"logged on as {who}: {host.name} is not in a domain yet; after the "
+                      f"join hvlab logs on as '{endpoint.credential}'")
+        else:
+            detail = f"logged on as {who}"
+        rows.append(HostCheck(host.name, "WinRM session", True, detail))
+        return endpoint, rows
 
     def _auth_failed(self, host: Host, endpoint: Endpoint, check: str,
                      error: RemoteError) -> HostCheck:
-        if isinstance(error, AuthenticationFailed | CredentialUnavailable):
+        if isinstance(error, BootstrapCredentialMissing):
+            fix = bootstrap_fix(self._spec, host)
+        elif isinstance(error, AuthenticationFailed | CredentialUnavailable):
             fix = _credential_fix(self._spec, endpoint.credential, error)
         elif isinstance(error, HostUnreachable):
             fix = _listener_fix(self._spec, host, endpoint)
@@ -313,12 +377,14 @@ class HostChecker:
 
     # -- what the host is ----------------------------------------------------------------
     def _facts(self, host: Host, endpoint: Endpoint,
-               clocks: dict[str, datetime]) -> list[HostCheck]:
+               clocks: dict[str, timedelta]) -> list[HostCheck]:
         os_info = (self._run(endpoint, os_command()) or [{}])[0]
         system = (self._run(endpoint, computer_system_command()) or [{}])[0]
         when = _clock(os_info.get("LocalDateTime"))
         if when is not None:
-            clocks[host.name] = when
+            # the offset from the worker's clock when read: hosts are read one after the
+            # other, so comparing their readings directly would count the time in between
+            clocks[host.name] = when - datetime.now(UTC)
         rows = [self._windows(host, endpoint, os_info)]
         if host.role is HostRole.hyperv:
             rows += [self._hyperv(host, endpoint, system), self._space(host, endpoint),
@@ -457,7 +523,7 @@ class HostChecker:
             f"{seen} (on a Public network the WinRM firewall rule admits only the local subnet)",
             _ps(lines, host.name))
 
-    def _skew(self, clocks: dict[str, datetime]) -> list[HostCheck]:
+    def _skew(self, clocks: dict[str, timedelta]) -> list[HostCheck]:
         dc = self._spec.domain.dc
         reference = next((when for name, when in clocks.items()
                           if name.lower() == dc.lower()), None)

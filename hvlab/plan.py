@@ -172,6 +172,9 @@ def _vm_steps(spec: LabSpec, vm: Vm) -> list[PlanStep]:
         steps.append(_s("firmware", f"Secure Boot {template}" if on else "Secure Boot off", h))
     if vm.start:
         steps.append(_s("start", "start", h))
+    source = vm.guest.addresses_from.value
+    steps += [_s(f"guest-address:{n.name}", f"wait for {n.ipv4 or 'an address'} on {n.name} "
+                 f"({source}: reported by the guest's KVP daemon)", h) for n in vm.verified_nics]
     if vm.start and vm.guest.os is OsFamily.windows:
         steps.append(_s("guest-ready", "wait until PowerShell Direct answers", h))
         steps += [_s(f"guest-ip:{n.name}", f"guest IPv4 {n.ipv4} on {n.name}", h)

@@ -292,11 +292,33 @@ class RdpRole(_Model):
     port: Port = 3389
 
 
+class AddressSource(StrEnum):
+    """Where a guest's NIC addresses come from."""
+
+    static = "static"  # hvlab configures them (PowerShell Direct, or offline for 2003)
+    golden = "golden"  # the golden image configures them; hvlab verifies
+    dhcp = "dhcp"  # a DHCP server gives them (ipv4: the reservation); hvlab verifies
+
+
 class Guest(_Model):
     os: OsFamily
     credential: str | None = None
     telnet: TelnetRole | None = None
     rdp: RdpRole | None = None
+    address_source: AddressSource | None = Field(default=None, description=(
+        "static (Windows guests, the default: hvlab sets each NIC's ipv4), golden (Linux "
+        "guests, the default: the golden image configures them) or dhcp (Linux: a DHCP "
+        "server gives them). Golden and dhcp addresses are verified through the Hyper-V "
+        "KVP data exchange, which needs the Linux integration services' hv_kvp_daemon"))
+    address_timeout: int = Field(default=600, ge=0, description=(
+        "seconds to wait for a golden/dhcp guest to report its addresses after its start"))
+
+    @property
+    def addresses_from(self) -> AddressSource:
+        """The address source in effect (the default for the guest family when unset)."""
+        if self.address_source is not None:
+            return self.address_source
+        return AddressSource.golden if self.os is OsFamily.linux else AddressSource.static
 
 
 class SecureBootTemplate(StrEnum):
@@ -332,6 +354,16 @@ class Vm(_Model):
         default=None, description="generation 2 only: default MicrosoftWindows for Windows "
         "guests, MicrosoftUEFICertificateAuthority for Linux (Hyper-V's own default, "
         "MicrosoftWindows, halts a Linux guest in firmware)")
+
+    @property
+    def verified_nics(self) -> list[Nic]:
+        """The NICs whose addresses VmDeploy waits for, on a guest hvlab does not configure
+        (address_source golden or dhcp) once it runs: each NIC with an ipv4, and with dhcp
+        every NIC (one without ipv4 must get an address in its switch's subnet)."""
+        source = self.guest.addresses_from
+        if not self.start or source is AddressSource.static:
+            return []
+        return [n for n in self.nics if n.ipv4 is not None or source is AddressSource.dhcp]
 
     @property
     def firmware(self) -> tuple[bool, SecureBootTemplate] | None:

@@ -11,6 +11,7 @@ from hvlab.spec import (
     SIM_PREFIX,
     STEP_KINDS,
     TRUSTED_TEMPLATES,
+    AddressSource,
     Exercise,
     ExerciseStep,
     HostRole,
@@ -203,7 +204,20 @@ def _vms(spec: LabSpec) -> Iterator[Problem]:
                     )
         if vm.guest.telnet and vm.guest.os is OsFamily.linux:
             yield Problem(("vms", i, "guest", "telnet"), "the Telnet server role needs Windows")
+        yield from _address_source(vm, i)
         yield from _firmware(vm, i)
+
+
+def _address_source(vm: Vm, i: int) -> Iterator[Problem]:
+    source = vm.guest.addresses_from
+    where = ("vms", i, "guest", "address_source")
+    if vm.guest.os is OsFamily.linux and source is AddressSource.static:
+        yield Problem(where, "hvlab cannot set a Linux guest's addresses (PowerShell Direct "
+                      "does not reach Linux guests): use `golden` (the golden image configures "
+                      "them) or `dhcp`; hvlab then verifies each NIC's ipv4")
+    elif vm.guest.os is not OsFamily.linux and source is not AddressSource.static:
+        yield Problem(where, f"hvlab configures the addresses of {vm.guest.os} guests: "
+                      "remove address_source (golden and dhcp are for Linux guests)")
 
 
 def _firmware(vm: Vm, i: int) -> Iterator[Problem]:

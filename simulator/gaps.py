@@ -13,6 +13,8 @@ A fault plan's ``gaps`` list (YAML/JSON, next to ``faults``)::
       - {host: SVR2, kind: clock_skew, seconds: 600}
       - {host: DC1, kind: dns_stopped}                     # the DC's DNS Server service
       - {host: SVR1, kind: network_public}                 # network profile Public
+      - {host: SVR2, kind: golden_no_kvp}                  # Linux image without hv_kvp_daemon
+      - {host: SVR2, kind: golden_address, address: 192.168.1.99/24}  # image's eth0 address
 
 They are applied to the world when the fleet builds or resets it (not to a world reloaded
 from ``world.json``, which keeps what happened to it); ``listener_down`` when it starts.
@@ -20,7 +22,7 @@ from ``world.json``, which keeps what happened to it); ``listener_down`` when it
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,7 +31,8 @@ from simulator.world import World, path_key
 
 GapKind = Literal[
     "listener_down", "old_windows", "no_virtualization", "disk_free", "golden_missing",
-    "computer_name", "clock_skew", "dns_stopped", "network_public",
+    "computer_name", "clock_skew", "dns_stopped", "network_public", "golden_no_kvp",
+    "golden_address",
 ]
 
 # Windows Server 2012 R2, as Win32_OperatingSystem reports it
@@ -46,6 +49,7 @@ class Gap(BaseModel):
     size: str | int | None = None
     seconds: float = 600.0
     version: str = "6.3.9600"
+    address: str | None = None
 
 
 def apply(world: World, gaps: list[Gap]) -> None:
@@ -75,6 +79,23 @@ def apply(world: World, gaps: list[Gap]) -> None:
             host.services["DNS"] = "Stopped"
         elif gap.kind == "network_public":
             host.network_category = "Public"
+        elif gap.kind in ("golden_no_kvp", "golden_address"):
+            _linux_images(host, gap)
+
+
+def _linux_images(host: Any, gap: Gap) -> None:
+    """The host's Linux golden images (the one at ``path``) without the KVP daemon, or with
+    ``address`` on their first adapter."""
+    wanted = path_key(gap.path) if gap.path else None
+    for key, file in host.files.items():
+        if file.os != "linux" or (wanted is not None and key != wanted):
+            continue
+        if gap.kind == "golden_no_kvp":
+            file.kvp_daemon = False
+        else:
+            network = list(file.network or [""])
+            network[0] = gap.address or ""
+            file.network = network
 
 
 def listeners_down(gaps: list[Gap]) -> set[str]:

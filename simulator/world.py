@@ -109,6 +109,10 @@ class SimFile(_M):
     first_boot: dict[str, Any] | None = None  # offline guest config applied at the next boot
     truncated: bool = False  # a copy that was cut short (Copy-Item stopped, host rebooted)
     generalized: bool = False  # a sysprepped image: its first boot specializes the guest
+    # a Linux image's network configuration, per adapter in order (eth0, eth1, ...): an
+    # "a.b.c.d/p" static address, "dhcp", or "" (none); None: no configuration
+    network: list[str] | None = None
+    kvp_daemon: bool = True  # hv_kvp_daemon runs in the image (reports addresses to Hyper-V)
 
 
 class Ace(_M):
@@ -183,6 +187,8 @@ class Guest(_M):
     firewall_ports: list[str] = Field(default_factory=list)
     adapter_names: dict[str, str] = Field(default_factory=dict)  # MAC -> connection name
     specialized: bool = True  # False until the first boot of a guest from a sysprepped image
+    image_network: list[str] = Field(default_factory=list)  # Linux: from its golden image
+    kvp: bool = True  # Linux: the image runs hv_kvp_daemon
 
     RDP_KEY: ClassVar[str] = (
         "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp"
@@ -587,6 +593,9 @@ class World(_M):
     jobs: dict[str, Job] = Field(default_factory=dict)
     counters: dict[str, dict[str, int]] = Field(default_factory=dict)
     job_counter: int = 0
+    # the classroom LAN's DHCP server (on External switches): "vm/nic" (lower case) -> the
+    # reserved "a.b.c.d/p"
+    dhcp_reservations: dict[str, str] = Field(default_factory=dict)
 
     # -- lookups
     def host(self, name: str) -> Host | None:

@@ -136,7 +136,39 @@ def _directory(spec: LabSpec) -> Directory:
     return ad
 
 
+def _image_network(spec: LabSpec, image: str) -> list[str] | None:
+    """What a Linux golden image configures on its adapters: the addresses the lab declares
+    for the first VM made from it whose addresses come from the image (golden), or DHCP on
+    every adapter for one whose come from DHCP [the lab file is the fleet's only source of
+    what the image holds]."""
+    for vm in spec.vms:
+        if vm.disk.golden != image or vm.guest.os.value != "linux":
+            continue
+        source = vm.guest.addresses_from.value
+        if source == "golden":
+            return [str(n.ipv4) if n.ipv4 else "" for n in vm.nics]
+        if source == "dhcp":
+            return ["dhcp"] * max(len(vm.nics), 1)
+    return None
+
+
+def _reservations(spec: LabSpec) -> dict[str, str]:
+    """The classroom LAN's DHCP reservations: each dhcp guest's NIC on an External switch
+    that the lab gives an ipv4."""
+    out: dict[str, str] = {}
+    for vm in spec.vms:
+        if vm.guest.addresses_from.value != "dhcp":
+            continue
+        switches = {s.name.lower(): s for s in spec.host(vm.host).switches}
+        for nic in vm.nics:
+            switch = switches.get(nic.switch.lower())
+            if nic.ipv4 and switch is not None and switch.type.value == "External":
+                out[f"{vm.name}/{nic.name}".lower()] = str(nic.ipv4)
+    return out
+
+
 def _place_golden(world: World, spec: LabSpec) -> None:
+    world.dhcp_reservations = _reservations(spec)
     for image in spec.golden_images:
         path = norm_path(image.path)
         file = SimFile(
@@ -146,6 +178,7 @@ def _place_golden(world: World, spec: LabSpec) -> None:
             virtual_size=max(image.size, 40 * 1024**3),
             os=image.os.value,
             generalized=image.sysprepped,
+            network=_image_network(spec, image.name) if image.os.value == "linux" else None,
         )
         if path.startswith("\\\\"):
             _place_unc_golden(world, path, file)

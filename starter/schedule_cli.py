@@ -55,7 +55,7 @@ from workflows.replica_health import (
     health_workflow_id,
 )
 from workflows.reset import LabResetInput, reset_checkpoint
-from workflows.teardown import LabTeardownInput
+from workflows.teardown import LabTeardownInput, LabTeardownResult
 
 LabFile = Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)]
 SimOption = Annotated[bool, typer.Option("--sim", help="use the simulated fleet's endpoints")]
@@ -132,18 +132,42 @@ def reset(
             reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", follow)
 
 
-def down(file: LabFile, sim: SimOption = False, follow: WatchOption = False) -> None:
-    """Remove what FILE describes, newest first; running it twice is harmless.
+def down(
+    file: LabFile, sim: SimOption = False, follow: WatchOption = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="also remove VMs, disks and switches hvlab did not create (adopted) "
+        "and the External switch that carries a host's management address")] = False,
+) -> None:
+    """Remove what FILE describes and hvlab created, newest first; running it twice is
+    harmless.
 
     The lab's schedules (reset, replication health) are deleted first, so none starts a run
-    against a lab being removed."""
+    against a lab being removed. A VM, disk or switch that was there before hvlab (no
+    ``hvlab: created-by`` line in its Notes) stays, and so does the External switch that
+    carries a host's management address; with --watch the command lists what it kept and
+    why. --force removes them too."""
     spec = load_lab(file)
     spec = register_lab(spec, sim)
     exercises = [exercise_schedule_id(spec.lab, e.name) for e in spec.exercises]
     for schedule_id in asyncio.run(_delete_lab_schedules(spec.lab, exercises)):
         out.print(f"schedule {schedule_id} deleted")
-    _launch("LabTeardownWorkflow", LabTeardownInput(spec=spec), f"{spec.lab}-down",
-            f"teardown of lab {spec.lab}", follow)
+    workflow_id = f"{spec.lab}-down"
+    try:
+        _launch("LabTeardownWorkflow", LabTeardownInput(spec=spec, force=force), workflow_id,
+                f"teardown of lab {spec.lab}", follow)
+    except typer.Exit as done:
+        if done.exit_code == 0:
+            for line in asyncio.run(_kept(workflow_id)):
+                out.print(f"kept: {line}", markup=False)
+        raise
+
+
+async def _kept(workflow_id: str) -> list[str]:
+    """What the completed teardown kept, and why."""
+    client = await _client()
+    result = await client.get_workflow_handle(
+        workflow_id, result_type=LabTeardownResult).result()
+    return [line for lines in result.kept.values() for line in lines]
 
 
 async def _delete_lab_schedules(lab: str, others: list[str] | None = None) -> list[str]:

@@ -19,6 +19,13 @@ removed and which units it had not undone yet (:mod:`workflows.outcome`).
 With ``units`` set, only those units are undone, each only in the parts named (the switches of a
 host, the VMs of a checkpoint, the host a VM was created on, the replication steps): a cancelled
 build undoes exactly what its run created this way (:mod:`workflows.build_compensation`).
+
+Without ``units`` (``hvlab down``) only what hvlab created goes: a VM or a switch without this
+lab's ``hvlab: created-by=<lab>`` Notes mark (:mod:`activities.marks`) was there before hvlab
+(adopted) and stays, with the disks of a VM made on a disk that was there before and a disk
+that no VM of the lab stands next to; an External switch whose host vNIC carries the address
+the lab reaches its host at stays too (removing it cuts the host off). The result's ``kept``
+says what stayed and why; ``force`` (``hvlab down --force``) removes them as well.
 """
 
 from __future__ import annotations
@@ -68,6 +75,9 @@ class LabTeardownInput(BaseModel):
     only: list[str] = Field(default_factory=list, description="unit kinds (all if empty)")
     units: dict[str, list[str]] | None = Field(default=None, description=(
         "unit id -> the parts of it to undo (see select_parts); None: every unit, wholly"))
+    force: bool = Field(default=False, description=(
+        "`hvlab down --force`: also remove VMs, disks and switches hvlab did not create and "
+        "the External switch that carries a host's management address"))
 
 
 class LabTeardownResult(BaseModel):
@@ -76,6 +86,9 @@ class LabTeardownResult(BaseModel):
         default_factory=dict, description="unit -> the undo steps that changed something")
     left: dict[str, str] = Field(default_factory=dict,
                                  description="unit -> what teardown does not remove, and why")
+    kept: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "unit -> what `hvlab down` found and kept, and why: not created by hvlab (adopted), "
+        "or the switch that carries the host's management address (--force removes them)"))
     progress: Progress
 
 
@@ -138,8 +151,19 @@ def _share(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
 
 def _host(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
     host = spec.host(unit.target)
-    return [("host.remove_switch", RemoveSwitchInput(lab=spec.lab, host=host.name, name=s.name),
-             (host.name,)) for s in reversed(host.switches)]
+    return [("host.remove_switch", RemoveSwitchInput(
+        lab=spec.lab, host=host.name, name=s.name, management_address=host.connection.address),
+        (host.name,)) for s in reversed(host.switches)]
+
+
+def guarded(arg: BaseModel) -> BaseModel:
+    """The undo step as `hvlab down` without --force runs it: keeping what this lab did not
+    create (no ``created-by`` mark) and the switch that carries a host's management address."""
+    if isinstance(arg, VmRemoveInput):
+        return arg.model_copy(update={"keep_adopted": True})
+    if isinstance(arg, RemoveSwitchInput):
+        return arg.model_copy(update={"keep_adopted": True, "keep_management": True})
+    return arg
 
 
 UNDO: dict[str, Callable[[LabSpec, PlanUnit], list[Undo]]] = {
@@ -205,6 +229,7 @@ class LabTeardownWorkflow:
         self._done: dict[str, asyncio.Event] = {}
         self._failed = False
         self._everywhere = True
+        self._guard = False
 
     @workflow.query
     def progress(self) -> Progress:
@@ -217,6 +242,9 @@ class LabTeardownWorkflow:
         units = teardown_units(spec, request.only, request.units)
         self._lab = spec.lab
         self._everywhere = request.units is None
+        # a cancelled build's compensation undoes what its run created, as it did; `hvlab down`
+        # keeps what hvlab did not create unless forced
+        self._guard = request.units is None and not request.force
         self._hosts = [h.name for h in spec.hyperv_hosts]
         self._tracker = Tracker("LabTeardown", spec.lab)
         self._tracker.plan(*((u.id, f"undo {u.kind} {u.target}") for u, _ in units))
@@ -291,13 +319,17 @@ class LabTeardownWorkflow:
                 result.left.setdefault(unit.id, f"no Hyper-V on {', '.join(missing)}: "
                                                 "nothing of it there")
                 continue
-            targets: list[BaseModel] = [arg]
+            targets: list[BaseModel] = [guarded(arg) if self._guard else arg]
             if isinstance(arg, VmRemoveInput) and self._everywhere:
                 targets = list(await self._located(arg))
             for target in targets:
                 outcome = await step(activity, target, summary=f"{activity} {_describe(target)}")
                 if outcome.changed:
                     changed.append(f"{activity} {_describe(target)}")
+                kept = outcome.observed.get("kept")
+                if kept:
+                    result.kept.setdefault(unit.id, []).extend(
+                        [kept] if isinstance(kept, str) else [str(k) for k in kept])
         return changed
 
     async def _located(self, arg: VmRemoveInput) -> list[VmRemoveInput]:
@@ -308,6 +340,8 @@ class LabTeardownWorkflow:
         found = [h for h, r in zip(hosts, await asyncio.gather(*(
             step("vm.exists", VmInput(lab=self._lab, host=h, vm=arg.vm), options=PROBE)
             for h in hosts)), strict=True) if r.observed.get("exists")]
+        if self._guard:
+            arg = arg.model_copy(update={"keep_adopted": True})
         others = [arg.model_copy(update={"host": h, "disk_path": None}) for h in found
                   if h.lower() != arg.host.lower()]
         return [*others, arg]  # where it runs first: its disks are freed before deletion

@@ -2,7 +2,11 @@
 
 Disk (copy or differencing), New-VM, NICs (legacy where asked, static MACs), start. The undo
 (turn off, remove the VM, delete its disk) is registered before the first change, so a failure
-or a cancellation at any step leaves the host as it was.
+or a cancellation at any step leaves the host as it was. vm.create marks the VM it creates as
+this lab's in its Notes (``hvlab: created-by=<lab>; disk=hvlab|adopted``): ``hvlab down``
+removes only marked VMs (:mod:`activities.marks`). A guest hvlab does not configure (Linux:
+its golden image or DHCP gives its addresses) is waited for until each NIC reports the lab's
+address through KVP (``guest.wait_address``, patch ``guest-address``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        GuestAddressInput,
         GuestIpv4Input,
         GuestRdpInput,
         GuestTelnetInput,
@@ -97,9 +102,10 @@ class VmDeployWorkflow:
         else:  # its disk is attached (and may have moved with the VM): no new copy
             self._tracker.skip("disk", "disk from the golden image", "the VM exists already")
             first = StepResult(changed=False)
+        # the VM's Notes mark records whether this build copied its disk (hvlab down)
         created = await self._step("create", "New-VM", "vm.create",
                                    VmCreateInput.from_spec(spec, vm).model_copy(
-                                       update={"lab": lab}))
+                                       update={"lab": lab, "disk_created": first.changed}))
         for nic in vm.nics:
             await self._step(f"nic:{nic.name}", f"NIC {nic.name} on {nic.switch}",
                              "vm.nic", VmNicInput.from_spec(vm, nic).model_copy(
@@ -118,6 +124,12 @@ class VmDeployWorkflow:
                              VmInput(lab=lab, host=vm.host, vm=vm.name))
             if vm.guest.os is OsFamily.windows:
                 await self._guest(spec, vm)
+            # histories recorded before a Linux guest's address was verified end at start
+            if vm.verified_nics and workflow.patched("guest-address"):
+                for nic in vm.verified_nics:
+                    await self._step(f"guest-address:{nic.name}", f"address on {nic.name}",
+                                     "guest.wait_address", GuestAddressInput.from_spec(
+                                         spec, vm, nic).model_copy(update={"lab": lab}))
         return first.changed or created.changed
 
     async def _guest(self, spec: LabSpec, vm: Vm) -> None:

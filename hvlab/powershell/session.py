@@ -340,6 +340,13 @@ class SessionPool:
         version = table.get("PSVersion") if isinstance(table, dict) else None
         return None if version is None else str(version)
 
+    def logged_on_as(self, endpoint: Endpoint) -> str | None:
+        """The lab credential the host's open pool logged on with (the bootstrap credential
+        until the host is joined, else ``endpoint.credential``); None without an open pool."""
+        with self._guard:
+            pool = self._pools.get(self._key(endpoint))
+        return None if pool is None else pool.credential
+
     def discard(self, endpoint: Endpoint) -> None:
         """Forget the host's pool (after a failure or a reboot); the next call reopens."""
         with self._guard:

@@ -172,9 +172,12 @@ def vm_object(call: Call, host: Host, vm: Vm) -> Any:
 
 def kvp_addresses(vm: Vm, nic: VmNic, now: float | None) -> list[str]:
     """The addresses the guest reports for ``nic`` through the KVP integration service: none
-    from a guest without integration services (Windows Server 2003), none before the guest has
-    booted (its KVP daemon is not running yet)."""
+    from a guest without integration services (Windows Server 2003) or a Linux guest whose
+    image does not run hv_kvp_daemon, none before the guest has booted (its KVP daemon is not
+    running yet)."""
     if vm.guest.os == "windows-legacy" or vm.state not in ("Running", "Paused"):
+        return []
+    if vm.guest.os == "linux" and not vm.guest.kvp:
         return []
     if now is not None and vm.ready_at is not None and now < vm.ready_at:
         return []

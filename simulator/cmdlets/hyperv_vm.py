@@ -215,6 +215,10 @@ def _guest_for(call: Call, disk: VmDisk | None) -> Guest:
         generalized = _generalized(call, spot[0], file) if spot and file else False
         guest = default_guest(os_family)
         guest.specialized = not generalized
+        image = _image_of(call, spot[0], file) if spot and file else None
+        if os_family == "linux" and image is not None:
+            guest.image_network = list(image.network or [])
+            guest.kvp = image.kvp_daemon
         return guest
     return default_guest(os_family)
 
@@ -228,6 +232,17 @@ def _generalized(call: Call, host: Host, file: Any) -> bool:
         file = spot[0].file(spot[1]) if spot else None
         seen += 1
     return bool(file is not None and file.generalized)
+
+
+def _image_of(call: Call, host: Host, file: Any) -> Any:
+    """The image under a disk's differencing chain: the file that names its OS family (a
+    copy of a golden image is one)."""
+    seen = 0
+    while file is not None and file.os is None and file.parent and seen < 16:
+        spot = call.world.locate(host, file.parent)
+        file = spot[0].file(spot[1]) if spot else None
+        seen += 1
+    return file if file is not None and file.os else None
 
 
 def _os_of(call: Call, host: Host, file: Any) -> str:
@@ -381,6 +396,26 @@ def boot_vm(call: Call, host: Host, vm: Vm) -> None:
     first = not vm.guest.specialized
     vm.guest.specialized = True
     vm.ready_at = clock.after(clock.d.first_boot if first else clock.d.guest_boot)
+    if vm.guest.os == "linux":
+        image_network(call, host, vm)
+
+
+def image_network(call: Call, host: Host, vm: Vm) -> None:
+    """A Linux guest brings its adapters up as its image configures them, eth0 being the
+    first NIC: a static address, or DHCP, which the classroom LAN's server answers on an
+    External switch (with the lab's reservation) and nothing answers on an Internal or
+    Private switch (no DHCP server there: the adapter has no IPv4 address)."""
+    for index, nic in enumerate(vm.nics):
+        entry = vm.guest.image_network[index] if index < len(vm.guest.image_network) else ""
+        if entry == "dhcp":
+            switch = host.switch(nic.switch) if nic.switch else None
+            lease = call.world.dhcp_reservations.get(f"{vm.name}/{nic.name}".lower()) \
+                if switch is not None and switch.type == "External" else None
+            entry = lease or ""
+        if entry:
+            vm.guest.ips[nic.mac] = [entry]
+        else:
+            vm.guest.ips.pop(nic.mac, None)
 
 
 def stop_vm(call: Call) -> None:

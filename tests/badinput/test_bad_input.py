@@ -440,7 +440,7 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("plan-unknown-option", ["plan", S, "--jsn"], "--jsn"),
     ("up-only", ["up", S, "--sim", "--only", "vm-deploy"], "--only"),
     ("up-watch-value", ["up", S, "--watch=yes"], "--watch"),
-    ("down-force", ["down", S, "--force"], "--force"),
+    ("down-force-value", ["down", S, "--force=yes"], "--force"),
     ("migrate-mode", ["migrate", S, "win2003-2", "--to", "SVR2", "--mode", "teleport"],
      "--mode"),
     ("migrate-no-to", ["migrate", S, "win2003-2", "--sim"], "--to:"),

@@ -56,7 +56,8 @@ def _rows(spec: LabSpec, home: Path) -> Rows:
         checker.close()
 
 
-CHECKS = ("listener", "domain credential", "Windows", "host name", "network profile")
+CHECKS = ("listener", "domain credential", "WinRM session", "Windows", "host name",
+          "network profile")
 HYPERV_CHECKS = ("Hyper-V", "free space", "golden images", "DNS", "clock vs DC")
 
 
@@ -133,32 +134,56 @@ def test_details_say_what_was_found(tmp_path: Path) -> None:
     assert "C: 5GB free of" in rows[("SVR1", "free space")][1]
 
 
-def test_wrong_password_names_the_credential_and_the_bootstrap_fix(fleet: Fleet) -> None:
-    """A rejected credential fails the credential check, names it, and on a host still to
-    be joined says that only its local accounts work there (bootstrap_credential)."""
+def test_wrong_password_names_the_credential(fleet: Fleet) -> None:
+    """A rejected credential fails its own check and names it: the bootstrap credential on a
+    host still to be joined, the domain credential there and on the DC."""
     endpoints = fleet.home / "sim" / "endpoints.json"
     data = json.loads(endpoints.read_text())
     data["secrets"] = {reference: "wrong" for reference in data["secrets"]}
     endpoints.write_text(json.dumps(data))
     rows = _rows(SEED, fleet.home)
+    ok, detail, fix = rows[("SVR1", "bootstrap credential")]
+    assert ok is False and "401" in detail and "credential 'local-admin'" in fix
     ok, detail, fix = rows[("SVR1", "domain credential")]
     assert ok is False and "401" in detail and "credential 'domain-admin'" in fix
-    assert "bootstrap_credential" in fix
     dc_ok, _, dc_fix = rows[("DC1", "domain credential")]
     assert dc_ok is False and "bootstrap_credential" not in dc_fix
     assert "wrong" not in detail + fix
     assert ("SVR1", "Windows") not in rows  # nothing more is asked without a session
+    assert ("SVR1", "WinRM session") not in rows
 
 
-def test_bootstrap_credential_is_tried_first(fleet: Fleet) -> None:
-    """A host with a bootstrap credential gets a row for it (read as an optional field of
-    the host: the lab-file field comes with issue 14's bootstrap part)."""
-    hosts = [h.model_copy(update={"bootstrap_credential": "local-admin"})
-             if h.name == "SVR1" else h for h in SEED.hosts]
-    spec = SEED.model_copy(update={"hosts": hosts})
-    rows = _rows(spec, fleet.home)
+def without_bootstrap(spec: LabSpec) -> LabSpec:
+    return spec.model_copy(update={"hosts": [h.model_copy(update={"bootstrap_credential": None})
+                                             for h in spec.hosts]})
+
+
+def test_missing_bootstrap_credential_gets_the_lab_file_line(fleet: Fleet) -> None:
+    """A host to be joined, without a bootstrap credential, refuses the domain credential
+    (BootstrapCredentialMissing): the fix is the lab-file line naming the lab's credential
+    for a local Administrator (not the guests' one), under that host."""
+    rows = _rows(without_bootstrap(SEED), fleet.home)
+    ok, detail, fix = rows[("SVR1", "domain credential")]
+    assert ok is False and "401" in detail
+    assert "`bootstrap_credential: local-admin` under hosts[SVR1]" in fix
+    assert "guest-admin" not in fix
+    assert rows[("DC1", "domain credential")][0] is True
+    assert ("SVR1", "WinRM session") not in rows
+
+
+def test_session_row_names_the_credential_the_pool_logged_on_with(fleet: Fleet) -> None:
+    """Before the join the worker's session logs on with the bootstrap credential: the doctor
+    says so instead of reporting the domain credential as accepted (the domain credential
+    alone is refused by a workgroup host whose local password differs)."""
+    rows = _rows(SEED, fleet.home)
     assert rows[("SVR1", "bootstrap credential")] == (True, "'local-admin' accepted", "")
-    assert ("SVR2", "bootstrap credential") not in rows
+    domain = rows[("SVR1", "domain credential")]
+    assert domain[0] is None and "not accepted before the join" in domain[1]
+    ok, detail, _ = rows[("SVR1", "WinRM session")]
+    assert ok is True and detail.startswith("logged on as 'local-admin' (Administrator)")
+    assert "after the join hvlab logs on as 'domain-admin'" in detail
+    assert rows[("DC1", "WinRM session")] == (
+        True, "logged on as 'domain-admin' (KOSA\\Administrator)", "")
 
 
 def test_every_doctor_command_binds_against_the_catalogue() -> None:

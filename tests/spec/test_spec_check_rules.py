@@ -163,6 +163,16 @@ BROKEN: list[tuple[str, Edits, Loc, list[str]]] = [
      ("vms", 3, "secure_boot_template"),
      ["a windows-legacy guest does not boot with Secure Boot template OpenSourceShieldedVM:"
       " Hyper-V halts it in firmware; use MicrosoftWindows, or secure_boot: false"]),
+    # where guest addresses come from
+    ("linux guest with static addresses", {("vms", 3, "guest", "address_source"): "static"},
+     ("vms", 3, "guest", "address_source"),
+     ["hvlab cannot set a Linux guest's addresses (PowerShell Direct does not reach Linux "
+      "guests): use `golden` (the golden image configures them) or `dhcp`; hvlab then "
+      "verifies each NIC's ipv4"]),
+    ("windows guest with golden addresses", {("vms", 1, "guest", "address_source"): "golden"},
+     ("vms", 1, "guest", "address_source"),
+     ["hvlab configures the addresses of windows-legacy guests: remove address_source "
+      "(golden and dhcp are for Linux guests)"]),
     # UNC paths
     ("unc path without a share", {("vms", 2, "path"): "\\\\DC1"}, ("vms", 2, "path"),
      [r"'\\\\DC1' is not a \\HOST\share path"]),
@@ -343,13 +353,18 @@ VALID: list[tuple[str, Edits]] = [
      {("vms", 3, "secure_boot_template"): "OpenSourceShieldedVM"}),
     ("linux under the uefi ca template",
      {("vms", 3, "secure_boot_template"): "MicrosoftUEFICertificateAuthority"}),
-    ("generation 2 windows by default", {("vms", 3, "guest", "os"): "windows"}),
+    ("generation 2 windows by default", {("vms", 3, "guest", "os"): "windows",
+                                          ("vms", 3, "guest", "address_source"): DELETE}),
     ("generation 2 windows under the windows template",
      {("vms", 3, "guest", "os"): "windows", ("vms", 3, "secure_boot"): True,
+      ("vms", 3, "guest", "address_source"): DELETE,
       ("vms", 3, "secure_boot_template"): "MicrosoftWindows"}),
     ("windows with secure boot off under the uefi ca template",
      {("vms", 3, "guest", "os"): "windows-legacy", ("vms", 3, "secure_boot"): False,
+      ("vms", 3, "guest", "address_source"): DELETE,
       ("vms", 3, "secure_boot_template"): "MicrosoftUEFICertificateAuthority"}),
+    ("linux addresses from dhcp", {("vms", 3, "guest", "address_source"): "dhcp"}),
+    ("linux addresses from the golden image by default", {("vms", 3, "guest", "address_source"): DELETE}),
     ("unc paths in another case", {("vms", 2, "path"): "\\\\dc1\\SMB\\vms",
                                    ("vms", 2, "disk", "path"): "\\\\Dc1\\Smb\\x.vhdx"}),
     ("local paths are not shares", {("vms", 2, "path"): "D:\\VMs",
