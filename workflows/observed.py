@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import ObserveInput
     from hvlab.lab_state import LabState, lab_state, placed
     from hvlab.spec import LabSpec
-    from workflows.options import PROBE
+    from workflows.options import OBSERVE
     from workflows.steps import step
 
 __all__ = ["LabState", "observe", "placed"]
@@ -25,5 +25,5 @@ async def observe(spec: LabSpec, vms: list[str] | None = None) -> LabState:
     names = list(vms) if vms is not None else [v.name for v in spec.vms]
     answers = await asyncio.gather(*(step(
         "lab.observe", ObserveInput(lab=spec.lab, host=host, vms=names),
-        summary=f"what {host} holds now", options=PROBE) for host in hosts))
+        summary=f"what {host} holds now", options=OBSERVE) for host in hosts))
     return lab_state(hosts, [a.observed for a in answers])

@@ -27,6 +27,13 @@ PROBE = workflow.ActivityConfig(
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5),
 )
 
+OBSERVE = workflow.ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=5),
+    retry_policy=_RETRY,
+)
+"""``lab.observe``: read-only, but a host that does not answer is retried as long as a remote
+step would be (the operator sees the retries in ``--watch``), not given up on after seconds."""
+
 REMOTE_STEP = workflow.ActivityConfig(
     start_to_close_timeout=timedelta(minutes=30),
     heartbeat_timeout=timedelta(seconds=60),
