@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.base import Remote, application_errors, cancelled, heartbeat, last_heartbeat
 from activities.host import (
@@ -220,6 +220,9 @@ class VmActivities:
         if self._exists(request.host, partial):
             self._remote.run(request.host, remove_file_command(partial))
         self._remote.run(request.host, copy_disk_command(request))
+        if cancelled():  # the saga may be removing the disk now: never give it a final name
+            self._remote.run(request.host, remove_file_command(partial))
+            raise CancelledError("vm.disk cancelled after the copy")
         self._remote.run(request.host, rename_disk_command(request))
 
     def _vhd(self, request: VmDiskInput) -> dict[str, Any]:
