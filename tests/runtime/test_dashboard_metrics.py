@@ -28,9 +28,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner
 
 from hvlab.settings import Settings
-from hvlab.telemetry import start_metrics_server
-from hvlab.temporal import build_metrics_runtime, connect
-from tests.conftest import running_worker
 from tests.deploy.test_deploy_files import (
     ALERTS,
     DASHBOARD,
@@ -41,6 +38,7 @@ from tests.deploy.test_deploy_files import (
     load_yaml,
     promql_metric_names,
 )
+from tests.runtime.test_metrics import metrics_worker
 from workflows import metrics as wf_metrics
 
 # the names prometheus_client gives the samples of a family of each type
@@ -122,25 +120,18 @@ def queried_names() -> dict[str, set[str]]:
 async def test_panels_and_alerts_query_only_what_the_worker_exports(
     temporal_address: str, task_queue: str, tmp_path: Path
 ) -> None:
-    runtime, sdk_url = build_metrics_runtime()
-    server = start_metrics_server("127.0.0.1:0", sdk_metrics_url=sdk_url)
     settings = Settings(home=tmp_path, temporal_address=temporal_address, task_queue=task_queue)
-    try:
-        client = await connect(settings, runtime=runtime)
-        # unsandboxed: this module imports what the sandbox refuses (urllib, the deploy tests)
-        async with running_worker(client, task_queue, workflows=[DashboardProbeWorkflow],
-                                  activities=[flaky],
-                                  workflow_runner=UnsandboxedWorkflowRunner()):
-            for fail in (False, True):
-                try:
-                    await client.execute_workflow(
-                        DashboardProbeWorkflow.run, fail, id=f"dashboard-{uuid.uuid4().hex}",
-                        task_queue=task_queue, execution_timeout=timedelta(seconds=60))
-                except WorkflowFailureError:
-                    assert fail
-            text = await asyncio.to_thread(_scrape, f"{server.url}/metrics")
-    finally:
-        server.close()
+    # unsandboxed: this module imports what the sandbox refuses (urllib, the deploy tests)
+    async with metrics_worker(settings, [DashboardProbeWorkflow], [flaky],
+                              workflow_runner=UnsandboxedWorkflowRunner()) as (client, url):
+        for fail in (False, True):
+            try:
+                await client.execute_workflow(
+                    DashboardProbeWorkflow.run, fail, id=f"dashboard-{uuid.uuid4().hex}",
+                    task_queue=task_queue, execution_timeout=timedelta(seconds=60))
+            except WorkflowFailureError:
+                assert fail
+        text = await asyncio.to_thread(_scrape, url)
     exported = exposed_names(text)
     server_side = {n + s for n in SERVER_METRICS for s in ("", *HISTOGRAM_SUFFIXES)}
     unknown = {name: sorted(users) for name, users in queried_names().items()
