@@ -93,12 +93,11 @@ class Remote:
         self._sessions = sessions
         self._endpoints = endpoints
 
-    def run(self, host: str, *commands: Command, mutating: bool = True,
-            deadline: float | None = None) -> list[Any]:
+    def run(self, host: str, *commands: Command, deadline: float | None = None) -> list[Any]:
         """Run ``commands`` piped together on ``host``; plain output values. With
         ``deadline`` (time.monotonic) the pipeline is stopped when it runs past it (a
         transient 'cancelled' RemoteError), as it is when the activity is cancelled."""
-        pipeline = Pipeline(tuple(commands), mutating)
+        pipeline = Pipeline(tuple(commands))
         endpoint = self._endpoints.endpoint(host)
         stop = cancelled if deadline is None else (
             lambda: cancelled() or time.monotonic() > deadline)
@@ -112,7 +111,7 @@ class Remote:
 
     def query(self, host: str, command: Command) -> list[Any]:
         """A read-only probe."""
-        return self.run(host, command, mutating=False)
+        return self.run(host, command)
 
     def query_one(self, host: str, command: Command) -> dict[str, Any] | None:
         """The first object a read-only probe returns, or None when it returns nothing."""

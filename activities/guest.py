@@ -224,10 +224,10 @@ class ScriptRemote(Remote):
         super().__init__(sessions, endpoints)
         self._pool, self._source = sessions, endpoints
 
-    def script(self, host: str, script: Script, *, mutating: bool = True) -> list[Any]:
+    def script(self, host: str, script: Script) -> list[Any]:
         """Run ``script`` on ``host``; plain output values."""
         endpoint = self._source.endpoint(host)
-        result = self._pool.run(endpoint, Pipeline.one(script, mutating=mutating),
+        result = self._pool.run(endpoint, Pipeline.one(script),
                                 heartbeat=heartbeat, cancelled=cancelled)
         return result.output
 
@@ -315,7 +315,7 @@ class GuestActivities:
         while True:
             attempts += 1
             try:
-                output = self._remote.script(request.host, probe_script(request), mutating=False)
+                output = self._remote.script(request.host, probe_script(request))
                 if "ok" in output:
                     return StepResult(changed=False, observed={"ready": True,
                                                                "attempts": attempts})

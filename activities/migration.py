@@ -169,9 +169,8 @@ class ProgressRemote(Remote):
     """A Remote whose liveness heartbeats (sent while a pipeline runs) repeat the execution's
     last progress details instead of blanking them, so a retry can resume from them."""
 
-    def run(self, host: str, *commands: Command, mutating: bool = True,
-            deadline: float | None = None) -> list[Any]:
-        pipeline = Pipeline(tuple(commands), mutating)
+    def run(self, host: str, *commands: Command, deadline: float | None = None) -> list[Any]:
+        pipeline = Pipeline(tuple(commands))
         stop = cancelled if deadline is None else (
             lambda: cancelled() or time.monotonic() > deadline)
         result = self._sessions.run(self._endpoints.endpoint(host), pipeline,

@@ -428,8 +428,7 @@ class ReplicaActivities:
     # -- firewall ------------------------------------------------------------------------
     def _rule(self, host: str) -> dict[str, Any]:
         rule = self._remote.query_one(host, get_rule_command()) or {}
-        ports = self._remote.run(host, get_rule_command(), get_port_filter_command(),
-                                 mutating=False)
+        ports = self._remote.run(host, get_rule_command(), get_port_filter_command())
         # LocalPort is string[] on Windows (one port is a one-element array): compared as a
         # list of ports, shown joined
         port = next((",".join(_ports(p.get("LocalPort"))) for p in ports

@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import functools
 import json
 import os
 import queue
@@ -76,13 +77,14 @@ from hvlab.labs import LabRegistry  # noqa: E402
 from hvlab.spec import LabSpec  # noqa: E402
 from hvlab.specfile import load_lab  # noqa: E402
 from hvlab.temporal import TemporalUnavailable, connect  # noqa: E402
+from simulator.core import Registry  # noqa: E402
+from simulator.engine import default_registry  # noqa: E402
+from simulator.engine import mutating_counts as engine_mutating_counts  # noqa: E402
 from starter.scenario import Phase, Scenario  # noqa: E402
 from starter.schedule_cli import put_reset_schedule  # noqa: E402
 
 LAB = ROOT / "examples" / "classroom-lab.yaml"
 RESULTS = ROOT / "bench" / "results"
-READ_ONLY_VERBS = {"Get", "Test", "Compare", "Measure", "Resolve", "Out", "Receive", "Wait"}
-"""Same rule as the simulator's engine: any other verb (and every script) changes something."""
 RUN_TIMEOUT = 600.0
 HOSTNAME = socket.gethostname()
 
@@ -538,16 +540,17 @@ def diff(expected: Any, actual: Any, path: str = "") -> list[str]:
     return []
 
 
+@functools.cache
+def _registry() -> Registry:
+    return default_registry()
+
+
 def mutating_counts(state: dict[str, Any]) -> dict[str, dict[str, int]]:
     """Per host, how often each command that changes something ran (the simulator counts
-    every invocation under its canonical cmdlet name or ``script@``-less script name)."""
-    out: dict[str, dict[str, int]] = {}
-    for host, counts in state.get("counters", {}).items():
-        kept = {name: n for name, n in counts.items()
-                if "/" in name or name.split("-", 1)[0] not in READ_ONLY_VERBS}
-        if kept:
-            out[host] = dict(sorted(kept.items()))
-    return out
+    every invocation under its canonical cmdlet name, ``script@``-less script name or
+    ``<program>.exe``; whether it changes something is its handler's flag)."""
+    counts = engine_mutating_counts(_registry(), state.get("counters", {}))
+    return {host: dict(sorted(kept.items())) for host, kept in counts.items() if kept}
 
 
 ALLOWED_REPEATS = {

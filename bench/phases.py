@@ -42,7 +42,7 @@ def pipeline_latency(home: Path, lab: str, host: str, calls: int) -> dict[str, A
     token = CURRENT_LAB.set(lab)
     try:
         endpoint = WorkerLab(home, {}).endpoint(host)
-        pipeline = Pipeline((get_vmhost_command(),), False)
+        pipeline = Pipeline.one(get_vmhost_command())
         pool.run(endpoint, pipeline)  # open the pool
         samples = []
         for _ in range(calls):

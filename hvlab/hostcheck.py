@@ -112,7 +112,7 @@ def fqdn(spec: LabSpec, host: str) -> str:
 
 
 def _one(pipeline: Command) -> Pipeline:
-    return Pipeline.one(pipeline, mutating=False)
+    return Pipeline.one(pipeline)
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from simulator.core import REBOOT_GRACE
 from simulator.world import NEVER, Host, World, firmware_halts
 from simulator.world_build import hyperv_rules
 
 if TYPE_CHECKING:
-    from simulator.engine import Sim
+    from simulator.core import SimState
 
-REBOOT_GRACE = 0.05  # real seconds between the command's answer and the host going down
 AUTO_START = {"StartIfRunning", "Start"}
 
 
-def restart(sim: Sim, host: Host) -> None:
+def restart(sim: SimState, host: Host) -> None:
     """Reboot ``host``: instantly at speed 0, else in a background thread (down, wait, up)."""
     if sim.clock.instant:
         apply_boot(sim, host)
@@ -27,7 +27,7 @@ def restart(sim: Sim, host: Host) -> None:
     threading.Thread(target=_cycle, args=(sim, name), name=f"reboot-{name}", daemon=True).start()
 
 
-def _cycle(sim: Sim, name: str) -> None:
+def _cycle(sim: SimState, name: str) -> None:
     threading.Event().wait(REBOOT_GRACE)
     sim.on_host_down(name)
     sim.clock.sleep(sim.clock.d.reboot)
@@ -41,7 +41,7 @@ def _cycle(sim: Sim, name: str) -> None:
     sim.booted(name).set()
 
 
-def apply_boot(sim: Sim, host: Host) -> None:
+def apply_boot(sim: SimState, host: Host) -> None:
     """What a boot changes: pending features and domain membership take effect, VMs restart."""
     had_hyperv = host.has_feature("Hyper-V")
     _apply_features(host)

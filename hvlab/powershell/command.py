@@ -8,7 +8,7 @@ parameter declares (pypsrp would send every Python int as Int32, which a real ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,11 +118,10 @@ class Pipeline:
     """Commands piped into each other (``Get-VM x | Stop-VM``); most steps have one."""
 
     commands: tuple[Command | Script, ...]
-    mutating: bool = field(default=True)
 
     @classmethod
-    def one(cls, command: Command | Script, *, mutating: bool = True) -> Pipeline:
-        return cls((command,), mutating)
+    def one(cls, command: Command | Script) -> Pipeline:
+        return cls((command,))
 
     def describe(self) -> str:
         return " | ".join(c.describe() for c in self.commands)

@@ -156,7 +156,7 @@ class _Pool:
 
 
 def _membership_command() -> Pipeline:
-    return Pipeline((Command.of("Get-CimInstance", ClassName="Win32_ComputerSystem"),), False)
+    return Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_ComputerSystem"))
 
 
 class SessionPool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from simulator.engine import Registry
+from simulator.core import Registry
 
 MODULES: list[str] = [
     "simulator.cmdlets.host",

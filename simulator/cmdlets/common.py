@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.engine import Call
+from simulator.core import Call
 from simulator.world import Host, World, is_unc, norm_path
 
 ADMIN_ACCOUNTS = ("everyone", "builtin\\administrators", "administrators")

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from simulator.cmdlets.common import as_list
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import prop, ps_object
 from simulator.world import AdComputer, AdGroup, AdUser, Directory, Host, World
 

@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from simulator import reachability
 from simulator.cmdlets.common import PathDenied, PathMissing, as_list, session_locate
-from simulator.engine import Call, Entry, Registry
+from simulator.core import Call, Entry, Registry
 from simulator.protocol import TerminatingError, credential_parts
 from simulator.pstypes import ps_object
 from simulator.world import Guest, Host, SimFile, Vm, World, norm_path
@@ -51,7 +51,7 @@ TS_KEY = reachability.TERMINAL_SERVER_KEY
 
 
 def register(registry: Registry) -> None:
-    registry.script("guest/probe", mutating=False)(probe)
+    registry.script("guest/probe", mutates=False)(probe)
     registry.script("guest/set-ipv4")(set_ipv4)
     registry.script("guest/telnet-server")(telnet_server)
     registry.script("guest/rdp-port")(rdp_port)
@@ -59,7 +59,7 @@ def register(registry: Registry) -> None:
     registry.script("host/offline-guest-config")(offline_guest_config)
     registry.script("host/purge-tickets")(purge)
     registry.script("host/ntfs-grant")(ntfs_grant)
-    registry.script("host/test-port", mutating=False)(test_port)
+    registry.script("host/test-port", mutates=False)(test_port)
     _hook_start_vm(registry)
 
 
@@ -427,7 +427,7 @@ def _hook_start_vm(registry: Registry) -> None:
                 if before.get(vm.id) == "Off" and vm.state == "Running":
                     on_vm_boot(call.world, call.host, vm)
 
-    registry.cmdlets["start-vm"] = Entry(start_vm, entry.mutating, entry.ignores_whatif)
+    registry.cmdlets["start-vm"] = Entry(start_vm, entry.mutates, entry.ignores_whatif)
 
 
 # ---------------------------------------------------------------- host scripts

@@ -11,7 +11,7 @@ from psrpcore.types import PSDateTime
 from simulator import boot
 from simulator.cmdlets import host_fs, host_jobs
 from simulator.cmdlets.common import as_list
-from simulator.engine import Call, Registry, cim_key
+from simulator.core import Call, Registry, cim_key
 from simulator.protocol import credential_parts
 from simulator.pstypes import (
     SM,
@@ -109,8 +109,8 @@ def register(registry: Registry) -> None:
     registry.cmdlet("Start-Service", "Stop-Service", "Restart-Service")(change_service)
     registry.cmdlet("Get-CimInstance", "Get-WmiObject")(get_cim_instance)
     registry.cmdlet("Invoke-CimMethod")(invoke_cim_method)
-    registry.cmdlet("Get-Date", mutating=False)(get_date)
-    registry.cmdlet("Out-Null", mutating=False)(lambda call: None)
+    registry.cmdlet("Get-Date", mutates=False)(get_date)
+    registry.cmdlet("Out-Null", mutates=False)(lambda call: None)
     registry.cim_class("root/cimv2", "Win32_ComputerSystem")(_win32_computer_system)
     registry.cim_class("root/cimv2", "Win32_OperatingSystem")(_win32_operating_system)
     registry.cim_class("root/cimv2", "Win32_Processor")(_win32_processor)

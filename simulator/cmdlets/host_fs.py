@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.cmdlets.common import PathDenied, PathMissing, as_list, session_locate
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import i64, ps_object
 from simulator.world import (
     Host,
@@ -32,9 +32,9 @@ EXC_NOT_FOUND = "System.Management.Automation.ItemNotFoundException"
 
 def register(registry: Registry) -> None:
     registry.cmdlet("New-Item")(new_item)
-    registry.cmdlet("Test-Path", mutating=False)(test_path)
+    registry.cmdlet("Test-Path", mutates=False)(test_path)
     registry.cmdlet("Remove-Item")(remove_item)
-    registry.cmdlet("Get-Item", "Get-ChildItem", mutating=False)(get_item)
+    registry.cmdlet("Get-Item", "Get-ChildItem", mutates=False)(get_item)
     registry.cmdlet("Copy-Item")(copy_item)
     registry.cmdlet("Rename-Item")(rename_item)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.cmdlets.common import as_list
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import _enum, member, prop, ps_object
 from simulator.world import Job
 
@@ -32,9 +32,9 @@ JobState = _enum(
 
 
 def register(registry: Registry) -> None:
-    registry.cmdlet("Get-Job", mutating=False)(get_job)
-    registry.cmdlet("Receive-Job", mutating=False)(receive_job)
-    registry.cmdlet("Wait-Job", mutating=False)(wait_job)
+    registry.cmdlet("Get-Job", mutates=False)(get_job)
+    registry.cmdlet("Receive-Job", mutates=False)(receive_job)
+    registry.cmdlet("Wait-Job", mutates=False)(wait_job)
     registry.cmdlet("Stop-Job")(stop_job)
     registry.cmdlet("Remove-Job")(remove_job)
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from simulator.engine import Registry
+from simulator.cmdlets import (
+    hyperv_devices,
+    hyperv_host,
+    hyperv_migration,
+    hyperv_replica,
+    hyperv_storage,
+    hyperv_switch,
+    hyperv_vm,
+)
+from simulator.core import Registry
+
+AREAS = (hyperv_host, hyperv_switch, hyperv_vm, hyperv_devices, hyperv_storage,
+         hyperv_migration, hyperv_replica)
 
 
 def register(registry: Registry) -> None:
-    from simulator.cmdlets import (
-        hyperv_host,
-        hyperv_migration,
-        hyperv_replica,
-        hyperv_switch,
-        hyperv_vm,
-    )
-
-    for module in (hyperv_host, hyperv_switch, hyperv_vm, hyperv_migration, hyperv_replica):
+    for module in AREAS:
         module.register(registry)

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.cmdlets.common import as_list
-from simulator.engine import Call, Impl, Registry
+from simulator.cmdlets.replica_link import refresh
+from simulator.core import Call, Impl, Registry
 from simulator.pstypes import (
     HV,
     ControllerType,
@@ -39,7 +40,7 @@ LEGACY_OS = {"windows-legacy", "linux"}
 
 
 def hv_cmdlet(
-    registry: Registry, *names: str, mutating: bool | None = None
+    registry: Registry, *names: str, mutates: bool | None = None
 ) -> Callable[[Impl], Impl]:
     """Register Hyper-V cmdlets: they fail unless the Hyper-V platform runs on the host."""
 
@@ -48,7 +49,7 @@ def hv_cmdlet(
             hv_host(call)
             fn(call)
 
-        registry.cmdlet(*names, mutating=mutating)(checked)
+        registry.cmdlet(*names, mutates=mutates)(checked)
         return fn
 
     return wrap
@@ -132,8 +133,6 @@ def heartbeat(call: Call, vm: Vm) -> Any:
 
 
 def vm_object(call: Call, host: Host, vm: Vm) -> Any:
-    from simulator.cmdlets.hyperv_replica import refresh  # (imports this module)
-
     if vm.replication is not None:
         refresh(call.sim, host, vm)  # Get-VM's ReplicationHealth follows the due cycles too
     rep = vm.replication

@@ -13,7 +13,7 @@ from simulator.cmdlets.hyperv_common import (
     vm_from_object,
 )
 from simulator.cmdlets.hyperv_switch import NOT_FOUND as SWITCH_NOT_FOUND
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import HV, ControllerType, OnOffState, guid, member, prop, ps_object
 from simulator.world import SECURE_BOOT_TEMPLATES, Host, Vm, VmDisk, VmNic, norm_path
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from simulator.cmdlets.common import as_list
 from simulator.cmdlets.hyperv_common import hv_cmdlet
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import (
     HV,
     MigrationAuthenticationType,

@@ -29,7 +29,7 @@ from typing import Any
 from simulator import reachability
 from simulator.cmdlets import host_jobs, hyperv_chain
 from simulator.cmdlets.hyperv_common import hv_cmdlet, target_vms, vm_object
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.protocol import TerminatingError
 from simulator.pstypes import HV, cim_instance, ps_object, u16
 from simulator.world import Host, Job, Vm, World, is_unc, join_path, norm_path

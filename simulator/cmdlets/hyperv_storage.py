@@ -16,7 +16,7 @@ from simulator.cmdlets.hyperv_common import (
     vm_from_object,
     vms_by_name,
 )
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import (
     HV,
     SnapshotType,

@@ -16,7 +16,7 @@ from typing import Any
 
 from simulator.cmdlets.common import as_list
 from simulator.cmdlets.hyperv_common import hv_cmdlet
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import HV, VMSwitchType, guid, member, prop, ps_object
 from simulator.world import Host, HostAdapter, Switch
 

@@ -11,7 +11,7 @@ from simulator.cmdlets.hyperv_common import (
     vm_object,
 )
 from simulator.cmdlets.hyperv_switch import NOT_FOUND as SWITCH_NOT_FOUND
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.world import (
     GB,
     MB,
@@ -76,10 +76,6 @@ def register(registry: Registry) -> None:
     hv_cmdlet(registry, "Stop-VM")(stop_vm)
     hv_cmdlet(registry, "Remove-VM")(remove_vm)
     hv_cmdlet(registry, "Set-VMProcessor")(set_vmprocessor)
-    from simulator.cmdlets import hyperv_devices, hyperv_storage
-
-    hyperv_devices.register(registry)
-    hyperv_storage.register(registry)
 
 
 # ---------------------------------------------------------------- New-VM

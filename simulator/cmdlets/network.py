@@ -19,7 +19,7 @@ from typing import Any
 
 from simulator import reachability
 from simulator.cmdlets.common import as_list
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import _enum, member, ps_object, u16, u32
 from simulator.world import FirewallRule, Host, HostAdapter, IpAddress, NatMapping, NetNat
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import cim_instance, ps_object, u32, u64
 from simulator.world import Host, World
 
@@ -23,7 +23,7 @@ _WIN32_EXCEPTION = "System.ComponentModel.Win32Exception"
 def register(registry: Registry) -> None:
     registry.cim_class("root/cimv2", "Win32_LogicalDisk")(_logical_disks)
     registry.cim_class("root/StandardCimv2", "MSFT_NetConnectionProfile")(_profiles)
-    registry.cmdlet("Resolve-DnsName", mutating=False)(resolve_dns_name)
+    registry.cmdlet("Resolve-DnsName", mutates=False)(resolve_dns_name)
 
 
 def _drives(host: Host) -> list[str]:

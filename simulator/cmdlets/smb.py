@@ -12,7 +12,7 @@ from typing import Any
 
 from simulator.cmdlets.common import as_list
 from simulator.cmdlets.directory import resolve_account
-from simulator.engine import Call, Registry
+from simulator.core import Call, Registry
 from simulator.pstypes import _enum, member, ps_object, u32
 from simulator.world import Ace, Host, Share, World, norm_path
 

@@ -24,15 +24,16 @@ the program. A name that is no program of Windows stays "not recognized".
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from simulator.native import icacls, klist, net, netsh, ping, reg, sc
+from simulator.native.run import NativeRun, NotModelled, Program
 from simulator.protocol import PipelineContext, TerminatingError
 
 if TYPE_CHECKING:
-    from simulator.engine import Sim
-    from simulator.world import Host, World
+    from simulator.core import SimState
+    from simulator.world import Host
 
 # Programs in %SystemRoot%\System32 of Windows Server 2019/2022 (with the roles and tools of
 # this lab) that an administrator may call; those without a model in PROGRAMS answer
@@ -54,58 +55,26 @@ SHADOWING_ALIASES = {"sc": "Set-Content"}
 SYSTEM_DIRS = ("", "c:\\windows\\system32", "c:\\windows\\system32\\", "%systemroot%\\system32")
 
 
-class NotModelled(Exception):
-    """The program exists on Windows, but this form of it is not simulated."""
+@dataclass(frozen=True)
+class NativeProgram:
+    """A program's model and whether the program can change the world (then the world is
+    saved after it runs and tests count it as a change, :func:`simulator.engine.mutates`)."""
 
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-@dataclass
-class NativeRun:
-    """One run of a native program: what it reads and the lines and exit code it produces."""
-
-    sim: Sim
-    host: Host
-    program: str  # canonical, lower-case, without ".exe"
-    args: list[str]
-    session: str = ""
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)  # both streams, in the order written
-
-    @property
-    def world(self) -> World:
-        return self.sim.world
-
-    def now(self) -> float:
-        return self.sim.clock.now()
-
-    def out(self, *lines: str) -> None:
-        self.stdout.extend(lines)
-        self.lines.extend(lines)
-
-    def err(self, *lines: str) -> None:
-        self.stderr.extend(lines)
-        self.lines.extend(lines)
+    run: Program
+    mutates: bool
 
 
-Program = Callable[[NativeRun], int]
-
-
-def _programs() -> dict[str, Program]:
-    from simulator.native import icacls, klist, net, netsh, ping, reg, sc
-
-    return {
-        "klist": klist.run,
-        "icacls": icacls.run,
-        "netsh": netsh.run,
-        "ping": ping.run,
-        "sc": sc.run,
-        "net": net.run,
-        "reg": reg.run,
-    }
+# ping only sends echo requests; every other modelled program has forms that change the host
+# (klist purge, icacls /grant, netsh ... add, sc.exe config, net localgroup /add, reg add)
+PROGRAMS: dict[str, NativeProgram] = {
+    "klist": NativeProgram(klist.run, mutates=True),
+    "icacls": NativeProgram(icacls.run, mutates=True),
+    "netsh": NativeProgram(netsh.run, mutates=True),
+    "ping": NativeProgram(ping.run, mutates=False),
+    "sc": NativeProgram(sc.run, mutates=True),
+    "net": NativeProgram(net.run, mutates=True),
+    "reg": NativeProgram(reg.run, mutates=True),
+}
 
 
 def program_of(command: str) -> str | None:
@@ -133,17 +102,19 @@ def not_simulated(program: str, args: list[str], detail: str = "") -> Terminatin
     )
 
 
-def execute(sim: Sim, host: Host, program: str, args: list[str], session: str = "") -> NativeRun:
+def execute(
+    sim: SimState, host: Host, program: str, args: list[str], session: str = ""
+) -> NativeRun:
     """Run ``program`` with ``args`` against the world (the caller holds the world lock).
 
     Raises the ``NotSimulated`` TerminatingError for a program or form without a model.
     """
-    impl = _programs().get(program)
-    if impl is None:
+    model = PROGRAMS.get(program)
+    if model is None:
         raise not_simulated(program, args, "no model of this program")
     run = NativeRun(sim, host, program, list(args), session)
     try:
-        code = impl(run)
+        code = model.run(run)
     except NotModelled as exc:
         raise not_simulated(program, args, exc.detail) from None
     sim.native_exit_codes[session] = code
@@ -159,7 +130,7 @@ def write(run: NativeRun, ctx: PipelineContext) -> None:
         ctx.error(line, error_id, "NotSpecified", line)
 
 
-def last_exit_code(sim: Sim, session: str) -> int | None:
+def last_exit_code(sim: SimState, session: str) -> int | None:
     return sim.native_exit_codes.get(session)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from simulator.native import NativeRun, NotModelled
+from simulator.native.run import NativeRun, NotModelled
 from simulator.world import Ace, Host, norm_path
 
 RIGHTS = {"F": "FullControl", "M": "Modify", "RX": "ReadAndExecute", "R": "Read", "W": "Write"}

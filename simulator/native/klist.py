@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
-from simulator.native import NativeRun, NotModelled
+from simulator.native.run import NativeRun, NotModelled
 
 SYSTEM = 0x3E7
 KNOWN = {SYSTEM, 0x3E4, 0x3E5}  # SYSTEM, NETWORK SERVICE, LOCAL SERVICE

@@ -8,8 +8,8 @@ already started, 3521 not started). Other ``net`` commands (``use``, ``user``, `
 
 from __future__ import annotations
 
-from simulator.native import NativeRun, NotModelled
 from simulator.native import services as svc
+from simulator.native.run import NativeRun, NotModelled
 
 HELP = {
     2185: "The service name is invalid.",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 
-from simulator.native import NativeRun, NotModelled
+from simulator.native.run import NativeRun, NotModelled
 from simulator.world import FirewallRule
 
 NO_MATCH = "No rules match the specified criteria."

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 
 from simulator import reachability
-from simulator.native import NativeRun, NotModelled
+from simulator.native.run import NativeRun, NotModelled
 
 
 def _number(value: str, flag: str, low: int, high: int) -> int:

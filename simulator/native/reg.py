@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.native import NativeRun, NotModelled
+from simulator.native.run import NativeRun, NotModelled
 from simulator.world import Host
 
 ROOT = "HKEY_LOCAL_MACHINE"

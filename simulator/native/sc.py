@@ -7,8 +7,8 @@ computer only). Exit codes: 0; 1060 (no such service); 1056 (start: already runn
 
 from __future__ import annotations
 
-from simulator.native import NativeRun, NotModelled
 from simulator.native import services as svc
+from simulator.native.run import NativeRun, NotModelled
 
 FAILED = {
     1060: ("OpenService", "The specified service does not exist as an installed service."),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.native import NotModelled
+from simulator.native.run import NotModelled
 from simulator.world import Host
 
 DISPLAY_NAMES = {

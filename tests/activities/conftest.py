@@ -17,16 +17,16 @@ from hvlab.powershell.endpoints import SimCredentials, SimEndpoints
 from hvlab.powershell.session import SessionPool
 from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
+from simulator.engine import mutating_counts
 from simulator.fleet import Fleet
 from tests.sim.conftest import SEED
 
-READ_ONLY_VERBS = ("Get-", "Test-", "Compare-", "Measure-", "Select-", "Out-")
-
 
 def mutations(fleet: Fleet, host: str) -> dict[str, int]:
-    """Counts of the non-read-only commands the host has run so far."""
-    counters = fleet.state()["counters"].get(host, {})
-    return {k: v for k, v in counters.items() if not k.startswith(READ_ONLY_VERBS)}
+    """Counts of the commands that change something (their handlers' flag) the host has run
+    so far."""
+    counters = {host: fleet.state()["counters"].get(host, {})}
+    return mutating_counts(fleet.sim.registry, counters)[host]
 
 
 @pytest.fixture(scope="session")

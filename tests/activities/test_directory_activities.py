@@ -13,7 +13,7 @@ from hvlab.powershell.session import SessionPool
 from hvlab.spec import MIGRATION_SERVICE, LabSpec
 from simulator.cmdlets.directory import delegation_effective
 from simulator.fleet import Fleet
-from tests.activities.test_guest_activities import changes
+from tests.activities.conftest import mutations
 from tests.sim.conftest import join_domain
 
 SVR1_WANTS = ["cifs/SVR2", "cifs/SVR2.kosa.vm", f"{MIGRATION_SERVICE}/SVR2",
@@ -48,10 +48,10 @@ def test_delegation_once_with_short_and_fqdn_spns(
     assert computer(fleet) == {"allowed_to_delegate_to": SVR1_WANTS,
                                "trusted_to_auth_for_delegation": True,
                                "dns_host_name": "svr1.kosa.vm"}
-    before = changes(fleet, "DC1")
+    before = mutations(fleet, "DC1")
     again = directory.delegation(svr1)
     assert not again.changed and again.observed["added"] == []
-    assert changes(fleet, "DC1") == before
+    assert mutations(fleet, "DC1") == before
 
 
 def test_delegation_adds_only_missing_entries_and_compensation_removes_only_those(
@@ -70,9 +70,9 @@ def test_delegation_adds_only_missing_entries_and_compensation_removes_only_thos
     assert removed.changed and removed.observed["removed"] == SVR1_WANTS[1:]
     assert computer(fleet)["allowed_to_delegate_to"] == ["cifs/SVR2", "cifs/other"]
     assert computer(fleet)["trusted_to_auth_for_delegation"] is True
-    before = changes(fleet, "DC1")
+    before = mutations(fleet, "DC1")
     assert not directory.remove_delegation(undo).changed
-    assert changes(fleet, "DC1") == before
+    assert mutations(fleet, "DC1") == before
 
 
 def test_compensation_restores_protocol_transition_it_set(

@@ -54,13 +54,6 @@ from tests.sim.test_network import WINDOWS_GOLDEN, seed_network, windows_golden
 SEED_GUESTS = ("win2003-1", "win2003-2", "win2003-3")
 
 
-def changes(fleet: Fleet, host: str) -> dict[str, int]:
-    """Mutating commands the host ran: :func:`mutations` without read-only packaged scripts."""
-    scripts = fleet.sim.registry.scripts
-    return {k: v for k, v in mutations(fleet, host).items()
-            if k.lower() not in scripts or scripts[k.lower()].mutating is not False}
-
-
 @pytest.fixture
 def guests(sessions: SessionPool, fleet: Fleet, lab_spec: LabSpec) -> GuestActivities:
     return GuestActivities(sessions, SimEndpoints(lab_spec, fleet.home))
@@ -178,9 +171,9 @@ def test_offline_config_once_then_applied_at_first_boot(
     first = guests.offline_config(request)
     assert first.changed and first.observed["pending"] is True
     assert first.observed["sections"] == ["nics", "telnet", "users"]
-    before = changes(fleet, "SVR1")
+    before = mutations(fleet, "SVR1")
     again = guests.offline_config(request)
-    assert not again.changed and changes(fleet, "SVR1") == before
+    assert not again.changed and mutations(fleet, "SVR1") == before
     vm_activities.start(VmInput(host="SVR1", vm=vm.name))
     guest = fleet.state()["hosts"]["SVR1"]["guests"][vm.name]
     assert guest["ips"] == {"Internal": ["10.10.10.2/24"]}
@@ -246,9 +239,9 @@ def test_wait_ready_and_set_ipv4_on_a_windows_guest(
     assert first.changed and first.observed["addresses"] == ["192.168.1.140"]
     assert fleet.state()["hosts"]["SVR1"]["guests"]["ws2022"]["ips"] == {
         "External": ["192.168.1.140/24"]}
-    before = changes(fleet, "SVR1")
+    before = mutations(fleet, "SVR1")
     assert not guests.set_ipv4(request).changed
-    assert changes(fleet, "SVR1") == before
+    assert mutations(fleet, "SVR1") == before
 
 
 def test_wait_ready_waits_out_a_booting_guest(
@@ -291,12 +284,12 @@ def test_set_ipv4_reported_by_the_guest_changes_nothing(
 ) -> None:
     """An address the guest already reports on that NIC (KVP) is left alone: no script."""
     request = windows_guest(fleet, vm_activities)
-    before = changes(fleet, "SVR1")
+    before = mutations(fleet, "SVR1")
     guest = fleet.sim.host("SVR1").vm("ws2022").guest
     guest.ips[request.nic.mac] = ["192.168.1.140/24"]
     result = guests.set_ipv4(request)
     assert not result.changed and result.observed["mac"] == request.nic.mac
-    assert changes(fleet, "SVR1") == before
+    assert mutations(fleet, "SVR1") == before
 
 
 def test_set_ipv4_on_a_missing_nic_is_not_found(
@@ -318,9 +311,9 @@ def test_rdp_port_once_then_recorded(
                             port=35000)
     assert guests.rdp(request).changed
     assert fleet.state()["hosts"]["SVR1"]["guests"]["ws2022"]["rdp_port"] == 35000
-    before = changes(fleet, "SVR1")
+    before = mutations(fleet, "SVR1")
     assert not guests.rdp(request).changed
-    assert changes(fleet, "SVR1") == before
+    assert mutations(fleet, "SVR1") == before
 
 
 def test_rras_nat_once_on_a_windows_router(
@@ -340,9 +333,9 @@ def test_rras_nat_once_on_a_windows_router(
     assert guest["nat_interfaces"] == {"Ethernet": "full", "Ethernet 2": "private"}
     assert [(m["public_port"], m["private_ip"]) for m in guest["nat_mappings"]] == [
         (23, "10.10.10.2")]
-    before = changes(fleet, "SVR1")
+    before = mutations(fleet, "SVR1")
     assert not guests.rras_nat(request).changed
-    assert changes(fleet, "SVR1") == before
+    assert mutations(fleet, "SVR1") == before
     wrong = request.model_copy(update={"nat": nat.model_copy(update={"public": "Nope"})})
     with pytest.raises(ApplicationError) as caught:
         guests.rras_nat(wrong)
@@ -388,7 +381,7 @@ def test_seed_connectivity_passes_and_fails_with_the_router_off(
         ("SVR1", "192.168.1.111", 23), ("SVR1", "192.168.1.111", 35000)]
     result = guests.check_connectivity(checks)
     assert not result.changed and all(c["ok"] for c in result.observed["checks"])
-    assert changes(fleet, "SVR1") == mutations(fleet, "SVR1")  # Test-NetConnection only
+    assert mutations(fleet, "SVR1") == mutations(fleet, "SVR1")  # Test-NetConnection only
     assert run(fleet.sim, "SVR1", "Stop-VM", Name="win2003-1", TurnOff=None).ok
     once = checks.model_copy(update={"timeout_seconds": 0})
     with pytest.raises(ApplicationError) as caught:
@@ -460,9 +453,9 @@ def test_seed_lab_end_to_end_connectivity(
         vm_activities.start(VmInput(host="SVR1", vm=name))
     checks = ConnectivityInput.from_spec(lab_spec)
     assert all(c["ok"] for c in guests.check_connectivity(checks).observed["checks"])
-    before = {h: changes(fleet, h) for h in ("DC1", "SVR1")}
+    before = {h: mutations(fleet, h) for h in ("DC1", "SVR1")}
     assert not any(step.changed for step in build())
-    assert {h: changes(fleet, h) for h in ("DC1", "SVR1")} == before
+    assert {h: mutations(fleet, h) for h in ("DC1", "SVR1")} == before
     vm_activities.stop(VmInput(host="SVR1", vm="win2003-1"))
     with pytest.raises(ApplicationError) as caught:
         guests.check_connectivity(checks.model_copy(update={"timeout_seconds": 0}))

@@ -12,7 +12,7 @@ from hvlab.powershell.endpoints import SimEndpoints
 from hvlab.powershell.session import SessionPool
 from hvlab.spec import LabSpec, NatGateway, NatKind, PortForward
 from simulator.fleet import Fleet
-from tests.activities.test_guest_activities import changes
+from tests.activities.conftest import mutations
 from tests.sim.conftest import hyperv_ready, run
 
 
@@ -48,10 +48,10 @@ def test_host_nat_once_with_its_forwards(
     assert [(m["protocol"], m["external_port"], m["internal_ip"], m["internal_port"])
             for m in netnat["mappings"]] == [("TCP", 2323, "10.10.10.2", 23),
                                              ("TCP", 35000, "10.10.10.3", 3389)]
-    before = changes(fleet, "SVR1")
+    before = mutations(fleet, "SVR1")
     again = network.host_nat(lab_nat)
     assert not again.changed and again.observed["added"] == []
-    assert changes(fleet, "SVR1") == before
+    assert mutations(fleet, "SVR1") == before
 
 
 def test_host_nat_adds_a_missing_forward(
@@ -73,7 +73,7 @@ def test_another_nat_network_or_mapping_is_a_conflict(
         network.host_nat(lab_nat)
     assert caught.value.type == "Conflict" and caught.value.non_retryable
     assert "one NAT network per host" in caught.value.message
-    assert changes(fleet, "SVR1")["New-NetNat"] == 1  # the test's own: the step sent none
+    assert mutations(fleet, "SVR1")["New-NetNat"] == 1  # the test's own: the step sent none
     assert run(fleet.sim, "SVR1", "Remove-NetNat", Name="Other").ok
     moved = lab_nat.forwards[0].model_copy(update={"internal_ip": "10.10.10.9"})
     network.host_nat(lab_nat)
@@ -91,6 +91,6 @@ def test_remove_host_nat_once(
     removal = RemoveHostNatInput(host="SVR1", name="LabNat")
     assert network.remove_host_nat(removal).changed
     assert fleet.state()["hosts"]["SVR1"]["netnat"] == {}
-    before = changes(fleet, "SVR1")
+    before = mutations(fleet, "SVR1")
     assert not network.remove_host_nat(removal).changed
-    assert changes(fleet, "SVR1") == before
+    assert mutations(fleet, "SVR1") == before

@@ -18,7 +18,7 @@ from hvlab.powershell.endpoints import SimEndpoints
 from hvlab.powershell.session import SessionPool
 from hvlab.spec import LabSpec, Share
 from simulator.fleet import Fleet
-from tests.activities.test_guest_activities import changes
+from tests.activities.conftest import mutations
 from tests.sim.conftest import join_domain
 
 HOSTS = ["KOSA\\SVR1$", "KOSA\\SVR2$", "BUILTIN\\Administrators"]
@@ -49,10 +49,10 @@ def test_share_created_once_with_full_access(
                                                 "created_folder": True}
     assert fleet.state()["shares"]["DC1"]["smb"]["path"] == "C:\\smb"
     assert share_acl(fleet) == [(a, "Full") for a in HOSTS]
-    before = changes(fleet, "DC1")
+    before = mutations(fleet, "DC1")
     assert not storage.share(ShareInput.from_spec(smb)).changed
     assert not storage.share_access(ShareAccessInput.from_spec(smb)).changed
-    assert changes(fleet, "DC1") == before
+    assert mutations(fleet, "DC1") == before
 
 
 def test_share_access_grants_what_is_missing(
@@ -64,9 +64,9 @@ def test_share_access_grants_what_is_missing(
     granted = storage.share_access(ShareAccessInput.from_spec(smb))
     assert granted.changed and granted.observed["granted"] == HOSTS[:2]
     assert sorted(share_acl(fleet)) == sorted((a, "Full") for a in HOSTS)
-    before = changes(fleet, "DC1")
+    before = mutations(fleet, "DC1")
     assert not storage.share_access(ShareAccessInput.from_spec(smb)).changed
-    assert changes(fleet, "DC1") == before
+    assert mutations(fleet, "DC1") == before
 
 
 def test_share_on_another_path_is_a_conflict(
@@ -97,9 +97,9 @@ def test_ntfs_grants_inherited_full_control_once(
     acl = fleet.state()["shares"]["DC1"]["smb"]["ntfs_acl"]
     for account in HOSTS:
         assert {"account": account, "right": "FullControl", "inherit": True} in acl
-    before = changes(fleet, "DC1")
+    before = mutations(fleet, "DC1")
     again = storage.ntfs(NtfsInput.from_spec(smb))
-    assert not again.changed and changes(fleet, "DC1") == before
+    assert not again.changed and mutations(fleet, "DC1") == before
 
 
 def test_ntfs_on_a_missing_folder_is_not_found(
@@ -124,8 +124,8 @@ def test_compensations_revoke_and_remove_once(
     removal = RemoveShareInput(host="DC1", name="smb")
     assert storage.remove_share(removal).changed
     assert "smb" not in fleet.state()["shares"]["DC1"]
-    before = changes(fleet, "DC1")
+    before = mutations(fleet, "DC1")
     assert not storage.remove_share(removal).changed
     assert storage.revoke_access(revoke).observed == {"absent": True, "revoked": []}
-    assert changes(fleet, "DC1") == before
+    assert mutations(fleet, "DC1") == before
     assert "C:\\smb" in fleet.state()["hosts"]["DC1"]["folders"]

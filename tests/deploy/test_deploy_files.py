@@ -56,7 +56,8 @@ K8S_SKIPPED = {
 # Metric names outside hvlab's registry that dashboards and alerts may use. Measured on
 # 2026-11-26 by scraping a worker (temporalio 1.35, `hvlab worker` + `hvlab doctor` + a build
 # whose hosts were unreachable, for the failure counters) and the Temporal 1.32 dev server's
-# /metrics; `up` is Prometheus's own per-target metric.
+# /metrics; `up` is Prometheus's own per-target metric. tests/runtime/test_dashboard_metrics.py
+# checks the names the dashboard and the alerts use against a real worker's scrape.
 SDK_METRICS = {
     "temporal_activity_execution_failed",
     "temporal_activity_execution_latency",

@@ -20,8 +20,7 @@ from simulator.fleet import Fleet
 from simulator.winrm.auth import UserDirectory
 from tests.sim.conftest import join_domain
 
-PROBE = Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"),
-                     mutating=False)
+PROBE = Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"))
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def _run(address: str, port: int) -> None:
     endpoint = Endpoint(host="SVR1", address=address, port=port, scheme="https",
                         auth="negotiate", credential="local-admin")
     try:
-        pool.run(endpoint, Pipeline.one(Command.of("Get-Date"), mutating=False))
+        pool.run(endpoint, Pipeline.one(Command.of("Get-Date")))
     finally:
         pool.close()
 

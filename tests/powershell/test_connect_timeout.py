@@ -28,8 +28,7 @@ from hvlab.spec import LabSpec
 from simulator.fleet import Fleet
 from simulator.winrm.faults import FaultEffect, FaultRule
 
-OS_PROBE = Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"),
-                        mutating=False)
+OS_PROBE = Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"))
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def refused(fleet: Fleet, lab_spec: LabSpec, pool: SessionPool, host: str,
             command: Command) -> RemoteError:
     endpoint = endpoints_for(lab_spec, True, fleet.home)[host]
     with pytest.raises(RemoteError) as caught:
-        pool.run(endpoint, Pipeline.one(command, mutating=True))
+        pool.run(endpoint, Pipeline.one(command))
     return caught.value
 
 

@@ -35,8 +35,7 @@ from simulator.winrm.soap import INTERNAL_ERROR
 from tests.sim.conftest import GB, StepClock, hyperv_ready
 
 UNKNOWN_SHELL = 2150858843
-OS_PROBE = Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"),
-                        mutating=False)
+OS_PROBE = Pipeline.one(Command.of("Get-CimInstance", ClassName="Win32_OperatingSystem"))
 
 
 class Events:
@@ -87,8 +86,8 @@ def svr1(fleet: Fleet, lab_spec: LabSpec) -> Endpoint:
     return dataclasses.replace(endpoint, bootstrap_credential="")
 
 
-def one(command: Command | Script, mutating: bool = False) -> Pipeline:
-    return Pipeline.one(command, mutating=mutating)
+def one(command: Command | Script) -> Pipeline:
+    return Pipeline.one(command)
 
 
 def inject(fleet: Fleet, host: str, **rule: Any) -> FaultRule:
@@ -279,7 +278,7 @@ def test_terminating_error_is_classified_by_its_error_id(
     FullyQualifiedErrorId (InvalidOperation: PreconditionFailed)."""
     hyperv_ready(fleet.sim, "SVR1")
     new_vhd = one(Command.of("New-VHD", Path="C:\\Hyper-V\\VHDs\\a.vhdx", SizeBytes=GB,
-                             Dynamic=SWITCH), mutating=True)
+                             Dynamic=SWITCH))
     pool.run(svr1, new_vhd)
     with pytest.raises(PreconditionFailed) as caught:
         pool.run(svr1, new_vhd)
@@ -476,9 +475,9 @@ def test_ints_go_out_with_the_declared_type(
     hyperv_ready(fleet.sim, "SVR1")
     try:
         pool.run(svr1, one(Command.of("New-VM", Name="big", Generation=2,
-                                      MemoryStartupBytes=4 * GB), mutating=True))
+                                      MemoryStartupBytes=4 * GB)))
         pool.run(svr1, one(Command.of("Set-VM", Name="big", ProcessorCount=2,
-                                      MemoryStartupBytes=512 * 1024**2), mutating=True))
+                                      MemoryStartupBytes=512 * 1024**2)))
     finally:
         pool.close()
     assert ("New-VM", "MemoryStartupBytes") in asked and ("New-VM", "Generation") in asked
@@ -513,7 +512,7 @@ def test_switch_parameters(fleet: Fleet, pool: SessionPool, svr1: Endpoint) -> N
     def copy(dst: str, passthru: Switch) -> list[Any]:
         return pool.run(svr1, one(Command.of(
             "Copy-Item", Path="C:\\Golden\\linux01.vhdx", Destination=dst,
-            PassThru=passthru), mutating=True)).output
+            PassThru=passthru))).output
 
     hyperv_ready(fleet.sim, "SVR1")
     assert len(copy("C:\\Hyper-V\\a.vhdx", SWITCH)) == 1
@@ -530,7 +529,7 @@ def test_credential_parameter_becomes_a_pscredential(
         for adapter in fleet.sim.host("SVR1").adapters.values():
             adapter.dns = [fleet.sim.world.dc().address]
     join = one(Command.of("Add-Computer", DomainName="kosa.vm",
-                          Credential=CredentialRef("domain-admin"), Force=SWITCH), mutating=True)
+                          Credential=CredentialRef("domain-admin"), Force=SWITCH))
     pool.run(svr1, OS_PROBE)
     result = pool.run(svr1, join)
     assert result.warnings == [
@@ -548,7 +547,7 @@ def test_list_and_dict_values_are_converted_element_wise(
 ) -> None:
     """List values are sent element by element (two folders created by one New-Item)."""
     pool.run(svr1, one(Command.of("New-Item", ItemType="Directory",
-                                  Path=["C:\\A1", "C:\\A2"]), mutating=True))
+                                  Path=["C:\\A1", "C:\\A2"])))
     folders = fleet.state()["hosts"]["SVR1"]["folders"]
     assert "C:\\A1" in folders and "C:\\A2" in folders
 
@@ -592,8 +591,7 @@ def copy_blocked_on_clock(fleet: Fleet) -> tuple[StepClock, Pipeline]:
     clock = StepClock()
     fleet.sim.clock = clock
     return clock, one(Command.of("Copy-Item", Path="C:\\Golden\\linux01.vhdx",
-                                 Destination="C:\\Hyper-V\\c.vhdx", PassThru=SWITCH),
-                      mutating=True)
+                                 Destination="C:\\Hyper-V\\c.vhdx", PassThru=SWITCH))
 
 
 def test_long_command_heartbeats_every_poll(
@@ -696,10 +694,9 @@ def test_bools_and_other_values_are_sent_as_they_are(
     pool = SessionPool(events.credentials, param_type)
     hyperv_ready(fleet.sim, "SVR1")
     try:
-        pool.run(svr1, one(Command.of("Set-VMHost", UseAnyNetworkForMigration=True),
-                           mutating=True))
+        pool.run(svr1, one(Command.of("Set-VMHost", UseAnyNetworkForMigration=True)))
         pool.run(svr1, one(Command.of("New-Item", ItemType="Directory",
-                                      Path=PureWindowsPath("C:\\A3")), mutating=True))
+                                      Path=PureWindowsPath("C:\\A3"))))
     finally:
         pool.close()
     assert asked == []

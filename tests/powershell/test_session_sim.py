@@ -23,8 +23,8 @@ from simulator.fleet import Fleet
 from tests.sim.conftest import GB, hyperv_ready
 
 
-def one(command: Command, *, mutating: bool = False) -> Pipeline:
-    return Pipeline.one(command, mutating=mutating)
+def one(command: Command) -> Pipeline:
+    return Pipeline.one(command)
 
 
 class Opens:
@@ -85,7 +85,7 @@ def test_4gb_vm_memory_goes_out_as_int64(
     hyperv_ready(fleet.sim, "SVR1")
     command = Command.of("New-VM", Name="big", Generation=2, MemoryStartupBytes=4 * GB,
                          SwitchName="Internal")
-    result = pool.run(svr1, one(command, mutating=True))
+    result = pool.run(svr1, one(command))
     assert result.output[0]["MemoryStartup"] == 4 * GB
     assert fleet.state()["hosts"]["SVR1"]["vms"]["big"]["memory"] == 4294967296
 
@@ -124,7 +124,7 @@ def test_reboot_then_pool_is_rebuilt(
 ) -> None:
     """While the host is down calls fail as retryable HostUnreachable; once it is back the
     next call opens a new pool and succeeds."""
-    pool.run(svr1, one(Command.of("Restart-Computer", Force=SWITCH), mutating=True))
+    pool.run(svr1, one(Command.of("Restart-Computer", Force=SWITCH)))
     server = fleet.servers["SVR1"]
     server.go_down()  # the down window of the reboot (instant at speed 0)
     try:

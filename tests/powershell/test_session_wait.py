@@ -32,7 +32,7 @@ def svr1(fleet: Fleet, lab_spec: LabSpec) -> Endpoint:
 
 
 def query() -> Pipeline:
-    return Pipeline.one(Command.of("Get-Service", Name="WinRM"), mutating=False)
+    return Pipeline.one(Command.of("Get-Service", Name="WinRM"))
 
 
 def test_a_step_queued_behind_a_long_command_heartbeats_while_it_waits(
@@ -73,7 +73,7 @@ def test_a_step_cancelled_while_it_waits_sends_nothing(
     def queued() -> None:
         try:
             pool.run(svr1, Pipeline.one(Command.of("New-Item", ItemType="Directory",
-                                                   Path="C:\\queued"), mutating=True),
+                                                   Path="C:\\queued")),
                      cancelled=cancel.is_set, poll_seconds=1)
         except TransientRemoteError as exc:
             errors.append(exc)

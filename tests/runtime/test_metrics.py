@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
 
 from activities.registry import build_activities
 from hvlab import metrics
@@ -46,31 +49,41 @@ def _families(text: str) -> dict[str, str]:
     return {family.name: family.type for family in text_string_to_metric_families(text)}
 
 
+@asynccontextmanager
+async def metrics_worker(
+    settings: Settings, workflows: Sequence[type], activities: Sequence[Callable[..., Any]],
+    **options: Any
+) -> AsyncIterator[tuple[Client, str]]:
+    """A worker whose client's runtime exports the SDK's metrics behind hvlab's /metrics
+    endpoint, as worker.py builds it; yields the client and the endpoint's /metrics URL."""
+    runtime, sdk_url = build_metrics_runtime()
+    server = start_metrics_server("127.0.0.1:0", sdk_metrics_url=sdk_url)
+    try:
+        client = await connect(settings, runtime=runtime)
+        async with running_worker(client, settings.task_queue, workflows=workflows,
+                                  activities=activities, **options):
+            yield client, f"{server.url}/metrics"
+    finally:
+        server.close()
+
+
 async def test_metrics_endpoint_merges_sdk_and_hvlab_metrics(
     temporal_address: str, task_queue: str, tmp_path: Path
 ) -> None:
     """After a workflow ran, one scrape holds temporal_ SDK families and every hvlab_ family."""
-    runtime, sdk_url = build_metrics_runtime()
-    server = start_metrics_server("127.0.0.1:0", sdk_metrics_url=sdk_url)
     settings = Settings(home=tmp_path, temporal_address=temporal_address, task_queue=task_queue)
     metrics.set_worker_info("9.9.9-test")
     with metrics.timed_step("doctor", "SVR1"):
         pass
-    try:
-        client = await connect(settings, runtime=runtime)
-        async with running_worker(
-            client, task_queue, workflows=ALL_WORKFLOWS, activities=build_activities(settings)
-        ):
-            await client.execute_workflow(
-                DoctorWorkflow.run,
-                DoctorInput(),
-                id=f"metrics-{task_queue}",
-                task_queue=task_queue,
-                execution_timeout=timedelta(seconds=20),
-            )
-            status, text = await asyncio.to_thread(_get, f"{server.url}/metrics")
-    finally:
-        server.close()
+    async with metrics_worker(settings, ALL_WORKFLOWS, build_activities(settings)) as (client, url):
+        await client.execute_workflow(
+            DoctorWorkflow.run,
+            DoctorInput(),
+            id=f"metrics-{task_queue}",
+            task_queue=task_queue,
+            execution_timeout=timedelta(seconds=20),
+        )
+        status, text = await asyncio.to_thread(_get, url)
     assert status == 200
     families = _families(text)
     sdk = {name for name in families if name.startswith("temporal_")}

@@ -20,19 +20,16 @@ from hvlab.powershell.session import SessionPool
 from hvlab.settings import get_settings
 from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
+from simulator import engine
 from simulator.fleet import Fleet
 from tests.conftest import running_worker
 from tests.sim.conftest import SEED
 from workflows.registry import ALL_WORKFLOWS
 
-READ_ONLY = ("Get-", "Test-", "Compare-", "Measure-", "Select-", "Out-")
-
 
 def mutating_counts(fleet: Fleet) -> dict[str, dict[str, int]]:
-    """Per host, the counts of commands that change something."""
-    counters = fleet.state()["counters"]
-    return {h: {c: n for c, n in cs.items() if not c.startswith(READ_ONLY)}
-            for h, cs in counters.items()}
+    """Per host, the counts of commands that change something (their handlers' flag)."""
+    return engine.mutating_counts(fleet.sim.registry, fleet.state()["counters"])
 
 
 @pytest.fixture
