@@ -44,7 +44,7 @@ async def test_teardown_removes_vms_and_switches_and_a_rerun_changes_nothing(
         lab = tmp_path / "lab.yaml"
         lab.write_text(dump_lab(seed))
         assert await hvlab("schedule", "reset", str(lab), "--cron", "0 6 * * 1-5", "--sim") == 0
-        assert await hvlab("down", str(lab), "--sim", "--watch") == 0
+        assert await hvlab("down", str(lab), "--sim", "--yes") == 0
         with pytest.raises(RPCError) as gone:  # down deleted the lab's reset schedule
             await client.get_schedule_handle("sim.classroom-reset-schedule").describe()
         assert gone.value.status == RPCStatusCode.NOT_FOUND
