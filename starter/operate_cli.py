@@ -29,7 +29,6 @@ from starter.ops_cli import (
     SimOption,
     WatchOption,
     _client,
-    announce,
     follow,
     register_lab,
     start_or_attach,
@@ -109,8 +108,7 @@ def _migration_target(spec: LabSpec, vm: str, to: str | None, mode: Mode,
 
 def _started(handle: WorkflowHandle[Any, Any], what: str, no_wait: bool, as_json: bool
              ) -> None:
-    announce(handle.id, what, as_json)
-    follow(handle.id, no_wait=no_wait, as_json=as_json)
+    follow(handle.id, what=what, no_wait=no_wait, as_json=as_json)
 
 
 def migrate(

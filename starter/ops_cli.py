@@ -91,8 +91,8 @@ def up(
     request = LabBuildInput(spec=spec, compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(LabBuildWorkflow.run, request, build_id(spec.lab),
                                          f"build lab {spec.lab}"))
-    announce(handle.id, f"build of lab [bold]{spec.lab}[/]", as_json)
-    follow(handle.id, no_wait=no_wait, as_json=as_json)
+    follow(handle.id, what=f"build of lab [bold]{spec.lab}[/]", no_wait=no_wait,
+           as_json=as_json)
 
 
 def register_lab(spec: LabSpec, sim: bool) -> LabSpec:
@@ -227,11 +227,24 @@ def _report_outcome(workflow_id: str, status: str, reason: str = "") -> None:
         err.print(reason, markup=False)
 
 
-def follow(workflow_id: str, *, no_wait: bool = False, as_json: bool = False) -> None:
-    """After an operation started: wait for it with live progress and leave with its outcome
-    (exit 0 completed, 1 failed, cancelled, terminated or timed out), or with ``no_wait``
-    say how to follow it and leave at once. Ctrl-C stops the waiting, not the work (exit 130).
-    """
+def follow(workflow_id: str, *, what: str = "", no_wait: bool = False, as_json: bool = False
+           ) -> None:
+    """After an operation started (``what``: its announcement, with the id and Web UI link):
+    wait for it with live progress and leave with its outcome (exit 0 completed, 1 failed,
+    cancelled, terminated or timed out), or with ``no_wait`` say how to follow it and leave at
+    once. Ctrl-C stops the waiting, not the work (exit 130)."""
+    try:
+        if what:
+            announce(workflow_id, what, as_json)
+        _follow(workflow_id, no_wait, as_json)
+    except KeyboardInterrupt:
+        err.print(f"stopped waiting: {workflow_id} goes on in Temporal. Follow it with "
+                  f"`hvlab watch {workflow_id}`; stop it with `hvlab cancel {workflow_id}`",
+                  markup=False)
+        raise typer.Exit(130) from None
+
+
+def _follow(workflow_id: str, no_wait: bool, as_json: bool) -> None:
     if no_wait:
         if as_json:
             sys.stdout.write(json.dumps({"workflow_id": workflow_id, "status": "running",
@@ -240,14 +253,7 @@ def follow(workflow_id: str, *, no_wait: bool = False, as_json: bool = False) ->
             out.print(f"started; follow it with `hvlab watch {workflow_id}`, cancel it with "
                       f"`hvlab cancel {workflow_id}`")
         return
-    try:
-        code = asyncio.run(_watch(workflow_id, as_json))
-    except KeyboardInterrupt:
-        err.print(f"stopped waiting: {workflow_id} goes on in Temporal. Follow it with "
-                  f"`hvlab watch {workflow_id}`; stop it with `hvlab cancel {workflow_id}`",
-                  markup=False)
-        raise typer.Exit(130) from None
-    raise typer.Exit(code)
+    raise typer.Exit(asyncio.run(_watch(workflow_id, as_json)))
 
 
 def announce(workflow_id: str, what: str, as_json: bool = False) -> None:

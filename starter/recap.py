@@ -154,7 +154,8 @@ def step_rows(progress: Any, units: dict[str, str] | None = None) -> list[RecapR
         name = str(step.get("name", ""))
         if outcome == CHANGED and units and name in units:
             outcome = units[name]
-        detail = str(step.get("detail") or "") if outcome in (UNCHANGED, FAILED) else ""
+        # a failed step's detail is the SDK's wrapper text: the cause printed above says it
+        detail = str(step.get("detail") or "") if outcome == UNCHANGED else ""
         rows.append(RecapRow(name, outcome, detail))
     return rows
 

@@ -53,7 +53,6 @@ from starter.ops_cli import (
     NoWaitOption,
     WatchOption,
     _client,
-    announce,
     follow,
     register_lab,
     start_or_attach,
@@ -97,8 +96,7 @@ def _reset_checkpoint(spec: LabSpec, name: str) -> str:
 def _launch(workflow: str, arg: BaseModel, workflow_id: str, summary: str, no_wait: bool,
             as_json: bool) -> None:
     handle = asyncio.run(start_or_attach(workflow, arg, workflow_id, summary))
-    announce(handle.id, summary, as_json)
-    follow(handle.id, no_wait=no_wait, as_json=as_json)
+    follow(handle.id, what=summary, no_wait=no_wait, as_json=as_json)
 
 
 # ------------------------------------------------------------------ checkpoint, reset, down
@@ -376,7 +374,7 @@ def schedule_list(
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     table = Table("schedule id", "when", "state", "next run (UTC)")
-    table.columns[0].no_wrap = True
+    table.columns[0].no_wrap = table.columns[1].no_wrap = True
     for row in rows:
         table.add_row(row["id"], row["cron"], row["state"], row["next"])
     out.print(table)
