@@ -28,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags render as flags (Rich help shows "<bool>")
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -156,10 +157,21 @@ def _print_plan(spec: LabSpec, build: BuildPlan) -> None:
         out.print(table)
 
 
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID = "urn:hvlab:schema:lab-file:v1"
+
+
+def lab_schema() -> dict[str, object]:
+    """The lab file's JSON Schema with its dialect (``$schema``) and identity (``$id``), as
+    editors (the YAML language server) and validators expect them."""
+    return {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_ID, **LabSpec.model_json_schema()}
+
+
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of the lab file."""
-    sys.stdout.write(json.dumps(LabSpec.model_json_schema(), indent=2) + "\n")
+    """Print the JSON Schema of the lab file (save it and point an editor at it: see the
+    README)."""
+    sys.stdout.write(json.dumps(lab_schema(), indent=2) + "\n")
 
 
 _mounted = False

@@ -41,7 +41,8 @@ from hvlab.codec import CodecError, EncryptionCodec, KeyringError, codec_from_se
 from hvlab.settings import Settings, get_settings
 from hvlab.telemetry import split_address
 
-codec_app = typer.Typer(help="Payload encryption keys (AES-256-GCM).", no_args_is_help=True)
+codec_app = typer.Typer(help="Payload encryption keys (AES-256-GCM).", no_args_is_help=True,
+                        rich_markup_mode=None)
 MAX_BODY = 32 * 1024 * 1024
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace"
 OPERATIONS = ("encode", "decode")

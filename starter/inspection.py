@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
@@ -35,6 +36,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
@@ -48,6 +50,8 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError
 
 from workflows.progress import Progress
+
+QUERY_TIMEOUT = timedelta(seconds=5)  # a query waits for a worker: do not hang a poll on it
 
 # --------------------------------------------------------------------------- failures
 
@@ -202,7 +206,8 @@ class Watcher:
         description = await self.handle.describe()
         progress: Progress | None = None
         with contextlib.suppress(RPCError, WorkflowQueryFailedError):  # not started yet
-            progress = await self.handle.query("progress", result_type=Progress)
+            progress = await self.handle.query("progress", result_type=Progress,
+                                               rpc_timeout=QUERY_TIMEOUT)
         view = WatchView(description.status, progress)
         if view.running:
             view.retrying = await retrying(self._client, self.handle.id,
@@ -299,6 +304,7 @@ class _Child:
     ended: datetime | None = None
     outcome: str = "starting"
     failure: Failure | None = None
+    result: Payloads | None = None
 
 
 def _failure_of(attrs: Any) -> Failure | None:
@@ -374,6 +380,9 @@ class _Reader:
                 child.ended, child.outcome = when, outcome
                 if kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
                     child.failure = _failure_of(attrs)
+                elif kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED \
+                        and attrs.HasField("result"):
+                    child.result = attrs.result
 
 
 async def timeline(client: Client, workflow_id: str, run_id: str | None = None,
@@ -399,6 +408,38 @@ async def timeline(client: Client, workflow_id: str, run_id: str | None = None,
             rows += await _child_rows(client, depth, item, below.get(item.run_id))
     failure = await _decoded(client, reader.failure) if reader.failure is not None else ""
     return Timeline(workflow_id, reader.workflow_type, reader.status, rows, failure)
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """A child workflow a workflow started, how it ended and (completed) its result as JSON."""
+
+    workflow_id: str
+    workflow_type: str
+    run_id: str
+    outcome: str
+    result: Any = None
+
+
+async def child_results(client: Client, workflow_id: str, run_id: str | None = None
+                        ) -> list[ChildResult]:
+    """The children the workflow's history started, in start order, each with its decoded
+    result (plain JSON, no type) when it completed. Raises RPCError for an unknown workflow."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    reader = _Reader()
+    for event in history.events:
+        reader.read(event)
+    found = []
+    for _, _, item in sorted(reader.items, key=lambda item: (item[0], item[1])):
+        if not isinstance(item, _Child):
+            continue
+        result: Any = None
+        if item.result is not None and item.result.payloads:
+            with contextlib.suppress(Exception):  # a codec key we do not hold
+                result = (await client.data_converter.decode(item.result.payloads))[0]
+        found.append(ChildResult(item.workflow_id, item.workflow_type, item.run_id,
+                                 item.outcome, result))
+    return found
 
 
 async def _pending(client: Client, workflow_id: str, run_id: str | None
@@ -432,3 +473,15 @@ async def _child_rows(client: Client, depth: int, child: _Child, below: Timeline
     head = TimelineRow(depth, child.workflow_id, child.started, child.ended, child.outcome,
                        cause, True, child.workflow_type)
     return [head, *rows]
+
+
+async def failure_reason(handle: WorkflowHandle[Any, Any]) -> str:
+    """Where the failed workflow failed and why: the innermost error (the activity's classified
+    error with the host's message and its fix), if any."""
+    try:
+        await handle.result()
+    except WorkflowFailureError as exc:
+        return failure_text(exc.cause)
+    except Exception:
+        return ""
+    return ""

@@ -4,7 +4,8 @@ Each command loads the lab file, checks the VM and host names against it (an unk
 usage problem naming the field, exit 2, before anything starts), registers the lab for the
 worker and starts the workflow under a deterministic id (``<lab>-migrate-<vm>``,
 ``<lab>-replicate-<vm>``, ``<lab>-failover[-test]-<vm>``); starting the same operation again
-while it runs attaches to it. ``--watch`` follows its progress.
+while it runs attaches to it. Each waits for its workflow with live progress and ends with its
+recap and outcome (``--no-wait`` returns after the start; ``--watch`` is the default, kept).
 """
 
 from __future__ import annotations
@@ -21,8 +22,18 @@ from temporalio.service import RPCError
 
 from hvlab.spec import HostRole, LabSpec, Replication
 from hvlab.specfile import load_lab
-from starter.cli import UsageProblem, out
-from starter.ops_cli import SimOption, _client, _ui_link, _watch, register_lab, start_or_attach
+from starter.cli import UsageProblem, err, out
+from starter.ops_cli import (
+    JsonOption,
+    NoWaitOption,
+    SimOption,
+    WatchOption,
+    _client,
+    follow,
+    register_lab,
+    start_or_attach,
+    wait_mode,
+)
 from workflows.converge import LabConvergeInput, LabConvergeWorkflow, converge_id
 from workflows.failover import (
     Approval,
@@ -46,7 +57,6 @@ class Mode(StrEnum):
 
 LabFile = Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)]
 VmName = Annotated[str, typer.Argument(help="VM name from the lab file", show_default=False)]
-Watch = Annotated[bool, typer.Option("--watch", help="follow progress until it ends")]
 NoCompensate = Annotated[bool, typer.Option(
     "--no-compensate", help="keep partial state on failure (debugging)")]
 
@@ -96,11 +106,9 @@ def _migration_target(spec: LabSpec, vm: str, to: str | None, mode: Mode,
 # --------------------------------------------------------------------------- starting
 
 
-def _started(handle: WorkflowHandle[Any, Any], what: str, watch: bool) -> None:
-    out.print(f"{what}: workflow {handle.id}")
-    out.print(f"Web UI: {_ui_link(handle.id)}")
-    if watch:
-        raise typer.Exit(asyncio.run(_watch(handle.id)))
+def _started(handle: WorkflowHandle[Any, Any], what: str, no_wait: bool, as_json: bool
+             ) -> None:
+    follow(handle.id, what=what, no_wait=no_wait, as_json=as_json)
 
 
 def migrate(
@@ -112,10 +120,13 @@ def migrate(
         "--storage-path", help="destination folder (storage; shared-nothing default: the "
         "destination's VM folder)")] = None,
     sim: SimOption = False,
-    watch: Watch = False,
     no_compensate: NoCompensate = False,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
 ) -> None:
     """Move VM live to another host (shared-nothing, smb) or its storage (storage)."""
+    wait_mode(watch, no_wait)
     spec = load_lab(file)
     name = _vm(spec, vm)
     target = _migration_target(spec, name, to, mode, storage_path)
@@ -126,7 +137,7 @@ def migrate(
         source=target if mode is Mode.storage else None, compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(LiveMigrationWorkflow.run, request,
                                 migration_id(spec.lab, name), f"migrate {name} ({mode.value})"))
-    _started(handle, f"migration of [bold]{name}[/] ({mode.value})", watch)
+    _started(handle, f"migration of [bold]{name}[/] ({mode.value})", no_wait, as_json)
 
 
 def replicate(
@@ -135,10 +146,13 @@ def replicate(
     to: Annotated[str | None, typer.Option(
         "--to", help="replica host (default: the lab file's)")] = None,
     sim: SimOption = False,
-    watch: Watch = False,
     no_compensate: NoCompensate = False,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
 ) -> None:
     """Replicate VM to a replica host with Hyper-V Replica."""
+    wait_mode(watch, no_wait)
     spec = load_lab(file)
     name = _vm(spec, vm)
     entry = spec.replication_of(name)
@@ -154,7 +168,7 @@ def replicate(
                                        compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(ReplicationWorkflow.run, request,
                                 replication_id(spec.lab, name), f"replicate {name}"))
-    _started(handle, f"replication of [bold]{name}[/]", watch)
+    _started(handle, f"replication of [bold]{name}[/]", no_wait, as_json)
 
 
 def failover(
@@ -168,10 +182,13 @@ def failover(
     approval_timeout: Annotated[float, typer.Option(
         "--approval-timeout", help="seconds to wait for the approval", min=1)] = 3600.0,
     sim: SimOption = False,
-    watch: Watch = False,
     no_compensate: NoCompensate = False,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
 ) -> None:
     """Planned failover of VM to its replica (or a test failover), then reverse replication."""
+    wait_mode(watch, no_wait)
     spec = load_lab(file)
     name = _vm(spec, vm)
     _replication(spec, name)
@@ -184,8 +201,8 @@ def failover(
     handle = asyncio.run(start_or_attach(PlannedFailoverWorkflow.run, request, workflow_id,
                                 f"{what} of {name}"))
     if approve:
-        out.print(f"approve it with: hvlab approve {workflow_id}")
-    _started(handle, f"{what} of [bold]{name}[/]", watch)
+        (err if as_json else out).print(f"approve it with: hvlab approve {workflow_id}")
+    _started(handle, f"{what} of [bold]{name}[/]", no_wait, as_json)
 
 
 def failback(
@@ -194,11 +211,14 @@ def failback(
     no_reverse: Annotated[bool, typer.Option(
         "--no-reverse", help="do not reverse the replication afterwards")] = False,
     sim: SimOption = False,
-    watch: Watch = False,
     no_compensate: NoCompensate = False,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
 ) -> None:
     """Planned failover of VM back to the primary the lab file names, then reverse replication
     (so the next lesson can fail it over again)."""
+    wait_mode(watch, no_wait)
     spec = load_lab(file)
     name = _vm(spec, vm)
     entry = _replication(spec, name)
@@ -207,23 +227,26 @@ def failback(
                                    reverse=not no_reverse, compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(PlannedFailoverWorkflow.run, request,
                                          failover_id(spec.lab, name), f"failback of {name}"))
-    _started(handle, f"failback of [bold]{name}[/] to {entry.primary}", watch)
+    _started(handle, f"failback of [bold]{name}[/] to {entry.primary}", no_wait, as_json)
 
 
 def converge(
     file: LabFile,
     sim: SimOption = False,
-    watch: Watch = False,
     no_compensate: NoCompensate = False,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
 ) -> None:
     """Put the lab back where FILE says: move each VM a class moved back to its host, fail each
     failed-over replication back, then converge the rest (what `up` does)."""
+    wait_mode(watch, no_wait)
     spec = load_lab(file)
     spec = register_lab(spec, sim)
     request = LabConvergeInput(spec=spec, compensate=not no_compensate)
     handle = asyncio.run(start_or_attach(LabConvergeWorkflow.run, request,
                                          converge_id(spec.lab), f"converge lab {spec.lab}"))
-    _started(handle, f"converge of lab [bold]{spec.lab}[/]", watch)
+    _started(handle, f"converge of lab [bold]{spec.lab}[/]", no_wait, as_json)
 
 
 async def _approve(workflow_id: str, by: str) -> str:

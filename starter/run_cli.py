@@ -110,7 +110,8 @@ async def _query(handle: WorkflowHandle[Any, Any]) -> Progress | None:
 async def follow(client: Client, workflow_id: str, console: Console, live: bool = True
                  ) -> Followed:
     """Follow the exercise run until it closes, with a live table of its steps."""
-    from starter.ops_cli import _failure_reason, compensation_lines
+    from starter.inspection import failure_reason
+    from starter.ops_cli import compensation_lines
 
     handle = client.get_workflow_handle(workflow_id)
     followed = Followed(workflow_id)
@@ -137,7 +138,7 @@ async def follow(client: Client, workflow_id: str, console: Console, live: bool 
                 console.line()  # Live's last frame ends without a newline off a terminal
     followed.status = description.status
     if description.status == WorkflowExecutionStatus.FAILED:
-        followed.reason = await _failure_reason(handle)
+        followed.reason = await failure_reason(handle)
     if description.status != WorkflowExecutionStatus.COMPLETED:
         followed.account = await compensation_lines(description)
     return followed

@@ -37,6 +37,7 @@ dev_app = typer.Typer(
     help="The embedded stack: Temporal dev server (Web UI) and a worker, in the background.",
     invoke_without_command=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 PortOption = Annotated[

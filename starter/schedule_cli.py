@@ -16,7 +16,9 @@ makes the next one skip); ``down`` deletes it too.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -28,12 +30,15 @@ from rich.table import Table
 from temporalio.client import (
     Client,
     Schedule,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleState,
     ScheduleUpdate,
@@ -46,8 +51,17 @@ from hvlab.labs import is_sim
 from hvlab.settings import get_settings
 from hvlab.spec import LabSpec, time_zone_problem
 from hvlab.specfile import load_lab
-from starter.cli import UsageProblem, out
-from starter.ops_cli import _client, register_lab, start_or_attach, watch
+from starter.cli import UsageProblem, err, out
+from starter.ops_cli import (
+    JsonOption,
+    NoWaitOption,
+    WatchOption,
+    _client,
+    follow,
+    register_lab,
+    start_or_attach,
+    wait_mode,
+)
 from workflows.checkpoint import CheckpointWorkflowInput, checkpoint_vms
 from workflows.replica_health import (
     ReplicationHealthInput,
@@ -59,7 +73,6 @@ from workflows.teardown import LabTeardownInput, LabTeardownResult
 
 LabFile = Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)]
 SimOption = Annotated[bool, typer.Option("--sim", help="use the simulated fleet's endpoints")]
-WatchOption = Annotated[bool, typer.Option("--watch", help="follow progress until it ends")]
 CheckpointOption = Annotated[str, typer.Option(
     "--checkpoint", help="checkpoint to restore (default: the lab file's reset.checkpoint)")]
 ScheduleId = Annotated[str, typer.Argument(help="schedule id, e.g. classroom-reset-schedule")]
@@ -67,7 +80,7 @@ CRON = re.compile(r"^\S+( \S+){4}$")
 
 schedule_app = typer.Typer(help="Temporal Schedules: lab resets, exercises and replication health "
                            "checks.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, rich_markup_mode=None)
 
 
 def reset_workflow_id(lab: str) -> str:
@@ -85,11 +98,10 @@ def _reset_checkpoint(spec: LabSpec, name: str) -> str:
         raise UsageProblem(f"--checkpoint: {exc}") from None
 
 
-def _launch(workflow: str, arg: BaseModel, workflow_id: str, summary: str, follow: bool) -> None:
+def _launch(workflow: str, arg: BaseModel, workflow_id: str, summary: str, no_wait: bool,
+            as_json: bool) -> None:
     handle = asyncio.run(start_or_attach(workflow, arg, workflow_id, summary))
-    out.print(f"{summary}: workflow {handle.id}")
-    if follow:
-        watch(handle.id)
+    follow(handle.id, what=summary, no_wait=no_wait, as_json=as_json)
 
 
 # ------------------------------------------------------------------ checkpoint, reset, down
@@ -99,54 +111,75 @@ def checkpoint(
     file: LabFile,
     name: Annotated[str, typer.Argument(help="checkpoint name from the lab file")],
     sim: SimOption = False,
-    follow: WatchOption = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="retake the checkpoint where it exists (remove it, then take it "
+        "again; the old one cannot come back)")] = False,
     no_compensate: Annotated[bool, typer.Option(
         "--no-compensate", help="keep checkpoints already taken when one VM fails")] = False,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
 ) -> None:
-    """Take the lab file's checkpoint NAME of every VM it lists."""
+    """Take the lab file's checkpoint NAME of every VM it lists (one that exists is left
+    alone unless --replace)."""
+    wait_mode(watch, no_wait)
     spec = load_lab(file)
     try:
         checkpoint_vms(spec, name)
     except ValueError as exc:
         raise UsageProblem(f"NAME: {exc}") from None
     spec = register_lab(spec, sim)
-    _launch("CheckpointWorkflow", CheckpointWorkflowInput(spec=spec, checkpoint=name,
-                                                          compensate=not no_compensate),
-            f"{spec.lab}-checkpoint-{name}", f"checkpoint {name} of lab {spec.lab}", follow)
+    request = CheckpointWorkflowInput(spec=spec, checkpoint=name, compensate=not no_compensate,
+                                      replace=replace)
+    verb = "retake" if replace else "checkpoint"
+    _launch("CheckpointWorkflow", request, f"{spec.lab}-checkpoint-{name}",
+            f"{verb} {name} of lab {spec.lab}", no_wait, as_json)
 
 
 def reset(
     file: LabFile,
     name: CheckpointOption = "",
     sim: SimOption = False,
-    follow: WatchOption = False,
     compensate: Annotated[bool, typer.Option(
         "--compensate", help="undo the re-converging build's steps if it fails (default: "
         "keep them; a reset is re-run, not rolled back)")] = False,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
 ) -> None:
     """Restore a checkpoint on every VM of the lab, then re-converge the lab file."""
+    wait_mode(watch, no_wait)
     spec = load_lab(file)
     chosen = _reset_checkpoint(spec, name)
     spec = register_lab(spec, sim)
     _launch("LabResetWorkflow", LabResetInput(spec=spec, checkpoint=chosen, compensate=compensate),
-            reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", follow)
+            reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", no_wait,
+            as_json)
 
 
 def down(
-    file: LabFile, sim: SimOption = False, follow: WatchOption = False,
+    file: LabFile,
+    sim: SimOption = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="do not ask for confirmation (needed without a terminal)")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="also remove VMs, disks and switches hvlab did not create (adopted) "
         "and the External switch that carries a host's management address")] = False,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+    watch: WatchOption = False,
 ) -> None:
     """Remove what FILE describes and hvlab created, newest first; running it twice is
     harmless.
 
-    The lab's schedules (reset, replication health) are deleted first, so none starts a run
-    against a lab being removed. A VM, disk or switch that was there before hvlab (no
-    ``hvlab: created-by`` line in its Notes) stays, and so does the External switch that
-    carries a host's management address; with --watch the command lists what it kept and
-    why. --force removes them too."""
+    Asks for confirmation unless --yes. The lab's schedules (reset, replication health,
+    exercises) are deleted first, so none starts a run against a lab being removed. A VM,
+    disk or switch that was there before hvlab (no ``hvlab: created-by`` line in its Notes)
+    stays, and so does the External switch that carries a host's management address; the
+    command lists what it kept and why. --force removes them too."""
+    wait_mode(watch, no_wait)
     spec = load_lab(file)
+    _confirm_down(spec, sim, yes)
     spec = register_lab(spec, sim)
     exercises = [exercise_schedule_id(spec.lab, e.name) for e in spec.exercises]
     for schedule_id in asyncio.run(_delete_lab_schedules(spec.lab, exercises)):
@@ -154,12 +187,29 @@ def down(
     workflow_id = f"{spec.lab}-down"
     try:
         _launch("LabTeardownWorkflow", LabTeardownInput(spec=spec, force=force), workflow_id,
-                f"teardown of lab {spec.lab}", follow)
+                f"teardown of lab {spec.lab}", no_wait, as_json)
     except typer.Exit as done:
-        if done.exit_code == 0:
+        if done.exit_code == 0 and not no_wait and not as_json:
             for line in asyncio.run(_kept(workflow_id)):
                 out.print(f"kept: {line}", markup=False)
         raise
+
+
+def _confirm_down(spec: LabSpec, sim: bool, yes: bool) -> None:
+    """Ask before removing a lab (``--yes`` skips it); without a terminal to ask on, exit 2
+    saying to pass --yes. Nothing has been changed when this refuses."""
+    if yes:
+        return
+    where = "the simulated fleet" if sim else ", ".join(h.name for h in spec.hyperv_hosts)
+    vms = ", ".join(v.name for v in spec.vms) or "no VMs"
+    if not sys.stdin.isatty():
+        raise UsageProblem(f"--yes: `hvlab down` removes lab {spec.lab} ({vms}) from {where}; "
+                           "no terminal to confirm on, pass --yes to remove it")
+    question = (f"Remove lab {spec.lab} from {where}: VMs {vms}, their disks, checkpoints, "
+                "replication, switches and the lab's schedules?")
+    if not typer.confirm(question, default=False):
+        err.print("nothing removed")
+        raise typer.Exit(1)
 
 
 async def _kept(workflow_id: str) -> list[str]:
@@ -243,16 +293,24 @@ async def put_schedule(client: Client, schedule_id: str, schedule: Schedule
 @schedule_app.command("reset")
 def schedule_reset(
     file: LabFile,
-    cron: Annotated[str, typer.Option("--cron", help='five-field cron, e.g. "0 6 * * 1-5"')],
+    cron: Annotated[str | None, typer.Option(
+        "--cron", help='five-field cron, e.g. "0 6 * * 1-5" (default: the lab file\'s '
+        "reset.cron)")] = None,
     name: CheckpointOption = "",
     timezone: Annotated[str | None, typer.Option(
         "--timezone", help="IANA time zone of the cron, e.g. Asia/Seoul (default: the lab "
                            "file's reset.timezone; one of them is required)")] = None,
     sim: SimOption = False,
 ) -> None:
-    """Reset the lab on a cron schedule (in --timezone, else the lab file's reset.timezone)."""
+    """Reset the lab on a cron schedule: --cron, else the lab file's reset.cron, in
+    --timezone, else the lab file's reset.timezone."""
     spec = load_lab(file)
     chosen = _reset_checkpoint(spec, name)
+    if cron is None:
+        if spec.reset is None:
+            raise UsageProblem("--cron: the lab file has no reset.cron; give the schedule, "
+                               'e.g. --cron "0 6 * * 1-5"')
+        cron = spec.reset.cron
     if not CRON.match(cron.strip()):
         raise UsageProblem(f"--cron {cron!r} is not a five-field cron expression")
     zone = reset_zone(spec, timezone)
@@ -274,25 +332,79 @@ async def _put(spec: LabSpec, cron: str, checkpoint: str, zone: str
         raise
 
 
-async def _list() -> list[list[str]]:
+def cron_text(spec: ScheduleSpec | None) -> str:
+    """A schedule's times as an operator wrote them: the server keeps a cron expression as
+    calendar ranges (``cron_expressions`` comes back empty), so they are written back as cron
+    fields, with the time zone; intervals as ``every 5m``."""
+    if spec is None:
+        return ""
+    parts = list(spec.cron_expressions)
+    parts += [_calendar_cron(c) for c in spec.calendars]
+    parts += [f"every {_span(i.every)}" for i in spec.intervals]
+    text = ", ".join(parts)
+    if text and spec.time_zone_name and (spec.calendars or spec.cron_expressions):
+        text += f" ({spec.time_zone_name})"
+    return text
+
+
+_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day_of_month", 1, 31), ("month", 1, 12),
+           ("day_of_week", 0, 6))
+
+
+def _calendar_cron(calendar: ScheduleCalendarSpec) -> str:
+    fields = []
+    for name, low, high in _FIELDS:
+        ranges = getattr(calendar, name)
+        if not ranges or (len(ranges) == 1 and ranges[0].start == low and
+                          max(ranges[0].end, ranges[0].start) >= high and ranges[0].step <= 1):
+            fields.append("*")
+            continue
+        fields.append(",".join(_range_text(r, low, high) for r in ranges))
+    return " ".join(fields)
+
+
+def _range_text(value: ScheduleRange, low: int, high: int) -> str:
+    end = max(value.end, value.start)
+    step = f"/{value.step}" if value.step > 1 else ""
+    if value.start == low and end == high:
+        return f"*{step}"
+    return f"{value.start}{step}" if end == value.start else f"{value.start}-{end}{step}"
+
+
+def _span(every: timedelta) -> str:
+    seconds = int(every.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+async def _list() -> list[dict[str, str]]:
     client = await _client()
-    rows: list[list[str]] = []
+    rows: list[dict[str, str]] = []
     async for entry in await client.list_schedules():
         schedule, info = entry.schedule, entry.info
-        crons = ", ".join(schedule.spec.cron_expressions) if schedule else ""
         paused = "paused" if schedule and schedule.state.paused else "active"
         upcoming = info.next_action_times[0].isoformat() if info and info.next_action_times \
             else ""
-        rows.append([entry.id, crons, paused, upcoming])
+        rows.append({"id": entry.id, "cron": cron_text(schedule.spec if schedule else None),
+                     "state": paused, "next": upcoming})
     return rows
 
 
 @schedule_app.command("list")
-def schedule_list() -> None:
-    """List schedules: id, cron, paused or active, next run."""
-    table = Table("schedule id", "cron", "state", "next run (UTC)")
-    for row in asyncio.run(_list()):
-        table.add_row(*row)
+def schedule_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List schedules: id, when (cron and time zone, or interval), paused or active, next run."""
+    rows = asyncio.run(_list())
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table("schedule id", "when", "state", "next run (UTC)")
+    table.columns[0].no_wrap = table.columns[1].no_wrap = True
+    for row in rows:
+        table.add_row(row["id"], row["cron"], row["state"], row["next"])
     out.print(table)
 
 
@@ -317,10 +429,6 @@ def _unpause(handle: ScheduleHandle) -> Awaitable[None]:
     return handle.unpause(note="unpaused with hvlab schedule unpause")
 
 
-def _trigger(handle: ScheduleHandle) -> Awaitable[None]:
-    return handle.trigger()
-
-
 def _delete(handle: ScheduleHandle) -> Awaitable[None]:
     return handle.delete()
 
@@ -339,11 +447,54 @@ def schedule_unpause(schedule_id: ScheduleId) -> None:
     out.print(f"schedule {schedule_id} unpaused")
 
 
+TRIGGER_WAIT = 10.0  # seconds to wait for a triggered run to show in the schedule
+
+
+async def _trigger(schedule_id: str) -> tuple[str | None, list[str]]:
+    """Trigger the schedule; (the id of the run it started or None, the runs still going)."""
+    started: list[str | None] = [None]
+    running: list[str] = []
+
+    async def act(handle: ScheduleHandle) -> None:
+        before = await handle.describe()
+        seen = {a.action.workflow_id for a in before.info.recent_actions
+                if isinstance(a.action, ScheduleActionExecutionStartWorkflow)}
+        await handle.trigger()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TRIGGER_WAIT
+        while True:
+            after = await handle.describe()
+            new = [a.action.workflow_id for a in after.info.recent_actions
+                   if isinstance(a.action, ScheduleActionExecutionStartWorkflow)
+                   and a.action.workflow_id not in seen]
+            running[:] = [r.workflow_id for r in after.info.running_actions
+                          if isinstance(r, ScheduleActionExecutionStartWorkflow)]
+            if new:
+                started[0] = new[-1]
+                return
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(0.2)
+
+    await _on_schedule(schedule_id, act)
+    return started[0], running
+
+
 @schedule_app.command("trigger")
 def schedule_trigger(schedule_id: ScheduleId) -> None:
-    """Start one run now (skipped while a run of it is still going)."""
-    asyncio.run(_on_schedule(schedule_id, _trigger))
-    out.print(f"schedule {schedule_id} triggered")
+    """Start one run now and print its workflow id (skipped while a run of it is still
+    going)."""
+    started, running = asyncio.run(_trigger(schedule_id))
+    if started is not None:
+        out.print(f"schedule {schedule_id} triggered: workflow {started}; follow it with "
+                  f"`hvlab watch {started}`")
+    elif running:
+        out.print(f"schedule {schedule_id} triggered, but {', '.join(running)} still runs: "
+                  "the schedule skips a run while one is going (follow it with "
+                  f"`hvlab watch {running[0]}`)")
+    else:
+        out.print(f"schedule {schedule_id} triggered; no run has shown yet, see "
+                  "`hvlab status`")
 
 
 @schedule_app.command("delete")

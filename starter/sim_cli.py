@@ -19,7 +19,8 @@ from rich.table import Table
 
 from hvlab.specfile import SpecError, load_lab
 
-sim_app = typer.Typer(help="Simulated Windows fleet (WinRM/PSRP on loopback) for a lab file.")
+sim_app = typer.Typer(help="Simulated Windows fleet (WinRM/PSRP on loopback) for a lab file.",
+                      rich_markup_mode=None)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 DETACH_TIMEOUT = 60.0

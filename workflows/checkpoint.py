@@ -2,15 +2,17 @@
 
 The plan's ``checkpoint`` units (``checkpoint:<name>``, after every other unit) run it. The VMs
 are checkpointed at the same time so the lab's checkpoint is as close to one instant as the
-hosts allow; a checkpoint that exists already is left alone (reference §14). On failure or
-cancellation the checkpoints this run created are removed again (unless compensation is off).
+hosts allow; a checkpoint that exists already is left alone (reference §14), unless the run
+``replace`` is set (``hvlab checkpoint --replace``): then it is removed and taken again. On
+failure or cancellation the checkpoints this run created are removed again (unless compensation
+is off); a retaken one is kept (the old one cannot come back).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -28,6 +30,8 @@ class CheckpointWorkflowInput(BaseModel):
     spec: LabSpec
     checkpoint: str
     compensate: bool = True
+    replace: bool = Field(default=False, description="remove an existing checkpoint of that "
+                          "name first, then take it again")
 
 
 class CheckpointWorkflowResult(BaseModel):
@@ -35,6 +39,8 @@ class CheckpointWorkflowResult(BaseModel):
     vms: list[str]
     created: list[str]
     progress: Progress
+    replaced: list[str] = Field(default_factory=list, description="VMs whose checkpoint of "
+                                "that name was removed and taken again")
 
 
 def checkpoint_vms(spec: LabSpec, name: str) -> list[str]:
@@ -76,10 +82,14 @@ class CheckpointWorkflow:
         self._tracker.plan(*((f"checkpoint:{vm}", f"checkpoint {request.checkpoint} of {vm}")
                              for vm in vms))
         saga = Saga(f"Checkpoint {request.checkpoint}", enabled=request.compensate)
+        # runs recorded before --replace never set it; the marker keeps such runs apart
+        replace = request.replace and workflow.patched("checkpoint-replace")
         created: list[str] = []
+        replaced: list[str] = []
         try:
             outcomes = await asyncio.gather(
-                *(self._create(request, vm, saga, created) for vm in vms),
+                *(self._create(request, vm, saga, created, replaced if replace else None)
+                  for vm in vms),
                 return_exceptions=True)
             failures = [o for o in outcomes if isinstance(o, BaseException)]
             if failures:
@@ -89,20 +99,33 @@ class CheckpointWorkflow:
             raise
         self._tracker.finish()
         return CheckpointWorkflowResult(checkpoint=request.checkpoint, vms=vms, created=created,
-                                        progress=self._tracker.progress)
+                                        replaced=replaced, progress=self._tracker.progress)
 
     async def _create(self, request: CheckpointWorkflowInput, name: str, saga: Saga,
-                      created: list[str]) -> None:
+                      created: list[str], replaced: list[str] | None) -> None:
+        """Take the checkpoint of VM ``name``; with ``replaced`` (a list to note it in) remove
+        one of that name first."""
         spec = request.spec
         arg = CheckpointInput(lab=spec.lab, host=spec.vm(name).host, vm=name,
                               name=request.checkpoint)
         title = f"checkpoint {request.checkpoint} of {name}"
+        removed = False
 
         async def work() -> StepResult:
+            nonlocal removed
+            if replaced is not None:
+                gone = await step("checkpoint.remove", arg,
+                                  summary=f"remove the old {request.checkpoint} of {name}")
+                removed = gone.changed
+                if removed:  # whatever happens next, the old one cannot come back
+                    saga.kept.append(f"checkpoint {request.checkpoint} of {name} removed to "
+                                     "be retaken")
             return await step("checkpoint.create", arg, summary=title)
 
         result = await self._tracker.run(f"checkpoint:{name}", title, work, _changed)
-        if result.changed:
+        if removed and replaced is not None:
+            replaced.append(name)
+        elif result.changed:
             created.append(name)
             saga.add(f"remove checkpoint of {name}", lambda: step(
                 "checkpoint.remove", arg, summary=f"undo {title}", options=COMPENSATION))

@@ -94,7 +94,7 @@ async def test_host_down_reaches_the_watch_within_a_few_polls(
     where = f"{address['address']}:{address['port']}"
     fleet.servers["SVR2"].go_down()
     async with lab_worker(client, task_queue, fleet):
-        assert await hvlab("up", str(lab), "--sim") == 0
+        assert await hvlab("up", str(lab), "--sim", "--no-wait") == 0
         watcher = Watcher(client, "sim.classroom-build")
         view = await watcher.poll()
         while not view.new and watcher.polls < MAX_POLLS:

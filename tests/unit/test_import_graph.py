@@ -26,7 +26,8 @@ SINGLE_MODULES = ("worker",)
 # import its helpers back.
 KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
     ("starter.cli", f"starter.{name}")
-    for name in ("codec_cli", "demo_cli", "operate_cli", "ops_cli", "runtime_cli", "schedule_cli")
+    for name in ("codec_cli", "demo_cli", "operate_cli", "ops_cli", "run_cli", "runtime_cli",
+                 "schedule_cli")
 )
 
 Graph = dict[str, set[str]]

@@ -162,7 +162,7 @@ async def test_lesson_loop(client: Client, task_queue: str, fleet: Fleet, seed: 
         assert json.loads(capsys.readouterr().out)["summary"].startswith(
             "Plan: 0 to create, 0 moved or failed over (left as they are), 0 duplicated")
 
-        await ok("down", lab, "--watch")
+        await ok("down", lab, "--yes")
         assert copies(fleet) == {}
 
 

@@ -104,7 +104,7 @@ async def test_sim_command_leaves_the_real_schedule_and_registration(
         real_registration = real_file.read_bytes()
 
         assert await hvlab("schedule", "reset", str(SEED), "--cron", CRON, "--sim") == 0
-        assert await hvlab("down", str(SEED), "--sim") == 0
+        assert await hvlab("down", str(SEED), "--sim", "--yes", "--no-wait") == 0
         with pytest.raises(RPCError):  # down --sim deleted the sim schedule, only that one
             await client.get_schedule_handle(SIM_SCHEDULE).describe()
 

@@ -4,6 +4,7 @@ LabResetWorkflow run restores the checkpoint and re-converges), pause, list, del
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC
 from pathlib import Path
@@ -39,10 +40,12 @@ async def test_triggered_schedule_resets_the_lab(
     client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, tmp_path: Path,
     cli_env: None, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`hvlab schedule reset` creates <lab>-reset-schedule (cron in the lab file's zone,
-    Asia/Seoul: 06:00 there, 21:00 UTC the day before; overlap skip);
-    `trigger` starts a LabResetWorkflow that brings the drifted VM back to its checkpoint and
-    re-converges; pause/unpause/list work by id; after `delete` describe says not found."""
+    """`hvlab schedule reset` without --cron creates <lab>-reset-schedule on the lab file's
+    reset.cron in its zone (Asia/Seoul: 06:00 there, 21:00 UTC the day before; overlap skip);
+    `trigger` starts a LabResetWorkflow, printing its id, that brings the drifted VM back to
+    its checkpoint and re-converges; pause/unpause work by id; `list` shows the cron as the
+    lab file says it (the server keeps it as calendar ranges); after `delete` describe says
+    not found."""
     spec = svr2_lab(seed)
     lab = tmp_path / "svr2.yaml"
     lab.write_text(dump_lab(spec))
@@ -50,15 +53,18 @@ async def test_triggered_schedule_resets_the_lab(
         await build(client, task_queue, fleet, spec)
         checkpointed = linux01(fleet)
         drift(fleet)
-        assert await hvlab("schedule", "reset", str(lab), "--cron", "0 6 * * 1-5", "--sim") == 0
+        assert spec.reset is not None and spec.reset.cron == "0 6 * * 1-5"
+        assert await hvlab("schedule", "reset", str(lab), "--sim") == 0
         described = await client.get_schedule_handle(SCHEDULE).describe()
         assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
         assert described.schedule.spec.time_zone_name == "Asia/Seoul"
         upcoming = described.info.next_action_times[0].astimezone(ZoneInfo("Asia/Seoul"))
         assert described.info.next_action_times[0].astimezone(UTC).hour == 21
         assert (upcoming.hour, upcoming.minute, upcoming.weekday() < 5) == (6, 0, True)
+        capsys.readouterr()
         assert await hvlab("schedule", "trigger", SCHEDULE) == 0
         workflow_id = await scheduled_run(client)
+        assert f"workflow {workflow_id}" in capsys.readouterr().out
         handle = client.get_workflow_handle(workflow_id, result_type=LabResetResult)
         result = await asyncio.wait_for(handle.result(), timeout=30)
     assert workflow_id.startswith("sim.classroom-reset")
@@ -68,8 +74,13 @@ async def test_triggered_schedule_resets_the_lab(
     assert await hvlab("schedule", "pause", SCHEDULE) == 0
     assert (await client.get_schedule_handle(SCHEDULE).describe()).schedule.state.paused
     assert await hvlab("schedule", "unpause", SCHEDULE) == 0
+    capsys.readouterr()
+    assert await hvlab("schedule", "list", "--json") == 0
+    listed = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listed[SCHEDULE]["cron"] == "0 6 * * 1-5 (Asia/Seoul)"
+    assert listed[SCHEDULE]["state"] == "active"
     assert await hvlab("schedule", "list") == 0
-    assert SCHEDULE in capsys.readouterr().out
+    assert "0 6 * * 1-5 (Asia/Seoul)" in capsys.readouterr().out
     assert await hvlab("schedule", "delete", SCHEDULE) == 0
     with pytest.raises(RPCError) as info:
         await client.get_schedule_handle(SCHEDULE).describe()

@@ -53,7 +53,7 @@ async def test_teardown_removes_vms_and_switches_and_a_rerun_changes_nothing(
         lab.write_text(dump_lab(seed))
         assert await hvlab("schedule", "reset", str(lab), "--cron", "0 6 * * 1-5", "--sim") == 0
         capsys.readouterr()
-        assert await hvlab("down", str(lab), "--sim", "--watch") == 0
+        assert await hvlab("down", str(lab), "--sim", "--yes") == 0
         assert "kept: switch Private on SVR2 kept: no `hvlab: created-by=sim.classroom` line" \
             in capsys.readouterr().out
         with pytest.raises(RPCError) as gone:  # down deleted the lab's reset schedule
