@@ -152,7 +152,7 @@ def test_powershell_direct_steps_skip_legacy_and_linux_guests(
     assert not any(r.changed for r in results)
     assert all(r.observed["skipped"] for r in results)
     assert "PowerShell Direct needs a Windows Server 2016+" in results[0].observed["skipped"]
-    assert "SSH" in results[5].observed["skipped"]
+    assert "guest.wait_address verifies them" in results[5].observed["skipped"]
     assert fleet.state()["counters"] == {}
 
 

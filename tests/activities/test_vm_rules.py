@@ -309,7 +309,8 @@ def test_create_sets_memory_processors_path_and_drops_the_default_nic(
     ready: Fleet, vm_activities: VmActivities
 ) -> None:
     """A new VM gets its generation, Int64 memory, processor count, configuration path and
-    disk, loses New-VM's unconnected NIC, and reports exactly that; a rerun sends nothing."""
+    disk, loses New-VM's unconnected NIC, is marked as hvlab's (Notes), and reports exactly
+    that; a rerun sends nothing."""
     disk = _disk("v1")
     vm_activities.disk(disk)
     request = VmCreateInput(host=HOST, name="v1", generation=2, memory_bytes=2 * GB,
@@ -321,7 +322,7 @@ def test_create_sets_memory_processors_path_and_drops_the_default_nic(
         "path": "C:\\Hyper-V\\VMs\\v1", "drift": []}
     after = mutations(ready, HOST)
     assert after == {**before, "New-VM": 1, "Set-VMProcessor": 1,
-                     "Remove-VMNetworkAdapter": 1}
+                     "Remove-VMNetworkAdapter": 1, "Set-VM": 1}  # Set-VM: the created-by mark
     vm = _host(ready)["vms"]["v1"]
     assert vm["processors"] == 2 and vm["memory"] == 2 * GB and vm["generation"] == 2
     assert vm["nics"] == [] and [d["path"] for d in vm["disks"]] == [disk.path]

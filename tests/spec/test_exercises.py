@@ -16,6 +16,7 @@ from workflows.exercise import ExerciseInput
 SEED = Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml"
 BASE = SEED.read_text()
 FIRST = "      - migrate: {vm: win2003-1, to: SVR2, mode: shared-nothing}\n"
+FIRST_LINE = BASE[:BASE.index(FIRST)].count("\n") + 1  # where the seed file has that step
 
 # (name, the first migrate step replaced by, expected path, expected words)
 BROKEN = [
@@ -102,7 +103,7 @@ def test_an_exercise_travels_to_its_workflow_unchanged() -> None:
     (["run", "{seed}", "lunch"], "EXERCISE: lab classroom has no exercise 'lunch' (known: seed)"),
     (["run", "{seed}", "seed", "--from", "nap"], "--from: exercise seed has no step 'nap'"),
     (["plan", "{seed}", "--exercise", "lunch"], "--exercise: lab classroom has no exercise"),
-    (["schedule", "run", "{bad}", "seed", "--cron", "0 7 * * 1"], "line 205"),
+    (["schedule", "run", "{bad}", "seed", "--cron", "0 7 * * 1"], f"line {FIRST_LINE}"),
 ], ids=["bad step", "unknown exercise", "unknown step", "plan unknown", "schedule bad step"])
 def test_cli_refuses_a_bad_exercise_before_starting_anything(
         args: list[str], words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
