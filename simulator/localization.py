@@ -268,8 +268,8 @@ def _pattern(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
         else:
             seen.add(part)
             names.append(part)
-            regex += f"(?P<{part}>.*?)"
-    return re.compile(regex, re.DOTALL), tuple(names)
+            regex += f"(?P<{part}>[^\\n]*?)"  # within one line: a template is one line
+    return re.compile(regex), tuple(names)
 
 
 def _template(text: str) -> str | None:

@@ -146,6 +146,37 @@ def test_demo_runs_the_exercise_of_a_renamed_seed(tmp_path: Path) -> None:
     assert _processes_mentioning(str(home)) == []
 
 
+def test_demo_passes_on_a_korean_seed(tmp_path: Path) -> None:
+    """Issue 13, acceptance 2: on a copy of the seed whose hosts are all ``locale: ko-KR``
+    (Korean messages, warnings and firewall display names, as on a Korean Windows Server),
+    `hvlab demo` passes end to end and the world ends as on the English seed; the hosts the
+    fleet ran were Korean ones."""
+    text = (ROOT / "examples" / "classroom-lab.yaml").read_text()
+    korean = text.replace("    role: dc\n", "    role: dc\n    locale: ko-KR\n").replace(
+        "    role: hyperv\n", "    role: hyperv\n    locale: ko-KR\n")
+    assert korean.count("locale: ko-KR") == 3
+    (tmp_path / "korean.yaml").write_text(korean)
+    home = tmp_path / "demo-home"
+    env = _env(home)
+    try:
+        result = subprocess.run(
+            [HVLAB, "demo", str(tmp_path / "korean.yaml"), "--json", "--keep"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        summary = json.loads(result.stdout)
+        assert all(s["ok"] for s in summary["steps"]), summary
+        assert "failover-Linux01" in [s["name"] for s in summary["steps"]]
+        state = _state(env)
+        _check_seed_end_state(state)
+        listener = "Hyper-V 복제본 HTTP 수신기(TCP-In)"  # the Korean DisplayName of the rule
+        assert all(state["hosts"][h]["firewall"][listener] for h in ("SVR1", "SVR2"))
+    finally:
+        subprocess.run([HVLAB, "dev", "stop"], cwd=ROOT, env=env, capture_output=True,
+                       timeout=120)
+    assert _processes_mentioning(str(home)) == []
+
+
 def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Sample name -> [(labels, value)]; the parser rejects malformed or duplicated text."""
     from prometheus_client.parser import text_string_to_metric_families

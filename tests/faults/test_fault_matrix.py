@@ -127,7 +127,7 @@ async def test_wrong_password_fails_fast_without_retry_storm(
 
 
 async def test_out_of_memory_start_fails_and_leaves_nothing(
-    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec
+    client: Client, task_queue: str, fleet: Fleet, seed: LabSpec, locale: str
 ) -> None:
     """SVR2 (16 GB, 2 GB kept by the parent) already runs a 10 GB VM; Linux01 asks for 6 GB,
     which the host has in total but not free. Start-VM fails with Hyper-V's own error,
@@ -149,9 +149,16 @@ async def test_out_of_memory_start_fails_and_leaves_nothing(
     cause = root_cause(failed.value)
     assert cause.type == "InsufficientMemory" and cause.non_retryable
     assert cause.message.startswith("SVR2: Start-VM")
-    assert "'Linux01' could not initialize." in cause.message
-    assert ("Not enough memory in the system to start the virtual machine Linux01 with ram size "
-            "6144 megabytes") in cause.message
+    # the host's own words (Korean on a ko-KR host), classified by its error id, not by them
+    if locale == "ko-KR":
+        assert "'Linux01'을(를) 초기화할 수 없습니다." in cause.message
+        assert ("RAM 크기가 6144MB인 가상 컴퓨터 Linux01을(를) 시작하는 데 필요한 메모리가 "
+                "시스템에 부족합니다.") in cause.message
+        assert "Not enough memory" not in cause.message
+    else:
+        assert "'Linux01' could not initialize." in cause.message
+        assert ("Not enough memory in the system to start the virtual machine Linux01 with ram "
+                "size 6144 megabytes") in cause.message
     assert "fix: free memory on the host or lower the VM's startup memory" in cause.message
     assert set(attempts(await handle.fetch_history())) == {1}
     state = fleet.state()

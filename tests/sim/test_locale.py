@@ -13,6 +13,7 @@ import pytest
 
 from hvlab.spec import LabSpec
 from simulator import localization
+from simulator.cmdlets.hyperv_vm import NO_MEMORY
 from simulator.fleet import Fleet
 from tests.sim.conftest import PS, hyperv_ready, props
 
@@ -139,3 +140,15 @@ def test_unknown_messages_become_marked_approximations_keeping_identifiers() -> 
     assert localization.localize("ko-KR", "not simulated: Foo") == "not simulated: Foo"
     with pytest.raises(ValueError):
         localization.check("kr")
+
+
+def test_every_line_of_a_multi_line_message_is_korean() -> None:
+    """A multi-line message (Start-VM without memory: six lines, each its own template) is
+    localized line by line; a one-line template never matches the whole text by letting a
+    placeholder run across lines, which left five of the six lines English."""
+    text = NO_MEMORY.format(vm="Linux01", id="ID-1", mb=6144)
+    ko = localization.localize("ko-KR", text)
+    lines = ko.split("\n")
+    assert len(lines) == 6 and all(re.search("[\uac00-\ud7a3]", line) for line in lines), ko
+    assert "Not enough" not in ko and "could not" not in ko and "failed" not in ko
+    assert "6144MB" in ko and ko.count("ID-1") == 3
