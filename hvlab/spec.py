@@ -586,6 +586,10 @@ class ResetStep(_Model):
 class VerifyStep(_Model):
     """The lab's connectivity checks: every NAT port forward, where the VMs run now."""
 
+    timeout: float = Field(default=900.0, ge=0, description=(
+        "seconds a failing check is tried again (a sysprepped 2003 router answers only after "
+        "its first boot's mini-setup); 0: once"))
+
 
 class ApprovalStep(_Model):
     """Wait for the teacher's go: `hvlab approve <exercise workflow id>`."""

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.lab_build import LabBuildInput, LabBuildResult
     from workflows.migration import LiveMigrationInput, LiveMigrationResult
     from workflows.observed import observe, placed
-    from workflows.options import COMPENSATION, PROBE
+    from workflows.options import COMPENSATION, REMOTE_STEP
     from workflows.outcome import Compensation, record
     from workflows.progress import Progress, Tracker
     from workflows.replication import ReplicationWorkflowInput, ReplicationWorkflowResult
@@ -368,12 +368,15 @@ class ExerciseWorkflow:
     async def _verify(request: ExerciseInput, step: ExerciseStep) -> _Done:
         spec = request.spec
         now = placed(spec, await observe(spec))
-        checks = ConnectivityInput.from_spec(now).model_copy(update={"lab": spec.lab})
+        wait = step.verify.timeout if step.verify is not None else 900.0
+        checks = ConnectivityInput.from_spec(now).model_copy(
+            update={"lab": spec.lab, "timeout_seconds": wait})
         skipped = [f"{nat.name} tcp {f.external_port}" for nat in now.nat for f in nat.forwards
                    if split_forward(now, nat, f)]
         if checks.checks:
+            # it polls until its deadline, heartbeating: a remote step's options, not a probe's
             await run_activity("guest.check_connectivity", checks,
-                               summary=step_title(spec, step), options=PROBE)
+                               summary=step_title(spec, step), options=REMOTE_STEP)
         detail = f"{len(checks.checks)} checks passed"
         if skipped:
             detail += f"; not checked (router and server on different hosts): " \

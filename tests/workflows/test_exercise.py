@@ -193,7 +193,7 @@ async def test_schedule_runs_an_exercise(client: Client, fleet: Fleet, seed: Lab
     assert (await handle.describe()).workflow_type == "ExerciseWorkflow"
     await handle.terminate("test: no worker")
 
-    assert await hvlab("down", lab, "--sim") == 0
+    assert await hvlab("down", lab, "--sim", "--yes") == 0
     await client.get_workflow_handle("sim.classroom-down").terminate("test: no worker")
     for gone in (schedule_id, "sim.classroom-reset-schedule"):
         with pytest.raises(RPCError):
@@ -245,7 +245,7 @@ async def test_a_failing_step_exits_1_with_its_cause(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`hvlab run` (waiting) exits 1 when a step fails, printing the step's own cause (not
     "child workflow failed"), the recap and which steps were not run."""
-    text = dump_lab(seed) + "- name: broken\n  steps:\n  - verify:\n  - checkpoint: {name: baseline}\n"
+    text = dump_lab(seed) + "- name: broken\n  steps:\n  - verify: {timeout: 2}\n  - checkpoint: {name: baseline}\n"
     (tmp_path / "lab.yaml").write_text(text)
     async with lab_worker(client, task_queue, fleet):
         capsys.readouterr()
@@ -253,7 +253,7 @@ async def test_a_failing_step_exits_1_with_its_cause(
     said = capsys.readouterr()
     errors = " ".join(said.err.split())
     assert "sim.classroom-exercise-broken ended failed" in errors
-    assert "cause: VerificationFailed:" in errors
+    assert "cause: guest.check_connectivity: VerificationFailed:" in errors
     assert "not run: verify, checkpoint-baseline" in errors
     assert "--sim --from verify" in errors
     assert "failed" in said.out and "pending" in said.out  # the recap
