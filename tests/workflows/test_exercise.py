@@ -193,7 +193,7 @@ async def test_schedule_runs_an_exercise(client: Client, fleet: Fleet, seed: Lab
     assert (await handle.describe()).workflow_type == "ExerciseWorkflow"
     await handle.terminate("test: no worker")
 
-    assert await hvlab("down", lab, "--sim", "--yes") == 0
+    assert await hvlab("down", lab, "--sim", "--yes", "--no-wait") == 0  # no worker here
     await client.get_workflow_handle("sim.classroom-down").terminate("test: no worker")
     for gone in (schedule_id, "sim.classroom-reset-schedule"):
         with pytest.raises(RPCError):

@@ -64,7 +64,7 @@ async def test_teardown_removes_vms_and_switches_and_a_rerun_changes_nothing(
         assert mutating_counts(fleet) == before
         assert second.removed == {}
         assert {s.state for s in second.progress.steps} <= {"unchanged", "skipped"}
-        assert await hvlab("down", str(lab), "--sim", "--force", "--watch") == 0
+        assert await hvlab("down", str(lab), "--sim", "--yes", "--force") == 0
     assert fleet.state()["hosts"]["SVR2"]["switches"] == {}
 
 
@@ -96,7 +96,7 @@ async def test_down_keeps_an_adopted_vm_and_the_management_switch_unless_forced(
     address = seed.host("SVR2").connection.address
     async with lab_worker(client, task_queue, fleet):
         capsys.readouterr()
-        assert await hvlab("down", str(lab), "--sim", "--watch") == 0
+        assert await hvlab("down", str(lab), "--sim", "--yes") == 0
         printed = capsys.readouterr().out
         svr2 = fleet.state()["hosts"]["SVR2"]
         assert "Linux01" in svr2["vms"]
@@ -111,6 +111,6 @@ async def test_down_keeps_an_adopted_vm_and_the_management_switch_unless_forced(
         assert result.removed["host-prep:SVR2"] == [
             "host.remove_switch SVR2 Private", "host.remove_switch SVR2 Internal"]
         assert "vm-deploy:Linux01" not in result.removed
-        assert await hvlab("down", str(lab), "--sim", "--force", "--watch") == 0
+        assert await hvlab("down", str(lab), "--sim", "--yes", "--force") == 0
     svr2 = fleet.state()["hosts"]["SVR2"]
     assert svr2["vms"] == {} and svr2["switches"] == {}
