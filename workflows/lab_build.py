@@ -1,11 +1,11 @@
 """LabBuildWorkflow: the lab file's build plan as a DAG of child workflows.
 
 Each unit of :func:`hvlab.plan.build_plan` becomes one child workflow (id
-``<lab>-build/<unit>``) started as soon as the units it depends on have finished, with at most
-``per_host_limit`` units at a time touching the same host. When a unit fails no new unit
-starts, the running ones are cancelled (each compensates its own changes) and the build fails
-with the first error; the units it completed stay, so running it again continues. Re-running the
-build on a built lab changes nothing: every step probes first.
+``<build id>/<unit>``, e.g. ``<lab>-build/<unit>``) started as soon as the units it depends on
+have finished, with at most ``per_host_limit`` units at a time touching the same host. When a
+unit fails no new unit starts, the running ones are cancelled (each compensates its own
+changes) and the build fails with the first error; the units it completed stay, so running it
+again continues. Re-running the build on a built lab changes nothing: every step probes first.
 
 Cancelled, the build also undoes what the units it completed changed, newest first, and puts
 an account of what it undid and kept into its memo (:mod:`workflows.build_compensation`).
