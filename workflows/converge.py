@@ -18,7 +18,6 @@ from functools import partial
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from hvlab.lab_state import LabState
@@ -26,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failover import PlannedFailoverInput, PlannedFailoverResult
     from workflows.lab_build import LabBuildInput, LabBuildResult
     from workflows.migration import LiveMigrationInput, LiveMigrationResult
-    from workflows.observed import observe
+    from workflows.observed import no_duplicates, observe
     from workflows.progress import Progress, Tracker
 
 
@@ -90,12 +89,7 @@ class LabConvergeWorkflow:
         """Observe, move back, fail back, build."""
         spec = request.spec
         state = await observe(spec)
-        twice = state.duplicates()
-        if twice:
-            found = "; ".join(f"{vm} on {', '.join(hosts)}" for vm, hosts in twice.items())
-            raise ApplicationError(f"lab {spec.lab}: VMs run on more than one host ({found}); "
-                                   "remove the extra copy and run again",
-                                   {"duplicates": twice}, type="Conflict", non_retryable=True)
+        no_duplicates(spec.lab, state)
         moves, backs = moves_back(spec, state), failbacks(spec, state)
         self._tracker = Tracker("LabConverge", spec.lab)
         self._tracker.plan(*[(f"move:{vm.name}", f"move {vm.name} {now} -> {vm.host}")

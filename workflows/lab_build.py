@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from hvlab.spec import LabSpec
     from workflows.build_compensation import PATCH, BuildCompensation
     from workflows.host_prep import HostPrepInput
-    from workflows.observed import observe, placed
+    from workflows.observed import no_duplicates, observe, placed
     from workflows.outcome import record
     from workflows.progress import Progress, Tracker
     from workflows.units import UNIT_WORKFLOWS, unit_input
@@ -101,13 +101,7 @@ class LabBuildWorkflow:
         """The request with each VM where it runs now (a moved VM is never created again on
         the lab file's host) and each replication with its current primary."""
         state = await observe(request.spec)
-        twice = state.duplicates()
-        if twice:
-            found = "; ".join(f"{vm} on {', '.join(hosts)}" for vm, hosts in twice.items())
-            raise ApplicationError(
-                f"lab {request.spec.lab}: VMs run on more than one host ({found}); remove the "
-                "extra copy (Remove-VM on the host that should not hold it) and run again",
-                {"duplicates": twice}, type="Conflict", non_retryable=True)
+        no_duplicates(request.spec.lab, state)
         return request.model_copy(update={"spec": placed(request.spec, state)})
 
     @staticmethod
