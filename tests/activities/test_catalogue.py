@@ -12,6 +12,7 @@ from activities import guest as g
 from activities import host as h
 from activities import migration as mg
 from activities import network as n
+from activities import observe as ob
 from activities import replica as rp
 from activities import storage as s
 from activities import vm as v
@@ -92,6 +93,9 @@ def vm_commands(spec: LabSpec) -> list[Command]:
         if firmware is not None:
             out += [v.get_firmware_command(vm.name), v.set_firmware_command(firmware),
                     v.set_firmware_command(firmware.model_copy(update={"secure_boot": False}))]
+    # lab.observe: what a Hyper-V host holds now (every converging workflow asks first)
+    out += [ob.list_vms_command(), ob.list_replications_command(),
+            ob.list_checkpoints_command([vm.name for vm in spec.vms])]
     return out
 
 
