@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.checkpoint import CheckpointActivities
     from activities.models import CheckpointInput, StepResult
     from hvlab.spec import LabSpec
     from workflows.observed import observe, placed
@@ -114,13 +115,13 @@ class CheckpointWorkflow:
         async def work() -> StepResult:
             nonlocal removed
             if replaced is not None:
-                gone = await step("checkpoint.remove", arg,
+                gone = await step(CheckpointActivities.remove, arg,
                                   summary=f"remove the old {request.checkpoint} of {name}")
                 removed = gone.changed
                 if removed:  # whatever happens next, the old one cannot come back
                     saga.kept.append(f"checkpoint {request.checkpoint} of {name} removed to "
                                      "be retaken")
-            return await step("checkpoint.create", arg, summary=title)
+            return await step(CheckpointActivities.create, arg, summary=title)
 
         result = await self._tracker.run(f"checkpoint:{name}", title, work, _changed)
         if removed and replaced is not None:
@@ -128,7 +129,7 @@ class CheckpointWorkflow:
         elif result.changed:
             created.append(name)
             saga.add(f"remove checkpoint of {name}", lambda: step(
-                "checkpoint.remove", arg, summary=f"undo {title}", options=COMPENSATION))
+                CheckpointActivities.remove, arg, summary=f"undo {title}", options=COMPENSATION))
 
 
 def _changed(result: StepResult) -> bool:

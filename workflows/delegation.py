@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.directory import DirectoryActivities
     from activities.models import DelegationInput, HostInput, RemoveDelegationInput
     from hvlab.plan import prefixed, unit_steps
     from hvlab.spec import LabSpec
@@ -48,13 +49,13 @@ class DelegationWorkflow:
         try:
             entries = prefixed(planned, "kcd", "protocol-transition")
             result = await tracked(self._tracker, entries, f"{entry.host}$ may delegate",
-                                   "directory.delegation", kcd)
+                                   DirectoryActivities.delegation, kcd)
             undo = RemoveDelegationInput.from_step(kcd, result)
             if undo.spns or undo.restore_transition:
                 saga.add("remove delegation", lambda: step(
-                    "directory.remove_delegation", undo, options=COMPENSATION))
+                    DirectoryActivities.remove_delegation, undo, options=COMPENSATION))
             await tracked(self._tracker, "purge-tickets", "purge machine tickets",
-                          "directory.purge_tickets", HostInput(lab=lab, host=entry.host))
+                          DirectoryActivities.purge_tickets, HostInput(lab=lab, host=entry.host))
         except BaseException:
             await saga.compensate()
             raise

@@ -37,6 +37,8 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.checkpoint import CheckpointActivities
+    from activities.guest import GuestActivities
     from activities.models import CheckpointInput, ConnectivityInput, split_forward
     from hvlab.exercises import failover_target, step_title, step_workflow_id
     from hvlab.spec import Exercise, ExerciseStep, LabSpec
@@ -328,7 +330,7 @@ class ExerciseWorkflow:
             copy = state.working(vm, spec.vm(vm).host)
             if copy is None or name not in copy.checkpoints:
                 continue
-            await run_activity("checkpoint.remove", CheckpointInput(
+            await run_activity(CheckpointActivities.remove, CheckpointInput(
                 lab=spec.lab, host=copy.host, vm=vm, name=name),
                 summary=f"remove checkpoint {name} of {vm} (replace)", options=COMPENSATION)
             removed.append(vm)
@@ -375,7 +377,7 @@ class ExerciseWorkflow:
                    if split_forward(now, nat, f)]
         if checks.checks:
             # it polls until its deadline, heartbeating: a remote step's options, not a probe's
-            await run_activity("guest.check_connectivity", checks,
+            await run_activity(GuestActivities.check_connectivity, checks,
                                summary=step_title(spec, step), options=REMOTE_STEP)
         detail = f"{len(checks.checks)} checks passed"
         if skipped:

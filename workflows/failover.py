@@ -36,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         VmNicInput,
         VmStopInput,
     )
+    from activities.replica import ReplicaActivities
+    from activities.vm import VmActivities
     from hvlab.spec import LabSpec
     from workflows.observed import observe
     from workflows.options import COMPENSATION, LONG_JOB, PROBE
@@ -189,34 +191,33 @@ class PlannedFailoverWorkflow:
 
     async def _failover(self, saga: Saga) -> PlannedFailoverResult:
         request, rep = self._request, self._rep
-        before = await step("vm.exists", self._vm(rep.primary), options=PROBE,
+        before = await step(VmActivities.exists, self._vm(rep.primary), options=PROBE,
                             summary=f"is {rep.vm} running on {rep.primary}?")
         self._was_running = before.observed.get("state") == "Running"
         saga.add(f"start {rep.vm} on {rep.primary}", self._restart_primary)
         saga.add("Stop-VMFailover", self._stop_failover)
-        stop: VmInput = self._vm(rep.primary)
+        stop = VmStopInput(lab=rep.lab, host=rep.primary, vm=rep.vm)  # turned off at once
         if workflow.patched("graceful-stop"):  # shut the guest down, turn off after a timeout
-            stop = VmStopInput(lab=rep.lab, host=rep.primary, vm=rep.vm,
-                               shutdown_seconds=request.shutdown_seconds)
-        await tracked(self._tracker, "stop", f"stop {rep.vm} on {rep.primary}", "vm.stop",
+            stop = stop.model_copy(update={"shutdown_seconds": request.shutdown_seconds})
+        await tracked(self._tracker, "stop", f"stop {rep.vm} on {rep.primary}", VmActivities.stop,
                       stop)
         await tracked(self._tracker, "prepare", f"prepare on {rep.primary}",
-                      "replica.prepare_failover", ReplicaVmInput(
+                      ReplicaActivities.prepare_failover, ReplicaVmInput(
                           lab=rep.lab, host=rep.primary, vm=rep.vm))
         if request.approval_timeout is not None:
             await self._approval_gate(request.approval_timeout, saga, expire=True)
         await tracked(self._tracker, "failover", f"fail over on {rep.replica}",
-                      "replica.failover", rep)
+                      ReplicaActivities.failover, rep)
         if request.complete:
             await tracked(self._tracker, "complete", "complete the failover",
-                          "replica.complete", ReplicaVmInput(lab=rep.lab, host=rep.replica,
+                          ReplicaActivities.complete, ReplicaVmInput(lab=rep.lab, host=rep.replica,
                                                              vm=rep.vm))
             saga.commit(f"{rep.vm} failed over to {rep.replica} and completed "  # no undo
                         "(Complete-VMFailover cannot be undone; `hvlab failover` back)")
         state = await self._reverse(saga) if request.reverse else None
         await self._connect_nics()
-        await tracked(self._tracker, "start", f"start {rep.vm} on {rep.replica}", "vm.start",
-                      self._vm(rep.replica))
+        await tracked(self._tracker, "start", f"start {rep.vm} on {rep.replica}",
+                      VmActivities.start, self._vm(rep.replica))
         if request.reverse:
             state = await self._wait_normal()
         return PlannedFailoverResult(
@@ -227,13 +228,13 @@ class PlannedFailoverWorkflow:
     async def _reverse(self, saga: Saga) -> str:
         rep = self._rep
         reversed_ = await tracked(self._tracker, "reverse", f"reverse replication to "
-                                  f"{rep.primary}", "replica.reverse", rep)
+                                  f"{rep.primary}", ReplicaActivities.reverse, rep)
         saga.commit(f"replication of {rep.vm} reversed: {rep.replica} is its primary now")
         if reversed_.observed.get("initial_replication_needed"):
             back = rep.model_copy(update={
                 "primary": rep.replica, "replica": rep.primary,
                 "replica_server": rep.primary_server, "primary_server": rep.replica_server})
-            await step("replica.start_initial", back, summary="initial replication back")
+            await step(ReplicaActivities.start_initial, back, summary="initial replication back")
         return f"{reversed_.observed.get('state')}/{reversed_.observed.get('health')}"
 
     async def _wait_normal(self) -> str:
@@ -242,7 +243,7 @@ class PlannedFailoverWorkflow:
         wait = ReplicaWaitInput(lab=rep.lab, host=rep.replica, vm=rep.vm,
                                 interval_seconds=self._request.poll_seconds)
         done = await tracked(self._tracker, "wait-normal", "wait Replicating / Normal",
-                             "replica.wait_state", wait, options=LONG_JOB)
+                             ReplicaActivities.wait_state, wait, options=LONG_JOB)
         return f"{done.observed.get('state')}/{done.observed.get('health')}"
 
     async def _connect_nics(self) -> None:
@@ -251,7 +252,7 @@ class PlannedFailoverWorkflow:
         vm = request.spec.vm(rep.vm)
 
         async def connect() -> list[StepResult]:
-            return [await step("vm.nic", VmNicInput.from_spec(vm, nic).model_copy(
+            return [await step(VmActivities.nic, VmNicInput.from_spec(vm, nic).model_copy(
                 update={"lab": rep.lab, "host": rep.replica, "vm": rep.vm}),
                 summary=f"connect {nic.name} to {nic.switch}") for nic in vm.nics]
 
@@ -286,14 +287,14 @@ class PlannedFailoverWorkflow:
 
     # -- undo ----------------------------------------------------------------------------
     async def _stop_failover(self) -> None:
-        await step("replica.stop_failover", self._rep, options=COMPENSATION,
+        await step(ReplicaActivities.stop_failover, self._rep, options=COMPENSATION,
                    summary=f"undo: Stop-VMFailover for {self._rep.vm}")
 
     async def _restart_primary(self) -> None:
         """Start the original primary again (when it ran before this run stopped it)."""
         if not self._was_running:
             return
-        await step("vm.start", self._vm(self._rep.primary), options=COMPENSATION,
+        await step(VmActivities.start, self._vm(self._rep.primary), options=COMPENSATION,
                    summary=f"undo: start {self._rep.vm} on {self._rep.primary}")
 
     # -- test failover -------------------------------------------------------------------
@@ -302,21 +303,21 @@ class PlannedFailoverWorkflow:
         replica = ReplicaVmInput(lab=rep.lab, host=rep.replica, vm=rep.vm)
 
         async def cleanup() -> StepResult:
-            return await step("replica.cleanup_test_failover", replica, options=COMPENSATION,
-                              summary=f"undo: remove the test VM of {rep.vm}")
+            return await step(ReplicaActivities.cleanup_test_failover, replica,
+                              options=COMPENSATION, summary=f"undo: remove the test VM of {rep.vm}")
 
         saga.add("remove the test VM", cleanup)
         started = await tracked(self._tracker, "test-failover",
-                                f"test failover on {rep.replica}", "replica.test_failover",
+                                f"test failover on {rep.replica}", ReplicaActivities.test_failover,
                                 replica)
         test_vm = str(started.observed.get("test_vm") or f"{rep.vm} - Test")
-        await tracked(self._tracker, "start-test", "start the test VM", "vm.start",
+        await tracked(self._tracker, "start-test", "start the test VM", VmActivities.start,
                       self._vm(rep.replica, test_vm))
         if request.approval_timeout is not None:
             await self._approval_gate(request.approval_timeout, saga, expire=False)
         saga.undos.clear()
         await tracked(self._tracker, "cleanup", "remove the test VM",
-                      "replica.cleanup_test_failover", replica)
+                      ReplicaActivities.cleanup_test_failover, replica)
         return PlannedFailoverResult(
             vm=rep.vm, primary=rep.primary, replica=rep.replica, test=True,
             approved_by=self._approval.by if self._approval else None,

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.host import HostActivities
     from activities.models import (
         DefaultPathsInput,
         DnsInput,
@@ -28,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import COMPENSATION, REBOOT_WAIT
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
-    from workflows.steps import step
+    from workflows.steps import A, ActivityMethod, step
 
 
 class HostPrepInput(BaseModel):
@@ -74,8 +75,8 @@ class HostPrepWorkflow:
         self._tracker.finish()
         return HostPrepResult(host=host.name, changed=changed, progress=self._tracker.progress)
 
-    async def _step(self, name: str | list[str], title: str, activity: str,
-                    arg: BaseModel) -> StepResult:
+    async def _step(self, name: str | list[str], title: str, activity: ActivityMethod[A],
+                    arg: A) -> StepResult:
         async def work() -> StepResult:
             return await step(activity, arg, summary=f"{self._host}: {title}")
 
@@ -86,14 +87,14 @@ class HostPrepWorkflow:
 
         async def work() -> StepResult:
             rebooted = await step(
-                "host.reboot", HostInput(lab=lab, host=host),
+                HostActivities.reboot, HostInput(lab=lab, host=host),
                 summary=f"{host}: reboot",
             )
             before = rebooted.observed.get("last_boot_before") or None
             wait = WaitReadyInput(lab=lab, host=host, service=service, interval_seconds=1.0)
             if workflow.patched("wait-for-new-boot"):  # histories before it waited without it
                 wait = wait.model_copy(update={"booted_before": before})
-            return await step("host.wait_ready", wait, summary=f"{host}: wait until ready",
+            return await step(HostActivities.wait_ready, wait, summary=f"{host}: wait until ready",
                               options=REBOOT_WAIT)
 
         await self._tracker.run(name, "reboot and wait until ready", work)
@@ -101,17 +102,17 @@ class HostPrepWorkflow:
     async def _prepare(self, request: HostPrepInput, saga: Saga, changed: list[str]) -> None:
         spec, host, lab = request.spec, request.spec.host(request.host), request.spec.lab
         if host.join_domain:
-            await self._step("dns", "point DNS at the DC", "host.dns",
+            await self._step("dns", "point DNS at the DC", HostActivities.dns,
                              DnsInput.from_spec(spec, host.name).model_copy(update={"lab": lab}))
             joined = await self._step(
-                "domain-join", "join the domain", "host.domain_join",
+                "domain-join", "join the domain", HostActivities.domain_join,
                 DomainJoinInput.from_spec(spec, host.name).model_copy(update={"lab": lab}))
             if joined.observed.get("restart_needed"):
                 changed.append("domain-join")
                 await self._reboot("reboot-join", None)
             else:
                 self._tracker.skip("reboot-join", "reboot", "no restart pending")
-        role = await self._step("hyperv-role", "install Hyper-V", "host.hyperv_role",
+        role = await self._step("hyperv-role", "install Hyper-V", HostActivities.hyperv_role,
                                 HyperVRoleInput(lab=lab, host=host.name))
         if role.observed.get("restart_needed"):
             changed.append("hyperv-role")
@@ -119,10 +120,11 @@ class HostPrepWorkflow:
         else:
             self._tracker.skip("reboot-role", "reboot", "no restart pending")
         if host.folders:
-            await self._step(prefixed(self._planned, "folder"), "create folders", "host.folders",
+            await self._step(prefixed(self._planned, "folder"), "create folders",
+                             HostActivities.folders,
                              FoldersInput.from_spec(host).model_copy(update={"lab": lab}))
         if host.paths.virtual_machines or host.paths.virtual_hard_disks:
-            await self._step("default-paths", "set default paths", "host.default_paths",
+            await self._step("default-paths", "set default paths", HostActivities.default_paths,
                              DefaultPathsInput.from_spec(host).model_copy(update={"lab": lab}))
         for switch in host.switches:
             await self._switch(SwitchInput.from_spec(host.name, switch).model_copy(
@@ -133,12 +135,12 @@ class HostPrepWorkflow:
 
         async def remove() -> object:
             return await step(
-                "host.remove_switch", undo, summary=f"undo switch {request.name}",
+                HostActivities.remove_switch, undo, summary=f"undo switch {request.name}",
                 options=COMPENSATION,
             )
 
         result = await self._step(f"switch:{request.name}", f"switch {request.name}",
-                                  "host.switch", request)
+                                  HostActivities.switch, request)
         if result.changed:
             saga.add(f"remove switch {request.name}", remove)
             changed.append(f"switch:{request.name}")

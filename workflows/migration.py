@@ -30,6 +30,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.migration import MigrationActivities
     from activities.models import (
         DowntimeInput,
         FindJobInput,
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyLocationInput,
         VmInput,
     )
+    from activities.vm import VmActivities
     from hvlab.spec import LabSpec
     from workflows.metrics import migration_finished
     from workflows.options import COMPENSATION, LONG_JOB, PROBE
@@ -155,7 +157,8 @@ class LiveMigrationWorkflow:
 
     # -- where is it ---------------------------------------------------------------------
     async def _exists(self, host: str) -> StepResult:
-        return await step("vm.exists", VmInput(lab=self._lab, host=host, vm=self._request.vm),
+        return await step(VmActivities.exists,
+                          VmInput(lab=self._lab, host=host, vm=self._request.vm),
                           summary=f"is {self._request.vm} on {host}?", options=PROBE)
 
     async def _locate(self) -> _Plan:
@@ -177,7 +180,7 @@ class LiveMigrationWorkflow:
         """The SMB share (\\\\server\\share) holding the VM's configuration: a compute-only
         move leaves the files there (and needs them there)."""
         vm = self._request.vm
-        found = await step("migration.verify_location", VerifyLocationInput(
+        found = await step(MigrationActivities.verify_location, VerifyLocationInput(
             lab=self._lab, host=host, vm=vm, fail_on_mismatch=False), options=PROBE,
             summary=f"where are the files of {vm}?")
         path = str(found.observed.get("path") or "")
@@ -252,7 +255,7 @@ class LiveMigrationWorkflow:
         else:
             result = await self._move(plan, saga)
         where = await tracked(self._tracker, "verify", "check where the VM is",
-                              "migration.verify_location", plan.verify, options=PROBE)
+                              MigrationActivities.verify_location, plan.verify, options=PROBE)
         return self._result(plan, where, result)
 
     async def _move(self, plan: _Plan, saga: Saga) -> dict[str, Any]:
@@ -264,7 +267,7 @@ class LiveMigrationWorkflow:
             await self._preflight(move)
         saga.add(f"cancel the migration job of {move.vm}", self._cancel_job)
         started = await tracked(self._tracker, "start", "start the move",
-                                "migration.start_move", move)
+                                MigrationActivities.start_move, move)
         self._vm_id = started.observed.get("vm_id") or self._vm_id
         if started.observed.get("done"):
             self._tracker.skip("job", "migration job", "the move had finished")
@@ -293,7 +296,8 @@ class LiveMigrationWorkflow:
             return None
         probe = DowntimeInput(lab=self._lab, host=spec.domain.dc, address=address, vm=move.vm,
                               job_host=move.host, job_id=job_id, mode=move.mode)
-        return asyncio.ensure_future(step("migration.watch_downtime", probe, options=LONG_JOB,
+        return asyncio.ensure_future(step(MigrationActivities.watch_downtime, probe,
+                                          options=LONG_JOB,
                                           summary=f"ping {move.vm} during the move"))
 
     @staticmethod
@@ -312,7 +316,7 @@ class LiveMigrationWorkflow:
 
     async def _job_running(self) -> bool:
         """A migration job of the VM runs on the source already (an earlier run's)."""
-        found = await step("migration.find_job", self._find_input(), options=PROBE,
+        found = await step(MigrationActivities.find_job, self._find_input(), options=PROBE,
                            summary=f"is {self._request.vm} being migrated?")
         job = found.observed.get("job") or {}
         self._vm_id = found.observed.get("vm_id") or self._vm_id
@@ -321,7 +325,7 @@ class LiveMigrationWorkflow:
     async def _preflight(self, move: MoveInput) -> None:
         """Compare-VM; incompatibilities fail the workflow with them as details."""
         checked = await tracked(self._tracker, "preflight", "Compare-VM",
-                                "migration.preflight", move)
+                                MigrationActivities.preflight, move)
         problems = list(checked.observed.get("incompatibilities") or [])
         if problems:
             text = "; ".join(f"{p.get('message')} ({p.get('message_id')}, {p.get('source')})"
@@ -336,7 +340,7 @@ class LiveMigrationWorkflow:
     async def _follow(self, job_id: str) -> StepResult:
         """Poll the job to its end; meanwhile copy its percent into the progress."""
         poll = asyncio.ensure_future(step(
-            "migration.poll_job", self._job_input(job_id),
+            MigrationActivities.poll_job, self._job_input(job_id),
             summary=f"follow migration job {job_id}", options=LONG_JOB))
         try:
             while True:
@@ -351,7 +355,7 @@ class LiveMigrationWorkflow:
     async def _sample(self) -> None:
         """Read the job's percent (a best-effort probe: a failed read is skipped)."""
         try:
-            found = await step("migration.find_job", self._find_input(), options=PROBE,
+            found = await step(MigrationActivities.find_job, self._find_input(), options=PROBE,
                                summary="migration job progress")
         except ActivityError:
             return
@@ -384,16 +388,16 @@ class LiveMigrationWorkflow:
     # -- compensation --------------------------------------------------------------------
     async def _cancel_job(self) -> None:
         """Cancel the VM's running migration job on the source and wait until it ended."""
-        found = await step("migration.find_job", self._find_input(), options=COMPENSATION,
+        found = await step(MigrationActivities.find_job, self._find_input(), options=COMPENSATION,
                            summary=f"undo: find the migration job of {self._request.vm}")
         job = found.observed.get("job")
         if not job or job.get("state") in FINISHED_JOB_STATES:
             return
         job_input = self._job_input(str(job["job_id"]))
-        await step("migration.cancel_job", job_input, options=COMPENSATION,
+        await step(MigrationActivities.cancel_job, job_input, options=COMPENSATION,
                    summary=f"undo: cancel migration job {job['job_id']}")
         try:
-            await step("migration.poll_job", job_input, options=COMPENSATION,
+            await step(MigrationActivities.poll_job, job_input, options=COMPENSATION,
                        summary=f"undo: wait until job {job['job_id']} ended")
         except ActivityError as exc:  # Terminated is the expected end of a cancelled job
             workflow.logger.info("migration job %s ended: %s", job["job_id"], exc.cause)
@@ -407,7 +411,7 @@ class LiveMigrationWorkflow:
             if not found.observed.get("exists"):
                 continue
             if found.observed.get("state") != "Running":
-                await step("vm.start", VmInput(lab=self._lab, host=host, vm=plan.move.vm),
+                await step(VmActivities.start, VmInput(lab=self._lab, host=host, vm=plan.move.vm),
                            summary=f"undo: start {plan.move.vm} on {host}",
                            options=COMPENSATION)
             return

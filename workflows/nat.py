@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.guest import GuestActivities
     from activities.models import (
         ConnectivityInput,
         GuestNatInput,
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         RemoveHostNatInput,
         split_forward,
     )
+    from activities.network import NetworkActivities
     from hvlab.plan import prefixed, unit_steps
     from hvlab.spec import LabSpec, NatKind
     from workflows.options import COMPENSATION
@@ -57,16 +59,17 @@ class NatGatewayWorkflow:
         saga = Saga(f"NatGateway {nat.name}", enabled=request.compensate)
         try:
             if nat.kind is NatKind.rras_in_guest:
-                await tracked(self._tracker, configure, f"RRAS NAT in {nat.vm}", "guest.rras_nat",
+                await tracked(self._tracker, configure, f"RRAS NAT in {nat.vm}",
+                              GuestActivities.rras_nat,
                               GuestNatInput.from_spec(spec, nat).model_copy(update={"lab": lab}))
             else:
                 host_nat = HostNatInput.from_spec(spec, nat).model_copy(update={"lab": lab})
                 saga.add("remove host NAT", lambda: step(
-                    "network.remove_host_nat",
+                    NetworkActivities.remove_host_nat,
                     RemoveHostNatInput(lab=lab, host=host_nat.host, name=host_nat.name),
                     options=COMPENSATION))
-                await tracked(self._tracker, configure, f"WinNAT on {nat.host}", "network.host_nat",
-                              host_nat)
+                await tracked(self._tracker, configure, f"WinNAT on {nat.host}",
+                              NetworkActivities.host_nat, host_nat)
             for forward in nat.forwards:
                 why = split_forward(spec, nat, forward)
                 if why:
@@ -74,7 +77,8 @@ class NatGatewayWorkflow:
                                             forward.external_port, why)
             checks = ConnectivityInput.from_spec(spec.model_copy(update={"nat": [nat]}))
             await tracked(self._tracker, "verify", "forwarded ports answer",
-                          "guest.check_connectivity", checks.model_copy(update={"lab": lab}))
+                          GuestActivities.check_connectivity,
+                          checks.model_copy(update={"lab": lab}))
         except BaseException:
             await saga.compensate()
             raise

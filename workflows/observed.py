@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import ObserveInput
+    from activities.observe import ObserveActivities
     from hvlab.lab_state import LabState, lab_state, placed
     from hvlab.spec import LabSpec
     from workflows.options import OBSERVE
@@ -25,7 +26,7 @@ async def observe(spec: LabSpec, vms: list[str] | None = None) -> LabState:
     hosts = [h.name for h in spec.hyperv_hosts]
     names = list(vms) if vms is not None else [v.name for v in spec.vms]
     answers = await asyncio.gather(*(step(
-        "lab.observe", ObserveInput(lab=spec.lab, host=host, vms=names),
+        ObserveActivities.observe, ObserveInput(lab=spec.lab, host=host, vms=names),
         summary=f"what {host} holds now", options=OBSERVE) for host in hosts))
     return lab_state(hosts, [a.observed for a in answers])
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.migration import MigrationActivities
     from activities.models import MigrationReadinessInput, MigrationRestoreInput
     from hvlab.plan import unit_steps
     from hvlab.spec import LabSpec
@@ -47,11 +48,12 @@ class MigrationReadinessWorkflow:
             update={"lab": request.spec.lab})
         try:
             result = await tracked(self._tracker, [n for n, _ in planned],
-                                   "live migration settings", "migration.readiness", settings)
+                                   "live migration settings", MigrationActivities.readiness,
+                                   settings)
             if result.changed and "previous" in result.observed:
                 undo = MigrationRestoreInput.from_readiness(settings, result)
                 saga.add("restore migration settings", lambda: step(
-                    "migration.restore_readiness", undo, options=COMPENSATION))
+                    MigrationActivities.restore_readiness, undo, options=COMPENSATION))
         except BaseException:
             await saga.compensate()
             raise

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import ReplicaHealthInput, StepResult
+    from activities.replica import ReplicaActivities
     from hvlab.spec import LabSpec
     from workflows.options import PROBE
     from workflows.steps import step
@@ -66,7 +67,7 @@ class ReplicationHealthWorkflow:
     @staticmethod
     async def _check(lab: str, vm: str, hosts: list[str]) -> VmReplicationHealth:
         try:
-            found: StepResult = await step("replica.health",
+            found: StepResult = await step(ReplicaActivities.health,
                                            ReplicaHealthInput(lab=lab, vm=vm, hosts=hosts),
                                            options=PROBE, summary=f"health of {vm}")
         except ActivityError as exc:

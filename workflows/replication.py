@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ReplicaWaitInput,
         StepResult,
     )
+    from activities.replica import ReplicaActivities
     from hvlab.spec import Host, LabSpec, Replication, Vm
     from workflows.observed import observe
     from workflows.options import COMPENSATION, LONG_JOB
@@ -248,7 +249,7 @@ class ReplicationWorkflow:
         ``replica.shared_settings``)."""
         port, storage = requested_settings(spec, rep)
         found = await tracked(self._tracker, "shared-settings", "replica server settings in "
-                              "use", "replica.shared_settings", ReplicaServersInput(
+                              "use", ReplicaActivities.shared_settings, ReplicaServersInput(
                                   lab=rep.lab, vm=rep.vm, hosts=[rep.replica, rep.primary],
                                   port=port, storage=storage))
         stores = found.observed.get("storage") or {}
@@ -261,25 +262,25 @@ class ReplicationWorkflow:
         server = ReplicaServerInput(lab=rep.lab, host=host, port=rep.port, storage=storage,
                                     vm=rep.vm)
         result = await tracked(self._tracker, f"replica-server:{host}",
-                               f"replica server on {host}", "replica.server", server)
+                               f"replica server on {host}", ReplicaActivities.server, server)
         if result.changed and not (result.observed.get("previous") or {}).get("enabled"):
             changed.append(f"replica-server:{host}")
             saga.add(f"disable replica server on {host}", lambda: step(
-                "replica.disable_server", HostInput(lab=rep.lab, host=host),
+                ReplicaActivities.disable_server, HostInput(lab=rep.lab, host=host),
                 summary=f"undo: replica server on {host}", options=COMPENSATION))
 
     async def _firewall(self, rep: ReplicationInput, host: str, saga: Saga,
                         changed: list[str]) -> None:
         rule = ReplicaFirewallInput(lab=rep.lab, host=host, port=rep.port)
         result = await tracked(self._tracker, f"firewall:{host}", f"listener rule on {host}",
-                               "replica.firewall", rule)
+                               ReplicaActivities.firewall, rule)
         previous = result.observed.get("previous") or {}
         if result.changed and not previous.get("enabled"):
             changed.append(f"firewall:{host}")
             port = int((str(previous.get("port") or "").split(",")[0]) or 80)
             undo = ReplicaFirewallInput(lab=rep.lab, host=host, port=port)
             saga.add(f"disable listener rule on {host}", lambda: step(
-                "replica.disable_firewall", undo, summary=f"undo: listener rule on {host}",
+                ReplicaActivities.disable_firewall, undo, summary=f"undo: listener rule on {host}",
                 options=COMPENSATION))
 
     async def _enable(self, rep: ReplicationInput, saga: Saga, changed: list[str]) -> None:
@@ -290,13 +291,14 @@ class ReplicationWorkflow:
         async def remove() -> StepResult | None:
             if created and not created[0]:
                 return None
-            return await step("replica.remove", rep, summary=f"undo: replication of {rep.vm}",
+            return await step(ReplicaActivities.remove, rep,
+                              summary=f"undo: replication of {rep.vm}",
                               options=COMPENSATION)
 
         saga.add(f"remove replication of {rep.vm}", remove)
         try:
             result = await tracked(self._tracker, "enable", f"replicate {rep.vm} to "
-                                   f"{rep.replica}", "replica.enable", rep)
+                                   f"{rep.replica}", ReplicaActivities.enable, rep)
         except ActivityError as exc:
             if isinstance(exc.cause, ApplicationError) and exc.cause.type == "Conflict":
                 created.append(False)
@@ -308,10 +310,10 @@ class ReplicationWorkflow:
     async def _initial(self, request: ReplicationWorkflowInput, rep: ReplicationInput,
                        changed: list[str]) -> StepResult:
         started = await tracked(self._tracker, "initial", "initial replication",
-                                "replica.start_initial", rep)
+                                ReplicaActivities.start_initial, rep)
         if started.changed:
             changed.append("initial")
         wait = ReplicaWaitInput(lab=rep.lab, host=rep.primary, vm=rep.vm,
                                 interval_seconds=request.poll_seconds)
         return await tracked(self._tracker, "wait-normal", "wait Replicating / Normal",
-                             "replica.wait_state", wait, options=LONG_JOB)
+                             ReplicaActivities.wait_state, wait, options=LONG_JOB)

@@ -24,7 +24,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import CheckpointInput, GuestWaitInput, StepResult, VmInput
+    from activities.checkpoint import CheckpointActivities
+    from activities.guest import GuestActivities
+    from activities.models import CheckpointInput, GuestWaitInput, StepResult, VmInput, VmStopInput
+    from activities.vm import VmActivities
     from hvlab.plan import build_plan
     from hvlab.spec import LabSpec, OsFamily
     from workflows.checkpoint import checkpoint_vms, invalid_input
@@ -33,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import REBOOT_WAIT
     from workflows.outcome import Compensation, record
     from workflows.progress import Progress, Tracker
-    from workflows.steps import step
+    from workflows.steps import A, ActivityMethod, step
 
 
 class LabResetInput(BaseModel):
@@ -178,7 +181,9 @@ class LabResetWorkflow:
                            *[(f"start:{v}", f"start {v}") for v in order],
                            ("converge", "re-converge the lab file"))
         try:
-            await self._all([self._vm_step(f"stop:{v}", f"turn off {v}", "vm.stop", v, spec)
+            await self._all([self._vm_step(
+                f"stop:{v}", f"turn off {v}", VmActivities.stop,
+                VmStopInput(lab=spec.lab, host=spec.vm(v).host, vm=v))
                              for v in vms])
             restored = await self._all([self._restore(v, name, spec) for v in vms])
             started = await self._start(spec, order)
@@ -199,7 +204,7 @@ class LabResetWorkflow:
         migration, failover), and the checkpoint travels with the VM."""
         hosts = [h.name for h in spec.hyperv_hosts]
         probes = [(vm, host) for vm in vms for host in hosts]
-        found = await self._all([step("checkpoint.find", CheckpointInput(
+        found = await self._all([step(CheckpointActivities.find, CheckpointInput(
             lab=spec.lab, host=host, vm=vm, name=checkpoint), summary=f"find {vm} on {host}")
             for vm, host in probes])
         placed: dict[str, str] = {}
@@ -217,7 +222,7 @@ class LabResetWorkflow:
                       error: ActivityError) -> ApplicationError:
         """The failure of a reset that stopped before every VM was restored and started: the
         cause, and the state each VM is left in (read-only probes where the reset put it)."""
-        probes = await asyncio.gather(*[step("vm.exists", VmInput(
+        probes = await asyncio.gather(*[step(VmActivities.exists, VmInput(
             lab=spec.lab, host=spec.vm(v).host, vm=v), summary=f"state of {v}") for v in vms],
             return_exceptions=True)
         states: dict[str, str] = {}
@@ -244,10 +249,8 @@ class LabResetWorkflow:
                 raise outcome
         return [o for o in outcomes if isinstance(o, StepResult)]
 
-    async def _vm_step(self, name: str, title: str, activity: str, vm: str,
-                       spec: LabSpec) -> StepResult:
-        arg = VmInput(lab=spec.lab, host=spec.vm(vm).host, vm=vm)
-
+    async def _vm_step(self, name: str, title: str, activity: ActivityMethod[A],
+                       arg: A) -> StepResult:
         async def work() -> StepResult:
             return await step(activity, arg, summary=title)
 
@@ -258,7 +261,7 @@ class LabResetWorkflow:
         title = f"restore {checkpoint} on {vm}"
 
         async def work() -> StepResult:
-            return await step("checkpoint.restore", arg, summary=title)
+            return await step(CheckpointActivities.restore, arg, summary=title)
 
         return await self._tracker.run(f"restore:{vm}", title, work, _changed)
 
@@ -269,7 +272,8 @@ class LabResetWorkflow:
             if not vm.start:
                 self._tracker.skip(f"start:{name}", f"start {name}", "start: false in the lab file")
                 continue
-            await self._vm_step(f"start:{name}", f"start {name}", "vm.start", name, spec)
+            await self._vm_step(f"start:{name}", f"start {name}", VmActivities.start,
+                                VmInput(lab=spec.lab, host=vm.host, vm=name))
             started.append(name)
             if name.lower() == spec.domain.dc.lower() and vm.guest.os is OsFamily.windows:
                 await self._wait_dc(spec, name)
@@ -280,7 +284,7 @@ class LabResetWorkflow:
         arg = GuestWaitInput.from_spec(spec.vm(name)).model_copy(update={"lab": spec.lab})
 
         async def work() -> StepResult:
-            return await step("guest.wait_ready", arg, summary=f"wait for {name}",
+            return await step(GuestActivities.wait_ready, arg, summary=f"wait for {name}",
                               options=REBOOT_WAIT)
 
         await self._tracker.run(f"ready:{name}", f"wait until {name} answers", work)

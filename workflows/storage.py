@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ShareAccessInput,
         ShareInput,
     )
+    from activities.storage import StorageActivities
     from hvlab.plan import unit_steps
     from hvlab.spec import LabSpec
     from workflows.options import COMPENSATION
@@ -54,22 +55,22 @@ class SharedStorageWorkflow:
         try:
             created = await tracked(self._tracker, ["folder", "share"],
                                     f"share {share.name} on {share.path}",
-                                    "storage.share", ShareInput.from_spec(share).model_copy(
+                                    StorageActivities.share, ShareInput.from_spec(share).model_copy(
                                         update={"lab": lab}))
             if created.changed:
                 saga.add("remove share", lambda: step(
-                    "storage.remove_share", RemoveShareInput(lab=lab, host=share.host,
+                    StorageActivities.remove_share, RemoveShareInput(lab=lab, host=share.host,
                                                              name=share.name),
                     options=COMPENSATION))
             access = ShareAccessInput.from_spec(share).model_copy(update={"lab": lab})
             granted = await tracked(self._tracker, "share-acl", "share access",
-                                    "storage.share_access", access)
+                                    StorageActivities.share_access, access)
             revoke = RevokeAccessInput(lab=lab, host=share.host, name=share.name,
                                        accounts=list(granted.observed.get("granted", [])))
             if revoke.accounts and not created.changed:  # a removed share takes its ACL along
                 saga.add("revoke access", lambda: step(
-                    "storage.revoke_access", revoke, options=COMPENSATION))
-            await tracked(self._tracker, "ntfs-acl", "NTFS rights (OI)(CI)", "storage.ntfs",
+                    StorageActivities.revoke_access, revoke, options=COMPENSATION))
+            await tracked(self._tracker, "ntfs-acl", "NTFS rights (OI)(CI)", StorageActivities.ntfs,
                           NtfsInput.from_spec(share).model_copy(update={"lab": lab}))
         except BaseException:
             await saga.compensate()

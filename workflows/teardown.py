@@ -32,12 +32,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.checkpoint import CheckpointActivities
+    from activities.directory import DirectoryActivities
+    from activities.host import HostActivities
+    from activities.migration import MigrationActivities
     from activities.models import (
         CheckpointInput,
         HostInput,
@@ -53,15 +58,19 @@ with workflow.unsafe.imports_passed_through():
         VmRemoveInput,
         delegation_spns,
     )
+    from activities.network import NetworkActivities
+    from activities.replica import ReplicaActivities
+    from activities.storage import StorageActivities
+    from activities.vm import VmActivities
     from hvlab.plan import PlanUnit, build_plan
     from hvlab.spec import LabSpec, NatKind
     from workflows.checkpoint import checkpoint_vms
     from workflows.options import PROBE
     from workflows.outcome import Compensation, record
     from workflows.progress import Progress, Tracker
-    from workflows.steps import step
+    from workflows.steps import ActivityMethod, step
 
-Undo = tuple[str, BaseModel, tuple[str, ...]]  # activity, its input, hosts it needs Hyper-V on
+Undo = tuple[ActivityMethod[Any], BaseModel, tuple[str, ...]]  # activity, input, hosts with Hyper-V
 
 LEFT_IN_PLACE: dict[str, str] = {
     "host-prep": "domain membership, Hyper-V role, folders and default paths stay",
@@ -93,18 +102,18 @@ class LabTeardownResult(BaseModel):
 
 
 def _checkpoint(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    return [("checkpoint.remove", CheckpointInput(lab=spec.lab, host=spec.vm(vm).host, vm=vm,
-                                                  name=unit.target), (spec.vm(vm).host,))
+    return [(CheckpointActivities.remove, CheckpointInput(
+        lab=spec.lab, host=spec.vm(vm).host, vm=vm, name=unit.target), (spec.vm(vm).host,))
             for vm in checkpoint_vms(spec, unit.target)]
 
 
 def _replication(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
     rep = ReplicationInput.from_spec(spec, unit.target).model_copy(update={"lab": spec.lab})
-    undos: list[Undo] = [("replica.remove", rep, (rep.replica, rep.primary))]
+    undos: list[Undo] = [(ReplicaActivities.remove, rep, (rep.replica, rep.primary))]
     for host in (rep.replica, rep.primary):
-        undos += [("replica.disable_firewall", ReplicaFirewallInput(lab=spec.lab, host=host),
-                   (host,)),
-                  ("replica.disable_server", HostInput(lab=spec.lab, host=host), (host,))]
+        undos += [(ReplicaActivities.disable_firewall,
+                   ReplicaFirewallInput(lab=spec.lab, host=host), (host,)),
+                  (ReplicaActivities.disable_server, HostInput(lab=spec.lab, host=host), (host,))]
     return undos
 
 
@@ -112,13 +121,13 @@ def _nat(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
     nat = next(n for n in spec.nat if n.name == unit.target)
     if nat.kind is not NatKind.host_netnat:
         return []
-    return [("network.remove_host_nat", RemoveHostNatInput(lab=spec.lab, host=nat.host or "",
-                                                           name=nat.name), ())]
+    return [(NetworkActivities.remove_host_nat,
+             RemoveHostNatInput(lab=spec.lab, host=nat.host or "", name=nat.name), ())]
 
 
 def _vm(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
     vm = spec.vm(unit.target)
-    return [("vm.remove", VmRemoveInput(lab=spec.lab, host=vm.host, vm=vm.name,
+    return [(VmActivities.remove, VmRemoveInput(lab=spec.lab, host=vm.host, vm=vm.name,
                                         disk_path=spec.vm_disk_path(vm)), (vm.host,))]
 
 
@@ -133,25 +142,26 @@ def _migration(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
         max_vm_migrations=m.max_concurrent, max_storage_migrations=m.max_storage,
         use_any_network=m.use_any_network)
     networks = [str(n) for n in m.networks]
-    return [("migration.restore_readiness", MigrationRestoreInput(
+    return [(MigrationActivities.restore_readiness, MigrationRestoreInput(
         lab=spec.lab, host=unit.target, previous=off, remove_networks=networks), (unit.target,))]
 
 
 def _delegation(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
     entry = next(d for d in spec.delegation if d.host.lower() == unit.target.lower())
-    return [("directory.remove_delegation", RemoveDelegationInput(
+    return [(DirectoryActivities.remove_delegation, RemoveDelegationInput(
         lab=spec.lab, dc=spec.domain.dc, computer=entry.host, spns=delegation_spns(spec, entry),
         restore_transition=entry.protocol_transition), ())]
 
 
 def _share(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
     host, name = unit.target.split("/", 1)
-    return [("storage.remove_share", RemoveShareInput(lab=spec.lab, host=host, name=name), ())]
+    return [(StorageActivities.remove_share,
+             RemoveShareInput(lab=spec.lab, host=host, name=name), ())]
 
 
 def _host(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
     host = spec.host(unit.target)
-    return [("host.remove_switch", RemoveSwitchInput(
+    return [(HostActivities.remove_switch, RemoveSwitchInput(
         lab=spec.lab, host=host.name, name=s.name, management_address=host.connection.address),
         (host.name,)) for s in reversed(host.switches)]
 
@@ -207,9 +217,9 @@ def _part(kind: str, undo: Undo) -> str:
         return str(fields["name"])
     if kind == "checkpoint":
         return str(fields["vm"])
-    if activity == "replica.remove":
+    if activity == ReplicaActivities.remove:
         return "enable"
-    prefix = "firewall" if activity == "replica.disable_firewall" else "replica-server"
+    prefix = "firewall" if activity == ReplicaActivities.disable_firewall else "replica-server"
     return f"{prefix}:{fields['host']}"
 
 
@@ -338,7 +348,7 @@ class LabTeardownWorkflow:
         its attached disks (vm.remove deletes them)."""
         hosts = [h for h in self._hosts if await self._has_hyperv(h)]
         found = [h for h, r in zip(hosts, await asyncio.gather(*(
-            step("vm.exists", VmInput(lab=self._lab, host=h, vm=arg.vm), options=PROBE)
+            step(VmActivities.exists, VmInput(lab=self._lab, host=h, vm=arg.vm), options=PROBE)
             for h in hosts)), strict=True) if r.observed.get("exists")]
         if self._guard:
             arg = arg.model_copy(update={"keep_adopted": True})
@@ -356,7 +366,8 @@ class LabTeardownWorkflow:
 
     async def _probe(self, host: str) -> bool:
         try:
-            await step("vm.exists", VmInput(lab=self._lab, host=host, vm="hvlab-teardown-probe"),
+            await step(VmActivities.exists,
+                       VmInput(lab=self._lab, host=host, vm="hvlab-teardown-probe"),
                        summary=f"is Hyper-V on {host}?", options=PROBE)
         except ActivityError as exc:
             if not _no_hyperv(exc):

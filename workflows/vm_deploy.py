@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.guest import GuestActivities
     from activities.models import (
         GuestAddressInput,
         GuestIpv4Input,
@@ -30,12 +31,13 @@ with workflow.unsafe.imports_passed_through():
         VmNicInput,
         VmRemoveInput,
     )
+    from activities.vm import VmActivities
     from hvlab.plan import unit_steps
     from hvlab.spec import LabSpec, OsFamily, Vm
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
-    from workflows.steps import step
+    from workflows.steps import A, ActivityMethod, step
 
 
 class VmDeployInput(BaseModel):
@@ -80,7 +82,8 @@ class VmDeployWorkflow:
         return VmDeployResult(vm=vm.name, host=vm.host, created=created,
                               progress=self._tracker.progress)
 
-    async def _step(self, name: str, title: str, activity: str, arg: BaseModel) -> StepResult:
+    async def _step(self, name: str, title: str, activity: ActivityMethod[A],
+                    arg: A) -> StepResult:
         async def work() -> StepResult:
             return await step(activity, arg, summary=title)
 
@@ -91,36 +94,36 @@ class VmDeployWorkflow:
         disk = VmDiskInput.from_spec(spec, vm).model_copy(update={"lab": lab})
         undo = VmRemoveInput(lab=lab, host=vm.host, vm=vm.name, disk_path=disk.path)
         probe = await step(
-            "vm.exists", VmInput(lab=lab, host=vm.host, vm=vm.name),
+            VmActivities.exists, VmInput(lab=lab, host=vm.host, vm=vm.name),
             summary=f"is {vm.name} there already?",
         )
         exists = bool(probe.observed.get("exists"))
         if not exists:
             saga.add(f"remove {vm.name}", lambda: step(
-                "vm.remove", undo, summary=f"undo {vm.name}", options=COMPENSATION))
-            first = await self._step("disk", "disk from the golden image", "vm.disk", disk)
+                VmActivities.remove, undo, summary=f"undo {vm.name}", options=COMPENSATION))
+            first = await self._step("disk", "disk from the golden image", VmActivities.disk, disk)
         else:  # its disk is attached (and may have moved with the VM): no new copy
             self._tracker.skip("disk", "disk from the golden image", "the VM exists already")
             first = StepResult(changed=False)
         # the VM's Notes mark records whether this build copied its disk (hvlab down)
-        created = await self._step("create", "New-VM", "vm.create",
+        created = await self._step("create", "New-VM", VmActivities.create,
                                    VmCreateInput.from_spec(spec, vm).model_copy(
                                        update={"lab": lab, "disk_created": first.changed}))
         for nic in vm.nics:
             await self._step(f"nic:{nic.name}", f"NIC {nic.name} on {nic.switch}",
-                             "vm.nic", VmNicInput.from_spec(vm, nic).model_copy(
+                             VmActivities.nic, VmNicInput.from_spec(vm, nic).model_copy(
                                  update={"lab": lab}))
         if vm.guest.os is OsFamily.windows_legacy:
             await self._step("offline-config", "first-boot guest configuration",
-                             "guest.offline_config", OfflineGuestConfigInput.from_spec(
+                             GuestActivities.offline_config, OfflineGuestConfigInput.from_spec(
                                  spec, vm).model_copy(update={"lab": lab}))
         firmware = VmFirmwareInput.from_spec(vm)
         # histories recorded before the firmware step went straight to start
         if firmware is not None and workflow.patched("vm-firmware"):
-            await self._step("firmware", "Secure Boot", "vm.firmware",
+            await self._step("firmware", "Secure Boot", VmActivities.firmware,
                              firmware.model_copy(update={"lab": lab}))
         if vm.start:
-            await self._step("start", "start", "vm.start",
+            await self._step("start", "start", VmActivities.start,
                              VmInput(lab=lab, host=vm.host, vm=vm.name))
             if vm.guest.os is OsFamily.windows:
                 await self._guest(spec, vm)
@@ -128,23 +131,23 @@ class VmDeployWorkflow:
             if vm.verified_nics and workflow.patched("guest-address"):
                 for nic in vm.verified_nics:
                     await self._step(f"guest-address:{nic.name}", f"address on {nic.name}",
-                                     "guest.wait_address", GuestAddressInput.from_spec(
+                                     GuestActivities.wait_address, GuestAddressInput.from_spec(
                                          spec, vm, nic).model_copy(update={"lab": lab}))
         return first.changed or created.changed
 
     async def _guest(self, spec: LabSpec, vm: Vm) -> None:
         """PowerShell Direct configuration of a Windows Server 2016+ guest."""
         lab = spec.lab
-        await self._step("guest-ready", "wait for PowerShell Direct", "guest.wait_ready",
+        await self._step("guest-ready", "wait for PowerShell Direct", GuestActivities.wait_ready,
                          GuestWaitInput.from_spec(vm).model_copy(update={"lab": lab}))
         for nic in vm.nics:
             if nic.ipv4 is not None:
                 await self._step(f"guest-ip:{nic.name}", f"guest IPv4 on {nic.name}",
-                                 "guest.set_ipv4", GuestIpv4Input.from_spec(vm, nic).model_copy(
-                                     update={"lab": lab}))
+                                 GuestActivities.set_ipv4,
+                                 GuestIpv4Input.from_spec(vm, nic).model_copy(update={"lab": lab}))
         if vm.guest.telnet:
-            await self._step("telnet", "Telnet server", "guest.telnet",
+            await self._step("telnet", "Telnet server", GuestActivities.telnet,
                              GuestTelnetInput.from_spec(vm).model_copy(update={"lab": lab}))
         if vm.guest.rdp:
-            await self._step("rdp", "RDP port", "guest.rdp",
+            await self._step("rdp", "RDP port", GuestActivities.rdp,
                              GuestRdpInput.from_spec(vm).model_copy(update={"lab": lab}))
