@@ -15,9 +15,10 @@ from temporalio.common import WorkflowIDConflictPolicy
 from bench.chain import BenchChainWorkflow, ChainInput
 from bench.common import TASK_QUEUE, WorkflowRun, union_length, workflow_run
 from hvlab.labs import LabRegistry
-from hvlab.plan import BuildPlan, build_plan
+from hvlab.plan import BuildPlan
 from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
+from workflows.kinds import build_plan
 from workflows.lab_build import LabBuildInput, LabBuildResult, LabBuildWorkflow
 
 

@@ -25,10 +25,11 @@ from bench.common import (
     rss_mb,
 )
 from hvlab.labs import CURRENT_LAB
-from hvlab.plan import BuildPlan, build_plan
+from hvlab.plan import BuildPlan
 from hvlab.powershell.command import Pipeline
 from hvlab.powershell.endpoints import WorkerLab
 from hvlab.powershell.session import SessionPool
+from workflows.kinds import build_plan
 from workflows.migration import LiveMigrationInput, LiveMigrationWorkflow, migration_id
 from workflows.options import LONG_JOB
 

@@ -11,7 +11,7 @@ import ipaddress
 import re
 import zoneinfo
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -518,16 +518,17 @@ class ResetPolicy(_Model):
 
 # --------------------------------------------------------------------------- exercises
 
-UNIT_KINDS = ("host-prep", "shared-storage", "delegation", "migration-readiness", "vm-deploy",
-              "nat", "replication", "checkpoint")
-"""The build plan's unit kinds (:mod:`hvlab.plan`), which a ``build`` step may pick."""
+UnitKindName = Literal["host-prep", "shared-storage", "delegation", "migration-readiness",
+                       "vm-deploy", "nat", "replication", "checkpoint"]
+"""The build plan's unit kinds, which a ``build`` step may pick: one per module that
+:mod:`workflows.kinds` lists (it refuses a kind missing here)."""
+UNIT_KINDS: tuple[str, ...] = get_args(UnitKindName)
 
 
 class BuildStep(_Model):
     """Build (converge) the lab from where it is now: every unit, or only some kinds."""
 
-    only: list[Literal["host-prep", "shared-storage", "delegation", "migration-readiness",
-                       "vm-deploy", "nat", "replication", "checkpoint"]] = Field(
+    only: list[UnitKindName] = Field(
         default_factory=list, description="unit kinds to build (all when empty)")
 
 

@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hvlab.plan import BuildPlan, build_plan
+from hvlab.plan import BuildPlan
 from hvlab.spec import LabSpec
 from hvlab.specfile import SpecError, load_lab
+from workflows.kinds import build_plan
 
 app = typer.Typer(
     name="hvlab",
@@ -129,7 +130,7 @@ def _print_exercise(spec: LabSpec, name: str, as_json: bool) -> None:
 
 
 def _plan_json(spec: LabSpec, build: BuildPlan) -> dict[str, object]:
-    from activities.plan_commands import plan_commands
+    from workflows.kinds import plan_commands
 
     commands = plan_commands(spec, build)
     data = build.model_dump(mode="json")
@@ -140,7 +141,7 @@ def _plan_json(spec: LabSpec, build: BuildPlan) -> dict[str, object]:
 
 
 def _print_plan(spec: LabSpec, build: BuildPlan) -> None:
-    from activities.plan_commands import plan_commands
+    from workflows.kinds import plan_commands
 
     commands = plan_commands(spec, build)
     hosts = ", ".join(f"{h.name} ({h.role})" for h in spec.hosts)

@@ -22,11 +22,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hvlab.plan import build_plan
 from hvlab.settings import get_settings
 from hvlab.spec import BuildStep, Exercise, ExerciseStep, LabSpec
 from hvlab.specfile import load_lab
 from starter.cli import _print_plan, err, out
+from workflows.kinds import build_plan
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 The units that were running when the cancel came compensate themselves (each child's saga).
 The units this run completed are undone afterwards by a child LabTeardownWorkflow limited to
-them (``<build id>/compensate``), in the parts each child reports it changed:
+them (``<build id>/compensate``), in the parts each child reports it changed (each kind's
+``changed``, in its module):
 
 - ``host-prep``: the switches it created; the DNS setting, domain membership, Hyper-V role,
   folders and default paths stay (undoing the first three needs reboots, and the next build
@@ -29,66 +30,13 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from hvlab.plan import PlanUnit
-    from hvlab.spec import LabSpec, NatKind
+    from hvlab.spec import LabSpec
+    from workflows.kinds import kind
     from workflows.outcome import Compensation
     from workflows.teardown import LabTeardownInput, LabTeardownResult
 
 PATCH = "build-cancel-compensates"
 DOWN = "`hvlab down FILE` removes"
-STAYS = "`hvlab down` leaves it too"
-# host-prep steps that stay, and why
-HOST_KEPT = {"dns": "DNS client pointed at the DC", "domain-join": "domain membership (reboot)",
-             "hyperv-role": "Hyper-V role (reboot)", "default-paths": "default paths"}
-
-
-def _done(result: Any) -> set[str]:
-    """The names of the steps a unit's workflow changed (progress state ``done``)."""
-    if not isinstance(result, dict):
-        return set()
-    progress = result.get("progress", result)
-    return {s.get("name", "") for s in progress.get("steps", []) if s.get("state") == "done"}
-
-
-def changed_parts(spec: LabSpec, unit: PlanUnit, result: Any
-                  ) -> tuple[list[str] | None, list[str]]:
-    """(the parts of ``unit`` to undo, None for none; what stays) from its workflow's result."""
-    done = _done(result)
-    fields: dict[str, Any] = result if isinstance(result, dict) else {}
-    kind, target = unit.kind, unit.target
-    if kind == "host-prep":
-        switches = [c.split(":", 1)[1] for c in fields.get("changed", [])
-                    if str(c).startswith("switch:")]
-        kept = [what for step, what in HOST_KEPT.items() if step in done]
-        kept += ["folders"] if any(n.startswith("folder") for n in done) else []
-        stays = [f"{target}: {', '.join(kept)} ({STAYS})"] if kept else []
-        return switches or None, stays
-    if kind == "vm-deploy":
-        created = bool(fields.get("created"))
-        return ([str(fields.get("host") or spec.vm(target).host)] if created else None), []
-    if kind == "shared-storage":
-        stays = [f"{target}: NTFS rights on the share's folder ({STAYS})"] if (
-            "ntfs-acl" in done) else []
-        if "share" in done:
-            return ["share"], stays
-        if "share-acl" in done:
-            stays.append(f"{target}: share access granted on the existing share ({DOWN} the "
-                         "share with it)")
-        return None, stays
-    if kind == "checkpoint":
-        return list(fields.get("created", [])) or None, []
-    if kind == "replication":
-        parts = [c for c in fields.get("changed", []) if c != "initial"]
-        return parts or None, []
-    if kind == "nat":
-        nat = next(n for n in spec.nat if n.name == target)
-        changed = bool(done - {"verify"})
-        if nat.kind is NatKind.rras_in_guest:
-            stays = [f"{target}: RRAS NAT inside {nat.vm} (goes with the VM)"] if changed else []
-            return None, stays
-        return (["all"] if changed else None), []
-    if kind == "delegation":
-        return (["all"] if done - {"purge-tickets"} else None), []
-    return (["all"] if done else None), []
 
 
 class BuildCompensation:
@@ -111,7 +59,7 @@ class BuildCompensation:
         undo: dict[str, list[str]] = {}
         kept: list[str] = []
         for unit, result in self.completed:
-            parts, stays = changed_parts(self.spec, unit, result)
+            parts, stays = kind(unit.kind).changed(self.spec, unit, result)
             if parts is not None:
                 undo[unit.id] = parts
             kept += stays

@@ -1,4 +1,5 @@
-"""CheckpointWorkflow: one named checkpoint of the lab file on every VM it lists.
+"""The ``checkpoint`` unit kind, CheckpointWorkflow: one named checkpoint of the lab file on
+every VM it lists.
 
 The plan's ``checkpoint`` units (``checkpoint:<name>``, after every other unit) run it. The VMs
 are checkpointed at the same time so the lab's checkpoint is as close to one instant as the
@@ -11,20 +12,62 @@ is off); a retaken one is kept (the old one cannot come back).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.checkpoint import CheckpointActivities
+    from activities.checkpoint import CheckpointActivities, create_checkpoint_command
     from activities.models import CheckpointInput, StepResult
+    from hvlab.plan import PlanStep, PlanUnit
     from hvlab.spec import LabSpec
+    from workflows.kind import Emitted, Parts, StepName, Undo, UnitKind, plan_step
     from workflows.observed import observe, placed
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
     from workflows.steps import step
+
+
+class Step(StepName):
+    CHECKPOINT = "checkpoint"
+
+
+def plan(spec: LabSpec, before: list[PlanUnit]) -> Iterable[PlanUnit]:
+    """One unit per checkpoint of the lab file, after every other unit."""
+    for checkpoint in spec.checkpoints:
+        names = [v.name for v in spec.vms] if checkpoint.vms == "all" else checkpoint.vms
+        steps = [plan_step(Step.CHECKPOINT.of(n), f"checkpoint {checkpoint.name} of {n}",
+                           spec.vm(n).host) for n in names]
+        hosts = sorted({spec.vm(n).host for n in names})
+        yield PlanUnit(id=f"checkpoint:{checkpoint.name}", kind="checkpoint",
+                       target=checkpoint.name, phase=5, hosts=hosts,
+                       depends_on=[u.id for u in before], steps=steps)
+
+
+def step_commands(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]:
+    return [create_checkpoint_command(Step.parse(step.name)[1], unit.target)]
+
+
+def undo(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    return [(CheckpointActivities.remove, CheckpointInput(
+        lab=spec.lab, host=spec.vm(vm).host, vm=vm, name=unit.target), (spec.vm(vm).host,))
+            for vm in checkpoint_vms(spec, unit.target)]
+
+
+def of_vms(undos: list[Undo], vms: list[str]) -> list[Undo]:
+    """The checkpoints of the VMs named (parts are VM names)."""
+    named = {v.lower() for v in vms}
+    return [u for u in undos if isinstance(u[1], CheckpointInput) and u[1].vm.lower() in named]
+
+
+def changed(spec: LabSpec, unit: PlanUnit, result: Any) -> Parts:
+    """A cancelled build removes the checkpoints this run created."""
+    fields: dict[str, Any] = result if isinstance(result, dict) else {}
+    return [str(v) for v in fields.get("created", [])] or None, []
 
 
 class CheckpointWorkflowInput(BaseModel):
@@ -80,7 +123,7 @@ class CheckpointWorkflow:
             state = await observe(request.spec, vms)
             request = request.model_copy(update={"spec": placed(request.spec, state)})
         self._tracker = Tracker("Checkpoint", request.checkpoint)
-        self._tracker.plan(*((f"checkpoint:{vm}", f"checkpoint {request.checkpoint} of {vm}")
+        self._tracker.plan(*((Step.CHECKPOINT.of(vm), f"checkpoint {request.checkpoint} of {vm}")
                              for vm in vms))
         saga = Saga(f"Checkpoint {request.checkpoint}", enabled=request.compensate)
         # runs recorded before --replace never set it; the marker keeps such runs apart
@@ -123,7 +166,7 @@ class CheckpointWorkflow:
                                      "be retaken")
             return await step(CheckpointActivities.create, arg, summary=title)
 
-        result = await self._tracker.run(f"checkpoint:{name}", title, work, _changed)
+        result = await self._tracker.run(Step.CHECKPOINT.of(name), title, work, _changed)
         if removed and replaced is not None:
             replaced.append(name)
         elif result.changed:
@@ -134,3 +177,10 @@ class CheckpointWorkflow:
 
 def _changed(result: StepResult) -> bool:
     return result.changed
+
+
+KIND = UnitKind(
+    name="checkpoint", workflow=CheckpointWorkflow, plan=plan,
+    unit_input=lambda spec, unit, compensate: CheckpointWorkflowInput(
+        spec=spec, checkpoint=unit.target, compensate=compensate),
+    commands=step_commands, undo=undo, parts=of_vms, changed=changed)

@@ -1,6 +1,6 @@
 """LabBuildWorkflow: the lab file's build plan as a DAG of child workflows.
 
-Each unit of :func:`hvlab.plan.build_plan` becomes one child workflow (id
+Each unit of :func:`workflows.kinds.build_plan` becomes one child workflow (id
 ``<build id>/<unit>``, e.g. ``<lab>-build/<unit>``) started as soon as the units it depends on
 have finished, with at most ``per_host_limit`` units at a time touching the same host. When a
 unit fails no new unit starts, the running ones are cancelled (each compensates its own
@@ -21,14 +21,14 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from hvlab.plan import BuildPlan, PlanUnit, build_plan
+    from hvlab.plan import BuildPlan, PlanUnit
     from hvlab.spec import LabSpec
     from workflows.build_compensation import PATCH, BuildCompensation
     from workflows.host_prep import HostPrepInput
+    from workflows.kinds import BY_NAME, build_plan
     from workflows.observed import no_duplicates, observe, placed
     from workflows.outcome import record
     from workflows.progress import Progress, Tracker
-    from workflows.units import UNIT_WORKFLOWS, unit_input
     from workflows.vm_deploy import VmDeployInput
 
 __all__ = ["HostPrepInput", "LabBuildInput", "LabBuildResult", "LabBuildWorkflow",
@@ -142,8 +142,8 @@ class LabBuildWorkflow:
             self._done[unit.id].set()
 
     async def _child(self, request: LabBuildInput, unit: PlanUnit) -> object:
-        workflow_type = UNIT_WORKFLOWS.get(unit.kind)
-        if workflow_type is None:
+        unit_kind = BY_NAME.get(unit.kind)
+        if unit_kind is None:
             raise ApplicationError(f"no workflow builds units of kind {unit.kind!r}",
                                    type="NotImplemented", non_retryable=True)
         # under this build's own id, so a reset's or a converge's build never meets a build of
@@ -151,8 +151,8 @@ class LabBuildWorkflow:
         parent = workflow.info().workflow_id if workflow.patched("unit-ids-from-parent") \
             else f"{request.spec.lab}-build"
         return await workflow.execute_child_workflow(
-            workflow_type,
-            unit_input(unit, request.spec, request.compensate),
+            unit_kind.workflow_name,
+            unit_kind.unit_input(request.spec, unit, request.compensate),
             id=f"{parent}/{unit.id}",
             static_summary=f"{unit.kind} {unit.target}",
             execution_timeout=timedelta(hours=12),

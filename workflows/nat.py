@@ -1,4 +1,5 @@
-"""NatGatewayWorkflow: the lab's NAT router, then the seed's connectivity check.
+"""The ``nat`` unit kind: the lab's NAT router, then the seed's connectivity check
+(NatGatewayWorkflow).
 
 - ``rras-in-guest``: RRAS NAT inside the router VM. A Windows Server 2016+ router is configured
   through PowerShell Direct (guest.rras_nat); a legacy router got the same configuration
@@ -11,10 +12,14 @@ servers on both internal subnets (and their replies route back through the route
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities import guest, network
     from activities.guest import GuestActivities
     from activities.models import (
         ConnectivityInput,
@@ -24,12 +29,94 @@ with workflow.unsafe.imports_passed_through():
         split_forward,
     )
     from activities.network import NetworkActivities
-    from hvlab.plan import prefixed, unit_steps
+    from hvlab.plan import PlanStep, PlanUnit
     from hvlab.spec import LabSpec, NatKind
+    from workflows.kind import (
+        Emitted,
+        Parts,
+        StepName,
+        Undo,
+        UnitKind,
+        done_steps,
+        plan_step,
+        prefixed,
+        steps_of,
+    )
     from workflows.options import COMPENSATION
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
     from workflows.steps import step, tracked
+
+
+class Step(StepName):
+    NAT_INSTALL = "nat-install"
+    INTERFACE = "interface"
+    FORWARD = "forward"
+    VERIFY = "verify"
+
+
+def plan(spec: LabSpec, before: list[PlanUnit]) -> Iterable[PlanUnit]:
+    for nat in spec.nat:
+        if nat.kind is NatKind.rras_in_guest and nat.vm:
+            host = spec.vm(nat.vm).host
+            deps = [f"vm-deploy:{nat.vm}"]
+        else:
+            host = nat.host or ""
+            deps = [f"host-prep:{host}"]
+        deps += [f"vm-deploy:{f.to_vm}" for f in nat.forwards if f.to_vm]
+        steps = [plan_step(Step.NAT_INSTALL, f"{nat.kind} NAT on {nat.vm or host}", host),
+                 plan_step(Step.INTERFACE.of(nat.external), f"public interface {nat.external}",
+                           host)]
+        steps += [plan_step(Step.INTERFACE.of(i), f"private interface {i}", host)
+                  for i in nat.internal]
+        steps += [plan_step(Step.FORWARD.of(f"{f.protocol}/{f.external_port}"),
+                            f"{f.protocol.upper()} {f.external_port} -> {f.to_vm or f.to_ip}:"
+                            f"{f.internal_port}", host) for f in nat.forwards]
+        steps.append(plan_step(Step.VERIFY, "subnets reach each other; forwarded ports answer",
+                               host))
+        yield PlanUnit(id=f"nat:{nat.name}", kind="nat", target=nat.name, phase=4, hosts=[host],
+                       depends_on=list(dict.fromkeys(deps)), steps=steps)
+
+
+def step_commands(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]:
+    nat = next(n for n in spec.nat if n.name == unit.target)
+    name, arg = Step.parse(step.name)
+    if name is Step.VERIFY:
+        checks = ConnectivityInput.from_spec(spec.model_copy(update={"nat": [nat]})).checks
+        return [guest.net_connection_command(c) for c in checks]
+    if nat.kind is NatKind.host_netnat:
+        request = HostNatInput.from_spec(spec, nat)
+        if name is Step.NAT_INSTALL:
+            return [network.new_nat_command(request)]
+        if name is Step.FORWARD:
+            port = int(arg.rsplit("/", 1)[1])
+            return [network.add_mapping_command(request.name, f) for f in request.forwards
+                    if f.external_port == port]
+        return []
+    router = spec.vm(nat.vm or "")
+    if name is Step.NAT_INSTALL and router.guest.os.value == "windows":
+        return [guest.rras_nat_script(GuestNatInput.from_spec(spec, nat))]
+    return []
+
+
+def undo(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    """Host NAT is removed; RRAS NAT lives in the router VM and goes with it."""
+    nat = next(n for n in spec.nat if n.name == unit.target)
+    if nat.kind is not NatKind.host_netnat:
+        return []
+    return [(NetworkActivities.remove_host_nat,
+             RemoveHostNatInput(lab=spec.lab, host=nat.host or "", name=nat.name), ())]
+
+
+def changed(spec: LabSpec, unit: PlanUnit, result: Any) -> Parts:
+    """A cancelled build removes host NAT it configured; RRAS NAT inside a router VM goes with
+    that VM, and the account says so."""
+    nat = next(n for n in spec.nat if n.name == unit.target)
+    configured = bool(done_steps(result) - {Step.VERIFY})
+    if nat.kind is NatKind.rras_in_guest:
+        return None, ([f"{unit.target}: RRAS NAT inside {nat.vm} (goes with the VM)"]
+                      if configured else [])
+    return (["all"] if configured else None), []
 
 
 class NatWorkflowInput(BaseModel):
@@ -53,9 +140,9 @@ class NatGatewayWorkflow:
         spec, lab = request.spec, request.spec.lab
         nat = next(n for n in spec.nat if n.name == request.nat)
         self._tracker = Tracker("NatGateway", nat.name)
-        planned = unit_steps(spec, f"nat:{nat.name}")
+        planned = steps_of(plan(spec, []), f"nat:{nat.name}")
         self._tracker.plan(*planned)
-        configure = prefixed(planned, "nat-install", "interface", "forward")
+        configure = prefixed(planned, Step.NAT_INSTALL, Step.INTERFACE, Step.FORWARD)
         saga = Saga(f"NatGateway {nat.name}", enabled=request.compensate)
         try:
             if nat.kind is NatKind.rras_in_guest:
@@ -76,7 +163,7 @@ class NatGatewayWorkflow:
                     workflow.logger.warning("%s: forward %s not checked: %s", nat.name,
                                             forward.external_port, why)
             checks = ConnectivityInput.from_spec(spec.model_copy(update={"nat": [nat]}))
-            await tracked(self._tracker, "verify", "forwarded ports answer",
+            await tracked(self._tracker, Step.VERIFY, "forwarded ports answer",
                           GuestActivities.check_connectivity,
                           checks.model_copy(update={"lab": lab}))
         except BaseException:
@@ -84,3 +171,11 @@ class NatGatewayWorkflow:
             raise
         self._tracker.finish()
         return self._tracker.progress
+
+
+KIND = UnitKind(
+    name="nat", workflow=NatGatewayWorkflow, plan=plan,
+    unit_input=lambda spec, unit, compensate: NatWorkflowInput(spec=spec, nat=unit.target,
+                                                               compensate=compensate),
+    commands=step_commands, undo=undo, changed=changed,
+    left_in_place="RRAS NAT lives in the router VM and goes with it")

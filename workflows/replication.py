@@ -1,4 +1,5 @@
-"""ReplicationWorkflow: Hyper-V Replica of one VM (reference §13.1-§13.2).
+"""The ``replication`` unit kind: Hyper-V Replica of one VM (reference §13.1-§13.2),
+ReplicationWorkflow (also ``hvlab replicate``).
 
 Replica servers on both hosts (the primary must accept replication too, for reverse
 replication after a planned failover), the listener firewall rule on both, Enable-VMReplication
@@ -21,6 +22,7 @@ unless other relationships on the host use them by then.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -28,6 +30,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import host as host_commands
+    from activities import replica
     from activities.models import (
         HostInput,
         ReplicaFirewallInput,
@@ -38,12 +42,101 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
     )
     from activities.replica import ReplicaActivities
+    from hvlab.plan import PlanStep, PlanUnit
     from hvlab.spec import Host, LabSpec, Replication, Vm
+    from workflows.kind import Emitted, Parts, StepName, Undo, UnitKind, plan_step
     from workflows.observed import observe
     from workflows.options import COMPENSATION, LONG_JOB
     from workflows.progress import Progress, Tracker
     from workflows.saga import Saga
     from workflows.steps import step, tracked
+
+
+class Step(StepName):
+    SHARED_SETTINGS = "shared-settings"
+    REPLICA_SERVER = "replica-server"
+    FIREWALL = "firewall"
+    ENABLE = "enable"
+    INITIAL = "initial"
+    WAIT_NORMAL = "wait-normal"
+
+
+def plan(spec: LabSpec, before: list[PlanUnit]) -> Iterable[PlanUnit]:
+    for rep in spec.replication:
+        p, r = rep.primary, rep.replica
+        steps = [
+            plan_step(Step.SHARED_SETTINGS, "replica server settings in use", r),
+            plan_step(Step.REPLICA_SERVER.of(r), f"replica server on {r} ({rep.auth}, port "
+                                                 f"{rep.port})", r),
+            plan_step(Step.REPLICA_SERVER.of(p), f"replica server on {p} (for reverse "
+                                                 "replication)", p),
+            plan_step(Step.FIREWALL.of(r), "Hyper-V Replica HTTP listener rule", r),
+            plan_step(Step.FIREWALL.of(p), "Hyper-V Replica HTTP listener rule", p),
+            plan_step(Step.ENABLE, f"replicate {rep.vm} to {r} every {rep.frequency} s", p),
+            plan_step(Step.INITIAL, "initial replication", p),
+            plan_step(Step.WAIT_NORMAL, "wait Replicating / Normal", p),
+        ]
+        yield PlanUnit(id=f"replication:{rep.vm}", kind="replication", target=rep.vm, phase=4,
+                       hosts=[p, r], depends_on=[f"vm-deploy:{rep.vm}", f"host-prep:{r}"],
+                       steps=steps)
+
+
+def step_commands(spec: LabSpec, unit: PlanUnit, step: PlanStep) -> list[Emitted]:
+    request = ReplicationInput.from_spec(spec, unit.target)
+    rep = spec.replication_of(unit.target)
+    assert rep is not None  # the plan makes a replication unit only for an entry
+    name, target = Step.parse(step.name)
+    if name is Step.SHARED_SETTINGS:  # read-only, on both hosts
+        return [replica.get_server_command(), replica.all_replications_command()]
+    if name is Step.REPLICA_SERVER:
+        return [host_commands.new_folders_command([rep.storage]),
+                replica.set_server_command(ReplicaServerInput(host=target, port=rep.port,
+                                                              storage=rep.storage))]
+    if name is Step.FIREWALL:
+        commands: list[Emitted] = [replica.enable_rule_command()]
+        if rep.port != 80:
+            commands.append(replica.set_rule_port_command(rep.port))
+        return commands
+    if name is Step.ENABLE:
+        return [replica.enable_replication_command(request)]
+    if name is Step.INITIAL:
+        return [replica.start_initial_command(rep.vm)]
+    return []
+
+
+def undo(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
+    """Replication removed on both sides (the replica VM with its disks), then the replica
+    servers and their listener rule turned off unless other relationships use them."""
+    rep = ReplicationInput.from_spec(spec, unit.target).model_copy(update={"lab": spec.lab})
+    undos: list[Undo] = [(ReplicaActivities.remove, rep, (rep.replica, rep.primary))]
+    for host in (rep.replica, rep.primary):
+        undos += [(ReplicaActivities.disable_firewall,
+                   ReplicaFirewallInput(lab=spec.lab, host=host), (host,)),
+                  (ReplicaActivities.disable_server, HostInput(lab=spec.lab, host=host), (host,))]
+    return undos
+
+
+def _part(undo: Undo) -> str:
+    activity, arg, _ = undo
+    if activity is ReplicaActivities.remove:
+        return Step.ENABLE
+    host = str(arg.model_dump()["host"])
+    return (Step.FIREWALL if activity is ReplicaActivities.disable_firewall
+            else Step.REPLICA_SERVER).of(host)
+
+
+def turned_on(undos: list[Undo], parts: list[str]) -> list[Undo]:
+    """The undo steps of what a run turned on: parts are the workflow's ``changed`` entries
+    (``enable``, ``replica-server:<host>``, ``firewall:<host>``)."""
+    named = {p.lower() for p in parts}
+    return [u for u in undos if _part(u).lower() in named]
+
+
+def changed(spec: LabSpec, unit: PlanUnit, result: Any) -> Parts:
+    """What this run turned on (the initial replication goes with the relationship)."""
+    fields: dict[str, Any] = result if isinstance(result, dict) else {}
+    parts = [str(c) for c in fields.get("changed", []) if c != Step.INITIAL]
+    return parts or None, []
 
 
 class ReplicationWorkflowInput(BaseModel):
@@ -187,7 +280,7 @@ class ReplicationWorkflow:
         rep = replication_input(request.spec, request.vm, request.replica, request.primary)
         shared = workflow.patched(SHARED_SERVERS)
         self._tracker = Tracker("Replication", f"{rep.vm} {rep.primary} -> {rep.replica}")
-        self._tracker.plan(*([("shared-settings", "replica server settings in use")]
+        self._tracker.plan(*([(Step.SHARED_SETTINGS, "replica server settings in use")]
                              if shared else []), *self._steps(rep))
         storage = {h: replica_storage(request.spec, rep.vm) for h in (rep.replica, rep.primary)}
         if shared:
@@ -234,13 +327,13 @@ class ReplicationWorkflow:
 
     @staticmethod
     def _steps(rep: ReplicationInput) -> list[tuple[str, str]]:
-        return [(f"replica-server:{rep.replica}", f"replica server on {rep.replica}"),
-                (f"replica-server:{rep.primary}", f"replica server on {rep.primary}"),
-                (f"firewall:{rep.replica}", f"listener rule on {rep.replica}"),
-                (f"firewall:{rep.primary}", f"listener rule on {rep.primary}"),
-                ("enable", f"replicate {rep.vm} to {rep.replica}"),
-                ("initial", "initial replication"),
-                ("wait-normal", "wait Replicating / Normal")]
+        return [(Step.REPLICA_SERVER.of(rep.replica), f"replica server on {rep.replica}"),
+                (Step.REPLICA_SERVER.of(rep.primary), f"replica server on {rep.primary}"),
+                (Step.FIREWALL.of(rep.replica), f"listener rule on {rep.replica}"),
+                (Step.FIREWALL.of(rep.primary), f"listener rule on {rep.primary}"),
+                (Step.ENABLE, f"replicate {rep.vm} to {rep.replica}"),
+                (Step.INITIAL, "initial replication"),
+                (Step.WAIT_NORMAL, "wait Replicating / Normal")]
 
     async def _shared(self, spec: LabSpec, rep: ReplicationInput
                       ) -> tuple[ReplicationInput, dict[str, str]]:
@@ -248,7 +341,7 @@ class ReplicationWorkflow:
         change) when they would break another relationship (:func:`requested_settings`,
         ``replica.shared_settings``)."""
         port, storage = requested_settings(spec, rep)
-        found = await tracked(self._tracker, "shared-settings", "replica server settings in "
+        found = await tracked(self._tracker, Step.SHARED_SETTINGS, "replica server settings in "
                               "use", ReplicaActivities.shared_settings, ReplicaServersInput(
                                   lab=rep.lab, vm=rep.vm, hosts=[rep.replica, rep.primary],
                                   port=port, storage=storage))
@@ -261,10 +354,10 @@ class ReplicationWorkflow:
                       changed: list[str]) -> None:
         server = ReplicaServerInput(lab=rep.lab, host=host, port=rep.port, storage=storage,
                                     vm=rep.vm)
-        result = await tracked(self._tracker, f"replica-server:{host}",
+        result = await tracked(self._tracker, Step.REPLICA_SERVER.of(host),
                                f"replica server on {host}", ReplicaActivities.server, server)
         if result.changed and not (result.observed.get("previous") or {}).get("enabled"):
-            changed.append(f"replica-server:{host}")
+            changed.append(Step.REPLICA_SERVER.of(host))
             saga.add(f"disable replica server on {host}", lambda: step(
                 ReplicaActivities.disable_server, HostInput(lab=rep.lab, host=host),
                 summary=f"undo: replica server on {host}", options=COMPENSATION))
@@ -272,11 +365,11 @@ class ReplicationWorkflow:
     async def _firewall(self, rep: ReplicationInput, host: str, saga: Saga,
                         changed: list[str]) -> None:
         rule = ReplicaFirewallInput(lab=rep.lab, host=host, port=rep.port)
-        result = await tracked(self._tracker, f"firewall:{host}", f"listener rule on {host}",
+        result = await tracked(self._tracker, Step.FIREWALL.of(host), f"listener rule on {host}",
                                ReplicaActivities.firewall, rule)
         previous = result.observed.get("previous") or {}
         if result.changed and not previous.get("enabled"):
-            changed.append(f"firewall:{host}")
+            changed.append(Step.FIREWALL.of(host))
             port = int((str(previous.get("port") or "").split(",")[0]) or 80)
             undo = ReplicaFirewallInput(lab=rep.lab, host=host, port=port)
             saga.add(f"disable listener rule on {host}", lambda: step(
@@ -297,7 +390,7 @@ class ReplicationWorkflow:
 
         saga.add(f"remove replication of {rep.vm}", remove)
         try:
-            result = await tracked(self._tracker, "enable", f"replicate {rep.vm} to "
+            result = await tracked(self._tracker, Step.ENABLE, f"replicate {rep.vm} to "
                                    f"{rep.replica}", ReplicaActivities.enable, rep)
         except ActivityError as exc:
             if isinstance(exc.cause, ApplicationError) and exc.cause.type == "Conflict":
@@ -305,15 +398,22 @@ class ReplicationWorkflow:
             raise
         created.append(result.changed)
         if result.changed:
-            changed.append("enable")
+            changed.append(Step.ENABLE)
 
     async def _initial(self, request: ReplicationWorkflowInput, rep: ReplicationInput,
                        changed: list[str]) -> StepResult:
-        started = await tracked(self._tracker, "initial", "initial replication",
+        started = await tracked(self._tracker, Step.INITIAL, "initial replication",
                                 ReplicaActivities.start_initial, rep)
         if started.changed:
-            changed.append("initial")
+            changed.append(Step.INITIAL)
         wait = ReplicaWaitInput(lab=rep.lab, host=rep.primary, vm=rep.vm,
                                 interval_seconds=request.poll_seconds)
-        return await tracked(self._tracker, "wait-normal", "wait Replicating / Normal",
+        return await tracked(self._tracker, Step.WAIT_NORMAL, "wait Replicating / Normal",
                              ReplicaActivities.wait_state, wait, options=LONG_JOB)
+
+
+KIND = UnitKind(
+    name="replication", workflow=ReplicationWorkflow, plan=plan,
+    unit_input=lambda spec, unit, compensate: ReplicationWorkflowInput(
+        spec=spec, vm=unit.target, compensate=compensate),
+    commands=step_commands, undo=undo, parts=turned_on, changed=changed)

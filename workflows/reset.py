@@ -28,9 +28,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.guest import GuestActivities
     from activities.models import CheckpointInput, GuestWaitInput, StepResult, VmInput, VmStopInput
     from activities.vm import VmActivities
-    from hvlab.plan import build_plan
     from hvlab.spec import LabSpec, OsFamily
     from workflows.checkpoint import checkpoint_vms, invalid_input
+    from workflows.kinds import build_plan, kind
     from workflows.lab_build import LabBuildInput, LabBuildResult
     from workflows.observed import LabState, observe, placed
     from workflows.options import REBOOT_WAIT
@@ -110,9 +110,6 @@ def restorable(spec: LabSpec, state: LabState, vms: list[str],
     return placed(spec, state), kept
 
 
-RECONVERGED = ("host-prep", "shared-storage", "delegation", "migration-readiness")
-
-
 def converge_kinds(spec: LabSpec, only: list[str]) -> tuple[list[str], list[str]]:
     """(kinds the reset re-runs, plan kinds it leaves out because no workflow builds them)."""
     kinds = list(dict.fromkeys(u.kind for u in build_plan(spec).order()))
@@ -121,7 +118,7 @@ def converge_kinds(spec: LabSpec, only: list[str]) -> tuple[list[str], list[str]
     # What a rollback loses lives in AD and on the hosts (computer objects, KCD, share ACLs,
     # migration settings). VMs were just restored as they were at the checkpoint: redeploying
     # them, re-checking NAT paths or re-enabling replication would undo the class's moves.
-    wanted = [k for k in kinds if k in RECONVERGED]
+    wanted = [k for k in kinds if kind(k).reconverge]
     return wanted, [k for k in kinds if k not in wanted]
 
 

@@ -31,52 +31,22 @@ says what stayed and why; ``force`` (``hvlab down --force``) removes them as wel
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.checkpoint import CheckpointActivities
-    from activities.directory import DirectoryActivities
-    from activities.host import HostActivities
-    from activities.migration import MigrationActivities
-    from activities.models import (
-        CheckpointInput,
-        HostInput,
-        MigrationHostSettings,
-        MigrationRestoreInput,
-        RemoveDelegationInput,
-        RemoveHostNatInput,
-        RemoveShareInput,
-        RemoveSwitchInput,
-        ReplicaFirewallInput,
-        ReplicationInput,
-        VmInput,
-        VmRemoveInput,
-        delegation_spns,
-    )
-    from activities.network import NetworkActivities
-    from activities.replica import ReplicaActivities
-    from activities.storage import StorageActivities
+    from activities.models import RemoveSwitchInput, VmInput, VmRemoveInput
     from activities.vm import VmActivities
-    from hvlab.plan import PlanUnit, build_plan
-    from hvlab.spec import LabSpec, NatKind
-    from workflows.checkpoint import checkpoint_vms
+    from hvlab.plan import PlanUnit
+    from hvlab.spec import LabSpec
+    from workflows.kind import Undo
+    from workflows.kinds import build_plan, kind
     from workflows.options import PROBE
     from workflows.outcome import Compensation, record
     from workflows.progress import Progress, Tracker
-    from workflows.steps import ActivityMethod, step
-
-Undo = tuple[ActivityMethod[Any], BaseModel, tuple[str, ...]]  # activity, input, hosts with Hyper-V
-
-LEFT_IN_PLACE: dict[str, str] = {
-    "host-prep": "domain membership, Hyper-V role, folders and default paths stay",
-    "shared-storage": "the share's folder, its files and NTFS rights stay",
-    "nat": "RRAS NAT lives in the router VM and goes with it",
-}
+    from workflows.steps import activity_name, step
 
 
 class LabTeardownInput(BaseModel):
@@ -101,71 +71,6 @@ class LabTeardownResult(BaseModel):
     progress: Progress
 
 
-def _checkpoint(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    return [(CheckpointActivities.remove, CheckpointInput(
-        lab=spec.lab, host=spec.vm(vm).host, vm=vm, name=unit.target), (spec.vm(vm).host,))
-            for vm in checkpoint_vms(spec, unit.target)]
-
-
-def _replication(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    rep = ReplicationInput.from_spec(spec, unit.target).model_copy(update={"lab": spec.lab})
-    undos: list[Undo] = [(ReplicaActivities.remove, rep, (rep.replica, rep.primary))]
-    for host in (rep.replica, rep.primary):
-        undos += [(ReplicaActivities.disable_firewall,
-                   ReplicaFirewallInput(lab=spec.lab, host=host), (host,)),
-                  (ReplicaActivities.disable_server, HostInput(lab=spec.lab, host=host), (host,))]
-    return undos
-
-
-def _nat(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    nat = next(n for n in spec.nat if n.name == unit.target)
-    if nat.kind is not NatKind.host_netnat:
-        return []
-    return [(NetworkActivities.remove_host_nat,
-             RemoveHostNatInput(lab=spec.lab, host=nat.host or "", name=nat.name), ())]
-
-
-def _vm(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    vm = spec.vm(unit.target)
-    return [(VmActivities.remove, VmRemoveInput(lab=spec.lab, host=vm.host, vm=vm.name,
-                                        disk_path=spec.vm_disk_path(vm)), (vm.host,))]
-
-
-def _migration(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    """Disable-VMMigration and remove the lab's migration networks (reference §18); the
-    other settings keep the lab file's values."""
-    m = spec.host(unit.target).migration
-    if m is None:
-        return []
-    off = MigrationHostSettings(
-        enabled=False, authentication=m.authentication.value, performance=m.performance.value,
-        max_vm_migrations=m.max_concurrent, max_storage_migrations=m.max_storage,
-        use_any_network=m.use_any_network)
-    networks = [str(n) for n in m.networks]
-    return [(MigrationActivities.restore_readiness, MigrationRestoreInput(
-        lab=spec.lab, host=unit.target, previous=off, remove_networks=networks), (unit.target,))]
-
-
-def _delegation(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    entry = next(d for d in spec.delegation if d.host.lower() == unit.target.lower())
-    return [(DirectoryActivities.remove_delegation, RemoveDelegationInput(
-        lab=spec.lab, dc=spec.domain.dc, computer=entry.host, spns=delegation_spns(spec, entry),
-        restore_transition=entry.protocol_transition), ())]
-
-
-def _share(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    host, name = unit.target.split("/", 1)
-    return [(StorageActivities.remove_share,
-             RemoveShareInput(lab=spec.lab, host=host, name=name), ())]
-
-
-def _host(spec: LabSpec, unit: PlanUnit) -> list[Undo]:
-    host = spec.host(unit.target)
-    return [(HostActivities.remove_switch, RemoveSwitchInput(
-        lab=spec.lab, host=host.name, name=s.name, management_address=host.connection.address),
-        (host.name,)) for s in reversed(host.switches)]
-
-
 def guarded(arg: BaseModel) -> BaseModel:
     """The undo step as `hvlab down` without --force runs it: keeping what this lab did not
     create (no ``created-by`` mark) and the switch that carries a host's management address."""
@@ -176,51 +81,21 @@ def guarded(arg: BaseModel) -> BaseModel:
     return arg
 
 
-UNDO: dict[str, Callable[[LabSpec, PlanUnit], list[Undo]]] = {
-    "checkpoint": _checkpoint, "replication": _replication, "nat": _nat, "vm-deploy": _vm,
-    "migration-readiness": _migration, "delegation": _delegation, "shared-storage": _share,
-    "host-prep": _host,
-}
-
-
 def teardown_units(spec: LabSpec, only: list[str], selected: dict[str, list[str]] | None = None
                    ) -> list[tuple[PlanUnit, list[Undo]]]:
     """The plan's units in reverse order, each with its undo steps (empty: nothing to undo);
-    with ``selected``, only those units and parts (:func:`select_parts`)."""
+    with ``selected``, only those units, each in the parts named (its kind's ``parts``: the
+    switches of a host, the VMs of a checkpoint, the host a VM was created on, the
+    replication steps; other kinds are undone wholly)."""
     units = [u for u in reversed(build_plan(spec).order()) if (not only or u.kind in only)
              and (selected is None or u.id in selected)]
-    return [(u, select_parts(u, UNDO[u.kind](spec, u) if u.kind in UNDO else [],
-                             None if selected is None else selected[u.id])) for u in units]
-
-
-def select_parts(unit: PlanUnit, undos: list[Undo], parts: list[str] | None) -> list[Undo]:
-    """The undo steps of the named parts of ``unit`` (all of them when ``parts`` is None).
-
-    Parts are: for ``host-prep`` switch names, for ``checkpoint`` VM names, for ``vm-deploy``
-    the hosts the VM was created on (removed there only, not wherever it is now), for
-    ``replication`` the ReplicationWorkflow's ``changed`` entries (``enable``,
-    ``replica-server:<host>``, ``firewall:<host>``); any other kind is undone wholly."""
-    if parts is None:
-        return undos
-    named = {p.lower() for p in parts}
-    if unit.kind == "vm-deploy":
-        return [(activity, arg.model_copy(update={"host": host}), (host,))
-                for activity, arg, _ in undos for host in parts]
-    return [u for u in undos if _part(unit.kind, u).lower() in named or
-            unit.kind not in ("host-prep", "checkpoint", "replication")]
-
-
-def _part(kind: str, undo: Undo) -> str:
-    activity, arg, _ = undo
-    fields = arg.model_dump()
-    if kind == "host-prep":
-        return str(fields["name"])
-    if kind == "checkpoint":
-        return str(fields["vm"])
-    if activity == ReplicaActivities.remove:
-        return "enable"
-    prefix = "firewall" if activity == ReplicaActivities.disable_firewall else "replica-server"
-    return f"{prefix}:{fields['host']}"
+    out: list[tuple[PlanUnit, list[Undo]]] = []
+    for unit in units:
+        unit_kind = kind(unit.kind)
+        undos = unit_kind.undo(spec, unit)
+        out.append((unit, undos if selected is None else unit_kind.parts(undos,
+                                                                          selected[unit.id])))
+    return out
 
 
 def _no_hyperv(exc: ActivityError) -> bool:
@@ -305,7 +180,7 @@ class LabTeardownWorkflow:
 
     async def _unit(self, unit: PlanUnit, undos: list[Undo], result: LabTeardownResult) -> None:
         title = f"undo {unit.kind} {unit.target}"
-        note = LEFT_IN_PLACE.get(unit.kind, "")
+        note = kind(unit.kind).left_in_place
         if not undos:
             note = note or f"no undo activity for {unit.kind} units"
             self._tracker.skip(unit.id, title, note)
@@ -333,9 +208,10 @@ class LabTeardownWorkflow:
             if isinstance(arg, VmRemoveInput) and self._everywhere:
                 targets = list(await self._located(arg))
             for target in targets:
-                outcome = await step(activity, target, summary=f"{activity} {_describe(target)}")
+                what = f"{activity_name(activity)} {_describe(target)}"
+                outcome = await step(activity, target, summary=what)
                 if outcome.changed:
-                    changed.append(f"{activity} {_describe(target)}")
+                    changed.append(what)
                 kept = outcome.observed.get("kept")
                 if kept:
                     result.kept.setdefault(unit.id, []).extend(

@@ -14,7 +14,6 @@ from temporalio.exceptions import ApplicationError
 from activities.guest import GuestActivities
 from activities.models import GuestAddressInput
 from activities.vm import VmActivities
-from hvlab.plan import unit_steps
 from hvlab.powershell.endpoints import SimCredentials, SimEndpoints
 from hvlab.powershell.session import SessionPool
 from hvlab.spec import AddressSource, LabSpec, Vm
@@ -22,6 +21,7 @@ from simulator.faults import FaultPlan
 from simulator.fleet import Fleet
 from tests.activities.test_vm_activities import deploy
 from tests.sim.conftest import hyperv_ready
+from workflows.kinds import unit_steps
 
 FIX_KVP = "hv_kvp_daemon"
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from activities.plan_commands import plan_commands
-from hvlab.plan import build_plan
 from hvlab.powershell.catalog import Catalog
 from hvlab.powershell.command import Command, Script
 from hvlab.powershell.scripts import bind_script_params, load_packaged_scripts
 from hvlab.specfile import load_lab
 from tests.activities.test_catalogue import as_bound
+from workflows.kinds import build_plan, plan_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = load_lab(ROOT / "examples" / "classroom-lab.yaml")

@@ -10,10 +10,10 @@ from temporalio.client import Client, WorkflowFailureError
 
 from hvlab.labs import LabRegistry
 from hvlab.metrics import REGISTRY
-from hvlab.plan import build_plan
 from hvlab.spec import LabSpec
 from simulator.fleet import Fleet
 from tests.workflows.conftest import lab_worker, mutating_counts
+from workflows.kinds import build_plan
 from workflows.lab_build import LabBuildInput, LabBuildResult, LabBuildWorkflow
 from workflows.progress import Progress
 from workflows.vm_deploy import VmDeployInput, VmDeployWorkflow
