@@ -375,7 +375,7 @@ def _makespan(m: dict[str, Any] | None) -> list[str]:
         "each activity), not from the simulator's duration table: they include the WinRM round "
         "trips and the polling granularity the table does not know. A unit's weight is the "
         "time covered by its activities; the critical path is the longest path through "
-        "`hvlab.plan.build_plan` with those weights (a lower bound on any schedule). The "
+        "`workflows.kinds.build_plan` with those weights (a lower bound on any schedule). The "
         "second bound also applies LabBuildWorkflow's own `per_host_limit=2` (units touching "
         "a host at a time) with zero overhead.",
         "",
