@@ -66,14 +66,29 @@ def verb_mutates(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """How a cmdlet asks for confirmation (docs/simulator-fidelity.md, "Confirmation prompts").
+
+    ``high_impact``: ConfirmImpact High, the ShouldProcess action text (``{target}``,
+    ``{scope}``); it asks unless ``-Confirm:$false`` (or ``-Force`` where ``force_skips``: the
+    CDXML SMB cmdlets pass it to the provider, which then does not ask). ``should_continue``:
+    the ShouldContinue question after ShouldProcess, which only ``-Force`` answers."""
+
+    high_impact: str = ""
+    force_skips: bool = False
+    should_continue: str = ""
+
+
+@dataclass(frozen=True)
 class Entry:
-    """A command's implementation and whether the command changes the world: the one flag
-    the engine saves the world by and that tests and the chaos run count changes with
-    (:func:`simulator.engine.mutating_counts`)."""
+    """A command's implementation, whether the command changes the world (the one flag the
+    engine saves the world by and that tests and the chaos run count changes with,
+    :func:`simulator.engine.mutating_counts`) and how it asks for confirmation."""
 
     fn: Impl
     mutates: bool
     ignores_whatif: bool = False
+    prompt: Prompt | None = None
 
 
 @dataclass
@@ -105,15 +120,16 @@ class Registry:
         return wrap
 
     def cmdlet(
-        self, *names: str, mutates: bool | None = None, ignores_whatif: bool = False
+        self, *names: str, mutates: bool | None = None, ignores_whatif: bool = False,
+        prompt: Prompt | None = None,
     ) -> Callable[[Impl], Impl]:
         """Decorator registering ``fn`` for each cmdlet name (canonical names); ``mutates``
-        by default from the verb (:func:`verb_mutates`)."""
+        by default from the verb (:func:`verb_mutates`); ``prompt`` if it asks to confirm."""
 
         def wrap(fn: Impl) -> Impl:
             for name in names:
                 flag = verb_mutates(name) if mutates is None else mutates
-                self.cmdlets[name.lower()] = Entry(fn, flag, ignores_whatif)
+                self.cmdlets[name.lower()] = Entry(fn, flag, ignores_whatif, prompt)
             return fn
 
         return wrap

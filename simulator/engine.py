@@ -18,7 +18,7 @@ from simulator import boot, localization, native
 from simulator.accounts import Accounts
 from simulator.clock import Clock
 from simulator.cmdlets import build_registry
-from simulator.core import Call, Entry, Registry, SimState, prompt_error
+from simulator.core import Call, Entry, Prompt, Registry, SimState, prompt_error
 from simulator.protocol import (
     RUNTIME_EXCEPTION,
     CommandCall,
@@ -367,7 +367,7 @@ class HostHandler:
         if whatif and not entry.ignores_whatif:
             return
         if not (piped and not call.input):  # nothing piped in: nothing to confirm
-            confirm_or_fail(call, confirm)
+            confirm_or_fail(call, confirm, entry.prompt)
         try:
             entry.fn(call)
         finally:
@@ -382,22 +382,6 @@ class HostHandler:
 # docs/simulator-fidelity.md, "Confirmation prompts".
 
 _SHOULD_PROCESS_QUERY = "Are you sure you want to perform this action?\r\n{action}"
-# ShouldContinue after ShouldProcess: only -Force skips it (-Confirm:$false does not)
-FORCE_TO_CONTINUE: dict[str, str] = {
-    "remove-vm": 'Are you sure you want to remove virtual machine "{target}"?',
-    "remove-vmswitch": 'Are you sure you want to remove virtual switch "{target}"?',  # [UNCONF]
-}
-# ConfirmImpact High: ShouldProcess prompts unless -Confirm:$false (or, where the second item
-# is True, -Force: the CDXML SMB cmdlets pass it to the provider, which then does not ask)
-HIGH_IMPACT: dict[str, tuple[str, bool]] = {
-    "restore-vmsnapshot": ('Restore-VMSnapshot will restore checkpoint "{target}".', False),
-    "remove-smbshare": ("Performing operation 'Remove-Share' on Target '{scope},{target}'.", True),
-    "grant-smbshareaccess": ("Performing operation 'Modify' on Target '{scope},{target}'.", True),
-    "revoke-smbshareaccess": ("Performing operation 'Modify' on Target '{scope},{target}'.", True),
-    "remove-adcomputer": ('Performing the operation "Remove" on target "{target}".', False),
-}
-
-
 def _prompt_target(call: Call) -> str:
     """The name the prompt shows: the first target named or passed in."""
     objects: list[Any] = []
@@ -411,22 +395,21 @@ def _prompt_target(call: Call) -> str:
     return call.host.name
 
 
-def confirm_or_fail(call: Call, confirm: Any) -> None:
-    """Raise the prompt error when the command would ask for confirmation."""
-    key = call.name.lower()
+def confirm_or_fail(call: Call, confirm: Any, prompt: Prompt | None) -> None:
+    """Raise the prompt error when the command would ask for confirmation (``prompt``: how
+    the command asks, from its handler's registration)."""
     target = _prompt_target(call)
     forced = call.switch("Force")
-    if key in FORCE_TO_CONTINUE and not forced and confirm is not True:
+    if prompt and prompt.should_continue and not forced and confirm is not True:
         # ShouldProcess passes (ConfirmImpact below High), then ShouldContinue asks
-        raise prompt_error(call, FORCE_TO_CONTINUE[key].format(target=target))
+        raise prompt_error(call, prompt.should_continue.format(target=target))
     if confirm is False:
         return
     if confirm is True:  # -Confirm asks whatever the impact
         action = f'Performing the operation "{call.name}" on target "{target}".'
         raise prompt_error(call, _SHOULD_PROCESS_QUERY.format(action=action))
-    high = HIGH_IMPACT.get(key)
-    if high is not None and not (high[1] and forced):
-        action = high[0].format(target=target, scope=call.host.name)
+    if prompt and prompt.high_impact and not (prompt.force_skips and forced):
+        action = prompt.high_impact.format(target=target, scope=call.host.name)
         raise prompt_error(call, _SHOULD_PROCESS_QUERY.format(action=action))
 
 

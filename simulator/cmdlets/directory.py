@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from simulator.cmdlets.common import as_list
-from simulator.core import Call, Registry
+from simulator.core import Call, Prompt, Registry
 from simulator.pstypes import prop, ps_object
 from simulator.world import AdComputer, AdGroup, AdUser, Directory, Host, World
 
@@ -50,7 +50,8 @@ def register(registry: Registry) -> None:
     registry.cmdlet("Get-ADComputer")(get_adcomputer)
     registry.cmdlet("Set-ADComputer")(set_adcomputer)
     registry.cmdlet("Set-ADAccountControl")(set_adaccountcontrol)
-    registry.cmdlet("Remove-ADComputer")(remove_adcomputer)
+    registry.cmdlet("Remove-ADComputer", prompt=Prompt(
+        'Performing the operation "Remove" on target "{target}".'))(remove_adcomputer)
     registry.cmdlet("Get-ADUser")(get_aduser)
     registry.cmdlet("Get-ADGroup")(get_adgroup)
     registry.cmdlet("Get-ADGroupMember")(get_adgroupmember)

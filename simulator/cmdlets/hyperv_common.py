@@ -8,7 +8,7 @@ from typing import Any
 
 from simulator.cmdlets.common import as_list
 from simulator.cmdlets.replica_link import refresh
-from simulator.core import Call, Impl, Registry
+from simulator.core import Call, Impl, Prompt, Registry
 from simulator.pstypes import (
     HV,
     ControllerType,
@@ -40,7 +40,7 @@ LEGACY_OS = {"windows-legacy", "linux"}
 
 
 def hv_cmdlet(
-    registry: Registry, *names: str, mutates: bool | None = None
+    registry: Registry, *names: str, mutates: bool | None = None, prompt: Prompt | None = None
 ) -> Callable[[Impl], Impl]:
     """Register Hyper-V cmdlets: they fail unless the Hyper-V platform runs on the host."""
 
@@ -49,7 +49,7 @@ def hv_cmdlet(
             hv_host(call)
             fn(call)
 
-        registry.cmdlet(*names, mutates=mutates)(checked)
+        registry.cmdlet(*names, mutates=mutates, prompt=prompt)(checked)
         return fn
 
     return wrap

@@ -16,7 +16,7 @@ from simulator.cmdlets.hyperv_common import (
     vm_from_object,
     vms_by_name,
 )
-from simulator.core import Call, Registry
+from simulator.core import Call, Prompt, Registry
 from simulator.pstypes import (
     HV,
     SnapshotType,
@@ -49,7 +49,8 @@ def register(registry: Registry) -> None:
     hv_cmdlet(registry, "Get-VHD")(get_vhd)
     hv_cmdlet(registry, "Checkpoint-VM")(checkpoint_vm)
     hv_cmdlet(registry, "Get-VMSnapshot")(get_snapshot)
-    hv_cmdlet(registry, "Restore-VMSnapshot")(restore_snapshot)
+    hv_cmdlet(registry, "Restore-VMSnapshot", prompt=Prompt(
+        high_impact='Restore-VMSnapshot will restore checkpoint "{target}".'))(restore_snapshot)
     hv_cmdlet(registry, "Remove-VMSnapshot")(remove_snapshot)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from simulator.cmdlets.common import as_list
 from simulator.cmdlets.hyperv_common import hv_cmdlet
-from simulator.core import Call, Registry
+from simulator.core import Call, Prompt, Registry
 from simulator.pstypes import HV, VMSwitchType, guid, member, prop, ps_object
 from simulator.world import Host, HostAdapter, Switch
 
@@ -31,7 +31,9 @@ def register(registry: Registry) -> None:
     hv_cmdlet(registry, "New-VMSwitch")(new_vmswitch)
     hv_cmdlet(registry, "Get-VMSwitch")(get_vmswitch)
     hv_cmdlet(registry, "Set-VMSwitch")(set_vmswitch)
-    hv_cmdlet(registry, "Remove-VMSwitch")(remove_vmswitch)
+    hv_cmdlet(registry, "Remove-VMSwitch", prompt=Prompt(
+        should_continue='Are you sure you want to remove virtual switch "{target}"?'  # [UNCONF]
+    ))(remove_vmswitch)
 
 
 def switch_object(host: Host, sw: Switch) -> Any:

@@ -11,7 +11,7 @@ from simulator.cmdlets.hyperv_common import (
     vm_object,
 )
 from simulator.cmdlets.hyperv_switch import NOT_FOUND as SWITCH_NOT_FOUND
-from simulator.core import Call, Registry
+from simulator.core import Call, Prompt, Registry
 from simulator.world import (
     GB,
     MB,
@@ -74,7 +74,8 @@ def register(registry: Registry) -> None:
     hv_cmdlet(registry, "Set-VM")(set_vm)
     hv_cmdlet(registry, "Start-VM")(start_vm)
     hv_cmdlet(registry, "Stop-VM")(stop_vm)
-    hv_cmdlet(registry, "Remove-VM")(remove_vm)
+    hv_cmdlet(registry, "Remove-VM", prompt=Prompt(
+        should_continue='Are you sure you want to remove virtual machine "{target}"?'))(remove_vm)
     hv_cmdlet(registry, "Set-VMProcessor")(set_vmprocessor)
 
 

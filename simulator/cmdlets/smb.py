@@ -12,7 +12,7 @@ from typing import Any
 
 from simulator.cmdlets.common import as_list
 from simulator.cmdlets.directory import resolve_account
-from simulator.core import Call, Registry
+from simulator.core import Call, Prompt, Registry
 from simulator.pstypes import _enum, member, ps_object, u32
 from simulator.world import Ace, Host, Share, World, norm_path
 
@@ -34,9 +34,13 @@ RIGHTS = ("Full", "Change", "Read")
 def register(registry: Registry) -> None:
     registry.cmdlet("New-SmbShare", ignores_whatif=True)(new_smbshare)
     registry.cmdlet("Get-SmbShare")(get_smbshare)
-    registry.cmdlet("Remove-SmbShare")(remove_smbshare)
-    registry.cmdlet("Grant-SmbShareAccess")(grant_smbshareaccess)
-    registry.cmdlet("Revoke-SmbShareAccess")(revoke_smbshareaccess)
+    registry.cmdlet("Remove-SmbShare", prompt=Prompt(
+        "Performing operation 'Remove-Share' on Target '{scope},{target}'.", force_skips=True
+    ))(remove_smbshare)
+    modify = Prompt("Performing operation 'Modify' on Target '{scope},{target}'.",
+                    force_skips=True)
+    registry.cmdlet("Grant-SmbShareAccess", prompt=modify)(grant_smbshareaccess)
+    registry.cmdlet("Revoke-SmbShareAccess", prompt=modify)(revoke_smbshareaccess)
     registry.cmdlet("Get-SmbShareAccess")(get_smbshareaccess)
     registry.cmdlet("Get-Acl")(get_acl)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -48,6 +49,7 @@ from hvlab.powershell.command import Command, CredentialRef, Script, Switch
 from hvlab.powershell.scripts import bind_script_params, load_packaged_scripts
 from hvlab.spec import LabSpec
 from hvlab.specfile import load_lab
+from simulator.core import Registry
 from tests.sim.conftest import SEED
 
 
@@ -300,11 +302,16 @@ def test_every_ops_cmdlet_is_covered() -> None:
 ALL_COMMANDS = COMMANDS + LAB_COMMANDS + OPS_COMMANDS
 
 
+@functools.cache
+def _fleet_registry() -> Registry:
+    from simulator.cmdlets import build_registry
+
+    return build_registry()
+
+
 def prompt_of(command: Command) -> str | None:
     """What the host would ask before running ``command`` (the fleet's model, see
     docs/simulator-fidelity.md), None when it runs without asking."""
-    from simulator.engine import FORCE_TO_CONTINUE, HIGH_IMPACT
-
     key = Catalog.load().canonical(command.cmdlet)
     params = {k.lower(): v for k, v in command.parameters.items()}
     forced = isinstance(params.get("force"), Switch) and params["force"].value
@@ -312,12 +319,13 @@ def prompt_of(command: Command) -> str | None:
     not_asked = isinstance(confirm, Switch) and not confirm.value
     if key is None:
         return None
-    if key.lower() in FORCE_TO_CONTINUE and not forced:
+    entry = _fleet_registry().cmdlets.get(key.lower())
+    prompt = entry.prompt if entry else None
+    if prompt and prompt.should_continue and not forced:
         return "ShouldContinue (only -Force answers it)"
     if isinstance(confirm, Switch) and confirm.value:
         return "-Confirm"
-    high = HIGH_IMPACT.get(key.lower())
-    if high is not None and not not_asked and not (high[1] and forced):
+    if prompt and prompt.high_impact and not not_asked and not (prompt.force_skips and forced):
         return "ConfirmImpact High (-Confirm:$false answers it)"
     return None
 
