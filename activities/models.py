@@ -27,7 +27,10 @@ from hvlab.spec import Host as HostSpec
 from hvlab.spec import Switch as SwitchSpec
 
 
-class _Input(BaseModel):
+class StepInput(BaseModel):
+    """The base of every step activity's input: which registered lab's hosts it acts on. An
+    area module may define its inputs beside its activities on this base."""
+
     model_config = ConfigDict(frozen=True)
 
     lab: str = Field(default="", description="lab id: which registered lab's hosts to use")
@@ -40,20 +43,20 @@ class StepResult(BaseModel):
     observed: dict[str, Any] = Field(default_factory=dict)
 
 
-class HostInput(_Input):
+class HostInput(StepInput):
     """A step on one host that needs nothing but the host's name."""
 
     host: str
 
 
-class ObserveInput(_Input):
+class ObserveInput(StepInput):
     """Which of the lab's VMs one Hyper-V host holds (``lab.observe``)."""
 
     host: str
     vms: list[str] = Field(default_factory=list, description="the VMs to report; empty: all")
 
 
-class DomainJoinInput(_Input):
+class DomainJoinInput(StepInput):
     host: str
     domain: str = Field(description="FQDN, e.g. kosa.vm")
     credential: str = Field(description="lab credential name with rights to join")
@@ -63,7 +66,7 @@ class DomainJoinInput(_Input):
         return cls(host=host, domain=spec.domain.fqdn, credential=spec.domain.admin_credential)
 
 
-class DnsInput(_Input):
+class DnsInput(StepInput):
     """Point the adapter that carries ``address`` at ``servers`` (the DC first)."""
 
     host: str
@@ -77,12 +80,12 @@ class DnsInput(_Input):
                    servers=[dc.connection.address])
 
 
-class HyperVRoleInput(_Input):
+class HyperVRoleInput(StepInput):
     host: str
     feature: str = "Hyper-V"
 
 
-class WaitReadyInput(_Input):
+class WaitReadyInput(StepInput):
     """Poll the host until a cheap command answers (and ``service`` runs, when given)."""
 
     host: str
@@ -94,7 +97,7 @@ class WaitReadyInput(_Input):
         "boot is the old one still shutting down, not the host back")
 
 
-class FoldersInput(_Input):
+class FoldersInput(StepInput):
     host: str
     paths: list[str]
 
@@ -103,7 +106,7 @@ class FoldersInput(_Input):
         return cls(host=host.name, paths=list(host.folders))
 
 
-class DefaultPathsInput(_Input):
+class DefaultPathsInput(StepInput):
     host: str
     virtual_machines: str | None = None
     virtual_hard_disks: str | None = None
@@ -114,7 +117,7 @@ class DefaultPathsInput(_Input):
                    virtual_hard_disks=host.paths.virtual_hard_disks)
 
 
-class SwitchInput(_Input):
+class SwitchInput(StepInput):
     host: str
     name: str
     type: Literal["External", "Internal", "Private"]
@@ -127,7 +130,7 @@ class SwitchInput(_Input):
                    allow_management_os=switch.allow_management_os)
 
 
-class RemoveSwitchInput(_Input):
+class RemoveSwitchInput(StepInput):
     host: str
     name: str
     keep_adopted: bool = Field(default=False, description=(
@@ -138,7 +141,7 @@ class RemoveSwitchInput(_Input):
         default=None, description="the address the lab reaches the host at")
 
 
-class VmDiskInput(_Input):
+class VmDiskInput(StepInput):
     host: str
     vm: str
     path: str = Field(description="the VM's VHDX")
@@ -151,7 +154,7 @@ class VmDiskInput(_Input):
                    golden_path=spec.golden(vm.disk.golden).path, mode=vm.disk.mode.value)
 
 
-class VmCreateInput(_Input):
+class VmCreateInput(StepInput):
     host: str
     name: str
     generation: Literal[1, 2] = 2
@@ -173,7 +176,7 @@ class VmCreateInput(_Input):
                    processors=vm.processors)
 
 
-class VmNicInput(_Input):
+class VmNicInput(StepInput):
     host: str
     vm: str
     name: str
@@ -189,7 +192,7 @@ class VmNicInput(_Input):
                    legacy=nic.legacy, mac=mac or static_mac(vm.name, nic.name))
 
 
-class VmFirmwareInput(_Input):
+class VmFirmwareInput(StepInput):
     """Secure Boot of a generation 2 VM (set while it is off, before its first start)."""
 
     host: str
@@ -208,7 +211,7 @@ class VmFirmwareInput(_Input):
         return cls(host=vm.host, vm=vm.name, secure_boot=on, template=template.value)
 
 
-class VmInput(_Input):
+class VmInput(StepInput):
     """A step on one VM (start, stop)."""
 
     host: str
@@ -223,7 +226,7 @@ class VmStopInput(VmInput):
     shutdown_seconds: int | None = None
 
 
-class VmRemoveInput(_Input):
+class VmRemoveInput(StepInput):
     """Compensation of vm.create/vm.disk: turn off, remove the VM, delete its disk. With
     ``keep_adopted`` (`hvlab down` without --force) only a VM with this lab's ``created-by``
     Notes mark goes, and its disks only when the build copied them."""
@@ -263,7 +266,7 @@ def _forward_ip(spec: LabSpec, nat: NatGateway, forward: PortForward) -> str:
     return str(addresses[0][1].ip)
 
 
-class GuestNicConfig(_Input):
+class GuestNicConfig(StepInput):
     """Static IPv4 settings of one guest adapter, found in the guest by its MAC."""
 
     name: str = Field(description="VM NIC name, also the guest connection name")
@@ -283,7 +286,7 @@ class GuestNicConfig(_Input):
                    dns=[str(d) for d in nic.dns])
 
 
-class GuestUserConfig(_Input):
+class GuestUserConfig(StepInput):
     """A local guest user; its password is the lab credential's, sent as a PSCredential."""
 
     name: str
@@ -291,7 +294,7 @@ class GuestUserConfig(_Input):
     groups: list[str] = Field(default_factory=list)
 
 
-class GuestNatConfig(_Input):
+class GuestNatConfig(StepInput):
     """RRAS NAT in a guest: public and private connection names, port mappings."""
 
     public: str
@@ -321,7 +324,7 @@ def _telnet_users(vm: Vm) -> list[GuestUserConfig]:
             for u in telnet.users]
 
 
-class GuestInput(_Input):
+class GuestInput(StepInput):
     """A guest step on the VM's Hyper-V host; PowerShell Direct needs ``os`` windows (2016+)
     and the guest administrator's lab ``credential``."""
 
@@ -373,7 +376,7 @@ class GuestIpv4Input(GuestInput):
         return cls(**cls.base(vm), nic=GuestNicConfig.from_spec(vm, nic))
 
 
-class GuestAddressInput(_Input):
+class GuestAddressInput(StepInput):
     """guest.wait_address: the address a NIC of a guest hvlab does not configure (a Linux
     guest: golden image or DHCP) must report through KVP."""
 
@@ -425,7 +428,7 @@ class GuestNatInput(GuestInput):
         return cls(**cls.base(spec.vm(nat.vm or "")), nat=GuestNatConfig.from_spec(spec, nat))
 
 
-class ConnectivityCheck(_Input):
+class ConnectivityCheck(StepInput):
     """From ``host``: does ``address`` answer (TCP ``port``, or ping without a port)?"""
 
     name: str
@@ -434,7 +437,7 @@ class ConnectivityCheck(_Input):
     port: int | None = Field(default=None, ge=1, le=65535)
 
 
-class ConnectivityInput(_Input):
+class ConnectivityInput(StepInput):
     """The checks, and how long a failing one is tried again: what a guest's first boot
     configures (a 2003 router's NAT forwards, Telnet, the RDP port) answers only once its
     mini-setup has run the first-boot commands, minutes after the VM started."""
@@ -498,7 +501,7 @@ def _accounts(share: Share, access: str) -> list[str]:
     return [g.account for g in share.grants if g.access.value == access]
 
 
-class ShareInput(_Input):
+class ShareInput(StepInput):
     """An SMB share on a folder (created when missing) with its initial share ACL."""
 
     host: str
@@ -515,12 +518,12 @@ class ShareInput(_Input):
                    read_access=_accounts(share, "Read"))
 
 
-class ShareGrant(_Input):
+class ShareGrant(StepInput):
     account: str
     access: ShareRight = "Full"
 
 
-class ShareAccessInput(_Input):
+class ShareAccessInput(StepInput):
     host: str
     name: str
     grants: list[ShareGrant]
@@ -532,12 +535,12 @@ class ShareAccessInput(_Input):
                            for g in share.grants])
 
 
-class NtfsGrant(_Input):
+class NtfsGrant(StepInput):
     account: str
     rights: Literal["F", "M", "RX"] = "F"
 
 
-class NtfsInput(_Input):
+class NtfsInput(StepInput):
     """NTFS rights on a folder (icacls, host/ntfs-grant); ``inherit`` adds (OI)(CI)."""
 
     host: str
@@ -552,12 +555,12 @@ class NtfsInput(_Input):
                            for g in share.grants])
 
 
-class RemoveShareInput(_Input):
+class RemoveShareInput(StepInput):
     host: str
     name: str
 
 
-class RevokeAccessInput(_Input):
+class RevokeAccessInput(StepInput):
     host: str
     name: str
     accounts: list[str]
@@ -573,7 +576,7 @@ def delegation_spns(spec: LabSpec, entry: Delegation) -> list[str]:
             for spn in (f"{service}/{target.target}", f"{service}/{target.target}.{fqdn}")]
 
 
-class DelegationInput(_Input):
+class DelegationInput(StepInput):
     """KCD on ``computer``'s AD object, set on the domain controller ``dc``."""
 
     dc: str
@@ -587,7 +590,7 @@ class DelegationInput(_Input):
                    protocol_transition=entry.protocol_transition)
 
 
-class RemoveDelegationInput(_Input):
+class RemoveDelegationInput(StepInput):
     """Compensation of directory.delegation: remove exactly what that step added."""
 
     dc: str
@@ -619,7 +622,7 @@ def _internal_prefix(spec: LabSpec, nat: NatGateway) -> str:
     return str(wide)
 
 
-class NatForwardConfig(_Input):
+class NatForwardConfig(StepInput):
     protocol: Literal["TCP", "UDP"] = "TCP"
     external_ip: str = "0.0.0.0"
     external_port: int = Field(ge=1, le=65535)
@@ -627,7 +630,7 @@ class NatForwardConfig(_Input):
     internal_port: int = Field(ge=1, le=65535)
 
 
-class HostNatInput(_Input):
+class HostNatInput(StepInput):
     """A WinNAT network (New-NetNat) on a Hyper-V host with static port mappings."""
 
     host: str
@@ -645,7 +648,7 @@ class HostNatInput(_Input):
                    forwards=forwards)
 
 
-class RemoveHostNatInput(_Input):
+class RemoveHostNatInput(StepInput):
     host: str
     name: str
 
@@ -654,12 +657,12 @@ class RemoveHostNatInput(_Input):
 # -- migration, replica and checkpoint steps (activities/migration.py, replica.py, checkpoint.py)
 
 
-class MigrationNetworkInput(_Input):
+class MigrationNetworkInput(StepInput):
     subnet: str = Field(description="e.g. 192.168.1.0/24")
     priority: int = Field(default=1, ge=0)
 
 
-class MigrationHostSettings(_Input):
+class MigrationHostSettings(StepInput):
     """The Set-VMHost migration settings (reference §11); also what readiness found before."""
 
     enabled: bool = True
@@ -670,7 +673,7 @@ class MigrationHostSettings(_Input):
     use_any_network: bool = False
 
 
-class MigrationReadinessInput(_Input):
+class MigrationReadinessInput(StepInput):
     host: str
     settings: MigrationHostSettings = Field(default_factory=MigrationHostSettings)
     networks: list[MigrationNetworkInput] = Field(default_factory=list)
@@ -688,7 +691,7 @@ class MigrationReadinessInput(_Input):
             MigrationNetworkInput(subnet=str(n), priority=i + 1) for i, n in enumerate(m.networks)])
 
 
-class MigrationRestoreInput(_Input):
+class MigrationRestoreInput(StepInput):
     """Compensation of migration.readiness: the settings it observed before, and the
     migration networks it added (only those are removed)."""
 
@@ -707,7 +710,7 @@ class MigrationRestoreInput(_Input):
 MoveMode = Literal["shared-nothing", "smb", "storage"]
 
 
-class MoveInput(_Input):
+class MoveInput(StepInput):
     """A move of ``vm`` from ``host``: shared-nothing (VM + storage to ``destination_path`` on
     ``destination``), smb (compute only, files stay on the share) or storage (Move-VMStorage on
     ``host`` to ``destination_path``)."""
@@ -724,7 +727,7 @@ class MoveInput(_Input):
         return self.host if self.mode == "storage" else str(self.destination)
 
 
-class MigrationJobInput(_Input):
+class MigrationJobInput(StepInput):
     """A host-side Msvm_MigrationJob on the source ``host``."""
 
     host: str
@@ -733,7 +736,7 @@ class MigrationJobInput(_Input):
     timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
 
 
-class DowntimeInput(_Input):
+class DowntimeInput(StepInput):
     """Ping ``address`` from ``host`` (the seed's ``ping -t``) until the migration job
     ``job_id`` on ``job_host`` has ended; report the longest run of lost replies."""
 
@@ -747,13 +750,13 @@ class DowntimeInput(_Input):
     timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
 
 
-class FindJobInput(_Input):
+class FindJobInput(StepInput):
     host: str
     vm: str
     vm_id: str | None = Field(default=None, description="when the VM already left the host")
 
 
-class VerifyLocationInput(_Input):
+class VerifyLocationInput(StepInput):
     """Where ``vm`` must be: on ``host`` (not on ``absent_from``), config and disks under
     ``path`` when given."""
 
@@ -764,7 +767,7 @@ class VerifyLocationInput(_Input):
     fail_on_mismatch: bool = True
 
 
-class ReplicaServerInput(_Input):
+class ReplicaServerInput(StepInput):
     """``host`` accepts replication (Kerberos on ``port``, from any server, into ``storage``).
     ``vm`` is the VM it is set up for: the other relationships on the host rely on the
     settings it has, so a change they would not survive is refused (Conflict)."""
@@ -775,7 +778,7 @@ class ReplicaServerInput(_Input):
     vm: str | None = Field(default=None, description="the VM this replica server is for")
 
 
-class ReplicaServersInput(_Input):
+class ReplicaServersInput(StepInput):
     """The replica servers ``vm``'s replication needs (``hosts``: its replica, then its
     primary) and the settings asked for; None takes what the servers already have."""
 
@@ -785,7 +788,7 @@ class ReplicaServersInput(_Input):
     storage: str | None = None
 
 
-class ReplicaFirewallInput(_Input):
+class ReplicaFirewallInput(StepInput):
     """The 'Hyper-V Replica HTTP Listener (TCP-In)' rule on ``host``: enabled on ``port``
     (forward) or disabled and back on ``port`` (compensation, port 80 by default)."""
 
@@ -793,7 +796,7 @@ class ReplicaFirewallInput(_Input):
     port: int = Field(default=80, ge=1, le=65535)
 
 
-class ReplicationInput(_Input):
+class ReplicationInput(StepInput):
     """Replication of ``vm`` from ``primary`` to ``replica`` (lab host names);
     ``replica_server`` is the name Hyper-V connects to (FQDN)."""
 
@@ -818,14 +821,14 @@ class ReplicationInput(_Input):
                    frequency=rep.frequency)
 
 
-class ReplicaVmInput(_Input):
+class ReplicaVmInput(StepInput):
     """One side (``host``) of a replicated VM."""
 
     host: str
     vm: str
 
 
-class ReplicaHealthInput(_Input):
+class ReplicaHealthInput(StepInput):
     """A replicated VM and the hosts that may hold its primary side (either one, after a
     planned failover and reverse replication)."""
 
@@ -833,7 +836,7 @@ class ReplicaHealthInput(_Input):
     hosts: list[str] = Field(min_length=1)
 
 
-class ReplicaWaitInput(_Input):
+class ReplicaWaitInput(StepInput):
     host: str
     vm: str
     states: list[str] = Field(default_factory=lambda: ["Replicating"])
@@ -842,7 +845,7 @@ class ReplicaWaitInput(_Input):
     timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
 
 
-class CheckpointInput(_Input):
+class CheckpointInput(StepInput):
     host: str
     vm: str
     name: str

@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
 
 from hvlab.spec import (
     MIGRATION_SERVICE,
@@ -70,21 +73,30 @@ def _lab_id(spec: LabSpec) -> Iterator[Problem]:
                       "simulated fleet's registration (`--sim` adds it); name the lab without it")
 
 
+# what a duplicate is called per top-level section; a section not named here whose entries have
+# a ``name`` (a new unit kind's, say) is checked the same way, called by its field name
+_NAMED_SECTIONS = {"hosts": "host", "vms": "VM", "golden_images": "golden image", "nat": "NAT",
+                   "checkpoints": "checkpoint"}
+_OWN_RULES = {"shares", "exercises"}  # names unique per host / checked with the exercises
+
+
+def _named_entries(spec: LabSpec) -> Iterator[tuple[str, list[Any]]]:
+    """(field, entries) of every top-level list of entries that have a ``name``."""
+    for field in type(spec).model_fields:
+        entries = getattr(spec, field)
+        if (isinstance(entries, list) and entries and field not in _OWN_RULES
+                and all(isinstance(e, BaseModel) and "name" in type(e).model_fields
+                        for e in entries)):
+            yield field, entries
+
+
 def _duplicates(spec: LabSpec) -> Iterator[Problem]:
-    yield from _dupes(((("hosts", i, "name"), h.name) for i, h in enumerate(spec.hosts)), "host")
-    yield from _dupes(((("vms", i, "name"), v.name) for i, v in enumerate(spec.vms)), "VM")
-    yield from _dupes(
-        ((("golden_images", i, "name"), g.name) for i, g in enumerate(spec.golden_images)),
-        "golden image",
-    )
+    for field, entries in _named_entries(spec):
+        what = _NAMED_SECTIONS.get(field, field.replace("_", " ").removesuffix("s"))
+        yield from _dupes((((field, i, "name"), e.name) for i, e in enumerate(entries)), what)
     yield from _dupes(
         ((("shares", i, "name"), f"{s.host}\\{s.name}") for i, s in enumerate(spec.shares)),
         "share",
-    )
-    yield from _dupes(((("nat", i, "name"), n.name) for i, n in enumerate(spec.nat)), "NAT")
-    yield from _dupes(
-        ((("checkpoints", i, "name"), c.name) for i, c in enumerate(spec.checkpoints)),
-        "checkpoint",
     )
     for hi, host in enumerate(spec.hosts):
         yield from _dupes(
