@@ -33,6 +33,9 @@ class _M(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+_A = TypeVar("_A", bound=BaseModel)
+
+
 # ---------------------------------------------------------------- paths
 
 
@@ -596,6 +599,18 @@ class World(_M):
     # the classroom LAN's DHCP server (on External switches): "vm/nic" (lower case) -> the
     # reserved "a.b.c.d/p"
     dhcp_reservations: dict[str, str] = Field(default_factory=dict)
+    # state of kinds of object the models above do not know, each owned by the cmdlet module
+    # that simulates it (see :meth:`area`): "<area>" -> that module's model
+    areas: dict[str, Any] = Field(default_factory=dict)
+
+    def area(self, key: str, model: type[_A]) -> _A:
+        """The state a cmdlet module keeps under ``key`` (``model()`` the first time). It is
+        saved and loaded with the world: a new unit kind's cmdlets need no edit here."""
+        value = self.areas.get(key)
+        if not isinstance(value, model):
+            value = model.model_validate(value) if value is not None else model()
+            self.areas[key] = value
+        return value
 
     # -- lookups
     def host(self, name: str) -> Host | None:
