@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from hvlab.spec import LabSpec, Vm
 from workflows.checkpoint import CheckpointWorkflowInput, CheckpointWorkflowResult
 from workflows.failover import PlannedFailoverInput, PlannedFailoverResult, failover_id
+from workflows.kinds import KINDS
 from workflows.lab_build import LabBuildInput, LabBuildResult
 from workflows.migration import LiveMigrationInput, LiveMigrationResult, migration_id
 from workflows.replication import (
@@ -31,8 +32,8 @@ from workflows.replication import (
     replication_id,
 )
 
-BUILD_KINDS = ["host-prep", "shared-storage", "delegation", "migration-readiness", "vm-deploy",
-               "nat"]
+# every kind but those the scenario runs as phases of their own (replicate, checkpoint)
+BUILD_KINDS = [k.name for k in KINDS if k.name not in ("replication", "checkpoint")]
 
 
 @dataclass
