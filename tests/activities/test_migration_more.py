@@ -149,15 +149,17 @@ def test_readiness_retry_after_changes_reports_changed(
     last.on_heartbeat = lambda *details: beats.append(details)
     last.run(acts.readiness, request)
     assert beats[0] == ({"previous": WANTED.model_dump(exclude={"lab"}),
-                         "added_networks": []},)
+                         "added_networks": [], "beat": "migration.readiness"},)
 
 
 def test_liveness_beats_repeat_the_progress_details(
     fleet: Fleet, acts: MigrationActivities
 ) -> None:
-    """While a long command runs, the liveness beat repeats this execution's last progress
-    details (never a bare beat that would blank them); a new progress scope starts empty."""
-    from activities import migration as mg
+    """While a long command runs, the liveness beat repeats this execution's last details
+    (never a bare beat that would blank them); an activity execution (application_errors)
+    starts without details of its own, and the caller's are back after it."""
+    from activities.base import application_errors, heartbeat, liveness
+    from activities.migration import JobBeat
     from hvlab.powershell.command import SWITCH, Command
     from simulator.clock import Clock
     from tests.activities.test_migration_activities import DEST, JobDriver
@@ -170,25 +172,28 @@ def test_liveness_beats_repeat_the_progress_details(
 
     def on_heartbeat(*details: object) -> None:
         beats.append(details)
-        if len(beats) == 3:  # the first liveness beat
+        if len(beats) == 4:  # the first liveness beat while Move-VM runs
             driver.finish()
 
-    def body() -> object:
-        mg.progress({"step": 1})
-        with mg.progress_scope():
-            inner = mg._PROGRESS.get()
-            mg.progress({"step": 2})
+    first, second = JobBeat(job_id="A", percent=1), JobBeat(job_id="A", percent=2)
+
+    def body() -> None:
+        heartbeat(first)
+        with application_errors():
+            liveness()  # nothing of its own yet: its predecessor's (none)
+            heartbeat(second)
             acts._remote.run("SVR2", slow)
-        return inner, mg._PROGRESS.get()
+        liveness()
 
     env = ActivityEnvironment()
     env.on_heartbeat = on_heartbeat
     try:
-        inner, after = env.run(body)  # type: ignore[misc]
+        env.run(body)
     finally:
         fleet.sim.clock = Clock(0)
-    assert inner == () and after == ({"step": 1},)
-    assert beats[:3] == [({"step": 1},), ({"step": 2},), ({"step": 2},)]
+    assert beats[:4] == [(first.details(),), (), (second.details(),), (second.details(),)]
+    assert all(b == (second.details(),) for b in beats[3:-1])
+    assert beats[-1] == (first.details(),)
     assert fleet.sim.host("SVR1").vm("Linux01") is not None
 
 
