@@ -156,8 +156,11 @@ def test_liveness_beats_repeat_the_progress_details(
     fleet: Fleet, acts: MigrationActivities
 ) -> None:
     """While a long command runs, the liveness beat repeats this execution's last details
-    (never a bare beat that would blank them); an activity execution (application_errors)
-    starts without details of its own, and the caller's are back after it."""
+    (never a bare beat that would blank them), and before it has any, its predecessor's (the
+    liveness beats of migration, replica and checkpoint steps were bare until their first
+    progress beat); another execution in the same thread starts without them."""
+    import dataclasses
+
     from activities.base import application_errors, heartbeat, liveness
     from activities.migration import JobBeat
     from hvlab.powershell.command import SWITCH, Command
@@ -172,29 +175,32 @@ def test_liveness_beats_repeat_the_progress_details(
 
     def on_heartbeat(*details: object) -> None:
         beats.append(details)
-        if len(beats) == 4:  # the first liveness beat while Move-VM runs
-            driver.finish()
+        driver.finish()  # the first liveness beat while Move-VM runs
 
-    first, second = JobBeat(job_id="A", percent=1), JobBeat(job_id="A", percent=2)
+    predecessor = {"job_id": "A", "percent": 1}  # as a worker before typed details wrote it
+    second = JobBeat(job_id="A", percent=2)
 
     def body() -> None:
-        heartbeat(first)
         with application_errors():
-            liveness()  # nothing of its own yet: its predecessor's (none)
-            heartbeat(second)
             acts._remote.run("SVR2", slow)
-        liveness()
+            heartbeat(second)
+            liveness()
 
     env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[predecessor])
     env.on_heartbeat = on_heartbeat
     try:
         env.run(body)
     finally:
         fleet.sim.clock = Clock(0)
-    assert beats[:4] == [(first.details(),), (), (second.details(),), (second.details(),)]
-    assert all(b == (second.details(),) for b in beats[3:-1])
-    assert beats[-1] == (first.details(),)
+    assert beats[0] == (predecessor,) and beats[-2:] == [(second.details(),)] * 2
+    assert all(b == (predecessor,) for b in beats[:-2])
     assert fleet.sim.host("SVR1").vm("Linux01") is not None
+    fresh = ActivityEnvironment()
+    seen: list[tuple[object, ...]] = []
+    fresh.on_heartbeat = lambda *details: seen.append(details)
+    fresh.run(liveness)
+    assert seen == [()]
 
 
 def test_cancelled_poll_stops_with_cancelled_error(
