@@ -15,9 +15,16 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.base import application_errors, cancelled
-from activities.host import SILENT, verify_failed
-from activities.migration import ProgressRemote, progress, progress_scope
+from activities.base import (
+    SILENT,
+    Beat,
+    Remote,
+    application_errors,
+    cancelled,
+    heartbeat,
+    last_heartbeat,
+    verify_failed,
+)
 from activities.models import CheckpointInput, StepResult
 from activities.vm import get_vm_command, stop_vm_command
 from hvlab.powershell.command import Command, Switch
@@ -61,20 +68,27 @@ def _checkpoint_view(snap: dict[str, Any]) -> dict[str, Any]:
             "parent": snap.get("ParentSnapshotName")}
 
 
-def _restored_before(request: CheckpointInput) -> bool:
-    """An earlier attempt of this activity heartbeated that it restored this checkpoint."""
-    if not activity.in_activity():
-        return False
-    details = activity.info().heartbeat_details
-    last = details[0] if details and isinstance(details[0], dict) else {}
-    return last.get("restored") == request.name and last.get("vm") == request.vm
+class RestoredBeat(Beat):
+    """checkpoint.restore: the checkpoint is applied (a retry does not apply it again)."""
+
+    KIND = "checkpoint.restored"
+    restored: str
+    vm: str
+
+
+def _restored_before(request: CheckpointInput) -> RestoredBeat | None:
+    """What an earlier attempt of this activity heartbeated when it had restored this
+    checkpoint (None when it had not)."""
+    beat = last_heartbeat(RestoredBeat)
+    return beat if beat is not None and (beat.restored, beat.vm) == (request.name, request.vm) \
+        else None
 
 
 class CheckpointActivities:
     """Checkpoint steps on lab hosts reached through ``sessions`` and ``endpoints``."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = ProgressRemote(sessions, endpoints)
+        self._remote = Remote(sessions, endpoints)
 
     def _get(self, request: CheckpointInput) -> dict[str, Any] | None:
         return self._remote.query_one(request.host,
@@ -124,16 +138,16 @@ class CheckpointActivities:
     def restore(self, request: CheckpointInput) -> StepResult:
         """Turn the VM off (Stop-VM -TurnOff -Force) and apply the checkpoint; the VM stays
         off (Saved for a standard checkpoint of a running VM) until vm.start."""
-        with application_errors(), progress_scope():
+        with application_errors():
             return self._restore(request)
 
     def _restore(self, request: CheckpointInput) -> StepResult:
         restored = _restored_before(request)
-        if restored:  # keep the marker for a further retry
-            progress({"restored": request.name, "vm": request.vm})
+        if restored is not None:  # keep the marker for a further retry
+            heartbeat(restored)
         checkpoint = _checkpoint_view(self._require(request))
         before = self._vm_state(request)
-        if restored and before not in RUNNING_STATES:  # applied by an earlier attempt
+        if restored is not None and before not in RUNNING_STATES:  # applied by an earlier attempt
             return StepResult(changed=True, observed={**checkpoint, "state": before,
                                                       "resumed": True})
         if before in RUNNING_STATES:
@@ -144,7 +158,7 @@ class CheckpointActivities:
             if cancelled():
                 raise  # application_errors turns it into the cancellation
             raise self._not_restored(request, error, before) from None
-        progress({"restored": request.name, "vm": request.vm})
+        heartbeat(RestoredBeat(restored=request.name, vm=request.vm))
         after = self._vm_state(request)
         if after in RUNNING_STATES:
             raise verify_failed(request.host, f"{request.vm} runs after the restore", after)

@@ -12,9 +12,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.base import application_errors
-from activities.guest import ScriptRemote, not_found
-from activities.host import verify_failed
+from activities.base import Remote, application_errors, not_found, verify_failed
 from activities.models import (
     DelegationInput,
     HostInput,
@@ -78,7 +76,7 @@ class DirectoryActivities:
     """Delegation steps on the domain controller and ticket purges on hosts."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = ScriptRemote(sessions, endpoints)
+        self._remote = Remote(sessions, endpoints)
 
     def _view(self, dc: str, computer: str) -> dict[str, Any]:
         found = self._remote.query_one(dc, get_computer_command(computer))

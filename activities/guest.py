@@ -27,8 +27,19 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.base import Remote, application_errors, cancelled, heartbeat
-from activities.host import conflict, verify_failed
+from activities.base import (
+    Beat,
+    Remote,
+    WaitBeat,
+    application_errors,
+    cancelled,
+    conflict,
+    heartbeat,
+    liveness,
+    not_found,
+    precondition,
+    verify_failed,
+)
 from activities.marks import read_marks, with_mark
 from activities.models import (
     ConnectivityCheck,
@@ -44,7 +55,7 @@ from activities.models import (
     StepResult,
 )
 from activities.vm import get_nic_command, get_vm_command
-from hvlab.powershell.command import Command, CredentialRef, Pipeline, Script
+from hvlab.powershell.command import Command, CredentialRef, Script
 from hvlab.powershell.endpoints import EndpointSource
 from hvlab.powershell.errors import RemoteError
 from hvlab.powershell.session import SessionPool
@@ -164,15 +175,6 @@ def skipped(request: GuestInput) -> StepResult | None:
                                                "os": request.os})
 
 
-def not_found(host: str, what: str) -> ApplicationError:
-    return ApplicationError(f"{host}: {what} does not exist", type="NotFound",
-                            non_retryable=True)
-
-
-def precondition(host: str, what: str) -> ApplicationError:
-    return ApplicationError(f"{host}: {what}", type="PreconditionFailed", non_retryable=True)
-
-
 def _mac(value: Any) -> str:
     return "".join(ch for ch in str(value or "") if ch.isalnum()).upper()
 
@@ -217,26 +219,27 @@ def _address_failure(request: GuestAddressInput, found: list[str], mac: Any) -> 
     return f"{where} {seen}, not {what}, {after}: {fix}"
 
 
-class ScriptRemote(Remote):
-    """:class:`Remote` that also runs packaged scripts (``hvlab/powershell/scripts``)."""
+class ChecksBeat(Beat):
+    """guest.check_connectivity: the round and the checks still failing (progress only)."""
 
-    def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        super().__init__(sessions, endpoints)
-        self._pool, self._source = sessions, endpoints
+    KIND = "guest.checks"
+    round: int
+    failing: list[str]
 
-    def script(self, host: str, script: Script) -> list[Any]:
-        """Run ``script`` on ``host``; plain output values."""
-        endpoint = self._source.endpoint(host)
-        result = self._pool.run(endpoint, Pipeline.one(script),
-                                heartbeat=heartbeat, cancelled=cancelled)
-        return result.output
+
+class AddressBeat(Beat):
+    """guest.wait_address: the round and what the NIC reported (progress only)."""
+
+    KIND = "guest.address"
+    round: int
+    reported: list[str]
 
 
 class GuestActivities:
     """Guest steps, run on the Hyper-V host that owns the VM."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = ScriptRemote(sessions, endpoints)
+        self._remote = Remote(sessions, endpoints)
 
     def _vm(self, host: str, vm: str) -> dict[str, Any]:
         found = self._remote.query_one(host, get_vm_command(vm))
@@ -324,7 +327,7 @@ class GuestActivities:
                 if not (error.retryable or error.type_name == "GuestUnsupported"):
                     raise
                 last = f"{error.type_name}: {error.host_message}"
-            heartbeat({"attempts": attempts, "last": last})
+            heartbeat(WaitBeat(attempts=attempts, last=last))
             if cancelled():
                 raise CancelledError(f"{request.vm}: wait cancelled after {attempts} attempts")
             if time.monotonic() + request.interval_seconds > deadline:
@@ -442,7 +445,8 @@ class GuestActivities:
         while not all(r["ok"] for r in results):
             if time.monotonic() + request.interval_seconds > deadline:
                 break
-            heartbeat({"round": rounds, "failing": [r["name"] for r in results if not r["ok"]]})
+            heartbeat(ChecksBeat(round=rounds,
+                                 failing=[r["name"] for r in results if not r["ok"]]))
             if cancelled():
                 raise CancelledError(f"connectivity checks cancelled after {rounds} rounds")
             time.sleep(request.interval_seconds)
@@ -453,7 +457,7 @@ class GuestActivities:
 
     def _check(self, check: ConnectivityCheck) -> dict[str, Any]:
         output = self._remote.query(check.host, net_connection_command(check))
-        heartbeat(check.name)
+        liveness()
         return {"name": check.name, "host": check.host, "address": check.address,
                 "port": check.port, "ok": output == [True]}
 
@@ -484,7 +488,7 @@ class GuestActivities:
                     "rounds": rounds})
             if time.monotonic() + request.interval_seconds > deadline:
                 break
-            heartbeat({"round": rounds, "reported": found})
+            heartbeat(AddressBeat(round=rounds, reported=found))
             if cancelled():
                 raise CancelledError(f"waiting for {request.vm}'s address cancelled")
             time.sleep(request.interval_seconds)

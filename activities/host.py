@@ -15,7 +15,18 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.base import Remote, application_errors, cancelled, heartbeat, last_heartbeat
+from activities.base import (
+    SILENT,
+    Beat,
+    Remote,
+    WaitBeat,
+    application_errors,
+    cancelled,
+    conflict,
+    heartbeat,
+    last_heartbeat,
+    verify_failed,
+)
 from activities.marks import CREATED_BY, not_created_here, with_mark
 from activities.models import (
     DefaultPathsInput,
@@ -34,7 +45,6 @@ from hvlab.powershell.endpoints import EndpointSource
 from hvlab.powershell.errors import NotFound, RemoteError, error_id_of
 from hvlab.powershell.session import SessionPool
 
-SILENT = "SilentlyContinue"
 # Add-Computer's error id when the computer is already in (or pending a join to) the domain
 _PENDING_JOIN = "AddComputerToSameDomain"
 
@@ -140,17 +150,6 @@ def remove_switch_command(name: str) -> Command:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def verify_failed(host: str, what: str, observed: Any) -> ApplicationError:
-    """The host answered but does not show the change afterwards (not retried)."""
-    return ApplicationError(f"{host}: {what} (observed {observed!r})",
-                            type="VerificationFailed", non_retryable=True)
-
-
-def conflict(host: str, what: str) -> ApplicationError:
-    """The object exists with other settings; changing it is not this step's job."""
-    return ApplicationError(f"{host}: {what}", type="Conflict", non_retryable=True)
-
-
 def _same_path(a: Any, b: str) -> bool:
     return str(a or "").rstrip("\\").lower() == b.rstrip("\\").lower()
 
@@ -159,6 +158,16 @@ def _same_path(a: Any, b: str) -> bool:
 # attempt whose predecessor died around the call waits for that before restarting itself.
 REBOOT_TIMEOUT = 600.0
 RESTART_GRACE = 30.0
+
+
+class RebootBeat(Beat):
+    """host.reboot: the boot the host ran before the restart, and whether the restart is
+    about to be sent (``restart_pending``) or was sent (``restart_requested``)."""
+
+    KIND = "host.reboot"
+    last_boot_before: str = ""
+    restart_pending: bool = False
+    restart_requested: bool = False
 
 
 def _rebooted(before: str) -> StepResult:
@@ -282,26 +291,26 @@ class HostActivities:
         ``RESTART_GRACE`` seconds to leave that boot and restarts it only if it does not.
         """
         with application_errors():
-            sent = last_heartbeat()
-            previous = sent if isinstance(sent, dict) else {}
-            before = str(previous.get("last_boot_before") or "")
-            if previous.get("restart_requested"):
+            previous = last_heartbeat(RebootBeat)
+            before = previous.last_boot_before if previous is not None else ""
+            if previous is not None and previous.restart_requested:
                 pass  # the predecessor sent it
-            elif before and self._old_boot_gone(request.host, before, RESTART_GRACE, previous):
+            elif previous is not None and before and \
+                    self._old_boot_gone(request.host, before, RESTART_GRACE, previous):
                 return _rebooted(before)  # the predecessor's restart went through
             else:
                 if not before:
                     system = self._remote.query_one(request.host, operating_system_command())
                     before = _text((system or {}).get("LastBootUpTime"))
-                heartbeat({"restart_pending": True, "last_boot_before": before})
+                heartbeat(RebootBeat(restart_pending=True, last_boot_before=before))
                 self._remote.note_reboot(request.host)
                 try:
                     self._remote.run(request.host, restart_command())
                 except RemoteError as error:
                     if not error.retryable:
                         raise
-                heartbeat({"restart_requested": True, "last_boot_before": before})
-            sent_now = {"restart_requested": True, "last_boot_before": before}
+                heartbeat(RebootBeat(restart_requested=True, last_boot_before=before))
+            sent_now = RebootBeat(restart_requested=True, last_boot_before=before)
             if not self._old_boot_gone(request.host, before, REBOOT_TIMEOUT, sent_now):
                 raise ApplicationError(
                     f"{request.host}: Restart-Computer was accepted but the host still runs the "
@@ -309,7 +318,7 @@ class HostActivities:
                     "the console", type="HostNotReady", non_retryable=False)  # fmt: skip
             return _rebooted(before)
 
-    def _old_boot_gone(self, host: str, before: str, timeout: float, beat: dict[str, Any],
+    def _old_boot_gone(self, host: str, before: str, timeout: float, beat: RebootBeat,
                        interval: float = 0.5) -> bool:
         """Poll LastBootUpTime through the host's current session until the host stops
         answering (going down: the pool drops the broken session) or answers from a new boot
@@ -349,7 +358,7 @@ class HostActivities:
             if isinstance(answer, dict):
                 return StepResult(changed=False, observed={**answer, "attempts": attempts})
             last = answer
-            heartbeat({"attempts": attempts, "last": last})
+            heartbeat(WaitBeat(attempts=attempts, last=last))
             if cancelled():
                 raise CancelledError(f"{request.host}: wait cancelled after {attempts} attempts")
             if time.monotonic() + request.interval_seconds > deadline:

@@ -15,16 +15,23 @@ from __future__ import annotations
 import ipaddress
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
+from pydantic import field_serializer
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.base import Remote, application_errors, cancelled, heartbeat
-from activities.host import get_vmhost_command, verify_failed
+from activities.base import (
+    VIRTUALIZATION,
+    Beat,
+    Remote,
+    application_errors,
+    cancelled,
+    heartbeat,
+    last_heartbeat,
+    verify_failed,
+)
+from activities.host import get_vmhost_command
 from activities.models import (
     DowntimeInput,
     FindJobInput,
@@ -39,12 +46,11 @@ from activities.models import (
 )
 from activities.vm import get_vm_command
 from hvlab.metrics import MIGRATION_DOWNTIME
-from hvlab.powershell.command import SWITCH, Command, Pipeline
+from hvlab.powershell.command import SWITCH, Command
 from hvlab.powershell.endpoints import EndpointSource
 from hvlab.powershell.errors import RemoteError, classify_message
 from hvlab.powershell.session import SessionPool
 
-NAMESPACE = "root/virtualization/v2"
 JOB_CLASS = "Msvm_MigrationJob"
 COMPLETED, TERMINATED, KILLED, EXCEPTION = 7, 8, 9, 10
 DONE_STATES = (COMPLETED, TERMINATED, KILLED, EXCEPTION)
@@ -109,7 +115,7 @@ def move_command(request: MoveInput) -> Command:
 
 
 def migration_jobs_command() -> Command:
-    return Command.of("Get-CimInstance", Namespace=NAMESPACE, ClassName=JOB_CLASS)
+    return Command.of("Get-CimInstance", Namespace=VIRTUALIZATION, ClassName=JOB_CLASS)
 
 
 def _job_query(job_id: str) -> str:
@@ -117,7 +123,7 @@ def _job_query(job_id: str) -> str:
 
 
 def migration_job_command(job_id: str) -> Command:
-    return Command.of("Get-CimInstance", Namespace=NAMESPACE, Query=_job_query(job_id))
+    return Command.of("Get-CimInstance", Namespace=VIRTUALIZATION, Query=_job_query(job_id))
 
 
 def ping_command(address: str) -> Command:
@@ -127,7 +133,7 @@ def ping_command(address: str) -> Command:
 
 def cancel_job_command(job_id: str) -> Command:
     """RequestStateChange(Terminate) on the job (reference §12.5)."""
-    return Command.of("Invoke-CimMethod", Namespace=NAMESPACE, Query=_job_query(job_id),
+    return Command.of("Invoke-CimMethod", Namespace=VIRTUALIZATION, Query=_job_query(job_id),
                       MethodName="RequestStateChange", Arguments={"RequestedState": TERMINATE})
 
 
@@ -140,42 +146,37 @@ def hard_disks_command(vm: str) -> Command:
     return Command.of("Get-VMHardDiskDrive", VMName=vm)
 
 
-# -- progress heartbeats -------------------------------------------------------------------
-
-_PROGRESS: ContextVar[tuple[Any, ...]] = ContextVar("hvlab_progress", default=())
+# -- heartbeat details --------------------------------------------------------------------
 
 
-@contextmanager
-def progress_scope() -> Iterator[None]:
-    """One activity execution's progress details (none at the start)."""
-    token = _PROGRESS.set(())
-    try:
-        yield
-    finally:
-        _PROGRESS.reset(token)
+class ReadinessBeat(Beat):
+    """migration.readiness: the host's settings before the step changed them and the
+    migration networks it added (a retry reports those, not what its predecessor left)."""
+
+    KIND = "migration.readiness"
+    previous: MigrationHostSettings
+    added_networks: list[str] = []
+
+    @field_serializer("previous")
+    def _settings_only(self, previous: MigrationHostSettings) -> dict[str, Any]:
+        return previous.model_dump(exclude={"lab"})
 
 
-def progress(*details: Any) -> None:
-    """Heartbeat ``details`` and keep them for the liveness beats that follow."""
-    _PROGRESS.set(details)
-    heartbeat(*details)
+class JobBeat(Beat):
+    """migration.poll_job: how far the job had got at the last poll (a retry resumes there)."""
+
+    KIND = "migration.job"
+    job_id: str
+    percent: int
 
 
-def _liveness() -> None:
-    heartbeat(*_PROGRESS.get())
+class DowntimeBeat(Beat):
+    """migration.watch_downtime: the pings so far (progress only; not resumed)."""
 
-
-class ProgressRemote(Remote):
-    """A Remote whose liveness heartbeats (sent while a pipeline runs) repeat the execution's
-    last progress details instead of blanking them, so a retry can resume from them."""
-
-    def run(self, host: str, *commands: Command, deadline: float | None = None) -> list[Any]:
-        pipeline = Pipeline(tuple(commands))
-        stop = cancelled if deadline is None else (
-            lambda: cancelled() or time.monotonic() > deadline)
-        result = self._sessions.run(self._endpoints.endpoint(host), pipeline,
-                                    heartbeat=_liveness, cancelled=stop)
-        return result.output
+    KIND = "migration.downtime"
+    probes: int
+    lost: int
+    longest: float
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -282,14 +283,6 @@ def _problem_view(item: Any) -> dict[str, Any]:
             "source": None if source is None else str(source)}
 
 
-def _resume_details() -> dict[str, Any]:
-    """The last heartbeat details of an earlier attempt of this activity (empty if none)."""
-    if not activity.in_activity():
-        return {}
-    details = activity.info().heartbeat_details
-    return details[0] if details and isinstance(details[0], dict) else {}
-
-
 def job_failure(host: str, job: dict[str, Any]) -> ApplicationError:
     """The non-retryable failure of a job that ended badly, its ErrorDescription classified."""
     view = _job_view(job)
@@ -306,14 +299,14 @@ class MigrationActivities:
     """Migration steps on lab hosts reached through ``sessions`` and ``endpoints``."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = ProgressRemote(sessions, endpoints)
+        self._remote = Remote(sessions, endpoints)
 
     # -- readiness -----------------------------------------------------------------------
     @activity.defn(name="migration.readiness")
     def readiness(self, request: MigrationReadinessInput) -> StepResult:
         """Enable migration, set authentication/performance/concurrency/network use, add the
         migration networks; observes the previous settings for migration.restore_readiness."""
-        with application_errors(), progress_scope():
+        with application_errors():
             return self._readiness(request)
 
     def _settings(self, host: str) -> MigrationHostSettings:
@@ -343,26 +336,25 @@ class MigrationActivities:
         """What the host had before is heartbeated before anything changes, so a retry after
         a lost result still reports the original settings, every network it added, and
         ``changed`` (the compensation is registered on it)."""
+        earlier = last_heartbeat(ReadinessBeat)
         before = self._settings(request.host)
-        earlier = _resume_details()
-        previous = MigrationHostSettings(**earlier["previous"]) if "previous" in earlier \
-            else before
-        added = [str(s) for s in earlier.get("added_networks", [])]
-        record = {"previous": previous.model_dump(exclude={"lab"}), "added_networks": added}
-        progress(record)
+        previous = earlier.previous if earlier else before
+        added = list(earlier.added_networks) if earlier else []
+        heartbeat(ReadinessBeat(previous=previous, added_networks=added))
         changed = self._apply(request.host, request.settings, before)
         for network in self._missing_networks(request):
             added.append(_subnet(network.subnet))
-            progress(record)
+            heartbeat(ReadinessBeat(previous=previous, added_networks=added))
             self._remote.run(request.host, add_migration_network_command(network))
             changed = True
         after = self._settings(request.host)
         if not _same(after, request.settings) or self._missing_networks(request):
             raise verify_failed(request.host, "migration settings did not take", after)
-        if earlier:  # an earlier attempt of this execution may have made the changes
+        if earlier is not None:  # an earlier attempt of this execution may have made the changes
             changed = changed or bool(added) or not _same(previous, after)
         return StepResult(changed=changed, observed={
-            "current": after.model_dump(exclude={"lab"}), **record,
+            "current": after.model_dump(exclude={"lab"}),
+            "previous": previous.model_dump(exclude={"lab"}), "added_networks": added,
             "networks": self._networks(request.host)})
 
     @activity.defn(name="migration.restore_readiness")
@@ -520,15 +512,15 @@ class MigrationActivities:
         """Poll the job until it ends, heartbeating {job_id, percent}; a retry resumes from
         the last heartbeat. Completed -> result; failed -> non-retryable ApplicationError of
         the classified ErrorDescription; gone -> state Gone (decide by VM location)."""
-        with application_errors(), progress_scope():
+        with application_errors():
             return self._poll_job(request)
 
     def _poll_job(self, request: MigrationJobInput) -> StepResult:
         job_id = _job_id(request.job_id)
-        resumed = _resume_details()
-        start = resumed.get("percent") if resumed.get("job_id") == job_id else None
-        if start is not None:
-            progress(resumed)  # kept until the first poll answers
+        resumed = last_heartbeat(JobBeat)
+        start = resumed.percent if resumed is not None and resumed.job_id == job_id else None
+        if resumed is not None and start is not None:
+            heartbeat(resumed)  # kept until the first poll answers
         deadline = time.monotonic() + request.timeout_seconds
         polls = 0
         while True:
@@ -543,7 +535,7 @@ class MigrationActivities:
                                                            "resumed_from": start})
             if view["job_state"] in DONE_STATES:
                 raise job_failure(request.host, job)
-            progress({"job_id": job_id, "percent": view["percent"]})
+            heartbeat(JobBeat(job_id=job_id, percent=view["percent"]))
             self._pause(request, deadline, polls)
 
     @staticmethod
@@ -589,7 +581,7 @@ class MigrationActivities:
                 down_since = down_since if down_since is not None else now
             elif down_since is not None:
                 longest, down_since = max(longest, now - down_since), None
-            progress({"probes": probes, "lost": lost, "longest": round(longest, 3)})
+            heartbeat(DowntimeBeat(probes=probes, lost=lost, longest=round(longest, 3)))
             if ended or cancelled():
                 break
             time.sleep(request.interval_seconds)

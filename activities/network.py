@@ -13,8 +13,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.base import Remote, application_errors
-from activities.host import SILENT, conflict, verify_failed
+from activities.base import SILENT, Remote, application_errors, conflict, verify_failed
 from activities.models import HostNatInput, NatForwardConfig, RemoveHostNatInput, StepResult
 from hvlab.powershell.command import Command, Switch
 from hvlab.powershell.endpoints import EndpointSource

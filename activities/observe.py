@@ -15,8 +15,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.base import Remote, application_errors
-from activities.host import SILENT
+from activities.base import SILENT, Remote, application_errors
 from activities.models import ObserveInput, StepResult
 from hvlab.lab_state import LabState, lab_state
 from hvlab.powershell.command import Command

@@ -19,21 +19,20 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.base import application_errors, cancelled
-from activities.host import (
+from activities.base import (
     SILENT,
+    VIRTUALIZATION,
+    Beat,
+    Remote,
+    application_errors,
+    cancelled,
     conflict,
-    new_folders_command,
-    path_exists_command,
+    heartbeat,
+    precondition,
     verify_failed,
 )
-from activities.migration import (
-    NAMESPACE,
-    ProgressRemote,
-    hard_disks_command,
-    progress,
-    progress_scope,
-)
+from activities.host import new_folders_command, path_exists_command
+from activities.migration import hard_disks_command
 from activities.models import (
     HostInput,
     ReplicaFirewallInput,
@@ -135,7 +134,7 @@ def start_initial_command(vm: str) -> Command:
 
 
 def replication_jobs_command() -> Command:
-    return Command.of("Get-CimInstance", Namespace=NAMESPACE, ClassName="Msvm_ConcreteJob")
+    return Command.of("Get-CimInstance", Namespace=VIRTUALIZATION, ClassName="Msvm_ConcreteJob")
 
 
 def remove_replication_command(vm: str) -> Command:
@@ -283,11 +282,6 @@ def replication_failed(host: str, vm: str, found: dict[str, Any], reason: str | 
                             non_retryable=True)
 
 
-def precondition(host: str, what: str) -> ApplicationError:
-    """The relationship is in a state this step cannot start from (not retried)."""
-    return ApplicationError(f"{host}: {what}", type="PreconditionFailed", non_retryable=True)
-
-
 @contextmanager
 def connection_errors() -> Iterator[None]:
     """The replica server refusing the connection (listener, port, firewall) becomes
@@ -302,11 +296,21 @@ def connection_errors() -> Iterator[None]:
                                type="ReplicaConnectionFailed", non_retryable=True) from None
 
 
+class ReplicationBeat(Beat):
+    """replica.wait_state: the relationship at the last poll (progress only; not resumed)."""
+
+    KIND = "replica.state"
+    state: str
+    health: str
+    percent: int | None = None
+    polls: int
+
+
 class ReplicaActivities:
     """Hyper-V Replica steps on lab hosts reached through ``sessions`` and ``endpoints``."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = ProgressRemote(sessions, endpoints)
+        self._remote = Remote(sessions, endpoints)
 
     def _replication(self, host: str, vm: str) -> dict[str, Any] | None:
         found = self._remote.query_one(host, get_replication_command(vm))
@@ -559,7 +563,7 @@ class ReplicaActivities:
     def wait_state(self, request: ReplicaWaitInput) -> StepResult:
         """Poll Get-VMReplication until State and Health are among the wanted ones,
         heartbeating {state, health, percent}; Error/Critical fails, a timeout is retried."""
-        with application_errors(), progress_scope():
+        with application_errors():
             return self._wait_state(request)
 
     def _wait_state(self, request: ReplicaWaitInput) -> StepResult:
@@ -574,8 +578,8 @@ class ReplicaActivities:
             failure = self._failure(request.host, request.vm, found)
             if failure is not None:
                 raise failure
-            progress({"state": found["state"], "health": found["health"],
-                       "percent": self._percent(request.host, found), "polls": polls})
+            heartbeat(ReplicationBeat(state=found["state"], health=found["health"],
+                                      percent=self._percent(request.host, found), polls=polls))
             if cancelled():
                 raise CancelledError(f"{request.host}: wait for {request.vm} cancelled")
             if time.monotonic() + request.interval_seconds > deadline:

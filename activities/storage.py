@@ -13,15 +13,8 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.base import application_errors
-from activities.guest import ScriptRemote, not_found
-from activities.host import (
-    SILENT,
-    conflict,
-    new_folders_command,
-    path_exists_command,
-    verify_failed,
-)
+from activities.base import SILENT, Remote, application_errors, conflict, not_found, verify_failed
+from activities.host import new_folders_command, path_exists_command
 from activities.models import (
     NtfsGrant,
     NtfsInput,
@@ -145,7 +138,7 @@ class StorageActivities:
     """SMB share and ACL steps on the share's host."""
 
     def __init__(self, sessions: SessionPool, endpoints: EndpointSource) -> None:
-        self._remote = ScriptRemote(sessions, endpoints)
+        self._remote = Remote(sessions, endpoints)
 
     def _share(self, host: str, name: str) -> dict[str, Any] | None:
         return self._remote.query_one(host, get_share_command(name))

@@ -14,14 +14,18 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.base import Remote, application_errors, cancelled, heartbeat, last_heartbeat
-from activities.host import (
+from activities.base import (
     SILENT,
+    Beat,
+    Remote,
+    application_errors,
+    cancelled,
     conflict,
-    new_folders_command,
-    path_exists_command,
+    heartbeat,
+    last_heartbeat,
     verify_failed,
 )
+from activities.host import new_folders_command, path_exists_command
 from activities.marks import CREATED_BY, DISK, not_created_here, read_marks, with_mark
 from activities.models import (
     StepResult,
@@ -180,6 +184,19 @@ def _disk_view(vhd: dict[str, Any]) -> dict[str, Any]:
             "parent": vhd.get("ParentPath"), "size": vhd.get("Size")}
 
 
+class CreatingBeat(Beat):
+    """vm.create: the VM this attempt is creating (a retry that finds it unmarked marks it)."""
+
+    KIND = "vm.creating"
+    creating: str
+
+
+def _creating_before(request: VmCreateInput) -> bool:
+    """An earlier attempt of this activity heartbeated that it was creating this VM."""
+    beat = last_heartbeat(CreatingBeat)
+    return beat is not None and beat.creating == request.name
+
+
 class VmActivities:
     """VM steps on lab hosts reached through ``sessions`` and ``endpoints``."""
 
@@ -248,7 +265,7 @@ class VmActivities:
         vm = self._get_vm(request.host, request.name)
         changed = vm is None
         if vm is None:
-            heartbeat({"creating": request.name})  # a retry marks what this attempt made
+            heartbeat(CreatingBeat(creating=request.name))  # a retry marks what this made
             self._remote.run(request.host, new_vm_command(request))
             if request.processors > 1:
                 self._remote.run(request.host, set_processor_command(request))
@@ -259,7 +276,7 @@ class VmActivities:
             raise conflict(request.host, f"VM {request.name} exists as generation "
                            f"{vm.get('Generation')}, not {request.generation}")
         elif read_marks(vm.get("Notes")).get(CREATED_BY) is None and \
-                (last_heartbeat() or {}).get("creating") == request.name:
+                _creating_before(request):
             vm = self._mark(request, vm)  # an earlier attempt created it and stopped there
         changed = self._drop_default_nic(request) or changed
         return StepResult(changed=changed, observed={**_vm_view(vm or {}),

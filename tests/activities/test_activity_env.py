@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities.base import application_errors, to_application_error
-from activities.host import HostActivities
+from activities.host import HostActivities, RebootBeat
 from activities.models import HostInput, HyperVRoleInput, WaitReadyInput
 from hvlab.powershell.errors import HostUnreachable, InsufficientMemory
 from simulator.fleet import Fleet
@@ -70,11 +70,13 @@ def test_liveness_beats_keep_the_details_a_retry_reads() -> None:
     predecessor's: a plain activity.heartbeat() would replace them with nothing."""
     import dataclasses
 
-    from activities.base import heartbeat, liveness
+    from activities.base import WaitBeat, heartbeat, liveness
+
+    done = WaitBeat(attempts=1, last="done").details()
 
     def step() -> None:
         liveness()
-        heartbeat({"done": 1})
+        heartbeat(WaitBeat(attempts=1, last="done"))
         liveness()
 
     retried = ActivityEnvironment()
@@ -82,11 +84,11 @@ def test_liveness_beats_keep_the_details_a_retry_reads() -> None:
                                        heartbeat_details=[{"done": 0}])  # fmt: skip
     beats = _recording(retried)
     retried.run(step)
-    assert beats == [({"done": 0},), ({"done": 1},), ({"done": 1},)]
+    assert beats == [({"done": 0},), (done,), (done,)]  # the predecessor's, whatever its shape
     fresh = ActivityEnvironment()
     beats = _recording(fresh)
     fresh.run(step)
-    assert beats == [(), ({"done": 1},), ({"done": 1},)]
+    assert beats == [(), (done,), (done,)]
 
 
 def test_reboot_heartbeats_before_it_restarts_and_nothing_before_that(
@@ -100,5 +102,5 @@ def test_reboot_heartbeats_before_it_restarts_and_nothing_before_that(
     beats = _recording(env)
     result = env.run(host_activities.reboot, HostInput(host="SVR2"))
     before = result.observed["last_boot_before"]
-    assert beats[0] == ({"restart_pending": True, "last_boot_before": before},)
-    assert beats[1] == ({"restart_requested": True, "last_boot_before": before},)
+    assert beats[0] == (RebootBeat(restart_pending=True, last_boot_before=before).details(),)
+    assert beats[1] == (RebootBeat(restart_requested=True, last_boot_before=before).details(),)

@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.checkpoint import CheckpointActivities
+from activities.checkpoint import CheckpointActivities, RestoredBeat
 from activities.models import CheckpointInput, VmInput
 from activities.registry import build_activities
 from activities.vm import VmActivities
@@ -91,7 +91,8 @@ def test_restore_turns_off_applies_and_leaves_off(
     before = mutations(linux, "SVR2")
     retried = env.run(acts.restore, BASELINE)
     assert retried.changed and retried.observed["resumed"]
-    assert beats and all(b == ({"restored": "baseline", "vm": "Linux01"},) for b in beats)
+    marker = RestoredBeat(restored="baseline", vm="Linux01").details()
+    assert beats and all(b == (marker,) for b in beats)
     assert mutations(linux, "SVR2") == before
 
 

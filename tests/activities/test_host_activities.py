@@ -273,15 +273,18 @@ def test_instant_reboot_costs_one_new_shell_and_no_wait(
     assert server.request_counts.get("Create", 0) == 2
 
 
+@pytest.mark.parametrize("tagged", [False, True], ids=["older-worker", "this-worker"])
 def test_retried_reboot_does_not_restart_the_host_again(
-    fleet: Fleet, host_activities: HostActivities
+    fleet: Fleet, host_activities: HostActivities, tagged: bool
 ) -> None:
     """An attempt whose predecessor heartbeated 'restart sent' (the worker died after sending
-    it) only waits for the old boot to go: no second Restart-Computer."""
+    it; the details as a worker before typed details, or this one, wrote them) only waits for
+    the old boot to go: no second Restart-Computer."""
     first = host_activities.reboot(HostInput(host="SVR2"))
     assert mutations(fleet, "SVR2")["Restart-Computer"] == 1
     again = _retried({"restart_requested": True,
-                      "last_boot_before": first.observed["last_boot_before"]}).run(
+                      "last_boot_before": first.observed["last_boot_before"],
+                      **({"beat": "host.reboot"} if tagged else {})}).run(
         host_activities.reboot, HostInput(host="SVR2"))
     assert again.observed["last_boot_before"] == first.observed["last_boot_before"]
     assert mutations(fleet, "SVR2")["Restart-Computer"] == 1

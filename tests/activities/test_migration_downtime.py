@@ -137,8 +137,8 @@ def test_probing_stops_at_the_timeout(fleet: Fleet, driver: JobDriver, clock: Fa
     answering(fleet, True)
     job_id = acts.start_move(MOVE).observed["job_id"]
     result, beats = watch(acts, job_id, "shared-nothing", lambda n: None, timeout=0.5)
-    assert beats == [{"probes": 2, "lost": 0, "longest": 0}, {"probes": 3, "lost": 0,
-                                                              "longest": 0}]
+    assert beats == [mg.DowntimeBeat(probes=2, lost=0, longest=0).details(),
+                     mg.DowntimeBeat(probes=3, lost=0, longest=0).details()]
     assert result.observed == {"measured": True, "downtime_seconds": 0, "probes": 3, "lost": 0,
                                "from": "DC1"}
     driver.finish()

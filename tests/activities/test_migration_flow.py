@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import migration as mg
-from activities.migration import MigrationActivities
+from activities.migration import JobBeat, MigrationActivities
 from activities.models import FindJobInput, MigrationJobInput, MoveInput, VerifyLocationInput
 from hvlab.powershell.endpoints import SimEndpoints
 from hvlab.powershell.session import SessionPool
@@ -240,14 +240,17 @@ def test_poll_counts_polls_and_reports_completed(
     assert result.observed["polls"] == len(beats) + 1 and result.observed["polls"] > 2
     assert result.observed["resumed_from"] is None
     assert result.observed["job_id"] == job_id and result.observed["job_state"] == 7
-    assert all(b == {"job_id": job_id, "percent": b["percent"]} for b in beats)
+    assert all(b == JobBeat(job_id=job_id, percent=b["percent"]).details() for b in beats)
 
 
+@pytest.mark.parametrize("tagged", [False, True], ids=["older-worker", "this-worker"])
 def test_poll_resumes_only_from_its_own_job(
-    fleet: Fleet, driver: JobDriver, acts: MigrationActivities
+    fleet: Fleet, driver: JobDriver, acts: MigrationActivities, tagged: bool
 ) -> None:
-    """Earlier details of this job are re-sent first and reported as the resume point;
-    details of another job are ignored."""
+    """Earlier details of this job (as a worker before typed details, or this one, wrote
+    them) are re-sent first and reported as the resume point; details of another job are
+    ignored."""
+    tag = {"beat": JobBeat.KIND} if tagged else {}
     job_id = acts.start_move(MOVE).observed["job_id"]
     driver.finish()
     request = MigrationJobInput(host="SVR2", job_id=job_id, interval_seconds=0.001)
@@ -255,13 +258,13 @@ def test_poll_resumes_only_from_its_own_job(
     beats: list[tuple[Any, ...]] = []
     env.on_heartbeat = lambda *details: beats.append(details)
     env.info = dataclasses.replace(env.info, heartbeat_details=[{"job_id": job_id,
-                                                                 "percent": 40}])
+                                                                 "percent": 40, **tag}])
     result = env.run(acts.poll_job, request)
     assert result.observed["resumed_from"] == 40 and result.observed["polls"] == 1
-    assert beats and beats[0] == ({"job_id": job_id, "percent": 40},)
+    assert beats and beats[0] == (JobBeat(job_id=job_id, percent=40).details(),)
     other = ActivityEnvironment()
     other.info = dataclasses.replace(other.info, heartbeat_details=[{
-        "job_id": "00000000-0000-4000-8000-000000000001", "percent": 40}])
+        "job_id": "00000000-0000-4000-8000-000000000001", "percent": 40, **tag}])
     assert other.run(acts.poll_job, request).observed["resumed_from"] is None
 
 

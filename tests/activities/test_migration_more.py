@@ -149,15 +149,20 @@ def test_readiness_retry_after_changes_reports_changed(
     last.on_heartbeat = lambda *details: beats.append(details)
     last.run(acts.readiness, request)
     assert beats[0] == ({"previous": WANTED.model_dump(exclude={"lab"}),
-                         "added_networks": []},)
+                         "added_networks": [], "beat": "migration.readiness"},)
 
 
 def test_liveness_beats_repeat_the_progress_details(
     fleet: Fleet, acts: MigrationActivities
 ) -> None:
-    """While a long command runs, the liveness beat repeats this execution's last progress
-    details (never a bare beat that would blank them); a new progress scope starts empty."""
-    from activities import migration as mg
+    """While a long command runs, the liveness beat repeats this execution's last details
+    (never a bare beat that would blank them), and before it has any, its predecessor's (the
+    liveness beats of migration, replica and checkpoint steps were bare until their first
+    progress beat); another execution in the same thread starts without them."""
+    import dataclasses
+
+    from activities.base import application_errors, heartbeat, liveness
+    from activities.migration import JobBeat
     from hvlab.powershell.command import SWITCH, Command
     from simulator.clock import Clock
     from tests.activities.test_migration_activities import DEST, JobDriver
@@ -170,26 +175,32 @@ def test_liveness_beats_repeat_the_progress_details(
 
     def on_heartbeat(*details: object) -> None:
         beats.append(details)
-        if len(beats) == 3:  # the first liveness beat
-            driver.finish()
+        driver.finish()  # the first liveness beat while Move-VM runs
 
-    def body() -> object:
-        mg.progress({"step": 1})
-        with mg.progress_scope():
-            inner = mg._PROGRESS.get()
-            mg.progress({"step": 2})
+    predecessor = {"job_id": "A", "percent": 1}  # as a worker before typed details wrote it
+    second = JobBeat(job_id="A", percent=2)
+
+    def body() -> None:
+        with application_errors():
             acts._remote.run("SVR2", slow)
-        return inner, mg._PROGRESS.get()
+            heartbeat(second)
+            liveness()
 
     env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[predecessor])
     env.on_heartbeat = on_heartbeat
     try:
-        inner, after = env.run(body)  # type: ignore[misc]
+        env.run(body)
     finally:
         fleet.sim.clock = Clock(0)
-    assert inner == () and after == ({"step": 1},)
-    assert beats[:3] == [({"step": 1},), ({"step": 2},), ({"step": 2},)]
+    assert beats[0] == (predecessor,) and beats[-2:] == [(second.details(),)] * 2
+    assert all(b == (predecessor,) for b in beats[:-2])
     assert fleet.sim.host("SVR1").vm("Linux01") is not None
+    fresh = ActivityEnvironment()
+    seen: list[tuple[object, ...]] = []
+    fresh.on_heartbeat = lambda *details: seen.append(details)
+    fresh.run(liveness)
+    assert seen == [()]
 
 
 def test_cancelled_poll_stops_with_cancelled_error(

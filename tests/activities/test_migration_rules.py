@@ -10,6 +10,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities import migration as mg
+from activities.base import last_heartbeat
 from activities.models import MigrationHostSettings, MigrationNetworkInput, MoveInput
 from hvlab.powershell.command import SWITCH
 
@@ -251,9 +252,9 @@ def test_subnet_normalised() -> None:
     assert mg._subnet(None) == ""
 
 
-def test_resume_details_outside_an_activity_are_empty() -> None:
+def test_resume_details_outside_an_activity_are_none() -> None:
     """Outside an activity there is nothing to resume from."""
-    assert mg._resume_details() == {}
+    assert last_heartbeat(mg.JobBeat) is None and last_heartbeat(mg.ReadinessBeat) is None
 
 
 def test_smb_commands_ignore_a_storage_path() -> None:
