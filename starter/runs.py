@@ -42,8 +42,6 @@ from workflows.outcome import MEMO_KEY, Compensation
 from workflows.progress import Progress as WorkflowProgress
 
 LAB_UI = "http://127.0.0.1:{port}/namespaces/{ns}/workflows/{id}"
-
-
 WATCH_INTERVAL = 0.5  # seconds between two progress polls of --watch
 
 
@@ -249,9 +247,9 @@ async def compensation_lines(description: WorkflowExecutionDescription) -> list[
     return summary.lines() if isinstance(summary, Compensation) else []
 
 
-def launch(workflow: str, arg: BaseModel, workflow_id: str, summary: str, no_wait: bool,
-           as_json: bool) -> None:
-    """Start (or attach to) the workflow named ``workflow`` and follow it (``summary`` is
-    both its Web UI summary and the announcement)."""
+def launch(workflow: Any, arg: BaseModel, workflow_id: str, summary: str, *, no_wait: bool,
+           as_json: bool, what: str = "") -> None:
+    """Start ``workflow`` as ``workflow_id`` (or attach to the run going) and follow it:
+    ``summary`` is its Web UI summary, ``what`` the announcement (else the summary)."""
     handle = asyncio.run(start_or_attach(workflow, arg, workflow_id, summary))
-    follow(handle.id, what=summary, no_wait=no_wait, as_json=as_json)
+    follow(handle.id, what=what or summary, no_wait=no_wait, as_json=as_json)

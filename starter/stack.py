@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from hvlab.devstack import DevConfig
 
 SIM_MODULE = "starter.commands.sim"  # `python -m` runs `hvlab sim` from it
+DETACH_TIMEOUT = 60.0  # seconds a detached fleet may take to serve
 
 
 def dev_config(port: int | None = None, ui_port: int | None = None) -> DevConfig:
@@ -38,9 +39,6 @@ def current_config() -> DevConfig:
 
     cfg = dev_config()
     return DevConfig.saved(cfg.home) or cfg
-
-
-DETACH_TIMEOUT = 60.0
 
 
 def home() -> Path:

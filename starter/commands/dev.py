@@ -31,12 +31,9 @@ dev_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-
 PortOption = Annotated[
     int | None, typer.Option("--port", help="dev server gRPC port [HVLAB_DEV_PORT, 7233]")
 ]
-
-
 UiPortOption = Annotated[
     int | None, typer.Option("--ui-port", help="Web UI port [HVLAB_UI_PORT, 8233]")
 ]

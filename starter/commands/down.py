@@ -52,7 +52,7 @@ def down(
     workflow_id = f"{spec.lab}-down"
     try:
         launch("LabTeardownWorkflow", LabTeardownInput(spec=spec, force=force), workflow_id,
-                f"teardown of lab {spec.lab}", no_wait, as_json)
+               f"teardown of lab {spec.lab}", no_wait=no_wait, as_json=as_json)
     except typer.Exit as done:
         if done.exit_code == 0 and not no_wait and not as_json:
             for line in asyncio.run(_kept(workflow_id)):

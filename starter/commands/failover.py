@@ -31,6 +31,7 @@ from starter.options import (
 )
 from starter.runs import (
     follow,
+    launch,
     register_lab,
     start_or_attach,
     temporal_client,
@@ -99,9 +100,8 @@ def failback(
     spec = register_lab(spec, sim)
     request = PlannedFailoverInput(spec=spec, vm=name, replica=entry.primary,
                                    reverse=not no_reverse, compensate=not no_compensate)
-    handle = asyncio.run(start_or_attach(PlannedFailoverWorkflow.run, request,
-                                         failover_id(spec.lab, name), f"failback of {name}"))
-    follow(handle.id, what=f"failback of [bold]{name}[/] to {entry.primary}",
+    launch(PlannedFailoverWorkflow.run, request, failover_id(spec.lab, name),
+           f"failback of {name}", what=f"failback of [bold]{name}[/] to {entry.primary}",
            no_wait=no_wait, as_json=as_json)
 
 

@@ -10,7 +10,6 @@ Each waits for its workflow with live progress and ends with its recap and outco
 
 from __future__ import annotations
 
-import asyncio
 from enum import StrEnum
 from typing import Annotated
 
@@ -29,7 +28,7 @@ from starter.options import (
     VmName,
     WatchOption,
 )
-from starter.runs import follow, register_lab, start_or_attach, wait_mode
+from starter.runs import launch, register_lab, wait_mode
 from workflows.migration import LiveMigrationInput, LiveMigrationWorkflow, migration_id
 from workflows.replication import (
     ReplicationWorkflow,
@@ -79,9 +78,8 @@ def migrate(
         spec=spec, vm=name, mode=mode.value, storage_path=storage_path,
         destination=target if mode is not Mode.storage else None,
         source=target if mode is Mode.storage else None, compensate=not no_compensate)
-    handle = asyncio.run(start_or_attach(LiveMigrationWorkflow.run, request,
-                                migration_id(spec.lab, name), f"migrate {name} ({mode.value})"))
-    follow(handle.id, what=f"migration of [bold]{name}[/] ({mode.value})",
+    launch(LiveMigrationWorkflow.run, request, migration_id(spec.lab, name),
+           f"migrate {name} ({mode.value})", what=f"migration of [bold]{name}[/] ({mode.value})",
            no_wait=no_wait, as_json=as_json)
 
 
@@ -111,7 +109,5 @@ def replicate(
     spec = register_lab(spec, sim)
     request = ReplicationWorkflowInput(spec=spec, vm=name, replica=replica,
                                        compensate=not no_compensate)
-    handle = asyncio.run(start_or_attach(ReplicationWorkflow.run, request,
-                                replication_id(spec.lab, name), f"replicate {name}"))
-    follow(handle.id, what=f"replication of [bold]{name}[/]",
-           no_wait=no_wait, as_json=as_json)
+    launch(ReplicationWorkflow.run, request, replication_id(spec.lab, name), f"replicate {name}",
+           what=f"replication of [bold]{name}[/]", no_wait=no_wait, as_json=as_json)

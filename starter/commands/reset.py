@@ -54,7 +54,7 @@ def checkpoint(
                                       replace=replace)
     verb = "retake" if replace else "checkpoint"
     launch("CheckpointWorkflow", request, f"{spec.lab}-checkpoint-{name}",
-            f"{verb} {name} of lab {spec.lab}", no_wait, as_json)
+           f"{verb} {name} of lab {spec.lab}", no_wait=no_wait, as_json=as_json)
 
 
 def reset(
@@ -74,5 +74,5 @@ def reset(
     chosen = chosen_checkpoint(spec, name)
     spec = register_lab(spec, sim)
     launch("LabResetWorkflow", LabResetInput(spec=spec, checkpoint=chosen, compensate=compensate),
-            reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", no_wait,
-            as_json)
+           reset_workflow_id(spec.lab), f"reset of lab {spec.lab} to {chosen}", no_wait=no_wait,
+           as_json=as_json)

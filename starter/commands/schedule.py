@@ -48,8 +48,6 @@ from starter.schedules import (
 )
 
 ScheduleId = Annotated[str, typer.Argument(help="schedule id, e.g. classroom-reset-schedule")]
-
-
 CRON = re.compile(r"^\S+( \S+){4}$")
 
 

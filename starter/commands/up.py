@@ -8,7 +8,6 @@ returns after the start; ``--watch`` is the default, kept).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +22,7 @@ from starter.options import (
     SimOption,
     WatchOption,
 )
-from starter.runs import follow, register_lab, start_or_attach, wait_mode
+from starter.runs import launch, register_lab, wait_mode
 from workflows.converge import LabConvergeInput, LabConvergeWorkflow, converge_id
 from workflows.lab_build import LabBuildInput, LabBuildWorkflow
 
@@ -47,10 +46,8 @@ def up(
     spec = load_lab(file)
     spec = register_lab(spec, sim)
     request = LabBuildInput(spec=spec, compensate=not no_compensate)
-    handle = asyncio.run(start_or_attach(LabBuildWorkflow.run, request, build_id(spec.lab),
-                                         f"build lab {spec.lab}"))
-    follow(handle.id, what=f"build of lab [bold]{spec.lab}[/]", no_wait=no_wait,
-           as_json=as_json)
+    launch(LabBuildWorkflow.run, request, build_id(spec.lab), f"build lab {spec.lab}",
+           what=f"build of lab [bold]{spec.lab}[/]", no_wait=no_wait, as_json=as_json)
 
 
 def converge(
@@ -67,7 +64,5 @@ def converge(
     spec = load_lab(file)
     spec = register_lab(spec, sim)
     request = LabConvergeInput(spec=spec, compensate=not no_compensate)
-    handle = asyncio.run(start_or_attach(LabConvergeWorkflow.run, request,
-                                         converge_id(spec.lab), f"converge lab {spec.lab}"))
-    follow(handle.id, what=f"converge of lab [bold]{spec.lab}[/]", no_wait=no_wait,
-           as_json=as_json)
+    launch(LabConvergeWorkflow.run, request, converge_id(spec.lab), f"converge lab {spec.lab}",
+           what=f"converge of lab [bold]{spec.lab}[/]", no_wait=no_wait, as_json=as_json)

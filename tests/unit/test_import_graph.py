@@ -194,13 +194,19 @@ def without(graph: Graph, edges: Iterable[tuple[str, str]]) -> Graph:
 # -- the analysis itself ------------------------------------------------------------------------
 
 
+def _empty_project(root: Path) -> None:
+    """The project's packages and single modules, empty, under ``root``."""
+    for package in PACKAGES:
+        (root / package).mkdir()
+        (root / package / "__init__.py").write_text("")
+    for name in SINGLE_MODULES:
+        (root / f"{name}.py").write_text("")
+
+
 def test_finds_cycles_through_function_level_and_type_checking_imports(tmp_path: Path) -> None:
     """The analysis sees a cycle closed by an import inside a function or under
     TYPE_CHECKING, and none where a package merely re-exports its submodules."""
-    for package in PACKAGES:
-        (tmp_path / package).mkdir()
-        (tmp_path / package / "__init__.py").write_text("")
-    (tmp_path / "worker.py").write_text("")
+    _empty_project(tmp_path)
     sim = tmp_path / "simulator"
     (sim / "a.py").write_text("from simulator.b import x\n")
     (sim / "b.py").write_text("x = 1\n\ndef f():\n    from simulator import a\n")
@@ -241,10 +247,7 @@ def test_finds_private_names_taken_from_another_module(tmp_path: Path) -> None:
     """The analysis sees ``from m import _x`` (also relative and inside a function) and
     ``m._x`` on a module bound by ``import``, ``import ... as`` or ``from package import m``;
     not a module's own private names, dunders, or a private attribute of a non-module."""
-    for package in PACKAGES:
-        (tmp_path / package).mkdir()
-        (tmp_path / package / "__init__.py").write_text("")
-    (tmp_path / "worker.py").write_text("")
+    _empty_project(tmp_path)
     cli = tmp_path / "starter"
     (cli / "lower.py").write_text("_helper = 1\npublic = 2\n")
     (cli / "a.py").write_text("from starter.lower import _helper, public\n")
