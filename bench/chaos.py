@@ -82,7 +82,7 @@ from simulator.core import Registry  # noqa: E402
 from simulator.engine import default_registry  # noqa: E402
 from simulator.engine import mutating_counts as engine_mutating_counts  # noqa: E402
 from starter.scenario import Phase, Scenario  # noqa: E402
-from starter.schedule_cli import put_reset_schedule  # noqa: E402
+from starter.schedules import put_reset_schedule  # noqa: E402
 
 LAB = ROOT / "examples" / "classroom-lab.yaml"
 RESULTS = ROOT / "bench" / "results"
@@ -135,7 +135,7 @@ class Stack:
         # A fixed port of our own: with the default (5985, else ephemeral) a simulated reboot
         # frees 127.0.0.1x:5985 and another fleet starting then takes it (its hosts answer
         # our worker with 401).
-        argv = [sys.executable, "-m", "starter.sim_cli", "serve", str(LAB), "--speed",
+        argv = [sys.executable, "-m", "starter.commands.sim", "serve", str(LAB), "--speed",
                 str(self.speed), "--fresh", "--port", str(self.base_port + 5)]
         env = {**os.environ, "HVLAB_HOME": str(self.home)}
         with (sim / "serve.log").open("ab") as log:

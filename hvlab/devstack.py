@@ -67,7 +67,7 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.05
 FLEET_PID_FILES = ("fleet.pid", "sim.pid")
-FLEET_MARKER = "sim"  # in the fleet's command line: `hvlab sim serve` or `-m starter.sim_cli`
+FLEET_MARKER = "sim"  # in the fleet's command line: `hvlab sim serve` or `-m starter.commands.sim`
 ONE_SECOND = timedelta(seconds=1)
 
 

@@ -1,4 +1,9 @@
-"""The ``hvlab`` command line (Typer + Rich).
+"""The ``hvlab`` command line (Typer + Rich): the app, its commands and the exit codes.
+
+Each command lives in its module under ``starter/commands/`` (named for the command);
+``_mount_commands`` mounts them once per process, in the order ``hvlab --help`` lists them.
+No module imports this one back: what the commands share lives in the lower modules of
+``starter`` (``console``, ``options``, ``runs``, ``checks``, ``stack``, ``schedules``, ...).
 
 Exit codes: 0 success, 1 the operation failed, 2 bad input (invalid lab file, bad option,
 unknown id). ``main`` ends the process with ``os._exit`` after flushing: a temporalio Client in
@@ -7,21 +12,14 @@ a short process can otherwise crash at interpreter shutdown (SIGSEGV/SIGABRT und
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from hvlab.plan import BuildPlan
-from hvlab.spec import LabSpec
-from hvlab.specfile import SpecError, load_lab
-from workflows.kinds import build_plan
+from hvlab.specfile import SpecError
+from starter.console import UsageProblem, err, report_spec_error
 
 app = typer.Typer(
     name="hvlab",
@@ -31,189 +29,62 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: flags render as flags (Rich help shows "<bool>")
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-LabFile = Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)]
-
-
-class UsageProblem(Exception):
-    """Bad input that is not a lab-file problem; printed as one line, exit 2."""
-
-
-@app.command()
-def plan(
-    file: LabFile,
-    as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
-    live: Annotated[bool, typer.Option(
-        "--live", help="compare with what the lab's hosts hold now (read-only)")] = False,
-    sim: Annotated[bool, typer.Option(
-        "--sim", help="compare with what the simulated fleet holds now (implies --live)")
-    ] = False,
-    exercise: Annotated[str | None, typer.Option(
-        "--exercise", help="print the steps of this exercise of FILE instead",
-        show_default=False)] = None,
-) -> None:
-    """Validate FILE and print the build DAG: units, their order and their steps.
-
-    With --live (or --sim) print instead what converging FILE would do to the lab as it is
-    now: VMs, replications and checkpoints to create, moved or failed over (left where the
-    class put them), duplicated or unchanged, and a one-line summary.
-
-    With --exercise NAME print the steps `hvlab run FILE NAME` runs, in order."""
-    spec = load_lab(file)  # SpecError is reported by run() (exit 2)
-    if exercise is not None:
-        _print_exercise(spec, exercise, as_json)
-        return
-    if live or sim:
-        _print_live_plan(spec, sim, as_json)
-        return
-    build = build_plan(spec)
-    if as_json:
-        sys.stdout.write(json.dumps(_plan_json(spec, build), indent=2) + "\n")
-        return
-    _print_plan(spec, build)
-
-
-def _print_live_plan(spec: LabSpec, sim: bool, as_json: bool) -> None:
-    from activities.observe import observe_hosts
-    from hvlab.lab_state import SYMBOLS, differences, summary
-    from hvlab.powershell.errors import RemoteError
-    from hvlab.settings import get_settings
-
-    try:
-        state = observe_hosts(spec, sim=sim, home=get_settings().home_dir)
-    except RemoteError as exc:
-        fix = ("start the simulated fleet: `hvlab sim serve FILE --detach`" if sim
-               else exc.fix or "check the lab file's connections (`hvlab doctor FILE`)")
-        err.print(f"[red]error:[/] {exc.host or 'a host'}: {escape(exc.host_message)}; {fix}")
-        raise typer.Exit(1) from None
-    found = differences(spec, state)
-    if as_json:
-        sys.stdout.write(json.dumps({"lab": spec.lab, "differences": [
-            d.model_dump() for d in found], "summary": summary(found)}, indent=2) + "\n")
-        return
-    out.print(f"[bold]lab {spec.lab}[/] as it is now ({'simulated fleet' if sim else 'hosts'})")
-    table = Table(show_header=False, box=None, pad_edge=False)
-    for difference in found:
-        table.add_row(f"  {SYMBOLS[difference.action]}", difference.what,
-                      escape(difference.detail))
-    out.print(table)
-    out.print(summary(found))
-
-
-def _print_exercise(spec: LabSpec, name: str, as_json: bool) -> None:
-    from hvlab.exercises import describe, exercise_id
-
-    if not spec.exercises:
-        raise UsageProblem(f"--exercise: the lab file of lab {spec.lab} has no `exercises:`")
-    try:
-        exercise = spec.exercise(name)
-    except KeyError:
-        known = ", ".join(e.name for e in spec.exercises)
-        raise UsageProblem(f"--exercise: lab {spec.lab} has no exercise {name!r} "
-                           f"(known: {known})") from None
-    steps = describe(spec, exercise)
-    if as_json:
-        sys.stdout.write(json.dumps({
-            "lab": spec.lab, "exercise": exercise.name, "description": exercise.description,
-            "workflow_id": exercise_id(spec.lab, exercise.name),
-            "steps": [{"name": n, "kind": k, "title": t} for n, k, t in steps]}, indent=2)
-            + "\n")
-        return
-    out.print(f"[bold]lab {spec.lab}[/]  exercise [bold]{exercise.name}[/]"
-              + (f": {escape(exercise.description)}" if exercise.description else ""))
-    table = Table(show_header=False, box=None, pad_edge=False)
-    for number, (step, kind, title) in enumerate(steps, 1):
-        table.add_row(f"  {number:>2}.", step, kind, escape(title))
-    out.print(table)
-
-
-def _plan_json(spec: LabSpec, build: BuildPlan) -> dict[str, object]:
-    from workflows.kinds import plan_commands
-
-    commands = plan_commands(spec, build)
-    data = build.model_dump(mode="json")
-    for unit in data["units"]:
-        for step in unit["steps"]:
-            step["commands"] = [c.describe() for c in commands[(unit["id"], step["name"])]]
-    return data
-
-
-def _print_plan(spec: LabSpec, build: BuildPlan) -> None:
-    from workflows.kinds import plan_commands
-
-    commands = plan_commands(spec, build)
-    hosts = ", ".join(f"{h.name} ({h.role})" for h in spec.hosts)
-    out.print(f"[bold]lab {spec.lab}[/]  domain {spec.domain.fqdn}  hosts: {hosts}")
-    out.print("VMs: " + ", ".join(f"{v.name} on {v.host}" for v in spec.vms))
-    for unit in build.order():
-        after = ", ".join(unit.depends_on) or "-"
-        out.print(f"\n[bold cyan]{unit.id}[/]  phase {unit.phase}  after: {after}")
-        table = Table(show_header=False, box=None, pad_edge=False)
-        for number, step in enumerate(unit.steps, 1):
-            table.add_row(f"  {number:>2}.", step.host, step.title)
-            for command in commands[(unit.id, step.name)]:
-                table.add_row("", "", f"[dim]{escape(command.describe())}[/]")
-        out.print(table)
-
-
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_ID = "urn:hvlab:schema:lab-file:v1"
-
-
-def lab_schema() -> dict[str, object]:
-    """The lab file's JSON Schema with its dialect (``$schema``) and identity (``$id``), as
-    editors (the YAML language server) and validators expect them."""
-    return {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_ID, **LabSpec.model_json_schema()}
-
-
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of the lab file (save it and point an editor at it: see the
-    README)."""
-    sys.stdout.write(json.dumps(lab_schema(), indent=2) + "\n")
-
 
 _mounted = False
 
 
-def _mount_subcommands() -> None:
-    """Register the command groups that live in their own modules, once per process.
+def _mount_commands() -> None:
+    """Register every command and command group, once per process.
 
     ``app`` is module-global: mounting on every ``run()`` appended every command again, so an
     in-process caller (the tests, a long-lived wrapper) saw the app grow and slow down per call.
+    The command modules are imported here, not at the top, so importing this module stays
+    cheap.
     """
     global _mounted
     if _mounted:
         return
-    from starter import (
-        demo_cli,
-        operate_cli,
-        ops_cli,
-        run_cli,
-        runtime_cli,
-        schedule_cli,
-        sim_cli,
+    from starter.commands import (
+        codec,
+        demo,
+        dev,
+        doctor,
+        down,
+        failover,
+        health,
+        migrate,
+        plan,
+        reset,
+        run,
+        schedule,
+        sim,
+        up,
+        watch,
     )
 
-    runtime_cli.register(app)
-    ops_cli.register(app)
-    operate_cli.register(app)
-    demo_cli.register(app)
-    run_cli.register(app)
-    schedule_cli.register(app)
-    app.add_typer(sim_cli.sim_app, name="sim")
-    from starter import codec_cli
-    codec_cli.register(app)
+    commands = (
+        ("plan", plan.plan), ("schema", plan.schema),
+        ("worker", dev.worker_command),
+        ("doctor", doctor.doctor_command), ("host-setup", doctor.host_setup_command),
+        ("up", up.up),
+        ("watch", watch.watch), ("status", watch.status), ("cancel", watch.cancel),
+        ("history", watch.history),
+        ("migrate", migrate.migrate), ("replicate", migrate.replicate),
+        ("failover", failover.failover), ("failback", failover.failback),
+        ("converge", up.converge), ("approve", failover.approve),
+        ("demo", demo.demo),
+        ("run", run.run),
+        ("checkpoint", reset.checkpoint), ("reset", reset.reset), ("down", down.down),
+        ("health", health.health),
+        ("codec-server", codec.codec_server),
+    )
+    for name, command in commands:
+        app.command(name)(command)
+    groups = (("dev", dev.dev_app), ("schedule", schedule.schedule_app), ("sim", sim.sim_app),
+              ("codec", codec.codec_app))
+    for name, group in groups:
+        app.add_typer(group, name=name)
     _mounted = True
-
-
-def _report_spec_error(exc: SpecError) -> int:
-    err.print(f"[red]invalid lab file[/] {exc.source}: {len(exc.issues)} problem(s)")
-    for issue in exc.issues:
-        err.print(f"  {issue}", markup=False)
-    return 2
 
 
 def _configure_cli_logging() -> None:
@@ -229,11 +100,11 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
     try:
         _configure_cli_logging()
-        _mount_subcommands()
+        _mount_commands()
         result = app(args=argv, standalone_mode=False, prog_name="hvlab")
         return result if isinstance(result, int) else 0
     except SpecError as exc:
-        return _report_spec_error(exc)
+        return report_spec_error(exc)
     except UsageProblem as exc:
         err.print(f"[red]error:[/] {exc}", markup=True)
         return 2

@@ -21,9 +21,9 @@ from temporalio.client import (
 )
 
 from starter.cli import app, run
-from starter.ops_cli import in_lab, lab_keys
+from starter.commands.watch import in_lab, lab_keys
 from starter.recap import Outcome, RecapRow, rows_for, step_rows
-from starter.schedule_cli import cron_text
+from starter.schedules import cron_text
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hvlab.specfile import load_lab
-from starter.cli import UsageProblem
-from starter.schedule_cli import reset_schedule, reset_zone
+from starter.console import UsageProblem
+from starter.schedules import reset_schedule, reset_zone
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "classroom-lab.yaml"
 

@@ -26,7 +26,7 @@ from temporalio.service import RPCError
 from hvlab.spec import LabSpec
 from hvlab.specfile import dump_lab
 from simulator.fleet import Fleet
-from starter import ops_cli
+from starter import runs
 from starter.inspection import Watcher, timeline
 from tests.faults.test_fault_matrix import cli_text
 from tests.sim.conftest import hyperv_ready, join_domain
@@ -34,7 +34,7 @@ from tests.workflows.conftest import hvlab, lab_worker
 from workflows.lab_build import LabBuildInput, LabBuildWorkflow
 from workflows.reset import LabResetInput, LabResetWorkflow
 
-MAX_POLLS = 10  # progress polls of --watch (ops_cli.WATCH_INTERVAL apart) to see the failure
+MAX_POLLS = 10  # progress polls of --watch (runs.WATCH_INTERVAL apart) to see the failure
 UNREACHABLE_FIX = "fix: check that the host is running and on the network"
 
 
@@ -98,7 +98,7 @@ async def test_host_down_reaches_the_watch_within_a_few_polls(
         watcher = Watcher(client, "sim.classroom-build")
         view = await watcher.poll()
         while not view.new and watcher.polls < MAX_POLLS:
-            await asyncio.sleep(ops_cli.WATCH_INTERVAL)
+            await asyncio.sleep(runs.WATCH_INTERVAL)
             view = await watcher.poll()
         assert view.new, f"no failing step seen in {watcher.polls} polls"
         assert view.running
@@ -110,7 +110,7 @@ async def test_host_down_reaches_the_watch_within_a_few_polls(
         assert f"connection refused at {where}" in failing.cause
         assert UNREACHABLE_FIX in failing.cause
         shown = Console(file=io.StringIO(), width=300, record=True)
-        shown.print(ops_cli._view(view))
+        shown.print(runs.live_view(view))
         live = shown.export_text()
         assert "sim.classroom-build > lab.observe" in live
         assert f"connection refused at {where}" in live and UNREACHABLE_FIX in live
@@ -124,13 +124,13 @@ async def test_host_down_reaches_the_watch_within_a_few_polls(
 
         # the CLI's own watch, while SVR2 is still down: the line comes before the end
         screen = Screen()
-        monkeypatch.setattr(ops_cli, "out", Console(file=screen, width=300, soft_wrap=True))
+        monkeypatch.setattr(runs, "out", Console(file=screen, width=300, soft_wrap=True))
         watching = asyncio.ensure_future(hvlab("watch", "sim.classroom-build"))
         try:
             for _ in range(MAX_POLLS * 10):
                 if "retrying:" in screen.text() or watching.done():
                     break
-                await asyncio.sleep(ops_cli.WATCH_INTERVAL / 10)
+                await asyncio.sleep(runs.WATCH_INTERVAL / 10)
             printed = screen.text()
             assert "retrying: sim.classroom-build > lab.observe: attempt" in printed
             assert not watching.done()

@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 from activities.registry import build_activities
 from hvlab.settings import Settings
 from hvlab.telemetry import hvlab_version
-from starter.runtime_cli import temporal_checks
+from starter.checks import temporal_checks
 from tests.conftest import WorkerRunner, wait_for_pollers
 from workflows.doctor import DoctorInput, DoctorResult, DoctorWorkflow
 from workflows.registry import ALL_WORKFLOWS

@@ -18,7 +18,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from hvlab.codec import EncryptionCodec, Keyring, new_key_line
 from hvlab.settings import Settings
-from starter.codec_cli import CodecServer, make_server, serve_in_thread
+from starter.codec_server import CodecServer, make_server, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 HVLAB = str(Path(sys.executable).parent / "hvlab")

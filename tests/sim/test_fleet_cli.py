@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from starter.sim_cli import sim_app
+from starter.commands.sim import sim_app
 from tests.sim.conftest import SEED
 
 pytestmark = pytest.mark.integration

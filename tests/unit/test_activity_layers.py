@@ -3,8 +3,8 @@
 Lower modules (``base``: remote commands, heartbeats, shared failures; ``models``; ``marks``;
 ``context``) import no domain module. A domain module (one kind of step: ``host``, ``vm``,
 ``migration``, ...) may reuse another domain's command builders (``get_vm_command``), never
-its helpers: what several domains share lives in a lower module. ``registry`` and
-``plan_commands`` put the domains together and may import anything."""
+its helpers: what several domains share lives in a lower module. ``registry`` puts the
+domains together and may import anything."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "activities"
 LOWER = {"base", "models", "marks", "context"}
-ASSEMBLERS = {"registry", "plan_commands", "__init__"}
+ASSEMBLERS = {"registry", "__init__"}
 REUSABLE_SUFFIXES = ("_command", "_script")
 
 

@@ -10,6 +10,12 @@ the submodule's dependency (a package re-exporting its submodules is no cycle).
 The known cycles outside ``simulator/`` are allowed edge by edge in :data:`KNOWN_CYCLE_EDGES`;
 removing those edges must leave no cycle, so any new cycle fails, and an allowed edge that no
 longer closes a cycle fails too until it is taken off the list.
+
+No module takes a private (underscore-prefixed) name from another project module, by ``from m
+import _x`` or by ``m._x`` on an imported module: what two modules share gets a public name in
+the lower one (the few that still do are listed in :data:`KNOWN_PRIVATE_IMPORTS`). And the
+CLI is layered: only ``starter.cli`` imports the command modules (``starter.commands.*``), and
+nothing imports ``starter.cli``.
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hvlab", "workflows", "activities", "starter", "simulator")
 SINGLE_MODULES = ("worker",)
 
-# issue 16 items 3-4: to remove. starter/cli.py mounts the command modules lazily, and they
-# import its helpers back.
-KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
-    ("starter.cli", f"starter.{name}")
-    for name in ("codec_cli", "demo_cli", "operate_cli", "ops_cli", "run_cli", "runtime_cli",
-                 "schedule_cli")
-)
+# Edges allowed to close a cycle while it is being taken apart: none now.
+KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset()
+
+# Private (underscore) names one project module takes from another, allowed until they get a
+# public name in a lower module: (importer, "module.name").
+KNOWN_PRIVATE_IMPORTS: frozenset[tuple[str, str]] = frozenset({
+    # issue 16 item 5: to remove (simulator/pstypes.py's enum helper wants a public name)
+    ("simulator.cmdlets.host_jobs", "simulator.pstypes._enum"),
+    ("simulator.cmdlets.network", "simulator.pstypes._enum"),
+    ("simulator.cmdlets.smb", "simulator.pstypes._enum"),
+})
 
 Graph = dict[str, set[str]]
 
@@ -56,17 +66,71 @@ def imports_of(name: str, path: Path, modules: Iterable[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name in known)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                module = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                module = node.module or ""
+            module = _imported_from(node, package)
             submodules = {f"{module}.{a.name}" for a in node.names} & known
             found.update(submodules)
             if len(submodules) < len(node.names) and module in known:
                 found.add(module)
     found.discard(name)
     return found
+
+
+def _imported_from(node: ast.ImportFrom, package: str) -> str:
+    """The module a ``from ... import`` statement names, relative imports resolved."""
+    if node.level:
+        base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+        return ".".join([*base, *([node.module] if node.module else [])])
+    return node.module or ""
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_imports_of(name: str, path: Path, modules: Iterable[str]) -> set[tuple[str, str]]:
+    """The private names of other project modules that ``name`` (at ``path``) uses:
+    ``from m import _x`` and ``m._x`` where ``m`` is bound to a project module by an import.
+    Each as ``(name, "m._x")``."""
+    known = set(modules)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found: set[tuple[str, str]] = set()
+    bound: dict[str, str] = {}  # local name -> the project module (or package) it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = _imported_from(node, package)
+            for alias in node.names:
+                if f"{module}.{alias.name}" in known:
+                    bound[alias.asname or alias.name] = f"{module}.{alias.name}"
+                elif module in known and _private(alias.name) and module != name:
+                    found.add((name, f"{module}.{alias.name}"))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.partition(".")[0]
+                if alias.asname and alias.name in known:
+                    bound[alias.asname] = alias.name
+                elif not alias.asname and top in known:
+                    bound[top] = top
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and _private(node.attr)):
+            continue
+        chain: list[str] = []
+        value: ast.expr = node.value
+        while isinstance(value, ast.Attribute):
+            chain.insert(0, value.attr)
+            value = value.value
+        if not isinstance(value, ast.Name) or value.id not in bound:
+            continue
+        module = ".".join([bound[value.id], *chain])
+        if module in known and module != name:
+            found.add((name, f"{module}.{node.attr}"))
+    return found
+
+
+def private_imports(root: Path = ROOT) -> set[tuple[str, str]]:
+    modules = project_modules(root)
+    return {pair for name, path in modules.items()
+            for pair in private_imports_of(name, path, modules)}
 
 
 def import_graph(root: Path = ROOT) -> Graph:
@@ -130,13 +194,19 @@ def without(graph: Graph, edges: Iterable[tuple[str, str]]) -> Graph:
 # -- the analysis itself ------------------------------------------------------------------------
 
 
+def _empty_project(root: Path) -> None:
+    """The project's packages and single modules, empty, under ``root``."""
+    for package in PACKAGES:
+        (root / package).mkdir()
+        (root / package / "__init__.py").write_text("")
+    for name in SINGLE_MODULES:
+        (root / f"{name}.py").write_text("")
+
+
 def test_finds_cycles_through_function_level_and_type_checking_imports(tmp_path: Path) -> None:
     """The analysis sees a cycle closed by an import inside a function or under
     TYPE_CHECKING, and none where a package merely re-exports its submodules."""
-    for package in PACKAGES:
-        (tmp_path / package).mkdir()
-        (tmp_path / package / "__init__.py").write_text("")
-    (tmp_path / "worker.py").write_text("")
+    _empty_project(tmp_path)
     sim = tmp_path / "simulator"
     (sim / "a.py").write_text("from simulator.b import x\n")
     (sim / "b.py").write_text("x = 1\n\ndef f():\n    from simulator import a\n")
@@ -171,3 +241,44 @@ def test_no_new_import_cycle() -> None:
     closing = {(a, b) for c in cycles(graph) for a in c for b in graph[a] if b in c}
     stale = sorted(KNOWN_CYCLE_EDGES - closing)
     assert not stale, f"these allowed edges close no cycle any more, remove them: {stale}"
+
+
+def test_finds_private_names_taken_from_another_module(tmp_path: Path) -> None:
+    """The analysis sees ``from m import _x`` (also relative and inside a function) and
+    ``m._x`` on a module bound by ``import``, ``import ... as`` or ``from package import m``;
+    not a module's own private names, dunders, or a private attribute of a non-module."""
+    _empty_project(tmp_path)
+    cli = tmp_path / "starter"
+    (cli / "lower.py").write_text("_helper = 1\npublic = 2\n")
+    (cli / "a.py").write_text("from starter.lower import _helper, public\n")
+    (cli / "b.py").write_text("def f():\n    from .lower import _helper\n")
+    (cli / "c.py").write_text("from starter import lower\nx = lower._helper\n")
+    (cli / "d.py").write_text("import starter.lower\nx = starter.lower._helper\n")
+    (cli / "e.py").write_text("import starter.lower as low\nx = low._helper\n")
+    (cli / "fine.py").write_text(
+        "from starter.lower import public\n_mine = 1\nx = _mine\n"
+        "from starter import lower\ny = lower.__name__\nz = public._real\n")
+    assert private_imports(tmp_path) == {
+        (f"starter.{m}", "starter.lower._helper") for m in ("a", "b", "c", "d", "e")}
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    """No project module uses another one's private name (outside KNOWN_PRIVATE_IMPORTS); each
+    allowed one is still used (else take it off the list)."""
+    found = private_imports()
+    new = sorted(found - KNOWN_PRIVATE_IMPORTS)
+    assert not new, ("private names used across modules (give the shared helper a public "
+                     f"name in the lower module): {new}")
+    stale = sorted(KNOWN_PRIVATE_IMPORTS - found)
+    assert not stale, f"these allowed private imports are gone, remove them: {stale}"
+
+
+def test_the_cli_is_layered() -> None:
+    """Only ``starter.cli`` imports the command modules, and no module imports ``starter.cli``
+    (it mounts the commands; what they share lives in starter's lower modules)."""
+    graph = import_graph()
+    commands = {m for m in graph if m.startswith("starter.commands.")}
+    assert commands, "no command modules under starter/commands/"
+    wrong = sorted((a, b) for a, bs in graph.items() for b in bs
+                   if (b in commands and a != "starter.cli") or b == "starter.cli")
+    assert not wrong, f"imports across the CLI's layers: {wrong}"

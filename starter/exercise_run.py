@@ -1,11 +1,8 @@
-"""``hvlab run FILE [EXERCISE]``: a lab file's exercise as one durable workflow.
-
-The exercise runs in Temporal (ExerciseWorkflow, id ``<lab>-exercise-<name>``), not in this
-process: the command starts it (or attaches to the run of that id that is going), then by
-default follows it with a live table of its steps and exits with its outcome (0 completed, 1
-failed, cancelled or timed out), after a recap of every step. ``--no-wait`` returns after the
-start, printing the id and how to follow it. Ctrl-C while following stops following only: the
-exercise goes on, and the command says how to follow or cancel it.
+"""One run of a lab file's exercise (ExerciseWorkflow, id ``<lab>-exercise-<name>``), for
+``hvlab run``, ``hvlab demo`` and ``hvlab schedule run``: the exercise and start step chosen
+from the command line (a usage problem naming what exists otherwise), the start (or attach to
+the run of that id that is going), following it with a live table of its steps, and the recap
+of every step with the outcome (0 completed, 1 failed, cancelled or timed out).
 """
 
 from __future__ import annotations
@@ -14,10 +11,8 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -31,15 +26,15 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from hvlab.exercises import exercise_id, step_title
+from hvlab.exercises import step_title
 from hvlab.settings import get_settings
 from hvlab.spec import Exercise, LabSpec
-from hvlab.specfile import load_lab
-from starter.cli import UsageProblem, err, out
+from starter.console import UsageProblem, err, out
+from starter.inspection import failure_reason
+from starter.runs import compensation_lines, temporal_client
 from workflows.exercise import ExerciseInput, ExerciseWorkflow
 from workflows.progress import Progress
 
-LabFile = Annotated[Path, typer.Argument(help="lab file (YAML)", show_default=False)]
 COLOURS = {"done": "green", "unchanged": "green", "failed": "red", "running": "cyan",
            "pending": "dim", "skipped": "dim"}
 
@@ -110,9 +105,6 @@ async def _query(handle: WorkflowHandle[Any, Any]) -> Progress | None:
 async def follow(client: Client, workflow_id: str, console: Console, live: bool = True
                  ) -> Followed:
     """Follow the exercise run until it closes, with a live table of its steps."""
-    from starter.inspection import failure_reason
-    from starter.ops_cli import compensation_lines
-
     handle = client.get_workflow_handle(workflow_id)
     followed = Followed(workflow_id)
     display = Live(console=console, refresh_per_second=4, transient=False) if live else None
@@ -188,56 +180,10 @@ async def start_exercise(client: Client, request: ExerciseInput, workflow_id: st
             for s in request.spec.exercise(request.exercise).steps))
 
 
-def run(
-    file: LabFile,
-    exercise: Annotated[str, typer.Argument(
-        help="exercise name from the lab file (default: its first)", show_default=False)] = "",
-    sim: Annotated[bool, typer.Option("--sim", help="use the simulated fleet's endpoints")
-                   ] = False,
-    start_at: Annotated[str, typer.Option(
-        "--from", help="start at this step (the ones before it are skipped)",
-        show_default=False)] = "",
-    no_wait: Annotated[bool, typer.Option(
-        "--no-wait", help="return once the exercise has started")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the recap as JSON")] = False,
-    no_compensate: Annotated[bool, typer.Option(
-        "--no-compensate", help="a failing step keeps its partial state (debugging)")] = False,
-) -> None:
-    """Run an exercise of FILE (named, ordered steps) as one durable workflow.
-
-    Waits with live progress and exits 0 when every step completed, 1 otherwise; the exercise
-    runs in Temporal, so it goes on if this command ends. --from STEP resumes a partial run."""
-    from starter.ops_cli import _client, _ui_link, register_lab
-
-    spec = load_lab(file)
-    chosen = pick_exercise(spec, exercise)
-    check_start(chosen, start_at)
-    spec = register_lab(spec, sim)
-    workflow_id = exercise_id(spec.lab, chosen.name)
-    hint = f"hvlab run {file} {chosen.name}{' --sim' if sim else ''}"
-    request = ExerciseInput(spec=spec, exercise=chosen.name, start_at=start_at,
-                            compensate=not no_compensate, resume_hint=hint)
-
-    async def started() -> None:
-        await start_exercise(await _client(), request, workflow_id)
-
-    asyncio.run(started())
-    console = err if as_json else out
-    console.print(f"exercise [bold]{chosen.name}[/] of lab {spec.lab}: workflow {workflow_id}")
-    console.print(f"Web UI: {_ui_link(workflow_id)}")
-    if no_wait:
-        console.print(f"follow it with: hvlab watch {workflow_id}; cancel it with: hvlab cancel "
-                      f"{workflow_id}")
-        raise typer.Exit(0)
-    raise typer.Exit(wait_and_report(workflow_id, as_json))
-
-
 def wait_and_report(workflow_id: str, as_json: bool) -> int:
     """Follow the run until it closes and report it; Ctrl-C stops following only."""
-    from starter.ops_cli import _client
-
     async def go() -> Followed:
-        return await follow(await _client(), workflow_id, err if as_json else out,
+        return await follow(await temporal_client(), workflow_id, err if as_json else out,
                             live=not as_json)
 
     try:
@@ -248,7 +194,3 @@ def wait_and_report(workflow_id: str, as_json: bool) -> int:
                   f"changes) with: hvlab cancel {workflow_id}")
         return 130
     return report(followed, as_json)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("run")(run)

@@ -1,53 +1,37 @@
-"""``hvlab sim``: serve a simulated Windows fleet for a lab file, inspect, reset and stop it."""
+"""``hvlab sim``: serve a simulated Windows fleet for a lab file, inspect, reset and stop it.
+
+``python -m starter.commands.sim serve ...`` is how ``serve --detach`` starts the fleet in the
+background (:func:`starter.stack.detach_fleet`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hvlab.specfile import SpecError, load_lab
+from starter.console import err, out, report_spec_error
+from starter.stack import detach_fleet, home, print_endpoints, refuse, sim_home
 
 sim_app = typer.Typer(help="Simulated Windows fleet (WinRM/PSRP on loopback) for a lab file.",
                       rich_markup_mode=None)
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-DETACH_TIMEOUT = 60.0
-
-
-def home() -> Path:
-    """$HVLAB_HOME (default ~/.hvlab)."""
-    try:
-        from hvlab.settings import get_settings
-
-        return get_settings().home_dir
-    except ImportError:  # pragma: no cover - settings module missing
-        return Path(os.environ.get("HVLAB_HOME", "~/.hvlab")).expanduser()
-
-
-def sim_home() -> Path:
-    return home() / "sim"
 
 
 def _load(file: Path) -> Any:
     try:
         return load_lab(file)
     except SpecError as exc:
-        err.print(f"[red]invalid lab file[/] {exc.source}: {len(exc.issues)} problem(s)")
-        for issue in exc.issues:
-            err.print(f"  {issue}", markup=False)
-        raise typer.Exit(2) from None
+        raise typer.Exit(report_spec_error(exc)) from None
 
 
 def _fault_plan(path: Path | None, label: str) -> Any:
@@ -77,16 +61,6 @@ def _fault_plan(path: Path | None, label: str) -> Any:
     raise typer.Exit(2)
 
 
-def _print_endpoints(endpoints: dict[str, Any]) -> None:
-    table = Table(title="simulated hosts")
-    for column in ("host", "endpoint", "user"):
-        table.add_column(column)
-    for name, ep in endpoints.items():
-        table.add_row(name, f"http://{ep['address']}:{ep['port']}/wsman", ep["username"])
-    out.print(table)
-    out.print(f"credentials and ports: {sim_home() / 'endpoints.json'}")
-
-
 @sim_app.command()
 def serve(
     file: Annotated[Path, typer.Argument(help="lab file (YAML)")],
@@ -105,7 +79,7 @@ def serve(
     spec = _load(file)
     plan = _fault_plan(faults, "--faults")
     if detach:
-        _detach(file, speed, faults, fresh, port)
+        detach_fleet(file, speed, faults, fresh, port)
         return
     from simulator.fleet import Fleet, FleetRunning
 
@@ -113,9 +87,9 @@ def serve(
         fleet = Fleet(spec, home(), speed=speed, faults=plan, fresh=fresh, port=port,
                       resolve=_lab_secrets()).start()
     except FleetRunning as running:
-        _refuse(running)
+        refuse(running)
     (sim_home() / "sim.pid").write_text(str(os.getpid()))
-    _print_endpoints(fleet.endpoints)
+    print_endpoints(fleet.endpoints)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -143,51 +117,6 @@ def _lab_secrets() -> Any:
             return None
 
     return resolve
-
-
-def _refuse(running: Exception) -> NoReturn:
-    err.print(f"error: {running}", markup=False, highlight=False)
-    raise typer.Exit(2)
-
-
-def _started_by(control: Path, pid: int) -> bool:
-    """The fleet of process ``pid`` serves: it wrote its control API (after its endpoints)."""
-    try:
-        return int(json.loads(control.read_text()).get("pid", 0)) == pid
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _detach(file: Path, speed: float, faults: Path | None, fresh: bool, port: int | None) -> None:
-    from simulator.fleet import running_fleet
-
-    directory = sim_home()
-    running = running_fleet(home())
-    if running is not None:
-        _refuse(running)
-    directory.mkdir(parents=True, exist_ok=True)
-    endpoints = directory / "endpoints.json"
-    argv = [sys.executable, "-m", "starter.sim_cli", "serve", str(file), "--speed", str(speed)]
-    argv += (["--faults", str(faults)] if faults else []) + (["--fresh"] if fresh else [])
-    argv += ["--port", str(port)] if port is not None else []
-    log = (directory / "serve.log").open("ab")
-    proc = subprocess.Popen(
-        argv,
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "HVLAB_HOME": str(home())},
-    )
-    deadline = time.monotonic() + DETACH_TIMEOUT
-    while not _started_by(directory / "control.json", proc.pid):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            err.print(f"[red]the simulator did not start[/]; see {directory / 'serve.log'}")
-            raise typer.Exit(proc.returncode if proc.returncode == 2 else 1)
-        time.sleep(0.05)
-    (directory / "sim.pid").write_text(str(proc.pid))
-    _print_endpoints(json.loads(endpoints.read_text())["hosts"])
-    out.print(f"running in the background, pid {proc.pid}")
 
 
 def _control(method: str, path: str, body: Any = None) -> Any:

@@ -25,7 +25,12 @@ from rich.table import Table
 from hvlab.settings import get_settings
 from hvlab.spec import BuildStep, Exercise, ExerciseStep, LabSpec
 from hvlab.specfile import load_lab
-from starter.cli import _print_plan, err, out
+from starter.checks import check_codec_settings, temporal_checks
+from starter.console import err, out
+from starter.exercise_run import follow, start_exercise
+from starter.planview import print_plan
+from starter.schedules import put_reset_schedule
+from starter.stack import current_config, detach_fleet, sim_home
 from workflows.kinds import build_plan
 
 
@@ -38,10 +43,7 @@ class DemoStep:
 
 
 def _quiet(quiet: bool) -> None:
-    from starter import runtime_cli, sim_cli
-
-    for console in {id(c): c for c in (out, sim_cli.out, runtime_cli.out)}.values():
-        console.quiet = quiet
+    out.quiet = quiet  # the one stdout console of every command
 
 
 def _timed(name: str, steps: list[DemoStep], work: Callable[[], tuple[bool, str]]) -> bool:
@@ -58,29 +60,22 @@ def _timed(name: str, steps: list[DemoStep], work: Callable[[], tuple[bool, str]
 
 def _start_stack() -> tuple[bool, str]:
     from hvlab.devstack import start
-    from starter.runtime_cli import _current_config
 
-    status = start(_current_config())
+    status = start(current_config())
     return status.running, f"Web UI {status.config.ui_url}"
 
 
 def _start_fleet(file: Path, speed: float) -> tuple[bool, str]:
-    from starter.sim_cli import _detach, sim_home
-
-    _detach(file, speed, None, True, None)
+    detach_fleet(file, speed, None, True, None)
     hosts = json.loads((sim_home() / "endpoints.json").read_text())["hosts"]
     return True, ", ".join(f"{n} {h['address']}:{h['port']}" for n, h in hosts.items())
 
 
 def _ui_url() -> str:
-    from starter.runtime_cli import _current_config
-
-    return f"{_current_config().ui_url}/namespaces/{get_settings().namespace}/workflows"
+    return f"{current_config().ui_url}/namespaces/{get_settings().namespace}/workflows"
 
 
 def _doctor() -> tuple[bool, str]:
-    from starter.runtime_cli import temporal_checks
-
     rows = asyncio.run(temporal_checks(get_settings()))
     failed = [r for r in rows if r.ok is False]
     return not failed, "; ".join(f"{r.check}: {r.detail}" for r in (failed or rows[-1:]))
@@ -100,8 +95,6 @@ def _exercise(spec: LabSpec, steps: list[DemoStep]) -> bool:
     from hvlab.exercises import exercise_id
     from hvlab.labs import LabRegistry
     from hvlab.temporal import connect
-    from starter.run_cli import follow, start_exercise
-    from starter.schedule_cli import put_reset_schedule
     from workflows.exercise import ExerciseInput
 
     settings = get_settings()
@@ -138,9 +131,8 @@ def _exercise(spec: LabSpec, steps: list[DemoStep]) -> bool:
 
 def _stop_all() -> tuple[bool, str]:
     from hvlab.devstack import stop
-    from starter.runtime_cli import _current_config
 
-    stop(_current_config())
+    stop(current_config())
     return True, "no process left"
 
 
@@ -168,14 +160,12 @@ def demo(
 
     Starts the embedded stack and the simulated fleet first; --keep leaves them running."""
     spec = with_exercise(load_lab(file))
-    from starter.runtime_cli import check_codec_settings
-
     check_codec_settings()
     plan = build_plan(spec)
     steps: list[DemoStep] = []
     _quiet(as_json)  # with --json, stdout carries only the JSON summary
     if show_plan:
-        _print_plan(spec, plan)
+        print_plan(spec, plan)
     ok = _timed("temporal dev server + worker", steps, _start_stack)
     ok = ok and _timed("simulated fleet", steps, lambda: _start_fleet(file, speed))
     ok = ok and _timed("doctor round trip", steps, _doctor)
@@ -193,7 +183,3 @@ def demo(
     if not ok:
         err.print("[red]the demo did not complete[/]; see $HVLAB_HOME/dev/*.log")
     raise typer.Exit(0 if ok else 1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)

@@ -1,4 +1,4 @@
-"""``hvlab codec keygen`` and ``hvlab codec-server``: keys and remote decoding for the Web UI.
+"""The remote codec server of ``hvlab codec-server``: payload decoding for the Web UI.
 
 The codec server speaks Temporal's remote codec protocol: ``POST /encode`` and ``POST
 /decode`` (also under a namespace segment, ``/{namespace}/decode``, for the CLI's
@@ -23,26 +23,21 @@ import hmac
 import html
 import ipaddress
 import json
-import signal
-import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from google.protobuf.json_format import MessageToDict, Parse, ParseError
 from temporalio.api.common.v1 import Payload, Payloads
 
-from hvlab.codec import CodecError, EncryptionCodec, KeyringError, codec_from_settings, new_key_line
-from hvlab.settings import Settings, get_settings
+from hvlab.codec import CodecError, EncryptionCodec, KeyringError, codec_from_settings
+from hvlab.settings import Settings
 from hvlab.telemetry import split_address
 
-codec_app = typer.Typer(help="Payload encryption keys (AES-256-GCM).", no_args_is_help=True,
-                        rich_markup_mode=None)
 MAX_BODY = 32 * 1024 * 1024
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace"
 OPERATIONS = ("encode", "decode")
@@ -311,63 +306,3 @@ def serve_in_thread(server: CodecServer) -> threading.Thread:
                               name="hvlab-codec", daemon=True)
     thread.start()
     return thread
-
-
-def _stderr(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
-def codec_server(
-    address: Annotated[
-        str | None,
-        typer.Option(help="host:port to listen on [default: HVLAB_CODEC_SERVER_ADDRESS]"),
-    ] = None,
-) -> None:
-    """Serve Temporal's remote codec protocol (/encode, /decode) for the Web UI and CLI."""
-    from starter.cli import UsageProblem, out
-
-    settings = get_settings()
-    try:
-        server = make_server(settings, address=address, log=_stderr)
-    except ValueError as exc:
-        raise UsageProblem(str(exc)) from None
-    except OSError as exc:
-        raise UsageProblem(
-            f"cannot listen on {address or settings.codec_server_address}: {exc.strerror or exc}"
-        ) from None
-    keyring = server.codec.keyring
-    origins = ", ".join(sorted(server.origins)) or "none"
-    auth = "bearer token required" if server.token else "NO TOKEN (loopback only)"
-    out.print(
-        f"codec server on {server.url}  keys: {', '.join(keyring.ids)} "
-        f"(active {keyring.active_id})  auth: {auth}  CORS origins: {origins}",
-        markup=False,
-    )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    serve_in_thread(server)
-    stop.wait()
-    server.shutdown()
-    server.server_close()
-
-
-@codec_app.command("keygen")
-def keygen(
-    key_id: Annotated[str | None, typer.Option("--id", help="key id [default: random]")] = None,
-) -> None:
-    """Print a new `keyid:base64` keyring line (append it to HVLAB_CODEC_KEYS_FILE to rotate)."""
-    from starter.cli import UsageProblem
-
-    try:
-        line = new_key_line(key_id)
-    except KeyringError as exc:
-        raise UsageProblem(str(exc)) from None
-    sys.stdout.write(line + "\n")
-
-
-def register(app: typer.Typer) -> None:
-    """``hvlab codec ...`` and ``hvlab codec-server``."""
-    app.add_typer(codec_app, name="codec")
-    app.command("codec-server")(codec_server)
