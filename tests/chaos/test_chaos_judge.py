@@ -3,26 +3,12 @@ change fails the run, except a step a kill cut, redone at most once per cut exec
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
-from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.chaos import bench_chaos
+
+CHAOS = bench_chaos.load()
 REFERENCE = {"SVR1": {"Copy-Item": 3, "New-VM": 3}, "SVR2": {"Copy-Item": 1}}
-
-
-def _chaos() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_chaos_judge", ROOT / "bench" / "chaos.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_chaos_judge"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-CHAOS = _chaos()
 
 
 def _run(svr1_copies: int, svr2_copies: int, removes: int) -> dict[str, dict[str, int]]:

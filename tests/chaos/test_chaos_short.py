@@ -9,7 +9,6 @@ a killed worker) overlap: about 100 s in all. `make chaos` runs 20 spread-out ru
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,19 +17,12 @@ from types import ModuleType
 
 import pytest
 
+from tests.chaos import bench_chaos
+
 pytestmark = pytest.mark.soak
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_PORT = 23650  # 23650-23669 (+300 if one is taken), clear of `make chaos` (23300-23339)
-
-
-def _chaos() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_chaos", ROOT / "bench" / "chaos.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_chaos"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_scenario_survives_worker_kills_and_a_server_restart(tmp_path: Path) -> None:
@@ -48,7 +40,7 @@ def test_scenario_survives_worker_kills_and_a_server_restart(tmp_path: Path) -> 
     assert run["diffs"] == [] and run["counter_diffs"] == [] and run["key_fact_problems"] == []
     assert run["leftover_pids"] == [] and run["open_workflows"] == []
     assert all(phase["ok"] for phase in run["phases"])
-    _the_checks_can_fail(_chaos(), reference)
+    _the_checks_can_fail(bench_chaos.load(), reference)
 
 
 def _the_checks_can_fail(chaos: ModuleType, path: Path) -> None:
