@@ -4,9 +4,9 @@
 :class:`SessionPool` on the endpoint of a lab host, sending liveness heartbeats while a
 pipeline runs and stopping it when the activity is cancelled. :func:`application_errors` wraps
 each activity execution: it turns the classified :class:`RemoteError` into a Temporal
-``ApplicationError`` (type = the error kind, non-retryable unless transient) and keeps the
-execution's heartbeat details apart from any other's. :func:`verify_failed`, :func:`conflict`,
-:func:`not_found` and :func:`precondition` are the non-retryable failures the steps share.
+``ApplicationError`` (type = the error kind, non-retryable unless transient).
+:func:`verify_failed`, :func:`conflict`, :func:`not_found` and :func:`precondition` are the
+non-retryable failures the steps share.
 
 Heartbeats are one mechanism (:func:`heartbeat`, :func:`liveness`, :func:`last_heartbeat`):
 
@@ -95,41 +95,24 @@ B = TypeVar("B", bound=Beat)
 
 @dataclass
 class _Record:
-    """One execution's last heartbeat details (None: it has sent none yet); ``scoped`` when
-    :func:`application_errors` opened it for the execution."""
+    """One execution's last heartbeat details (None: it has sent none yet)."""
 
     info: activity.Info
     details: tuple[Any, ...] | None = None
-    scoped: bool = False
 
 
 _RECORD: ContextVar[_Record | None] = ContextVar("hvlab_heartbeat_record", default=None)
 
 
 def _record() -> _Record:
-    """The running execution's record. The worker runs each execution in its own copy of the
-    context; where executions share one (plain calls in tests) the Info tells them apart."""
+    """The running execution's record, new for each execution: the worker gives every
+    execution (every attempt) its own Info, which tells them apart where they share a context
+    (a reused thread, plain calls in tests)."""
     info, record = activity.info(), _RECORD.get()
     if record is None or record.info is not info:
         record = _Record(info)
         _RECORD.set(record)
     return record
-
-
-@contextmanager
-def _execution() -> Iterator[None]:
-    """A fresh record for one activity execution, dropped when it ends; nested (a step calling
-    another step's method) it shares its caller's."""
-    current = _RECORD.get()
-    if not activity.in_activity() or (
-            current is not None and current.scoped and current.info is activity.info()):
-        yield
-        return
-    token = _RECORD.set(_Record(activity.info(), scoped=True))
-    try:
-        yield
-    finally:
-        _RECORD.reset(token)
 
 
 def heartbeat(beat: Beat) -> None:
@@ -180,15 +163,14 @@ def to_application_error(error: RemoteError) -> ApplicationError:
 
 @contextmanager
 def application_errors() -> Iterator[None]:
-    """One activity execution: RemoteError re-raised as ApplicationError (CancelledError when
-    the activity was cancelled), and the heartbeat details it keeps its own."""
-    with _execution():
-        try:
-            yield
-        except RemoteError as error:
-            if cancelled():
-                raise CancelledError("activity cancelled") from error
-            raise to_application_error(error) from None
+    """Re-raise RemoteError as ApplicationError (CancelledError when the activity was
+    cancelled)."""
+    try:
+        yield
+    except RemoteError as error:
+        if cancelled():
+            raise CancelledError("activity cancelled") from error
+        raise to_application_error(error) from None
 
 
 def verify_failed(host: str, what: str, observed: Any) -> ApplicationError:
